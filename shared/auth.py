@@ -1,0 +1,213 @@
+"""Access tokens: issuing (client credentials, served by triage) and checking them in every service.
+
+Tokens are short-lived RS256 JWTs; services verify them against the issuer's JWKS and
+check SMART v2 style scopes (`system/Task.rs`) or product scopes (`feed.read`) per route.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+from fastapi import Depends, Request
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet, RSAKey
+
+from shared.fhir import FhirError, Issue
+from shared.region import DEMO_CLIENTS, DEMO_USERS, Client, ConsoleUser
+
+TOKEN_LIFETIME_SECONDS = 300
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, resolved once per request from the token or console login."""
+
+    subject: str
+    kind: str  # "client" or "user"
+    org: str  # "system|value" of the organisation acted for
+    scopes: frozenset[str]
+    role: str | None = None
+
+    @property
+    def org_value(self) -> str:
+        return self.org.split("|", 1)[1]
+
+
+def scope_allows(scopes: frozenset[str], *, resource: str, action: str) -> bool:
+    """SMART v2: `system/Task.rs` grants read and search of Task; v1 `.read`/`.write`/`.*` also understood."""
+    for scope in scopes:
+        context, _, rest = scope.partition("/")
+        if context not in ("system", "user") or "." not in rest:
+            continue
+        kind, _, perms = rest.partition(".")
+        if kind not in (resource, "*"):
+            continue
+        if perms == "*" or (perms == "read" and action in "rs") or (perms == "write" and action in "cud"):
+            return True
+        if action in perms and set(perms) <= set("cruds"):
+            return True
+    return False
+
+
+class SigningKey:
+    """The authorization server's RSA key, kept in the data folder so tokens survive a restart."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            self.key = RSAKey.import_key(json.loads(path.read_text()))
+        else:
+            kid = uuid.uuid4().hex[:16]
+            self.key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+            path.write_text(json.dumps(self.key.as_dict(private=True)))
+            path.chmod(0o600)
+
+    @property
+    def kid(self) -> str:
+        return str(self.key.kid)
+
+    def jwks(self) -> dict[str, Any]:
+        return {"keys": [self.key.as_dict(private=False)]}
+
+
+def hash_secret(secret: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(secret.encode(), salt=salt, n=2**14, r=8, p=1)
+    return f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_secret(secret: str, stored: str) -> bool:
+    _, salt, _digest = stored.split("$")
+    return hmac.compare_digest(hash_secret(secret, base64.b64decode(salt)), stored)
+
+
+class ClientRegistry:
+    """Registered machine clients; demo secrets only outside production."""
+
+    def __init__(self, *, demo: bool) -> None:
+        self.demo = demo
+        self._clients = {c.client_id: (c, hash_secret(c.demo_secret)) for c in DEMO_CLIENTS} if demo else {}
+
+    def authenticate(self, client_id: str, secret: str) -> Client | None:
+        found = self._clients.get(client_id)
+        if found is None:
+            verify_secret(secret, hash_secret("constant-time-dummy"))
+            return None
+        client, stored = found
+        return client if verify_secret(secret, stored) else None
+
+
+class UserRegistry:
+    """Console users (demo passwords outside production); the full login flow is its own issue."""
+
+    def __init__(self, *, demo: bool) -> None:
+        self._users = {u.username: (u, hash_secret(u.demo_password)) for u in DEMO_USERS} if demo else {}
+
+    def authenticate(self, username: str, password: str) -> ConsoleUser | None:
+        found = self._users.get(username)
+        if found is None:
+            return None
+        user, stored = found
+        return user if verify_secret(password, stored) else None
+
+
+class TokenIssuer:
+    def __init__(self, *, key: SigningKey, issuer: str, audience: str) -> None:
+        self.key = key
+        self.issuer = issuer
+        self.audience = audience
+
+    def issue(self, client: Client, scopes: tuple[str, ...]) -> str:
+        now = int(time.time())
+        claims = {"iss": self.issuer, "sub": client.client_id, "aud": self.audience, "iat": now,
+                  "exp": now + TOKEN_LIFETIME_SECONDS, "jti": uuid.uuid4().hex, "scope": " ".join(scopes),
+                  "org": client.org.token, "client_id": client.client_id}
+        return jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key.key)
+
+
+class TokenVerifier:
+    """Checks bearer tokens against the issuer's JWKS, fetched once and again for an unknown key id."""
+
+    def __init__(self, *, jwks_url: str, issuer: str, audience: str, local: SigningKey | None = None) -> None:
+        self.jwks_url = jwks_url
+        self.issuer = issuer
+        self.audience = audience
+        self._keys: KeySet | None = KeySet.import_key_set(local.jwks()) if local else None
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _key_set(self, kid: str | None) -> KeySet:
+        known = self._keys is not None and any(k.kid == kid for k in self._keys.keys)
+        if known:
+            assert self._keys is not None
+            return self._keys
+        async with self._lock:
+            if self._keys is None or time.monotonic() - self._fetched_at > 10:
+                try:
+                    async with httpx.AsyncClient(timeout=5) as client:
+                        response = await client.get(self.jwks_url)
+                        response.raise_for_status()
+                        self._keys = KeySet.import_key_set(response.json())
+                        self._fetched_at = time.monotonic()
+                except (httpx.HTTPError, ValueError, JoseError) as exc:
+                    if self._keys is None:
+                        raise FhirError(503, Issue("error", "transient",
+                                                   "the token issuer's keys cannot be fetched")) from exc
+            assert self._keys is not None
+            return self._keys
+
+    async def verify(self, token: str) -> Caller:
+        try:
+            header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+            keys = await self._key_set(header.get("kid"))
+            decoded = jwt.decode(token, keys, algorithms=["RS256"])
+            jwt.JWTClaimsRegistry(iss={"essential": True, "value": self.issuer},
+                                  aud={"essential": True, "value": self.audience},
+                                  exp={"essential": True}, sub={"essential": True}).validate(decoded.claims)
+        except FhirError:
+            raise
+        except (JoseError, ValueError, IndexError, KeyError) as exc:
+            raise FhirError(401, Issue("error", "login", f"invalid access token ({exc.__class__.__name__})")) from exc
+        claims = decoded.claims
+        return Caller(subject=str(claims["sub"]), kind="client", org=str(claims.get("org", "")),
+                      scopes=frozenset(str(claims.get("scope", "")).split()))
+
+
+async def current_caller(request: Request) -> Caller:
+    """The single place where a request's identity is resolved (bearer token)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise FhirError(401, Issue("error", "login", "a bearer access token is required"))
+    verifier: TokenVerifier = request.app.state.verifier
+    return await verifier.verify(token.strip())
+
+
+CurrentCaller = Annotated[Caller, Depends(current_caller)]
+
+
+def require_scope(*, scope: str | None = None, resource: str | None = None, action: str | None = None):  # type: ignore[no-untyped-def]
+    """A dependency that resolves the caller and refuses (403) when the scope is missing."""
+
+    async def dependency(caller: CurrentCaller) -> Caller:
+        allowed = (scope is not None and scope in caller.scopes) or (
+            resource is not None and action is not None
+            and scope_allows(caller.scopes, resource=resource, action=action))
+        if not allowed:
+            wanted = scope or f"system/{resource}.{action}"
+            raise FhirError(403, Issue("error", "forbidden", f"the access token lacks the scope {wanted}"))
+        return caller
+
+    return Depends(dependency)

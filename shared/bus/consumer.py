@@ -1,0 +1,199 @@
+"""Idempotent Kafka consumer: effect and processed event id commit together; poison goes to `.dlq`.
+
+Offsets are committed only after the effect is committed, with a time limit, because a
+commit can hang while the embedded broker is being re-created; a lost commit only means
+a redelivery, which the processed-event table turns into a no-op.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import Field, SQLModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import metrics
+from shared.bus.envelope import Event, EnvelopeError, decode
+from shared.bus.topics import dlq
+from shared.bus.watch import BrokerWatch
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+
+# Failures of the infrastructure, not of the message: retried without limit, never dead-lettered.
+TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
+
+
+class ProcessedEvent(SQLModel, table=True):
+    __tablename__ = "processed_event"
+
+    consumer: str = Field(primary_key=True, max_length=100)
+    event_id: str = Field(primary_key=True, max_length=64)
+    topic: str = Field(max_length=200)
+    processed_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+
+
+class PoisonMessage(Exception):
+    """Raised by a handler for input that can never be processed; dead-lettered without retries."""
+
+
+class EventConsumer:
+    def __init__(self, *, name: str, topics: list[str], handler: Handler,
+                 sessions: async_sessionmaker[AsyncSession], watch: BrokerWatch,
+                 max_attempts: int = 5, retry_seconds: float = 0.2, commit_timeout: float = 5.0,
+                 on_committed: Callable[[], None] | None = None) -> None:
+        self.name = name
+        self.topics = topics
+        self.handler = handler
+        self.sessions = sessions
+        self.watch = watch
+        self.max_attempts = max_attempts
+        self.retry_seconds = retry_seconds
+        self.commit_timeout = commit_timeout
+        self.on_committed = on_committed
+        self.running = False
+        self._rewind = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dlq_producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._seen_epoch = watch.epoch
+        watch.on_new_epoch(self._on_new_epoch)
+
+    async def _on_new_epoch(self, epoch: str) -> None:
+        if self._seen_epoch is not None and epoch != self._seen_epoch:
+            # Our in-memory positions point into the old broker's logs; start over.
+            self._rewind = True
+        self._seen_epoch = epoch
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            *self.topics, bootstrap_servers=self.watch.bootstrap, group_id=self.name,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
+            request_timeout_ms=10000, session_timeout_ms=10000, heartbeat_interval_ms=2000)
+        await self._consumer.start()
+        self._dlq_producer = AIOKafkaProducer(bootstrap_servers=self.watch.bootstrap, acks="all",
+                                              enable_idempotence=False, request_timeout_ms=10000)
+        await self._dlq_producer.start()
+        self.running = True
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
+
+    async def stop(self) -> None:
+        self.running = False
+        if self._task:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for client in (self._consumer, self._dlq_producer):
+            if client is not None:
+                await client.stop()
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                if self._rewind:
+                    self._rewind = False
+                    assigned = list(self._consumer.assignment())
+                    if assigned:
+                        await self._consumer.seek_to_beginning(*assigned)
+                batch = await self._consumer.getmany(timeout_ms=500)
+                offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+                for tp, records in batch.items():
+                    for record in records:
+                        await self._process(record)
+                        offsets[tp] = OffsetAndMetadata(record.offset + 1, "")
+                if offsets:
+                    await self._commit(offsets)
+                    if self.on_committed:
+                        self.on_committed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s: %s; continuing", self.name, exc.__class__.__name__)
+                await asyncio.sleep(1)
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        assert self._consumer is not None
+        try:
+            await asyncio.wait_for(self._consumer.commit(offsets), self.commit_timeout)
+        except Exception as exc:
+            log.warning("consumer %s: offset commit failed (%s); redelivery will be a no-op",
+                        self.name, exc.__class__.__name__)
+
+    async def _process(self, record: ConsumerRecord) -> None:
+        try:
+            event = decode(record.topic, record.key, record.value, record.headers)
+        except EnvelopeError as exc:
+            await self._dead_letter(record, exc, attempts=1)
+            return
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self.apply(event)
+                return
+            except PoisonMessage as exc:
+                await self._dead_letter(record, exc, attempts=attempt)
+                return
+            except TRANSIENT as exc:
+                metrics.HANDLER_RETRIES.labels(self.name).inc()
+                log.warning("consumer %s: %s (transient); retrying", self.name, exc.__class__.__name__)
+                await asyncio.sleep(min(5.0, self.retry_seconds * 2 ** min(attempt, 5)))
+                attempt -= 1
+            except Exception as exc:
+                metrics.HANDLER_RETRIES.labels(self.name).inc()
+                if attempt >= self.max_attempts:
+                    await self._dead_letter(record, exc, attempts=attempt)
+                    return
+                await asyncio.sleep(self.retry_seconds * 2 ** (attempt - 1))
+
+    async def apply(self, event: Event) -> bool:
+        """Run the handler once for this event id; False when it had been processed already."""
+        try:
+            async with self.sessions() as session, session.begin():
+                done = await session.get(ProcessedEvent, (self.name, event.id))
+                if done is not None:
+                    metrics.DUPLICATES.labels(self.name, event.topic).inc()
+                    return False
+                await self.handler(session, event)
+                session.add(ProcessedEvent(consumer=self.name, event_id=event.id, topic=event.topic))
+        except IntegrityError:
+            # Another worker of this service committed the same event first.
+            async with self.sessions() as session:
+                if await session.get(ProcessedEvent, (self.name, event.id)) is not None:
+                    metrics.DUPLICATES.labels(self.name, event.topic).inc()
+                    return False
+            raise
+        metrics.CONSUMED.labels(self.name, event.topic).inc()
+        return True
+
+    async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, *, attempts: int) -> None:
+        assert self._dlq_producer is not None
+        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+        headers = list(record.headers or ()) + [
+            ("dlq_error", error.encode()),
+            ("dlq_consumer", self.name.encode()),
+            ("dlq_attempts", str(attempts).encode()),
+            ("dlq_origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+        ]
+        while True:
+            try:
+                await self._dlq_producer.send_and_wait(dlq(record.topic), value=record.value, key=record.key,
+                                                       headers=headers)
+                break
+            except Exception as send_exc:  # the broker is away; the offset must not move past this record
+                log.warning("consumer %s: dead-lettering failed (%s); retrying", self.name,
+                            send_exc.__class__.__name__)
+                self.watch.poke()
+                await asyncio.sleep(1)
+        metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
+        log.error("consumer %s: event at %s/%d/%d dead-lettered after %d attempt(s): %s", self.name,
+                  record.topic, record.partition, record.offset, attempts, type(exc).__name__)

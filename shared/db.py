@@ -1,0 +1,73 @@
+"""Database engines and sessions: SQLite (embedded default, WAL) or PostgreSQL, one database per service."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from sqlalchemy import Table, event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import SQLModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+def normalise_url(url: str) -> str:
+    """Accept the usual spellings of a database URL and pick the async driver."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url[len("postgresql://"):]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    return url
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    url = normalise_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        _serialise_sqlite_writers(engine)
+        return engine
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+
+
+def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
+    # SQLite upgrades a read lock to a write lock lazily and then fails at once with
+    # "database is locked"; BEGIN IMMEDIATE takes the write lock up front so that
+    # concurrent transactions wait (busy_timeout) instead of failing.
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn) -> None:  # type: ignore[no-untyped-def]
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_postgres(engine: AsyncEngine) -> bool:
+    return engine.dialect.name == "postgresql"
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+async def create_schema(engine: AsyncEngine, tables: Iterable[Table]) -> None:
+    """Create the service's own tables (idempotent); each service names its tables explicitly."""
+    table_list = list(tables)
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=table_list))
+
+
+async def ping(engine: AsyncEngine) -> None:
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))

@@ -1,0 +1,124 @@
+"""What every service process runs besides HTTP: database, broker watch, outbox relay, consumers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+
+from sqlalchemy import Table
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared import metrics
+from shared.bus.consumer import EventConsumer, Handler, ProcessedEvent
+from shared.bus.outbox import OutboxRecord, OutboxRelay
+from shared.bus.watch import BrokerWatch
+from shared.db import create_schema, make_engine, ping, session_factory
+from shared.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+BUS_TABLES: tuple[Table, ...] = (OutboxRecord.__table__, ProcessedEvent.__table__)  # type: ignore[attr-defined]
+
+
+@dataclass
+class Subscription:
+    name: str
+    topics: list[str]
+    handler: Handler
+
+
+@dataclass
+class ServiceRuntime:
+    settings: ServiceSettings
+    tables: Iterable[Table]
+    subscriptions: list[Subscription] = field(default_factory=list)
+    background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
+    engine: AsyncEngine = field(init=False)
+    sessions: async_sessionmaker[AsyncSession] = field(init=False)
+    watch: BrokerWatch = field(init=False)
+    relay: OutboxRelay = field(init=False)
+    consumers: list[EventConsumer] = field(init=False, default_factory=list)
+    _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.engine = make_engine(self.settings.resolved_database_url)
+        self.sessions = session_factory(self.engine)
+
+    async def start_database(self) -> None:
+        await create_schema(self.engine, [*BUS_TABLES, *self.tables])
+
+    async def start_bus(self) -> None:
+        s = self.settings
+        self.watch = BrokerWatch(s.kafka_bootstrap, partitions=s.topic_partitions, interval=s.broker_check_seconds)
+        self.relay = OutboxRelay(engine=self.engine, sessions=self.sessions, watch=self.watch, service=s.service_name)
+
+        async def count_reset(_epoch: str, first: list[bool] = [True]) -> None:
+            if not first[0]:
+                metrics.BROKER_RESETS.labels(s.service_name).inc()
+            first[0] = False
+
+        self.watch.on_new_epoch(count_reset)
+        await _retry_until_started(self.watch.start, "broker")
+        await self.relay.start()
+        for sub in self.subscriptions:
+            consumer = EventConsumer(name=f"{s.service_name}.{sub.name}", topics=sub.topics, handler=sub.handler,
+                                     sessions=self.sessions, watch=self.watch, max_attempts=s.consumer_max_attempts)
+            await consumer.start()
+            self.consumers.append(consumer)
+        for job in self.background:
+            self._tasks.append(asyncio.create_task(_forever(job, self), name=job.__name__))
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for consumer in self.consumers:
+            await consumer.stop()
+        if hasattr(self, "relay"):
+            await self.relay.stop()
+        if hasattr(self, "watch"):
+            await self.watch.stop()
+        await self.engine.dispose()
+
+    async def ready(self) -> dict[str, bool]:
+        """What /readyz reports: database reachable, broker known, relay and every consumer running."""
+        try:
+            await asyncio.wait_for(ping(self.engine), 3)
+            database = True
+        except Exception:
+            database = False
+        broker = hasattr(self, "watch") and self.watch.healthy
+        relay = hasattr(self, "relay") and self.relay.running
+        consumers = len(self.consumers) == len(self.subscriptions) and all(c.running for c in self.consumers)
+        return {"database": database, "broker": broker, "relay": relay, "consumers": consumers}
+
+    async def refresh_gauges(self) -> None:
+        pending, age = await self.relay.backlog()
+        metrics.OUTBOX_PENDING.labels(self.settings.service_name).set(pending)
+        metrics.OUTBOX_OLDEST_SECONDS.labels(self.settings.service_name).set(age)
+
+
+async def _retry_until_started(start: Callable[[], Awaitable[None]], what: str) -> None:
+    delay = 0.2
+    while True:
+        try:
+            await start()
+            return
+        except Exception as exc:
+            log.warning("%s not reachable yet (%s); retrying", what, exc.__class__.__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5)
+
+
+async def _forever(job: Callable[[ServiceRuntime], Awaitable[None]], runtime: ServiceRuntime) -> None:
+    while True:
+        try:
+            await job(runtime)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.warning("background job %s failed: %s", job.__name__, exc.__class__.__name__)
+            await asyncio.sleep(1)

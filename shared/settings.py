@@ -1,0 +1,58 @@
+"""Settings shared by every service, read from the environment (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEMO_PSEUDONYM_KEY = "demo-pseudonym-key"
+CODESYSTEM_BASE = "https://regiozorg.example/fhir/CodeSystem/"
+
+
+class ServiceSettings(BaseSettings):
+    """Common settings; each service subclasses it to name itself and its database variable."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    service_name: str = "service"
+    env: Literal["demo", "production", "test"] = Field("demo", validation_alias="REGIOZORG_ENV")
+    data_dir: Path = Field(Path(".regiozorg"), validation_alias="REGIOZORG_DATA_DIR")
+    kafka_bootstrap: str = Field("127.0.0.1:19092", validation_alias="REGIOZORG_KAFKA_BOOTSTRAP")
+    database_url: str | None = None
+    pseudonym_key: str = Field(DEMO_PSEUDONYM_KEY, validation_alias="REGIOZORG_PSEUDONYM_KEY")
+    issuer: str = Field("http://127.0.0.1:8001", validation_alias="REGIOZORG_ISSUER")
+    jwks_url: str | None = Field(None, validation_alias="REGIOZORG_JWKS_URL")
+    token_audience: str = Field("regiozorg", validation_alias="REGIOZORG_TOKEN_AUDIENCE")
+    codesystem_base: str = Field(CODESYSTEM_BASE, validation_alias="REGIOZORG_CODESYSTEM_BASE")
+    topic_partitions: int = Field(4, validation_alias="REGIOZORG_TOPIC_PARTITIONS")
+    broker_check_seconds: float = Field(1.0, validation_alias="REGIOZORG_BROKER_CHECK_SECONDS")
+    consumer_max_attempts: int = Field(5, validation_alias="REGIOZORG_CONSUMER_MAX_ATTEMPTS")
+    max_body_bytes: int = Field(2_000_000, validation_alias="REGIOZORG_MAX_BODY_BYTES")
+
+    @property
+    def demo(self) -> bool:
+        return self.env != "production"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service_name}.db').as_posix()}"
+
+    @property
+    def resolved_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.issuer.rstrip('/')}/.well-known/jwks.json"
+
+    @property
+    def pseudonym_key_bytes(self) -> bytes:
+        return self.pseudonym_key.encode()
+
+    @model_validator(mode="after")
+    def _refuse_demo_secrets_in_production(self) -> ServiceSettings:
+        # Production must never run on a key that is printed in the README.
+        if self.env == "production" and self.pseudonym_key == DEMO_PSEUDONYM_KEY:
+            raise ValueError("REGIOZORG_PSEUDONYM_KEY must be set to a secret in production")
+        return self

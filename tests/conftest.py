@@ -1,0 +1,121 @@
+"""Real services for the tests, chosen in order: an address from the environment, a container when a
+Docker engine answers, else the local service (Tansu started here; PostgreSQL at 127.0.0.1:5432).
+Nothing is skipped when a service is missing: the fixture fails and says why."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from infra.broker import EmbeddedBroker
+
+ROOT = Path(__file__).resolve().parent.parent
+NL_CORE = ROOT.parent / "shared" / "data" / "nl-core"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker
+
+        docker.from_env(timeout=2).ping()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if os.environ.get("REGIOZORG_TEST_KAFKA_BOOTSTRAP"):
+        yield os.environ["REGIOZORG_TEST_KAFKA_BOOTSTRAP"]
+        return
+    if _docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+        return
+    broker = EmbeddedBroker(free_port(), tmp_path_factory.mktemp("broker") / "broker.log")
+    broker.start()
+    yield broker.bootstrap
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A PostgreSQL server URL (postgresql://…/postgres) on which test databases are created."""
+    if os.environ.get("REGIOZORG_TEST_POSTGRES_URL"):
+        yield os.environ["REGIOZORG_TEST_POSTGRES_URL"]
+        return
+    if _docker_answers():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as pg:
+            yield pg.get_connection_url()
+        return
+    yield "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+async def _create_database(server: str, name: str) -> None:
+    conn = await asyncpg.connect(server, timeout=10)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(server: str, name: str) -> None:
+    conn = await asyncpg.connect(server, timeout=10)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+class PostgresDatabases:
+    """Creates fresh databases on the test server for this session and drops them at the end."""
+
+    def __init__(self, server: str) -> None:
+        self.server = server
+        self.created: list[str] = []
+
+    def new(self, label: str) -> str:
+        name = f"rz_{label}_{uuid.uuid4().hex[:8]}"
+        try:
+            asyncio.run(_create_database(self.server, name))
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise RuntimeError(f"PostgreSQL at {self.server} is needed for the tests and did not answer: {exc}") from exc
+        self.created.append(name)
+        return self.server.rsplit("/", 1)[0] + "/" + name
+
+    def drop_all(self) -> None:
+        for name in self.created:
+            asyncio.run(_drop_database(self.server, name))
+
+
+@pytest.fixture(scope="session")
+def postgres(postgres_server: str) -> Iterator[PostgresDatabases]:
+    databases = PostgresDatabases(postgres_server)
+    yield databases
+    databases.drop_all()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The same behaviour on both backends."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
+    databases: PostgresDatabases = request.getfixturevalue("postgres")
+    return databases.new("bus")
