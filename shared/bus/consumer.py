@@ -196,4 +196,4 @@ class EventConsumer:
                 await asyncio.sleep(1)
         metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
         log.error("consumer %s: event at %s/%d/%d dead-lettered after %d attempt(s): %s", self.name,
-                  record.topic, record.partition, record.offset, attempts, type(exc).__name__)
+                  record.topic, record.partition, record.offset, attempts, error[:300])

@@ -1,0 +1,88 @@
+"""A small HTTP client of the product's public APIs, acting as a demo client (demo loader, tests, benchmarks)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from shared.region import DEMO_CLIENTS
+
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+TASK_OUTPUT = "https://regiozorg.example/fhir/CodeSystem/task-output"
+
+
+@dataclass
+class ApiClient:
+    """Acts for one demo client: fetches and renews its token, calls triage, coordination and billing."""
+
+    client_id: str
+    triage: str
+    coordination: str
+    billing: str
+    http: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=30))
+    _token: str | None = None
+    _expires: float = 0
+
+    @property
+    def secret(self) -> str:
+        return next(c.demo_secret for c in DEMO_CLIENTS if c.client_id == self.client_id)
+
+    def token(self) -> str:
+        if self._token is None or time.monotonic() > self._expires - 30:
+            response = self.http.post(f"{self.triage}/oauth/token", data={"grant_type": "client_credentials"},
+                                      auth=(self.client_id, self.secret))
+            response.raise_for_status()
+            body = response.json()
+            self._token, self._expires = body["access_token"], time.monotonic() + body["expires_in"]
+        return self._token
+
+    def headers(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token()}", **(extra or {})}
+
+    def post_referral(self, bundle: dict[str, Any]) -> httpx.Response:
+        return self.http.post(f"{self.triage}/fhir", json=bundle,
+                              headers=self.headers({"Content-Type": "application/fhir+json"}))
+
+    def worklist(self, status: str = "open") -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.triage}/api/v1/worklist", params={"status": status}, headers=self.headers())
+        response.raise_for_status()
+        return list(response.json()["items"])
+
+    def triage_request(self, request_id: str, *, urgency: str, disposition: str, organization: str,
+                       note: str = "") -> httpx.Response:
+        return self.http.post(f"{self.triage}/api/v1/requests/{request_id}/triage", headers=self.headers(), json={
+            "urgency": urgency, "disposition": disposition, "assigned_organization": organization, "note": note})
+
+    def tasks(self, **params: str) -> list[dict[str, Any]]:
+        response = self.http.get(f"{self.coordination}/fhir/Task", params=params, headers=self.headers())
+        response.raise_for_status()
+        return [e["resource"] for e in response.json().get("entry", [])]
+
+    def patch_task(self, task_id: str, operations: list[dict[str, Any]], if_match: str | None = None) -> httpx.Response:
+        extra = {"Content-Type": "application/json-patch+json"}
+        if if_match:
+            extra["If-Match"] = if_match
+        return self.http.patch(f"{self.coordination}/fhir/Task/{task_id}", json=operations, headers=self.headers(extra))
+
+    def work_task(self, task_id: str, *, contact: str | None, start: str) -> httpx.Response:
+        """Accept, start and complete a Task, recording the delivered contact (VR, HH, AMB) if any."""
+        for status in ("accepted", "in-progress"):
+            response = self.patch_task(task_id, [{"op": "replace", "path": "/status", "value": status}])
+            if response.status_code != 200:
+                return response
+        ops: list[dict[str, Any]] = [{"op": "replace", "path": "/status", "value": "completed"},
+                                     {"op": "add", "path": "/executionPeriod", "value": {"start": start}}]
+        if contact:
+            ops.append({"op": "add", "path": "/output", "value": [{
+                "type": {"coding": [{"system": TASK_OUTPUT, "code": "delivered-contact"}]},
+                "valueCoding": {"system": ACT_CODE, "code": contact}}]})
+        return self.patch_task(task_id, ops)
+
+    def feed(self, uzovi: str, period: str) -> dict[str, Any]:
+        response = self.http.get(f"{self.billing}/api/v1/feeds/{uzovi}", params={"period": period},
+                                 headers=self.headers())
+        response.raise_for_status()
+        return dict(response.json())

@@ -1,0 +1,75 @@
+"""`make run`: the embedded broker and the three services in the foreground, demo region on first start."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from infra.client import ApiClient
+from infra.referrals import DEMO_PATIENTS, referral_bundle
+from infra.stack import Stack
+from shared.region import DEMO_CLIENTS, DEMO_USERS
+
+
+def load_demo_region(stack: Stack) -> None:
+    """Referrals from De Linde for the demo patients; two of them triaged, so every console shows something."""
+    ehr = ApiClient("ehr-delinde", stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    ops = ApiClient("ops", stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    for patient in DEMO_PATIENTS:
+        response = ehr.post_referral(referral_bundle(bsn=patient.bsn, given=patient.given, family=patient.family,
+                                                     birth_date=patient.birth_date, gender=patient.gender,
+                                                     uzovi=patient.uzovi))
+        response.raise_for_status()
+    open_requests = ops.worklist()
+    plan = [("U3", "home-visit", "URA 90000020"), ("U4", "remote-advice", "URA 90000001")]
+    for item, (urgency, disposition, org) in zip(open_requests, plan, strict=False):
+        ops.triage_request(item["id"], urgency=urgency, disposition=disposition, organization=org).raise_for_status()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="Run Regiozorg locally")
+    parser.add_argument("--data-dir", default=os.environ.get("REGIOZORG_DATA_DIR", ".regiozorg"))
+    args = parser.parse_args()
+    data_dir = Path(args.data_dir).resolve()
+    stack = Stack(data_dir=data_dir, kafka_bootstrap=os.environ.get("REGIOZORG_KAFKA_BOOTSTRAP"),
+                  env={"REGIOZORG_ENV": os.environ.get("REGIOZORG_ENV", "demo")})
+    stopped = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopped.set())
+    try:
+        print("Starting the broker and the three services ...", flush=True)
+        stack.start()
+        marker = data_dir / "demo-loaded"
+        if not marker.exists():
+            load_demo_region(stack)
+            marker.write_text("the demo region was loaded into this data folder\n")
+            print("Demo region loaded.")
+        print()
+        print("Regiozorg is running:")
+        for service, label in (("triage", "Triage console"), ("coordination", "Case-manager console"),
+                               ("billing_shadow", "Billing console")):
+            print(f"  {label:22} {stack.url(service)}/console   (API docs: {stack.url(service)}/docs)")
+        print(f"  Kafka bootstrap        {stack.bootstrap}")
+        print(f"  Data and logs          {data_dir}")
+        print()
+        print("Console logins (demo):")
+        for user in DEMO_USERS:
+            print(f"  {user.username:12} {user.demo_password}")
+        print("Machine clients (demo, client_secret_basic at /oauth/token):")
+        for client in DEMO_CLIENTS:
+            print(f"  {client.client_id:14} {client.demo_secret:20} acts for {client.org.label}")
+        print("\nPress Ctrl-C to stop.", flush=True)
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\nStopping ...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

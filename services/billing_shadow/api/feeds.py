@@ -1,0 +1,63 @@
+"""Billing JSON API: insurer feeds (JSON and CSV) and line-level prestations for the billing role."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from services.billing_shadow import service
+from shared.auth import Caller, current_caller
+from shared.fhir import FhirError, Issue
+from shared.identifiers import UZOVI_SYSTEM
+
+
+router = APIRouter(prefix="/api/v1", tags=["billing"])
+PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
+
+
+def _may_read_feed(caller: Caller, uzovi: str) -> None:
+    """An insurer reads only its own UZOVI feed; the front door's billing role reads all."""
+    if "billing.read" in caller.scopes:
+        return
+    if "feed.read" in caller.scopes and caller.org == f"{UZOVI_SYSTEM}|{uzovi}":
+        return
+    raise FhirError(403, Issue("error", "forbidden", f"this client may not read the feed of UZOVI {uzovi}"))
+
+
+async def _feed(request: Request, caller: Caller, uzovi: str, period: str) -> dict[str, object]:
+    if not re.fullmatch(r"\d{4}", uzovi):
+        raise FhirError(400, Issue("error", "value", "UZOVI is 4 digits", ("uzovi",)))
+    _may_read_feed(caller, uzovi)
+    async with request.app.state.runtime.sessions() as session:
+        return await service.current_feed(session, uzovi=uzovi, period=period)
+
+
+@router.get("/feeds/{uzovi}.csv")
+async def feed_csv(uzovi: str, request: Request, caller: Annotated[Caller, Depends(current_caller)],
+                   period: Annotated[str, Query(pattern=PERIOD)]) -> Response:
+    document = await _feed(request, caller, uzovi, period)
+    return Response(service.feed_csv(document), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="feed-{uzovi}-{period}.csv"'})
+
+
+@router.get("/feeds/{uzovi}")
+async def feed(uzovi: str, request: Request, caller: Annotated[Caller, Depends(current_caller)],
+               period: Annotated[str, Query(pattern=PERIOD)]) -> JSONResponse:
+    return JSONResponse(await _feed(request, caller, uzovi, period))
+
+
+@router.get("/prestations")
+async def prestations(request: Request, caller: Annotated[Caller, Depends(current_caller)],
+                      period: Annotated[str | None, Query(pattern=PERIOD)] = None,
+                      uzovi: Annotated[str | None, Query(pattern=r"^\d{4}$")] = None) -> dict[str, object]:
+    if "billing.read" not in caller.scopes:
+        raise FhirError(403, Issue("error", "forbidden", "line-level prestations are for the billing role only"))
+    async with request.app.state.runtime.sessions() as session:
+        rows = await service.lines(session, period=period, uzovi=uzovi)
+    return {"items": [{"id": r.id, "acute_request": r.acute_request_id, "code": r.code,
+                       "exclusion_reason": r.exclusion_reason, "uzovi": r.uzovi, "period": r.period,
+                       "service_date": r.service_date.isoformat(), "unit_price_cents": r.unit_price_cents,
+                       "shadow_amount_cents": r.shadow_amount_cents, "explanation": r.explanation} for r in rows]}

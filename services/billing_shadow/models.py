@@ -1,0 +1,106 @@
+"""Tables of shadow billing: facts received, derived prestation and shadow lines, tariffs, feed revisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RequestFact(SQLModel, table=True):
+    __tablename__ = "request_fact"
+
+    id: str = Field(primary_key=True, max_length=64)
+    pseudonym: str = Field(max_length=64)
+    disposition: str | None = Field(default=None, max_length=32)
+    uzovi: str | None = Field(default=None, max_length=4)
+    triaged_at: datetime | None = None
+    open_dbc: bool = False
+    closed_at: datetime | None = None
+
+
+class ContactFact(SQLModel, table=True):
+    __tablename__ = "contact_fact"
+
+    id: str = Field(primary_key=True, max_length=64)  # the Encounter id
+    acute_request_id: str = Field(index=True, max_length=64)
+    act_class: str = Field(max_length=8)
+    performer: str = Field(max_length=120)
+    start: datetime
+
+
+class PrestationLine(SQLModel, table=True):
+    """The one integrated prestation of an acute request (or why it has none), with its explanation."""
+
+    __tablename__ = "prestation_line"
+    __table_args__ = (Index("ix_prestation_line_uzovi_period", "uzovi", "period"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    acute_request_id: str = Field(unique=True, max_length=64)
+    code: str | None = Field(default=None, max_length=3)
+    exclusion_reason: str | None = Field(default=None, max_length=40)
+    uzovi: str | None = Field(default=None, max_length=4)
+    period: str = Field(max_length=7)
+    service_date: date
+    unit_price_cents: int | None = None
+    tariff_source: str | None = Field(default=None, max_length=100)
+    shadow_amount_cents: int = 0
+    explanation: str = Field(sa_column=Column(Text, nullable=False))
+    derived_at: datetime = Field(default_factory=_now)
+
+
+class ShadowLine(SQLModel, table=True):
+    """What the regular system would have billed for one delivered contact; never a claim."""
+
+    __tablename__ = "shadow_line"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    acute_request_id: str = Field(index=True, max_length=64)
+    contact_id: str = Field(max_length=64)
+    code: str = Field(max_length=20)
+    amount_cents: int
+    tariff_source: str = Field(max_length=100)
+
+
+class TariffRow(SQLModel, table=True):
+    """Integrated tariffs (key = UZOVI of the contract) and shadow tariffs (key = "shadow"), versioned by validity."""
+
+    __tablename__ = "tariff"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    key: str = Field(max_length=20)
+    code: str = Field(max_length=20)
+    description: str = Field(max_length=200)
+    price_cents: int
+    valid_from: date
+    valid_to: date | None = None
+    source: str = Field(max_length=100)
+
+
+class FeedRevision(SQLModel, table=True):
+    __tablename__ = "feed_revision"
+
+    uzovi: str = Field(primary_key=True, max_length=4)
+    period: str = Field(primary_key=True, max_length=7)
+    revision: int = Field(primary_key=True)
+    document: str = Field(sa_column=Column(Text, nullable=False))
+    generated_at: datetime = Field(default_factory=_now)
+
+
+class FeedDirty(SQLModel, table=True):
+    """A feed whose lines changed since its last revision; the publisher turns it into a new revision."""
+
+    __tablename__ = "feed_dirty"
+
+    uzovi: str = Field(primary_key=True, max_length=4)
+    period: str = Field(primary_key=True, max_length=7)
+    since: datetime = Field(default_factory=_now)
+
+
+TABLES = [m.__table__ for m in (RequestFact, ContactFact, PrestationLine, ShadowLine, TariffRow,  # type: ignore[attr-defined]
+                                FeedRevision, FeedDirty)]

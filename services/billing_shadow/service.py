@@ -1,0 +1,284 @@
+"""Use cases of shadow billing: collect facts from events, derive and price the prestation, build feeds.
+
+Facts may arrive late, twice or out of order across topics; every handler stores its fact
+and re-derives, so the line for a request depends only on the set of facts, not their order.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import uuid
+from collections import defaultdict
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.billing_shadow import events
+from services.billing_shadow.domain.derivation import Contact, RequestFacts, derive
+from services.billing_shadow.domain.seed import DESCRIPTIONS, SEED, SHADOW
+from services.billing_shadow.domain.shadow import HOSPITAL_REFERRAL_CODE, TRIAGE_ONLY_CODE, shadow_code
+from services.billing_shadow.domain.tariffs import AMSTERDAM, Tariff, period_of, select_tariff, service_day
+from services.billing_shadow.models import (
+    ContactFact,
+    FeedDirty,
+    FeedRevision,
+    PrestationLine,
+    RequestFact,
+    ShadowLine,
+    TariffRow,
+)
+from shared.bus.consumer import PoisonMessage
+from shared.bus.envelope import Event
+from shared.bus.outbox import enqueue
+from shared.identifiers import UZOVI_SYSTEM
+from shared.region import ORGANISATIONS
+
+ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-request"
+KIND_OF_ORG = {o.token: o.kind for o in ORGANISATIONS}
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def seed_tariffs(session: AsyncSession) -> None:
+    if (await session.execute(select(func.count()).select_from(TariffRow))).scalar_one():
+        return
+    for t in SEED:
+        session.add(TariffRow(key=t.key, code=t.code, description=DESCRIPTIONS[t.code], price_cents=t.price_cents,
+                              valid_from=t.valid_from, valid_to=t.valid_to, source=t.source))
+
+
+async def tariffs(session: AsyncSession) -> list[Tariff]:
+    rows = (await session.execute(select(TariffRow))).scalars()
+    return [Tariff(r.key, r.code, r.price_cents, r.valid_from, r.valid_to, r.source) for r in rows]
+
+
+def _acute_request_id(resource: dict[str, Any]) -> str:
+    for based in resource.get("basedOn", []) or []:
+        ident = based.get("identifier") or {}
+        if ident.get("system") == ACUTE_REQUEST_SYSTEM:
+            return str(ident["value"])
+    raise PoisonMessage("the resource names no acute request (basedOn identifier)")
+
+
+async def on_triage_completed(session: AsyncSession, event: Event) -> None:
+    order = event.json()
+    try:
+        request_id = order["id"]
+        uzovi = next((p["identifier"]["value"] for c in order.get("contained", []) if c.get("resourceType") == "Coverage"
+                      for p in c.get("payor", []) if p.get("identifier", {}).get("system") == UZOVI_SYSTEM), None)
+        fact_values = {"pseudonym": order["subject"]["identifier"]["value"],
+                       "disposition": order["code"]["coding"][0]["code"], "uzovi": uzovi,
+                       "triaged_at": datetime.fromisoformat(order["authoredOn"])}
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__}") from exc
+    fact = await session.get(RequestFact, request_id) or RequestFact(id=request_id, pseudonym=fact_values["pseudonym"])
+    for name, value in fact_values.items():
+        setattr(fact, name, value)
+    session.add(fact)
+    await rederive(session, request_id, traceparent=event.traceparent)
+
+
+async def on_contact_delivered(session: AsyncSession, event: Event) -> None:
+    encounter = event.json()
+    try:
+        contact_id = encounter["id"]
+        act_class = encounter["class"]["code"]
+        start = datetime.fromisoformat(encounter["period"]["start"])
+        ident = encounter["serviceProvider"]["identifier"]
+        performer = f"{ident['system']}|{ident['value']}"
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PoisonMessage(f"contact-delivered value is not an Encounter we can read: {exc.__class__.__name__}") from exc
+    request_id = _acute_request_id(encounter)
+    if await session.get(ContactFact, contact_id) is None:
+        session.add(ContactFact(id=contact_id, acute_request_id=request_id, act_class=act_class, performer=performer,
+                                start=start))
+        await session.flush()
+    await rederive(session, request_id, traceparent=event.traceparent)
+
+
+async def on_acute_request_closed(session: AsyncSession, event: Event) -> None:
+    closed = event.json()
+    try:
+        request_id = closed["id"]
+        pseudonym = closed["subject"]["identifier"]["value"]
+        closed_at = next((datetime.fromisoformat(e["valueDateTime"]) for e in closed.get("extension", [])
+                          if e.get("url", "").endswith("/closed-at")), event.time)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise PoisonMessage(f"acute-request-closed value unreadable: {exc.__class__.__name__}") from exc
+    fact = await session.get(RequestFact, request_id) or RequestFact(id=request_id, pseudonym=pseudonym)
+    fact.closed_at = closed_at
+    session.add(fact)
+    await rederive(session, request_id, traceparent=event.traceparent)
+
+
+async def rederive(session: AsyncSession, request_id: str, *, traceparent: str | None) -> PrestationLine | None:
+    """Derive, price and store the line of a request from all facts known now; mark its feed for a new revision."""
+    await session.flush()
+    fact = await session.get(RequestFact, request_id)
+    if fact is None or fact.closed_at is None or fact.triaged_at is None:
+        return None  # the remaining facts are still on their way
+    contact_rows = list((await session.execute(select(ContactFact).where(
+        ContactFact.acute_request_id == request_id))).scalars())
+    contacts = [Contact(c.id, c.act_class, _aware(c.start)) for c in contact_rows]
+    derivation = derive(RequestFacts(request_id=request_id, disposition=fact.disposition, uzovi=fact.uzovi,
+                                     triaged_at=_aware(fact.triaged_at), closed=True, open_dbc=fact.open_dbc),
+                        contacts)
+    assert derivation is not None
+    moment = derivation.service_date or _aware(fact.closed_at)
+    day = service_day(moment)
+    table = await tariffs(session)
+    unit_price, source, exclusion = None, None, derivation.exclusion_reason
+    explanation = derivation.rule
+    if derivation.code and exclusion is None:
+        tariff = select_tariff(table, key=str(fact.uzovi), code=derivation.code, on=day)
+        if tariff is None:
+            exclusion = "no-contract-tariff"
+            explanation += f"; no contract tariff for UZOVI {fact.uzovi} {derivation.code} on {day}"
+        else:
+            unit_price, source = tariff.price_cents, tariff.source
+            explanation += f"; priced {tariff.price_cents} cents ({tariff.source}, valid from {tariff.valid_from})"
+
+    kinds = {c.id: KIND_OF_ORG.get(c.performer) for c in contact_rows}
+    shadow_inputs = [(c.contact_id, shadow_code(c, kinds.get(c.contact_id)), _aware(c.start)) for c in contacts]
+    if not shadow_inputs:
+        code = HOSPITAL_REFERRAL_CODE if fact.disposition == "hospital-referral" else TRIAGE_ONLY_CODE
+        shadow_inputs = [("triage", code, _aware(fact.triaged_at))]
+    await session.execute(delete(ShadowLine).where(ShadowLine.acute_request_id == request_id))
+    shadow_total = 0
+    for contact_id, code, start in shadow_inputs:
+        shadow = select_tariff(table, key=SHADOW, code=code, on=service_day(start))
+        amount = shadow.price_cents if shadow else 0
+        shadow_total += amount
+        session.add(ShadowLine(acute_request_id=request_id, contact_id=contact_id, code=code, amount_cents=amount,
+                               tariff_source=shadow.source if shadow else "no shadow tariff"))
+
+    line = (await session.execute(select(PrestationLine).where(
+        PrestationLine.acute_request_id == request_id))).scalars().first()
+    values = {"code": derivation.code, "exclusion_reason": exclusion, "uzovi": fact.uzovi,
+              "period": period_of(moment), "service_date": day, "unit_price_cents": unit_price,
+              "tariff_source": source, "shadow_amount_cents": shadow_total, "explanation": explanation}
+    if line is not None and all(getattr(line, k) == v for k, v in values.items()):
+        return line
+    previous_feed = (line.uzovi, line.period) if line is not None else None
+    if line is None:
+        line = PrestationLine(id=uuid.uuid5(uuid.NAMESPACE_URL, f"prestation:{request_id}").hex,
+                              acute_request_id=request_id, **values)
+    else:
+        for key, value in values.items():
+            setattr(line, key, value)
+        line.derived_at = datetime.now(UTC)
+    session.add(line)
+    for feed in {previous_feed, (line.uzovi, line.period)}:
+        if feed is not None and feed[0]:
+            await _mark_dirty(session, *feed)
+    enqueue(session, events.prestation_recorded(line, pseudonym=fact.pseudonym, traceparent=traceparent))
+    return line
+
+
+async def _mark_dirty(session: AsyncSession, uzovi: str, period: str) -> None:
+    if await session.get(FeedDirty, (uzovi, period)) is None:
+        session.add(FeedDirty(uzovi=uzovi, period=period))
+
+
+async def build_feed(session: AsyncSession, *, uzovi: str, period: str) -> dict[str, Any]:
+    """The insurer's P × Q document for one month: no patient data, only counts and amounts."""
+    rows = list((await session.execute(select(PrestationLine).where(
+        PrestationLine.uzovi == uzovi, PrestationLine.period == period))).scalars())
+    groups: dict[tuple[str, int], list[PrestationLine]] = defaultdict(list)
+    for row in rows:
+        if row.code and row.exclusion_reason is None and row.unit_price_cents is not None:
+            groups[(row.code, row.unit_price_cents)].append(row)
+    order = {"ADV": 0, "VIS": 1, "CON": 2}
+    lines = [{"code": code, "quantity": len(members), "unit_price_cents": price,
+              "amount_cents": price * len(members),
+              "shadow_amount_cents": sum(m.shadow_amount_cents for m in members)}
+             for (code, price), members in sorted(groups.items(), key=lambda g: (order[g[0][0]], g[0][1]))]
+    eligible = [r for r in rows if r.exclusion_reason != "delimited-dbc"]
+    included = sum(1 for r in eligible if r.exclusion_reason is None)
+    exclusions: dict[str, int] = defaultdict(int)
+    for r in rows:
+        if r.exclusion_reason:
+            exclusions[r.exclusion_reason] += 1
+    return {"uzovi": uzovi, "period": period,
+            "lines": lines,
+            "totals": {"quantity": sum(ln["quantity"] for ln in lines),
+                       "amount_cents": sum(ln["amount_cents"] for ln in lines),
+                       "shadow_amount_cents": sum(ln["shadow_amount_cents"] for ln in lines)},
+            "inclusion_rate": round(included / len(eligible), 4) if eligible else None,
+            "exclusions": dict(sorted(exclusions.items()))}
+
+
+async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50) -> int:
+    """Turn changed feeds into new revisions, each complete in itself, published through the outbox."""
+    dirty = list((await session.execute(select(FeedDirty).limit(limit))).scalars())
+    for item in dirty:
+        document = await build_feed(session, uzovi=item.uzovi, period=item.period)
+        last = await latest_revision(session, uzovi=item.uzovi, period=item.period)
+        if last is not None and _same_content(json.loads(last.document), document):
+            await session.delete(item)
+            continue
+        revision = (last.revision if last else 0) + 1
+        now = datetime.now(UTC)
+        document = {**document, "revision": revision, "generated_at": now.isoformat()}
+        session.add(FeedRevision(uzovi=item.uzovi, period=item.period, revision=revision,
+                                 document=json.dumps(document), generated_at=now))
+        enqueue(session, events.feed_published(document))
+        await session.delete(item)
+    return len(dirty)
+
+
+def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    volatile = ("revision", "generated_at")
+    return {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile}
+
+
+async def latest_revision(session: AsyncSession, *, uzovi: str, period: str) -> FeedRevision | None:
+    return (await session.execute(select(FeedRevision).where(
+        FeedRevision.uzovi == uzovi, FeedRevision.period == period).order_by(
+        FeedRevision.revision.desc()).limit(1))).scalars().first()  # type: ignore[attr-defined]
+
+
+async def current_feed(session: AsyncSession, *, uzovi: str, period: str) -> dict[str, Any]:
+    last = await latest_revision(session, uzovi=uzovi, period=period)
+    if last is not None:
+        return json.loads(last.document)
+    # Before the first revision the feed is empty: what an insurer reads is always a published revision.
+    return {"uzovi": uzovi, "period": period, "lines": [],
+            "totals": {"quantity": 0, "amount_cents": 0, "shadow_amount_cents": 0}, "inclusion_rate": None,
+            "exclusions": {}, "revision": 0, "generated_at": datetime.now(UTC).isoformat()}
+
+
+def feed_csv(document: dict[str, Any]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["uzovi", "period", "revision", "code", "quantity", "unit_price_cents", "amount_cents",
+                     "shadow_amount_cents"])
+    for line in document["lines"]:
+        writer.writerow([document["uzovi"], document["period"], document["revision"], line["code"], line["quantity"],
+                         line["unit_price_cents"], line["amount_cents"], line["shadow_amount_cents"]])
+    totals = document["totals"]
+    writer.writerow([document["uzovi"], document["period"], document["revision"], "TOTAL", totals["quantity"], "",
+                     totals["amount_cents"], totals["shadow_amount_cents"]])
+    return out.getvalue()
+
+
+async def lines(session: AsyncSession, *, period: str | None, uzovi: str | None) -> list[PrestationLine]:
+    query = select(PrestationLine)
+    if period:
+        query = query.where(PrestationLine.period == period)
+    if uzovi:
+        query = query.where(PrestationLine.uzovi == uzovi)
+    return list((await session.execute(query.order_by(PrestationLine.service_date))).scalars())
+
+
+def month_bounds(period: str) -> tuple[datetime, datetime]:
+    year, month = (int(p) for p in period.split("-"))
+    start = datetime.combine(date(year, month, 1), time(), AMSTERDAM)
+    end = datetime.combine(date(year + month // 12, month % 12 + 1, 1), time(), AMSTERDAM)
+    return start, end

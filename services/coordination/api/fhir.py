@@ -1,0 +1,113 @@
+"""FHIR R4 endpoints of coordination: Task search, read and PATCH by partners; Encounters per patient."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from services.coordination import service
+from shared.auth import Caller, require_scope
+from shared.fhir import FHIR_JSON, FhirError, Issue, loads
+from shared.identifiers import org_token, parse_org
+from shared.web import FhirJSONResponse
+
+router = APIRouter(prefix="/fhir", tags=["FHIR"])
+
+
+def _fhir(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
+    return FhirJSONResponse(body, status_code=status_code, headers=headers)
+
+
+def _searchset(request: Request, resources: list[dict[str, Any]]) -> JSONResponse:
+    return _fhir({"resourceType": "Bundle", "type": "searchset", "total": len(resources),
+                  "link": [{"relation": "self", "url": str(request.url)}],
+                  "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                            for r in resources]})
+
+
+def _owner_param(value: str) -> str:
+    try:
+        return org_token(*parse_org(value.removeprefix("Organization?identifier=")))
+    except ValueError as exc:
+        raise FhirError(400, Issue("error", "value", f"owner: {exc}", ("owner",))) from exc
+
+
+def _since(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    raw = value[2:] if value[:2] in ("ge", "gt") else value
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise FhirError(400, Issue("error", "value", "_lastUpdated must be ge<ISO 8601 dateTime>",
+                                   ("_lastUpdated",))) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+@router.get("/metadata")
+async def metadata(request: Request) -> JSONResponse:
+    return _fhir({"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-22", "kind": "instance",
+                  "fhirVersion": "4.0.1", "format": [FHIR_JSON],
+                  "software": {"name": "Regiozorg coordination"},
+                  "rest": [{"mode": "server", "resource": [
+                      {"type": "Task", "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "patch"}],
+                       "versioning": "versioned-update",
+                       "searchParam": [{"name": n, "type": t} for n, t in (
+                           ("owner", "reference"), ("status", "token"), ("patient", "reference"),
+                           ("_lastUpdated", "date"), ("_count", "number"))]},
+                      {"type": "Encounter", "interaction": [{"code": "search-type"}],
+                       "searchParam": [{"name": "patient", "type": "reference"}]}]}]})
+
+
+@router.get("/Task")
+async def search_tasks(request: Request, caller: Caller = require_scope(resource="Task", action="s"),
+                       owner: str | None = None, status: str | None = None, patient: str | None = None,
+                       last_updated: Annotated[str | None, Query(alias="_lastUpdated")] = None,
+                       count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50) -> JSONResponse:
+    async with request.app.state.runtime.sessions() as session:
+        found = await service.search_tasks(session, caller=caller, owner=_owner_param(owner) if owner else None,
+                                           status=status, patient=patient, last_updated=_since(last_updated),
+                                           count=count)
+    return _searchset(request, found)
+
+
+@router.get("/Task/{task_id}")
+async def read_task(task_id: str, request: Request,
+                    caller: Caller = require_scope(resource="Task", action="r")) -> JSONResponse:
+    async with request.app.state.runtime.sessions() as session:
+        record = await service.get_task(session, task_id, caller)
+    return _fhir(loads(record.content), headers={"ETag": f'W/"{record.version}"'})
+
+
+@router.patch("/Task/{task_id}")
+async def patch_task(task_id: str, request: Request,
+                     caller: Caller = require_scope(resource="Task", action="u")) -> JSONResponse:
+    content_type = request.headers.get("content-type", "")
+    if "json-patch+json" not in content_type:
+        raise FhirError(415, Issue("error", "not-supported", "PATCH takes application/json-patch+json"))
+    try:
+        operations = json.loads(await request.body())
+    except ValueError as exc:
+        raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
+    if not isinstance(operations, list):
+        raise FhirError(400, Issue("error", "structure", "a JSON Patch is an array of operations"))
+    state = request.app.state
+    async with state.runtime.sessions() as session, session.begin():
+        task = await service.patch_task(session, task_id=task_id, operations=operations,
+                                        if_match=request.headers.get("if-match"), caller=caller,
+                                        codesystem_base=state.settings.codesystem_base,
+                                        traceparent=request.headers.get("traceparent"))
+    state.runtime.relay.wake()
+    return _fhir(task, headers={"ETag": f'W/"{task["meta"]["versionId"]}"'})
+
+
+@router.get("/Encounter")
+async def search_encounters(request: Request, patient: str,
+                            caller: Caller = require_scope(resource="Task", action="s")) -> JSONResponse:
+    async with request.app.state.runtime.sessions() as session:
+        found = await service.encounters_of(session, caller=caller, patient=patient)
+    return _searchset(request, found)

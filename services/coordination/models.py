@@ -1,0 +1,88 @@
+"""Tables of coordination: acute requests as routed, Tasks with their transition history, Encounters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class RoutedRequest(SQLModel, table=True):
+    __tablename__ = "acute_request"
+
+    id: str = Field(primary_key=True, max_length=64)
+    pseudonym: str = Field(index=True, max_length=64)
+    urgency: str = Field(max_length=2)
+    disposition: str = Field(max_length=32)
+    status: str = Field(default="open", max_length=16)  # open | closed
+    due_at: datetime
+    routed_at: datetime = Field(default_factory=_now)
+    closed_at: datetime | None = None
+    order: str = Field(sa_column=Column(Text, nullable=False))  # the triage-completed ServiceRequest
+
+
+class TaskRecord(SQLModel, table=True):
+    __tablename__ = "task"
+    __table_args__ = (Index("ix_task_owner_status", "owner", "status"),
+                      UniqueConstraint("acute_request_id", "source_event_id"))
+
+    id: str = Field(primary_key=True, max_length=64)
+    version: int = 1
+    status: str = Field(max_length=20)
+    owner: str = Field(max_length=120)
+    requester: str = Field(max_length=120)
+    acute_request_id: str = Field(index=True, max_length=64)
+    source_event_id: str = Field(max_length=64)
+    pseudonym: str = Field(index=True, max_length=64)
+    due_at: datetime
+    last_updated: datetime = Field(default_factory=_now, index=True)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class TaskTransition(SQLModel, table=True):
+    """Every status change of a Task: who, when, why (the audit trail of the workflow)."""
+
+    __tablename__ = "task_transition"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True, max_length=64)
+    version: int
+    from_status: str = Field(max_length=20)
+    to_status: str = Field(max_length=20)
+    actor: str = Field(max_length=120)
+    actor_org: str = Field(max_length=120)
+    role: str = Field(max_length=20)
+    reason: str | None = None
+    at: datetime
+
+
+class TaskVersion(SQLModel, table=True):
+    """Every version of every Task, for vread and _history."""
+
+    __tablename__ = "task_version"
+
+    task_id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class EncounterRecord(SQLModel, table=True):
+    __tablename__ = "encounter"
+
+    id: str = Field(primary_key=True, max_length=64)
+    task_id: str = Field(unique=True, max_length=64)
+    acute_request_id: str = Field(index=True, max_length=64)
+    pseudonym: str = Field(index=True, max_length=64)
+    act_class: str = Field(max_length=8)
+    performer: str = Field(max_length=120)
+    start: datetime
+    content: str = Field(sa_column=Column(Text, nullable=False))
+
+
+TABLES = [m.__table__ for m in (RoutedRequest, TaskRecord, TaskTransition, TaskVersion,  # type: ignore[attr-defined]
+                                EncounterRecord)]

@@ -1,0 +1,300 @@
+"""Use cases of coordination: Tasks from triage, worked by their owners, closing the acute request.
+
+Functions take the session and the caller explicitly and never commit; the edge commits once.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonpatch
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.coordination import events
+from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
+from services.coordination.models import EncounterRecord, RoutedRequest, TaskRecord, TaskTransition, TaskVersion
+from shared.auth import Caller
+from shared.bus.envelope import Event
+from shared.bus.outbox import enqueue
+from shared.bus.consumer import PoisonMessage
+from shared.fhir import FhirError, Issue, dumps, loads
+from shared.identifiers import PSEUDONYM_SYSTEM
+from shared.region import FRONT_DOOR
+
+ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+DELIVERED_CLASSES = {"VR": "virtual", "HH": "home health", "AMB": "ambulatory"}
+PATCHABLE = frozenset({"status", "businessStatus", "statusReason", "output", "executionPeriod"})
+TASK_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/task"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _org_token(reference: dict[str, Any]) -> str:
+    ident = reference.get("identifier") or {}
+    return f"{ident.get('system', '')}|{ident.get('value', '')}"
+
+
+def _identifier_reference(token: str) -> dict[str, Any]:
+    system, _, value = token.partition("|")
+    return {"identifier": {"system": system, "value": value}}
+
+
+async def on_triage_completed(session: AsyncSession, event: Event) -> None:
+    """A triaged request becomes a Task owned by the chosen organisation, due by the urgency's target time."""
+    order = event.json()
+    try:
+        request_id = order["id"]
+        pseudonym = order["subject"]["identifier"]["value"]
+        urgency = order["category"][0]["coding"][0]["code"]
+        disposition = order["code"]["coding"][0]["code"]
+        owner = _org_token(order["performer"][0])
+        requester = _org_token(order["requester"])
+        due = datetime.fromisoformat(order["occurrenceDateTime"])
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__} {exc}") from exc
+    routed = await session.get(RoutedRequest, request_id)
+    if routed is None:
+        session.add(RoutedRequest(id=request_id, pseudonym=pseudonym, urgency=urgency, disposition=disposition,
+                                  due_at=due, order=dumps(order)))
+    now = _now()
+    task_id = uuid.uuid5(uuid.NAMESPACE_URL, f"task:{event.id}").hex
+    task: dict[str, Any] = {
+        "resourceType": "Task",
+        "id": task_id,
+        "meta": {"versionId": "1", "lastUpdated": now.isoformat()},
+        "identifier": [{"system": TASK_SYSTEM, "value": task_id}],
+        "basedOn": [{"identifier": {"system": events.ACUTE_REQUEST_SYSTEM, "value": request_id}}],
+        "status": "requested",
+        "intent": "order",
+        "priority": order.get("priority", "routine"),
+        "code": order["code"],
+        "for": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": pseudonym}},
+        "authoredOn": now.isoformat(),
+        "lastModified": now.isoformat(),
+        "requester": _identifier_reference(requester),
+        "owner": _identifier_reference(owner),
+        "restriction": {"period": {"end": due.isoformat()}},
+    }
+    if order.get("basedOn"):
+        task["focus"] = order["basedOn"][0]
+    else:
+        task["focus"] = {"identifier": {"system": events.ACUTE_REQUEST_SYSTEM, "value": request_id}}
+    session.add(TaskRecord(id=task_id, status="requested", owner=owner, requester=requester,
+                           acute_request_id=request_id, source_event_id=event.id, pseudonym=pseudonym, due_at=due,
+                           last_updated=now, content=dumps(task)))
+    session.add(TaskVersion(task_id=task_id, version=1, content=dumps(task)))
+    enqueue(session, events.task_changed(task, pseudonym=pseudonym, traceparent=event.traceparent))
+
+
+def roles_of(caller: Caller, task: TaskRecord) -> list[str]:
+    """Which roles the caller holds for this Task; the front door is requester and may own Tasks too."""
+    roles = []
+    if caller.org == task.owner:
+        roles.append("owner")
+    if caller.org == task.requester:
+        roles.append("requester")
+    if caller.role == "casemanager":
+        roles.append("case-manager")
+    return roles
+
+
+def may_see(caller: Caller, task: TaskRecord) -> bool:
+    return caller.org in (FRONT_DOOR.token, task.owner, task.requester) or caller.role == "casemanager"
+
+
+async def get_task(session: AsyncSession, task_id: str, caller: Caller, *, lock: bool = False) -> TaskRecord:
+    task = await session.get(TaskRecord, task_id, with_for_update=lock)
+    if task is None or not may_see(caller, task):
+        raise FhirError(404, Issue("error", "not-found", f"Task/{task_id} is not known"))
+    return task
+
+
+def _validate_outputs(task: dict[str, Any], codesystem_base: str) -> tuple[str, dict[str, Any]] | None:
+    """The delivered contact recorded on completion, if any; malformed outputs are refused with their location."""
+    delivered = None
+    issues = []
+    for i, output in enumerate(task.get("output", []) or []):
+        codings = (output.get("type") or {}).get("coding", [])
+        if not any(c.get("system") == f"{codesystem_base}task-output" and c.get("code") == "delivered-contact"
+                   for c in codings):
+            issues.append(Issue("error", "code-invalid", "output type must be task-output#delivered-contact",
+                                (f"Task.output[{i}].type",)))
+            continue
+        value = output.get("valueCoding") or {}
+        if value.get("system") != ACT_CODE_SYSTEM or value.get("code") not in DELIVERED_CLASSES:
+            issues.append(Issue("error", "code-invalid", "delivered contact must be a v3 ActCode: VR, HH or AMB",
+                                (f"Task.output[{i}].valueCoding",)))
+            continue
+        if delivered is not None:
+            issues.append(Issue("error", "business-rule", "a Task records one delivered contact",
+                                (f"Task.output[{i}]",)))
+            continue
+        delivered = (value["code"], output)
+    if issues:
+        raise FhirError(422, issues)
+    return delivered
+
+
+def _period_start(task: dict[str, Any], default: datetime) -> tuple[datetime, datetime | None]:
+    period = task.get("executionPeriod") or {}
+    try:
+        start = datetime.fromisoformat(period["start"]) if period.get("start") else default
+        end = datetime.fromisoformat(period["end"]) if period.get("end") else None
+    except ValueError as exc:
+        raise FhirError(422, Issue("error", "value", "executionPeriod must hold ISO 8601 dateTimes with a zone",
+                                   ("Task.executionPeriod",))) from exc
+    if start.tzinfo is None or (end is not None and end.tzinfo is None):
+        raise FhirError(422, Issue("error", "value", "executionPeriod dateTimes need a time zone",
+                                   ("Task.executionPeriod",)))
+    return start, end
+
+
+async def patch_task(session: AsyncSession, *, task_id: str, operations: list[dict[str, Any]],
+                     if_match: str | None, caller: Caller, codesystem_base: str,
+                     traceparent: str | None) -> dict[str, Any]:
+    """Apply a JSON Patch of the workflow elements; the status change goes through the one transition function."""
+    record = await get_task(session, task_id, caller, lock=True)
+    if if_match is not None and if_match.strip() not in (f'W/"{record.version}"', f'"{record.version}"'):
+        raise FhirError(412, Issue("error", "conflict", f"Task/{task_id} is at version {record.version}, "
+                                                        f"not {if_match}"))
+    current = loads(record.content)
+    try:
+        patched = jsonpatch.apply_patch(copy.deepcopy(current), operations)
+    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
+        raise FhirError(422, Issue("error", "processing", f"the patch cannot be applied: {exc}")) from exc
+    changed = {k for k in set(current) | set(patched) if current.get(k) != patched.get(k)}
+    refused = sorted(changed - PATCHABLE)
+    if refused:
+        raise FhirError(422, [Issue("error", "business-rule", f"{name} cannot be changed by a patch", (f"Task.{name}",))
+                              for name in refused])
+    if not changed:
+        return current
+    now = _now()
+    status_from, status_to = current["status"], patched.get("status")
+    reason = ((patched.get("statusReason") or {}).get("text")
+              or next((c.get("display") or c.get("code") for c in (patched.get("statusReason") or {}).get("coding", [])),
+                      None))
+    if status_to != status_from:
+        roles = roles_of(caller, record)
+        if not roles:
+            raise FhirError(403, Issue("error", "forbidden", "only the owner, the requester or a case manager may "
+                                                             "change this Task"))
+        transition = None
+        errors = []
+        for role in roles:
+            try:
+                transition = decide_transition(current=status_from, target=str(status_to), role=role,
+                                               actor=caller.subject, reason=reason, at=now)
+                break
+            except TransitionError as exc:
+                errors.append(str(exc))
+        if transition is None:
+            raise FhirError(422, Issue("error", "business-rule", "; ".join(errors), ("Task.status",)))
+        session.add(TaskTransition(task_id=task_id, version=record.version + 1, from_status=status_from,
+                                   to_status=transition.to_status, actor=caller.subject, actor_org=caller.org,
+                                   role=transition.role, reason=reason, at=now))
+    elif caller.org != record.owner:
+        raise FhirError(403, Issue("error", "forbidden", "only the owner records progress on this Task"))
+
+    delivered = _validate_outputs(patched, codesystem_base)
+    if delivered is not None and status_to != "completed":
+        raise FhirError(422, Issue("error", "business-rule", "a delivered contact is recorded when the Task is "
+                                                             "completed", ("Task.output",)))
+    record.version += 1
+    patched["meta"] = {**patched.get("meta", {}), "versionId": str(record.version), "lastUpdated": now.isoformat()}
+    patched["lastModified"] = now.isoformat()
+    record.status = str(patched["status"])
+    record.last_updated = now
+    record.content = dumps(patched)
+    session.add(record)
+    session.add(TaskVersion(task_id=task_id, version=record.version, content=record.content))
+    enqueue(session, events.task_changed(patched, pseudonym=record.pseudonym, traceparent=traceparent))
+
+    if status_to == "completed" and delivered is not None:
+        start, end = _period_start(patched, now)
+        await _record_encounter(session, record=record, act_class=delivered[0], start=start, end=end,
+                                traceparent=traceparent)
+    if record.status in TERMINAL:
+        await _close_if_done(session, record.acute_request_id, traceparent=traceparent)
+    return patched
+
+
+async def _record_encounter(session: AsyncSession, *, record: TaskRecord, act_class: str, start: datetime,
+                            end: datetime | None, traceparent: str | None) -> None:
+    encounter_id = uuid.uuid5(uuid.NAMESPACE_URL, f"encounter:{record.id}").hex
+    performer = _identifier_reference(record.owner)
+    encounter: dict[str, Any] = {
+        "resourceType": "Encounter",
+        "id": encounter_id,
+        "status": "finished",
+        "class": {"system": ACT_CODE_SYSTEM, "code": act_class, "display": DELIVERED_CLASSES[act_class]},
+        "subject": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": record.pseudonym}},
+        "basedOn": [{"identifier": {"system": events.ACUTE_REQUEST_SYSTEM, "value": record.acute_request_id}}],
+        "serviceProvider": performer,
+        "participant": [{"individual": {"display": "performer of Task/" + record.id}}],
+        "period": {"start": start.isoformat(), **({"end": end.isoformat()} if end else {})},
+    }
+    session.add(EncounterRecord(id=encounter_id, task_id=record.id, acute_request_id=record.acute_request_id,
+                                pseudonym=record.pseudonym, act_class=act_class, performer=record.owner, start=start,
+                                content=dumps(encounter)))
+    enqueue(session, events.contact_delivered(encounter, pseudonym=record.pseudonym, traceparent=traceparent))
+
+
+async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent: str | None) -> None:
+    """An acute request closes when all its Tasks are terminal."""
+    routed = await session.get(RoutedRequest, request_id, with_for_update=True)
+    if routed is None or routed.status == "closed":
+        return
+    statuses = (await session.execute(select(TaskRecord.status).where(
+        TaskRecord.acute_request_id == request_id))).scalars().all()
+    if not statuses or any(s not in TERMINAL for s in statuses):
+        return
+    now = _now()
+    routed.status, routed.closed_at = "closed", now
+    session.add(routed)
+    await session.flush()
+    encounter_ids = list((await session.execute(select(EncounterRecord.id).where(
+        EncounterRecord.acute_request_id == request_id))).scalars())
+    enqueue(session, events.acute_request_closed(request_id=request_id, pseudonym=routed.pseudonym, closed_at=now,
+                                                 encounter_ids=encounter_ids, traceparent=traceparent))
+
+
+async def search_tasks(session: AsyncSession, *, caller: Caller, owner: str | None, status: str | None,
+                       patient: str | None, last_updated: datetime | None, count: int) -> list[dict[str, Any]]:
+    query = select(TaskRecord)
+    if caller.org != FRONT_DOOR.token and caller.role != "casemanager":
+        query = query.where((TaskRecord.owner == caller.org) | (TaskRecord.requester == caller.org))
+    if owner:
+        query = query.where(TaskRecord.owner == owner)
+    if status:
+        query = query.where(TaskRecord.status.in_(status.split(",")))  # type: ignore[attr-defined]
+    if patient:
+        query = query.where(TaskRecord.pseudonym == patient.split("|")[-1])
+    if last_updated:
+        query = query.where(TaskRecord.last_updated >= last_updated)
+    rows = (await session.execute(query.order_by(TaskRecord.last_updated.desc()).limit(count))).scalars()  # type: ignore[attr-defined]
+    return [loads(r.content) for r in rows]
+
+
+async def encounters_of(session: AsyncSession, *, caller: Caller, patient: str) -> list[dict[str, Any]]:
+    query = select(EncounterRecord).where(EncounterRecord.pseudonym == patient.split("|")[-1])
+    if caller.org != FRONT_DOOR.token and caller.role != "casemanager":
+        query = query.where(EncounterRecord.performer == caller.org)
+    return [loads(r.content) for r in (await session.execute(query.order_by(EncounterRecord.start))).scalars()]
+
+
+async def overdue(session: AsyncSession, *, now: datetime | None = None) -> list[TaskRecord]:
+    moment = now or _now()
+    rows = (await session.execute(select(TaskRecord).where(
+        TaskRecord.status.not_in(TERMINAL)).order_by(TaskRecord.due_at))).scalars()  # type: ignore[attr-defined]
+    return [r for r in rows if _aware(r.due_at) < moment]

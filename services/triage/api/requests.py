@@ -1,0 +1,97 @@
+"""JSON API of the front door used by the console and by automation: worklist, contacts, triage."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from services.triage import service
+from services.triage.models import AcuteRequest
+from shared.auth import Caller, require_scope
+
+router = APIRouter(prefix="/api/v1", tags=["front door"])
+
+
+class WorklistItem(BaseModel):
+    id: str
+    service_request: str | None
+    patient: str
+    channel: str
+    status: str
+    urgency: str | None
+    disposition: str | None
+    assigned_organization: str | None
+    received_at: datetime
+    due_at: datetime | None
+
+
+def item(r: AcuteRequest) -> WorklistItem:
+    def aware(m: datetime | None) -> datetime | None:
+        return m if m is None or m.tzinfo else m.replace(tzinfo=UTC)
+
+    return WorklistItem(id=r.id, service_request=f"ServiceRequest/{r.service_request_id}" if r.service_request_id
+                        else None, patient=r.pseudonym, channel=r.channel, status=r.status, urgency=r.urgency,
+                        disposition=r.disposition, assigned_organization=r.assigned_org,
+                        received_at=aware(r.received_at), due_at=aware(r.due_at))  # type: ignore[arg-type]
+
+
+@router.get("/worklist")
+async def worklist(request: Request, caller: Caller = require_scope(scope="triage.write"),
+                   status: Annotated[str, Query(pattern=r"^(open|triaged|closed)(,(open|triaged|closed))*$")] = "open",
+                   ) -> dict[str, list[WorklistItem]]:
+    async with request.app.state.runtime.sessions() as session:
+        rows = await service.worklist(session, statuses=tuple(status.split(",")))
+    return {"items": [item(r) for r in rows]}
+
+
+class PatientIn(BaseModel):
+    bsn: str | None = Field(None, pattern=r"^\d{9}$")
+    name: str = Field("", max_length=300)
+    birth_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
+
+
+class ContactIn(BaseModel):
+    channel: Literal["phone", "walk-in"]
+    patient: PatientIn
+    uzovi: str | None = Field(None, pattern=r"^\d{4}$")
+    complaint: str = Field("", max_length=2000)
+
+
+@router.post("/requests", status_code=201)
+async def record_contact(body: ContactIn, request: Request,
+                         caller: Caller = require_scope(scope="triage.write")) -> dict[str, object]:
+    async with request.app.state.runtime.sessions() as session, session.begin():
+        acute, linked = await service.record_contact(
+            session, contact=service.ContactInput(channel=body.channel, bsn=body.patient.bsn, name=body.patient.name,
+                                                  birth_date=body.patient.birth_date, uzovi=body.uzovi,
+                                                  complaint=body.complaint),
+            caller=caller, pseudonym_key=request.app.state.settings.pseudonym_key_bytes)
+    return {"request": item(acute).model_dump(mode="json"), "linked_to_open_request": linked}
+
+
+class TriageIn(BaseModel):
+    urgency: str
+    disposition: str
+    assigned_organization: str
+    note: str = Field("", max_length=4000)
+
+
+@router.post("/requests/{request_id}/triage")
+async def triage(request_id: str, body: TriageIn, request: Request,
+                 caller: Caller = require_scope(scope="triage.write")) -> WorklistItem:
+    state = request.app.state
+    async with state.runtime.sessions() as session, session.begin():
+        acute = await service.triage(session, request_id=request_id,
+                                     decision=service.TriageInput(**body.model_dump()), caller=caller,
+                                     codesystem_base=state.settings.codesystem_base,
+                                     traceparent=request.headers.get("traceparent"))
+    state.runtime.relay.wake()
+    return item(acute)
+
+
+@router.get("/directory")
+async def directory(caller: Caller = require_scope(scope="triage.write")) -> dict[str, object]:
+    return {"organizations": service.directory()}

@@ -1,0 +1,69 @@
+"""Events the front door publishes: a referral received and a triage completed (FHIR ServiceRequest values)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.triage.domain.rules import DISPOSITIONS, PRIORITY_OF_URGENCY
+from services.triage.models import AcuteRequest
+from shared.bus.envelope import Event
+from shared.bus.topics import REFERRAL_RECEIVED, TRIAGE_COMPLETED
+from shared.identifiers import PSEUDONYM_SYSTEM, UZOVI_SYSTEM
+from shared.region import FRONT_DOOR
+
+SOURCE = "/regiozorg/triage"
+ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-request"
+RECEIVED_AT_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/received-at"
+CHANNEL_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/intake-channel"
+
+
+def _subject(pseudonym: str) -> dict[str, Any]:
+    return {"identifier": {"system": PSEUDONYM_SYSTEM, "value": pseudonym}}
+
+
+def referral_received(request: AcuteRequest, service_request: dict[str, Any], *, traceparent: str | None) -> Event:
+    """The partner's ServiceRequest with the patient replaced by the pseudonym: other services never see a BSN."""
+    value = dict(service_request)
+    value["subject"] = _subject(request.pseudonym)
+    value["identifier"] = [*service_request.get("identifier", []),
+                           {"system": ACUTE_REQUEST_SYSTEM, "value": request.id}]
+    return Event.of(topic=REFERRAL_RECEIVED, key=request.pseudonym, source=SOURCE,
+                    subject=f"ServiceRequest/{service_request['id']}", payload=value, traceparent=traceparent)
+
+
+def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, traceparent: str | None) -> Event:
+    """The routing order: who must do what for this acute request, by when."""
+    assert request.urgency and request.disposition and request.assigned_org and request.due_at and request.triaged_at
+    org_system, org_value = request.assigned_org.split("|", 1)
+    order: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": request.id,
+        "identifier": [{"system": ACUTE_REQUEST_SYSTEM, "value": request.id}],
+        "extension": [
+            {"url": RECEIVED_AT_EXTENSION, "valueDateTime": request.received_at.isoformat()},
+            {"url": CHANNEL_EXTENSION, "valueCode": request.channel},
+        ],
+        "status": "active",
+        "intent": "order",
+        "priority": PRIORITY_OF_URGENCY[request.urgency],
+        "category": [{"coding": [{"system": f"{codesystem_base}urgency", "code": request.urgency}]}],
+        "code": {"coding": [{"system": f"{codesystem_base}disposition", "code": request.disposition,
+                             "display": DISPOSITIONS[request.disposition]}]},
+        "subject": _subject(request.pseudonym),
+        "occurrenceDateTime": request.due_at.isoformat(),
+        "authoredOn": request.triaged_at.isoformat(),
+        "requester": {"identifier": {"system": FRONT_DOOR.system, "value": FRONT_DOOR.value},
+                      "display": FRONT_DOOR.name},
+        "performer": [{"identifier": {"system": org_system, "value": org_value}}],
+    }
+    if request.service_request_id:
+        order["basedOn"] = [{"reference": f"ServiceRequest/{request.service_request_id}"}]
+    if request.uzovi:
+        order["contained"] = [{"resourceType": "Coverage", "id": "coverage", "status": "active",
+                               "beneficiary": _subject(request.pseudonym),
+                               "payor": [{"identifier": {"system": UZOVI_SYSTEM, "value": request.uzovi}}]}]
+        order["insurance"] = [{"reference": "#coverage"}]
+    if note:
+        order["note"] = [{"text": note}]
+    return Event.of(topic=TRIAGE_COMPLETED, key=request.pseudonym, source=SOURCE,
+                    subject=f"ServiceRequest/{request.id}", payload=order, traceparent=traceparent)

@@ -1,0 +1,112 @@
+"""Tables of the triage service: stored FHIR resources, acute requests and triage decisions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class StoredResource(SQLModel, table=True):
+    __tablename__ = "fhir_resource"
+    __table_args__ = (Index("ix_fhir_resource_type_patient", "resource_type", "patient_id"),)
+
+    resource_type: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=64)
+    version_id: int = 1
+    last_updated: datetime = Field(default_factory=_now, index=True)
+    patient_id: str | None = Field(default=None, max_length=64)
+    status: str | None = Field(default=None, max_length=32)
+    owner_org: str | None = Field(default=None, max_length=120)  # the partner that submitted it
+    content: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class ResourceIdentifier(SQLModel, table=True):
+    """Business identifiers, unique per resource type: the basis of conditional create."""
+
+    __tablename__ = "fhir_identifier"
+    __table_args__ = (UniqueConstraint("resource_type", "system", "value"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    resource_type: str = Field(max_length=64)
+    system: str = Field(max_length=200)
+    value: str = Field(max_length=200)
+    resource_id: str = Field(max_length=64)
+
+
+class BundleReceipt(SQLModel, table=True):
+    """A processed transaction, by Bundle.identifier, so a retried POST returns the first answer."""
+
+    __tablename__ = "bundle_receipt"
+
+    identifier: str = Field(primary_key=True, max_length=400)
+    response: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(default_factory=_now)
+
+
+class PatientRecord(SQLModel, table=True):
+    __tablename__ = "patient"
+
+    id: str = Field(primary_key=True, max_length=64)
+    pseudonym: str = Field(index=True, max_length=64)
+    bsn: str | None = Field(default=None, unique=True, max_length=9)
+    display_name: str = Field(default="", max_length=300)
+    birth_date: str | None = Field(default=None, max_length=10)
+
+
+class AcuteRequest(SQLModel, table=True):
+    __tablename__ = "acute_request"
+    __table_args__ = (Index("ix_acute_request_status_received", "status", "received_at"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    pseudonym: str = Field(index=True, max_length=64)
+    patient_id: str | None = Field(default=None, max_length=64)
+    channel: str = Field(max_length=16)  # referral | phone | walk-in
+    status: str = Field(default="open", max_length=16)  # open | triaged | closed
+    service_request_id: str | None = Field(default=None, max_length=64)
+    referral_priority: str | None = Field(default=None, max_length=16)
+    complaint: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    uzovi: str | None = Field(default=None, max_length=4)
+    submitted_by: str = Field(max_length=120)
+    received_at: datetime = Field(default_factory=_now)
+    urgency: str | None = Field(default=None, max_length=2)
+    disposition: str | None = Field(default=None, max_length=32)
+    assigned_org: str | None = Field(default=None, max_length=120)
+    due_at: datetime | None = None
+    triaged_at: datetime | None = None
+    triaged_by: str | None = Field(default=None, max_length=120)
+    closed_at: datetime | None = None
+
+
+class LinkedContact(SQLModel, table=True):
+    """A later referral or call for a patient whose request is still open: linked, not triaged again."""
+
+    __tablename__ = "linked_contact"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    acute_request_id: str = Field(index=True, max_length=64)
+    channel: str = Field(max_length=16)
+    service_request_id: str | None = Field(default=None, max_length=64)
+    received_at: datetime = Field(default_factory=_now)
+
+
+class TriageDecision(SQLModel, table=True):
+    __tablename__ = "triage_decision"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    acute_request_id: str = Field(index=True, max_length=64)
+    urgency: str = Field(max_length=2)
+    disposition: str = Field(max_length=32)
+    assigned_org: str = Field(max_length=120)
+    note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    decided_by: str = Field(max_length=120)
+    decided_at: datetime = Field(default_factory=_now)
+
+
+TABLES = [m.__table__ for m in (StoredResource, ResourceIdentifier, BundleReceipt, PatientRecord, AcuteRequest,  # type: ignore[attr-defined]
+                                 LinkedContact, TriageDecision)]

@@ -1,0 +1,194 @@
+"""The whole referral-to-feed flow through real processes over the wire, as `make run` starts them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from infra.client import ApiClient
+from infra.referrals import referral_bundle
+from infra.stack import Stack
+from shared.bus.topics import PRESTATION_FEED
+from tests.conftest import PostgresDatabases, free_port
+
+pytestmark = pytest.mark.e2e
+
+# Five demo-region patients insured with UZOVI 9001 (valid BSNs), each routed differently.
+PLAN = [
+    # bsn, disposition, organisation, worked by, delivered contact → expected prestation
+    ("999990007", "home-visit", "URA 90000020", "ehr-wijk-oost", "HH"),
+    ("999990019", "home-visit", "URA 90000020", "ehr-wijk-oost", "HH"),
+    ("999990056", "remote-advice", "URA 90000001", "ops", "VR"),
+    ("999990068", "onsite-consult", "URA 90000001", "ops", "AMB"),
+    ("999990081", "gp-office-hours", "URA 90000010", "ehr-zuidrand", None),
+]
+# From the demo tariff tables: 9001 contract prices and the shadow equivalents (2025+ NZa, illustrative).
+EXPECTED_LINES = [
+    {"code": "ADV", "quantity": 2, "unit_price_cents": 3500, "amount_cents": 7000, "shadow_amount_cents": 650 + 650},
+    {"code": "VIS", "quantity": 2, "unit_price_cents": 11000, "amount_cents": 22000, "shadow_amount_cents": 2 * 8200},
+    {"code": "CON", "quantity": 1, "unit_price_cents": 7500, "amount_cents": 7500, "shadow_amount_cents": 1243},
+]
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 60, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.25)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"], scope="module")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    database_urls: dict[str, str] = {}
+    if request.param == "postgresql":
+        databases: PostgresDatabases = request.getfixturevalue("postgres")
+        database_urls = {name: databases.new(name) for name in ("triage", "coordination", "billing_shadow")}
+    s = Stack(data_dir=tmp_path_factory.mktemp(f"stack-{request.param}"),
+              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
+              broker_port=free_port(), database_urls=database_urls, env={"BILLING_FEED_DEBOUNCE_SECONDS": "0.3"})
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+        for log in sorted((s.data_dir / "logs").glob("*.log")):
+            print(f"--- {log.name}\n{log.read_text()[-20000:]}")
+
+
+def client(stack: Stack, client_id: str) -> ApiClient:
+    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+
+
+def read_feed_topic(bootstrap: str, uzovi: str) -> list[dict[str, Any]]:
+    async def read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(PRESTATION_FEED, bootstrap_servers=bootstrap, group_id=None,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        found = []
+        try:
+            for _ in range(6):
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found += [json.loads(r.value) for r in records if r.key == uzovi.encode()]
+        finally:
+            await consumer.stop()
+        return found
+
+    return asyncio.run(read())
+
+
+def test_every_api_refuses_a_request_without_token(stack: Stack) -> None:
+    for url in (f"{stack.url('triage')}/fhir/ServiceRequest", f"{stack.url('triage')}/api/v1/worklist",
+                f"{stack.url('coordination')}/fhir/Task", f"{stack.url('billing_shadow')}/api/v1/feeds/9001?period=2026-11"):
+        response = httpx.get(url)
+        assert response.status_code == 401, url
+        assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(stack: Stack) -> None:
+    ehr = client(stack, "ehr-delinde")
+    ops = client(stack, "ops")
+    bundles = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{bsn}", bundle_id=f"bundle-{bsn}")
+               for bsn, *_ in PLAN]
+    first = []
+    for bundle in bundles:
+        response = ehr.post_referral(bundle)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["type"] == "transaction-response"
+        assert all(e["response"]["status"] == "201 Created" for e in body["entry"] if "Organization" not in
+                   e["response"]["location"])
+        first.append(body)
+
+    sr_ids = {next(e["response"]["location"].split("/")[1] for e in b["entry"]
+                   if e["response"]["location"].startswith("ServiceRequest/")) for b in first}
+    worklist = wait_until(lambda: [i for i in ops.worklist() if i["service_request"] and
+                                   i["service_request"].split("/")[1] in sr_ids], what="requests on the worklist")
+    assert len(worklist) == 5
+    assert all(i["channel"] == "referral" and i["status"] == "open" and i["patient"].startswith("p-")
+               for i in worklist)
+    by_sr = {i["service_request"].split("/")[1]: i for i in worklist}
+    sr_of_bsn = {}
+    for bsn, body in zip([p[0] for p in PLAN], first, strict=True):
+        sr_of_bsn[bsn] = next(e["response"]["location"].split("/")[1] for e in body["entry"]
+                              if e["response"]["location"].startswith("ServiceRequest/"))
+
+    request_of_bsn = {}
+    for bsn, disposition, org, _worker, _contact in PLAN:
+        item = by_sr[sr_of_bsn[bsn]]
+        request_of_bsn[bsn] = item["id"]
+        response = ops.triage_request(item["id"], urgency="U3", disposition=disposition, organization=org)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "triaged"
+    again = ops.triage_request(request_of_bsn[PLAN[0][0]], urgency="U1", disposition="ambulance",
+                               organization="URA 90000001")
+    assert again.status_code == 409 and again.json()["resourceType"] == "OperationOutcome"
+
+    start = datetime.now(UTC).isoformat()
+    for bsn, _disposition, org, worker, contact in PLAN:
+        partner = client(stack, worker)
+        owner = org.replace("URA ", "http://fhir.nl/fhir/NamingSystem/ura|")
+        tasks = wait_until(lambda p=partner, o=owner, b=bsn: [
+            t for t in p.tasks(owner=o) if t["basedOn"][0]["identifier"]["value"] == request_of_bsn[b]],
+            what=f"the Task for {bsn}")
+        assert len(tasks) == 1
+        task = tasks[0]
+        assert task["status"] == "requested"
+        assert task["focus"]["reference"] == f"ServiceRequest/{sr_of_bsn[bsn]}"
+        assert task["owner"]["identifier"]["value"] == org.split()[1]
+        assert "end" in task["restriction"]["period"]
+        response = partner.work_task(task["id"], contact=contact, start=start)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "completed"
+
+    period = datetime.now(UTC).astimezone().strftime("%Y-%m")
+    insurer = client(stack, "insurer-9001")
+
+    def feed_complete() -> dict[str, Any] | None:
+        feed = insurer.feed("9001", period)
+        return feed if feed["totals"]["quantity"] == 5 else None
+
+    feed = wait_until(feed_complete, what="a feed with five prestations")
+    assert feed["lines"] == EXPECTED_LINES
+    assert feed["totals"] == {"quantity": 5, "amount_cents": 36500, "shadow_amount_cents": 1300 + 16400 + 1243}
+    assert feed["inclusion_rate"] == 1.0
+    assert "patient" not in json.dumps(feed).lower() and "999990" not in json.dumps(feed)
+
+    published = read_feed_topic(stack.bootstrap, "9001")
+    assert published and published[-1]["revision"] == feed["revision"]
+    assert published[-1]["lines"] == feed["lines"]
+    assert [d["revision"] for d in published] == sorted({d["revision"] for d in published})
+
+    # A partner retrying every referral creates nothing new: no request, no Task, no prestation.
+    for bundle, original in zip(bundles, first, strict=True):
+        response = ehr.post_referral(bundle)
+        assert response.status_code == 200
+        assert [e["response"]["location"] for e in response.json()["entry"]] == \
+               [e["response"]["location"] for e in original["entry"]]
+    fresh_ids = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{bsn}") for bsn, *_ in PLAN]
+    for bundle in fresh_ids:  # same ServiceRequest identifier, new Bundle: conditional create
+        assert ehr.post_referral(bundle).status_code == 200
+    time.sleep(2)
+    all_requests = ops.worklist("open,triaged,closed")
+    assert len([i for i in all_requests if i["service_request"] and i["service_request"].split("/")[1] in sr_ids]) == 5
+    assert len(ops.tasks(_count="500")) == 5
+    assert insurer.feed("9001", period) == feed
+
+
+def test_insurer_reads_only_its_own_feed(stack: Stack) -> None:
+    response = client(stack, "insurer-9002").http.get(
+        f"{stack.url('billing_shadow')}/api/v1/feeds/9001", params={"period": "2026-11"},
+        headers=client(stack, "insurer-9002").headers())
+    assert response.status_code == 403
+    assert response.json()["issue"][0]["code"] == "forbidden"
