@@ -22,6 +22,8 @@ class RequestFact(SQLModel, table=True):
     triaged_at: datetime | None = None
     open_dbc: bool = False
     closed_at: datetime | None = None
+    # Encounter ids the closing event lists: the line waits until every one of them has arrived.
+    expected_contacts: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
 
 
 class ContactFact(SQLModel, table=True):
@@ -99,6 +101,8 @@ class FeedDirty(SQLModel, table=True):
 
     uzovi: str = Field(primary_key=True, max_length=4)
     period: str = Field(primary_key=True, max_length=7)
+    # Bumped by every change; the publisher removes the row only if no change came in while it built.
+    changes: int = 1
     since: datetime = Field(default_factory=_now)
 
 

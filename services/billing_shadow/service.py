@@ -14,7 +14,7 @@ from collections import defaultdict
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing_shadow import events
@@ -66,6 +66,17 @@ def _acute_request_id(resource: dict[str, Any]) -> str:
     raise PoisonMessage("the resource names no acute request (basedOn identifier)")
 
 
+async def _locked_fact(session: AsyncSession, request_id: str, pseudonym: str) -> RequestFact:
+    """Facts of one request are handled one transaction at a time; otherwise, on PostgreSQL, a contact and
+    the close arriving together could each miss the other's uncommitted row and nobody would derive."""
+    fact = await session.get(RequestFact, request_id, with_for_update=True)
+    if fact is None:
+        fact = RequestFact(id=request_id, pseudonym=pseudonym)
+        session.add(fact)
+        await session.flush()  # a concurrent first insert fails here and the consumer retries
+    return fact
+
+
 async def on_triage_completed(session: AsyncSession, event: Event) -> None:
     order = event.json()
     try:
@@ -77,7 +88,7 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
                        "triaged_at": datetime.fromisoformat(order["authoredOn"])}
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__}") from exc
-    fact = await session.get(RequestFact, request_id) or RequestFact(id=request_id, pseudonym=fact_values["pseudonym"])
+    fact = await _locked_fact(session, request_id, str(fact_values["pseudonym"]))
     for name, value in fact_values.items():
         setattr(fact, name, value)
     session.add(fact)
@@ -92,9 +103,11 @@ async def on_contact_delivered(session: AsyncSession, event: Event) -> None:
         start = datetime.fromisoformat(encounter["period"]["start"])
         ident = encounter["serviceProvider"]["identifier"]
         performer = f"{ident['system']}|{ident['value']}"
+        pseudonym = encounter["subject"]["identifier"]["value"]
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"contact-delivered value is not an Encounter we can read: {exc.__class__.__name__}") from exc
     request_id = _acute_request_id(encounter)
+    await _locked_fact(session, request_id, pseudonym)
     if await session.get(ContactFact, contact_id) is None:
         session.add(ContactFact(id=contact_id, acute_request_id=request_id, act_class=act_class, performer=performer,
                                 start=start))
@@ -109,10 +122,13 @@ async def on_acute_request_closed(session: AsyncSession, event: Event) -> None:
         pseudonym = closed["subject"]["identifier"]["value"]
         closed_at = next((datetime.fromisoformat(e["valueDateTime"]) for e in closed.get("extension", [])
                           if e.get("url", "").endswith("/closed-at")), event.time)
+        expected = sorted(ref["reference"].split("/", 1)[1] for ref in closed.get("supportingInfo", [])
+                          if ref.get("reference", "").startswith("Encounter/"))
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"acute-request-closed value unreadable: {exc.__class__.__name__}") from exc
-    fact = await session.get(RequestFact, request_id) or RequestFact(id=request_id, pseudonym=pseudonym)
+    fact = await _locked_fact(session, request_id, pseudonym)
     fact.closed_at = closed_at
+    fact.expected_contacts = json.dumps(expected)
     session.add(fact)
     await rederive(session, request_id, traceparent=event.traceparent)
 
@@ -125,6 +141,8 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
         return None  # the remaining facts are still on their way
     contact_rows = list((await session.execute(select(ContactFact).where(
         ContactFact.acute_request_id == request_id))).scalars())
+    if not set(json.loads(fact.expected_contacts)) <= {c.id for c in contact_rows}:
+        return None  # a contact the request was closed with has not arrived yet
     contacts = [Contact(c.id, c.act_class, _aware(c.start)) for c in contact_rows]
     derivation = derive(RequestFacts(request_id=request_id, disposition=fact.disposition, uzovi=fact.uzovi,
                                      triaged_at=_aware(fact.triaged_at), closed=True, open_dbc=fact.open_dbc),
@@ -182,7 +200,9 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
 
 
 async def _mark_dirty(session: AsyncSession, uzovi: str, period: str) -> None:
-    if await session.get(FeedDirty, (uzovi, period)) is None:
+    bumped = await session.execute(update(FeedDirty).where(FeedDirty.uzovi == uzovi, FeedDirty.period == period)
+                                   .values(changes=FeedDirty.changes + 1))
+    if not bumped.rowcount:  # type: ignore[attr-defined]
         session.add(FeedDirty(uzovi=uzovi, period=period))
 
 
@@ -221,7 +241,7 @@ async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50) -> int:
         document = await build_feed(session, uzovi=item.uzovi, period=item.period)
         last = await latest_revision(session, uzovi=item.uzovi, period=item.period)
         if last is not None and _same_content(json.loads(last.document), document):
-            await session.delete(item)
+            await _clear_dirty(session, item)
             continue
         revision = (last.revision if last else 0) + 1
         now = datetime.now(UTC)
@@ -229,8 +249,13 @@ async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50) -> int:
         session.add(FeedRevision(uzovi=item.uzovi, period=item.period, revision=revision,
                                  document=json.dumps(document), generated_at=now))
         enqueue(session, events.feed_published(document))
-        await session.delete(item)
+        await _clear_dirty(session, item)
     return len(dirty)
+
+
+async def _clear_dirty(session: AsyncSession, item: FeedDirty) -> None:
+    await session.execute(delete(FeedDirty).where(FeedDirty.uzovi == item.uzovi, FeedDirty.period == item.period,
+                                                  FeedDirty.changes == item.changes))
 
 
 def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:

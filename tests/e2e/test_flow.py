@@ -157,7 +157,10 @@ def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(s
 
     def feed_complete() -> dict[str, Any] | None:
         feed = insurer.feed("9001", period)
-        return feed if feed["totals"]["quantity"] == 5 else None
+        if feed["totals"]["quantity"] != 5:
+            print("feed so far:", feed)
+            return None
+        return feed
 
     feed = wait_until(feed_complete, what="a feed with five prestations")
     assert feed["lines"] == EXPECTED_LINES
