@@ -195,3 +195,32 @@ def test_insurer_reads_only_its_own_feed(stack: Stack) -> None:
         headers=client(stack, "insurer-9002").headers())
     assert response.status_code == 403
     assert response.json()["issue"][0]["code"] == "forbidden"
+
+
+def test_nurse_triages_in_the_console_and_markup_in_a_name_stays_text(stack: Stack) -> None:
+    ehr = client(stack, "ehr-delinde")
+    response = ehr.post_referral(referral_bundle(bsn="999990044", given="<script>alert(1)</script>",
+                                                 family="Müller-Lüdenscheidt", uzovi="9002"))
+    assert response.status_code == 200, response.text
+    console = httpx.Client(base_url=stack.url("triage"), auth=("triagist", "demo-triagist"), timeout=10)
+    assert httpx.get(f"{stack.url('triage')}/console").status_code == 401
+    page = console.get("/console").text
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; Müller-Lüdenscheidt" in page
+    assert "Ingelogd als <strong>triagist</strong>" in page
+    service_request = next(e["response"]["location"].rsplit("/", 2)[0] for e in response.json()["entry"]
+                           if e["response"]["location"].startswith("ServiceRequest/"))
+    request_id = next(i["id"] for i in client(stack, "ops").worklist() if i["service_request"] == service_request)
+    form = console.get(f"/console/requests/{request_id}").text
+    csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    refused = console.post(f"/console/requests/{request_id}/triage", data={
+        "urgency": "U2", "disposition": "onsite-consult", "assigned_organization": "URA 90000001",
+        "csrf_token": "forged"})
+    assert refused.status_code == 403
+    done = console.post(f"/console/requests/{request_id}/triage", data={
+        "urgency": "U2", "disposition": "onsite-consult", "assigned_organization": "URA 90000001",
+        "note": "Komt naar de post", "csrf_token": csrf}, follow_redirects=False)
+    assert done.status_code == 303
+    assert request_id not in [i["id"] for i in client(stack, "ops").worklist()]
+    triaged = {i["id"]: i for i in client(stack, "ops").worklist("triaged")}
+    assert triaged[request_id]["urgency"] == "U2" and triaged[request_id]["disposition"] == "onsite-consult"

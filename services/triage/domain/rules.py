@@ -42,7 +42,8 @@ def due_by(urgency: str, received_at: datetime, targets: dict[str, int | None] |
 
 
 def worklist_rank(*, urgency: str | None, referral_priority: str | None, received_at: datetime) -> tuple:
-    """Most urgent first, then longest waiting; untriaged requests are ordered by the partner's priority."""
-    if urgency is not None:
-        return (0, URGENCIES.index(urgency), received_at)
-    return (1, REFERRAL_PRIORITY_RANK.get(referral_priority or "routine", 3), received_at)
+    """Untriaged requests first (their urgency is unknown, so they may be the most urgent), by the partner's
+    priority; then triaged ones by urgency; within each, longest waiting first."""
+    if urgency is None:
+        return (0, REFERRAL_PRIORITY_RANK.get(referral_priority or "routine", 3), received_at)
+    return (1, URGENCIES.index(urgency), received_at)
