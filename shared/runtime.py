@@ -48,7 +48,9 @@ class ServiceRuntime:
         self.sessions = session_factory(self.engine)
 
     async def start_database(self) -> None:
-        await create_schema(self.engine, [*BUS_TABLES, *self.tables])
+        added = await create_schema(self.engine, [*BUS_TABLES, *self.tables])
+        if added:
+            log.info("schema migrated: added %s", ", ".join(added))
 
     async def start_bus(self) -> None:
         s = self.settings
