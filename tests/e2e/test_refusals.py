@@ -1,0 +1,162 @@
+"""What partners and insurers get when they send something wrong: a precise 4xx, nothing half-written."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from infra.client import ApiClient
+from infra.referrals import referral_bundle
+from infra.stack import Stack
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(data_dir=tmp_path_factory.mktemp("stack-refusals"),
+              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
+              broker_port=free_port())
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def client(stack: Stack, client_id: str) -> ApiClient:
+    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+
+
+def test_token_endpoint_refuses_wrong_secret_unknown_grant_and_scope_escalation(stack: Stack) -> None:
+    token_url = f"{stack.url('triage')}/oauth/token"
+    wrong = httpx.post(token_url, data={"grant_type": "client_credentials"}, auth=("ehr-delinde", "guess"))
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_client"
+    grant = httpx.post(token_url, data={"grant_type": "password"}, auth=("ehr-delinde", "demo-ehr-delinde"))
+    assert grant.status_code == 400 and grant.json()["error"] == "unsupported_grant_type"
+    escalate = httpx.post(token_url, data={"grant_type": "client_credentials", "scope": "system/Task.cruds"},
+                          auth=("ehr-delinde", "demo-ehr-delinde"))
+    assert escalate.status_code == 400 and escalate.json()["error"] == "invalid_scope"
+    granted = httpx.post(token_url, data={"grant_type": "client_credentials"}, auth=("ehr-delinde", "demo-ehr-delinde"))
+    body = granted.json()
+    assert body["token_type"] == "Bearer" and body["expires_in"] <= 300
+
+
+def test_tampered_token_and_missing_scope_are_refused_with_an_operation_outcome(stack: Stack) -> None:
+    ehr = client(stack, "ehr-delinde")
+    header, claims, signature = ehr.token().split(".")
+    payload = json.loads(base64.urlsafe_b64decode(claims + "=="))
+    payload["scope"] = "system/Task.cruds"
+    forged = ".".join([header, base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("="), signature])
+    tampered = httpx.get(f"{stack.url('coordination')}/fhir/Task", headers={"Authorization": f"Bearer {forged}"})
+    assert tampered.status_code == 401
+    assert tampered.json()["issue"][0]["code"] == "login"
+    insurer = client(stack, "insurer-9001")
+    denied = httpx.get(f"{stack.url('coordination')}/fhir/Task", headers=insurer.headers())
+    assert denied.status_code == 403
+    assert denied.json()["issue"][0]["code"] == "forbidden"
+
+
+def test_invalid_referral_is_refused_with_locations_and_nothing_is_stored(stack: Stack) -> None:
+    ehr = client(stack, "ehr-delinde")
+    ops = client(stack, "ops")
+    before = ops.worklist("open,triaged,closed")
+    bundle = referral_bundle(bsn="123456789", uzovi="9001")
+    sr = bundle["entry"][-1]["resource"]
+    sr["status"] = "bogus"
+    del sr["intent"]
+    response = ehr.post_referral(bundle)
+    assert response.status_code == 422
+    outcome = response.json()
+    assert outcome["resourceType"] == "OperationOutcome"
+    found = {(i["expression"][0], i["diagnostics"]) for i in outcome["issue"]}
+    locations = {location for location, _ in found}
+    assert "Bundle.entry[0].resource.identifier[0].value" in locations
+    assert "Bundle.entry[4].resource.status" in locations
+    assert "Bundle.entry[4].resource.intent" in locations
+    assert all("123456789" not in diagnostics for _, diagnostics in found)
+    assert ops.worklist("open,triaged,closed") == before
+
+
+@pytest.mark.parametrize(("body", "content_type", "status"), [
+    (b"{not json", "application/fhir+json", 400),
+    (b"<Bundle xmlns='http://hl7.org/fhir'><type value='transaction'/>", "application/fhir+xml", 400),
+    (b"{}", "text/plain", 415),
+    (b'{"resourceType": "Patient"}', "application/fhir+json", 422),
+])
+def test_unreadable_bodies_get_a_4xx_operation_outcome(stack: Stack, body: bytes, content_type: str,
+                                                       status: int) -> None:
+    ehr = client(stack, "ehr-delinde")
+    response = httpx.post(f"{stack.url('triage')}/fhir", content=body,
+                          headers=ehr.headers({"Content-Type": content_type}))
+    assert response.status_code == status
+    assert response.json()["resourceType"] == "OperationOutcome"
+
+
+def test_oversized_body_is_refused_with_413(stack: Stack) -> None:
+    ehr = client(stack, "ehr-delinde")
+    response = httpx.post(f"{stack.url('triage')}/fhir", content=b" " * 3_000_000,
+                          headers=ehr.headers({"Content-Type": "application/fhir+json"}))
+    assert response.status_code == 413
+    assert response.json()["issue"][0]["code"] == "too-long"
+
+
+def test_task_moves_are_checked_versions_conflict_and_the_front_door_sees_the_request_close(stack: Stack) -> None:
+    ehr, ops, wijk = client(stack, "ehr-delinde"), client(stack, "ops"), client(stack, "ehr-wijk-oost")
+    posted = ehr.post_referral(referral_bundle(bsn="999990020", uzovi="9002"))
+    assert posted.status_code == 200
+    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
+              if e["response"]["location"].startswith("ServiceRequest/"))
+    request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+    assert ops.triage_request(request_id, urgency="U2", disposition="community-nursing",
+                              organization="URA 90000020").status_code == 200
+    deadline = time.monotonic() + 30
+    tasks: list = []
+    while not tasks and time.monotonic() < deadline:
+        tasks = [t for t in wijk.tasks(status="requested") if t["basedOn"][0]["identifier"]["value"] == request_id]
+        time.sleep(0.2)
+    task = tasks[0]
+    skip = wijk.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "completed"}])
+    assert skip.status_code == 422 and skip.json()["issue"][0]["expression"] == ["Task.status"]
+    foreign = client(stack, "ehr-zuidrand").patch_task(task["id"], [{"op": "replace", "path": "/status",
+                                                                     "value": "accepted"}])
+    assert foreign.status_code == 404
+    owner_change = wijk.patch_task(task["id"], [{"op": "replace", "path": "/owner/identifier/value", "value": "1"}])
+    assert owner_change.status_code == 422
+    accepted = wijk.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "accepted"}],
+                               if_match='W/"1"')
+    assert accepted.status_code == 200 and accepted.headers["ETag"] == 'W/"2"'
+    stale = wijk.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "in-progress"}],
+                            if_match='W/"1"')
+    assert stale.status_code == 412
+    started = wijk.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "in-progress"}])
+    assert started.status_code == 200
+    wrong_code = wijk.patch_task(task["id"], [
+        {"op": "replace", "path": "/status", "value": "completed"},
+        {"op": "add", "path": "/output", "value": [{
+            "type": {"coding": [{"system": "https://regiozorg.example/fhir/CodeSystem/task-output",
+                                 "code": "delivered-contact"}]},
+            "valueCoding": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"}}]}])
+    assert wrong_code.status_code == 422 and wrong_code.json()["issue"][0]["expression"] == ["Task.output[0].valueCoding"]
+    done = wijk.patch_task(task["id"], [
+        {"op": "replace", "path": "/status", "value": "completed"},
+        {"op": "add", "path": "/executionPeriod", "value": {"start": datetime.now(UTC).isoformat()}},
+        {"op": "add", "path": "/output", "value": [{
+            "type": {"coding": [{"system": "https://regiozorg.example/fhir/CodeSystem/task-output",
+                                 "code": "delivered-contact"}]},
+            "valueCoding": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"}}]}])
+    assert done.status_code == 200
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and request_id not in [i["id"] for i in ops.worklist("closed")]:
+        time.sleep(0.2)
+    assert request_id in [i["id"] for i in ops.worklist("closed")]
+    encounters = httpx.get(f"{stack.url('coordination')}/fhir/Encounter",
+                           params={"patient": task["for"]["identifier"]["value"]}, headers=wijk.headers()).json()
+    assert [e["resource"]["class"]["code"] for e in encounters["entry"]] == ["HH"]
