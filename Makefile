@@ -19,6 +19,7 @@ run: install
 	$(BIN)/python -m infra.run
 
 test: install
+	$(BIN)/ruff check shared services infra tests
 	$(BIN)/python -m pytest -q
 
 clean:

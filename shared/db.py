@@ -6,10 +6,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import Column, Connection, Table, event, inspect, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.schema import CreateColumn
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlmodel import SQLModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
 def normalise_url(url: str) -> str:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
-
-import simplejson
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from functools import lru_cache, partial
+from functools import cache, lru_cache, partial
 from itertools import zip_longest
 from typing import Any
 
+import simplejson
 from fhir.resources.R4B import get_fhir_model_class
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from fhir_core.utils import (
@@ -190,7 +189,7 @@ def _resource_model(name: str) -> type[FHIRAbstractModel] | None:
     return model if model.has_resource_base() and name not in _ABSTRACT_RESOURCES else None
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fields(model: type[FHIRAbstractModel]) -> dict[str, _Field]:
     prefix = determine_version_prefix_from_class(model)
     aliases = model.get_alias_mapping()

@@ -26,7 +26,7 @@ def _matches(pattern: re.Pattern[str], value: object) -> bool:
 
 
 def _passes_eleven_proof(digits: str) -> bool:
-    weighted = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1))) - int(digits[8])
+    weighted = sum(int(d) * w for d, w in zip(digits, range(9, 1, -1), strict=False)) - int(digits[8])
     return weighted % 11 == 0 and digits != "000000000"
 
 

@@ -8,8 +8,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import metrics
 from shared.bus.consumer import EventConsumer, Handler, ProcessedEvent
@@ -54,15 +53,9 @@ class ServiceRuntime:
 
     async def start_bus(self) -> None:
         s = self.settings
-        self.watch = BrokerWatch(s.kafka_bootstrap, partitions=s.topic_partitions, interval=s.broker_check_seconds)
+        self.watch = BrokerWatch(s.kafka_bootstrap, partitions=s.topic_partitions, interval=s.broker_check_seconds,
+                                 service=s.service_name)
         self.relay = OutboxRelay(engine=self.engine, sessions=self.sessions, watch=self.watch, service=s.service_name)
-
-        async def count_reset(_epoch: str, first: list[bool] = [True]) -> None:
-            if not first[0]:
-                metrics.BROKER_RESETS.labels(s.service_name).inc()
-            first[0] = False
-
-        self.watch.on_new_epoch(count_reset)
         await _retry_until_started(self.watch.start, "broker")
         await self.relay.start()
         for sub in self.subscriptions:

@@ -96,7 +96,7 @@ class PostgresDatabases:
         try:
             asyncio.run(_create_database(self.server, name))
         except (OSError, asyncpg.PostgresError) as exc:
-            raise RuntimeError(f"PostgreSQL at {self.server} is needed for the tests and did not answer: {exc}") from exc
+            raise RuntimeError(f"PostgreSQL at {self.server} is needed by the tests and did not answer: {exc}") from exc
         self.created.append(name)
         return self.server.rsplit("/", 1)[0] + "/" + name
 

@@ -81,8 +81,9 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
     order = event.json()
     try:
         request_id = order["id"]
-        uzovi = next((p["identifier"]["value"] for c in order.get("contained", []) if c.get("resourceType") == "Coverage"
-                      for p in c.get("payor", []) if p.get("identifier", {}).get("system") == UZOVI_SYSTEM), None)
+        coverages = [c for c in order.get("contained", []) if c.get("resourceType") == "Coverage"]
+        uzovi = next((p["identifier"]["value"] for c in coverages for p in c.get("payor", [])
+                      if p.get("identifier", {}).get("system") == UZOVI_SYSTEM), None)
         fact_values = {"pseudonym": order["subject"]["identifier"]["value"],
                        "disposition": order["code"]["coding"][0]["code"], "uzovi": uzovi,
                        "triaged_at": datetime.fromisoformat(order["authoredOn"])}
@@ -105,7 +106,7 @@ async def on_contact_delivered(session: AsyncSession, event: Event) -> None:
         performer = f"{ident['system']}|{ident['value']}"
         pseudonym = encounter["subject"]["identifier"]["value"]
     except (KeyError, TypeError, ValueError) as exc:
-        raise PoisonMessage(f"contact-delivered value is not an Encounter we can read: {exc.__class__.__name__}") from exc
+        raise PoisonMessage(f"contact-delivered value is not a readable Encounter: {exc.__class__.__name__}") from exc
     request_id = _acute_request_id(encounter)
     await _locked_fact(session, request_id, pseudonym)
     if await session.get(ContactFact, contact_id) is None:

@@ -18,9 +18,9 @@ from services.coordination import events
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
 from services.coordination.models import EncounterRecord, RoutedRequest, TaskRecord, TaskTransition, TaskVersion
 from shared.auth import Caller
+from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
-from shared.bus.consumer import PoisonMessage
 from shared.fhir import FhirError, Issue, dumps, loads
 from shared.identifiers import PSEUDONYM_SYSTEM
 from shared.region import FRONT_DOOR
@@ -181,9 +181,9 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
         return current
     now = _now()
     status_from, status_to = current["status"], patched.get("status")
-    reason = ((patched.get("statusReason") or {}).get("text")
-              or next((c.get("display") or c.get("code") for c in (patched.get("statusReason") or {}).get("coding", [])),
-                      None))
+    status_reason = patched.get("statusReason") or {}
+    reason = status_reason.get("text") or next(
+        (c.get("display") or c.get("code") for c in status_reason.get("coding", [])), None)
     if status_to != status_from:
         roles = roles_of(caller, record)
         if not roles:

@@ -17,6 +17,7 @@ from services.triage.settings import TriageSettings
 from shared import web
 from shared.auth import ClientRegistry, SigningKey, TokenIssuer, TokenVerifier, UserRegistry
 from shared.bus.topics import ACUTE_REQUEST_CLOSED
+from shared.console import templates
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
 
@@ -46,7 +47,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
                                        audience=settings.token_audience, local=signing_key)
     app.state.clients = ClientRegistry(demo=settings.demo)
     app.state.users = UserRegistry(demo=settings.demo)
-    app.state.templates = views.templates(Path(__file__).parent)
+    app.state.templates = templates(Path(__file__).parent)
     web.install(app, service=settings.service_name, max_body_bytes=settings.max_body_bytes)
     web.add_operations_routes(app, runtime)
     app.include_router(oauth.router)

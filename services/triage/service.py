@@ -235,7 +235,8 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
     request_id = new_id()
     record: PatientRecord | None = None
     if contact.bsn:
-        record = (await session.execute(select(PatientRecord).where(PatientRecord.bsn == contact.bsn))).scalars().first()
+        query = select(PatientRecord).where(PatientRecord.bsn == contact.bsn)
+        record = (await session.execute(query)).scalars().first()
     if record is None:
         patient_id = new_id()
         key = pseudonym(contact.bsn, pseudonym_key) if contact.bsn else pseudonym_for_unidentified(

@@ -16,12 +16,11 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import metrics
-from shared.bus.envelope import Event, EnvelopeError, decode
+from shared.bus.envelope import EnvelopeError, Event, decode
 from shared.bus.topics import dlq
 from shared.bus.watch import BrokerWatch
 

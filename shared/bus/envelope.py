@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import simplejson
 import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+import simplejson
 
 from shared.bus.topics import event_type
 

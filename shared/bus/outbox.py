@@ -9,6 +9,7 @@ pending again, so nothing committed is ever lost (consumers are idempotent).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -16,9 +17,8 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from sqlalchemy import Column, Index, LargeBinary, func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared import metrics
 from shared.bus.envelope import Event
@@ -137,10 +137,8 @@ class OutboxRelay:
                 backoff = 0.1
                 if published < self.batch_size:
                     self._wake.clear()
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
-                    except TimeoutError:
-                        pass
             except asyncio.CancelledError:
                 raise
             except Exception as exc:

@@ -9,6 +9,7 @@ changes, listeners re-publish the outbox and rewind consumers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from shared import metrics
 from shared.bus.topics import BROKER_EPOCH, every_topic
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,9 @@ EpochListener = Callable[[str], Awaitable[None]]
 
 class BrokerWatch:
     def __init__(self, bootstrap: str, *, partitions: int = 4, interval: float = 1.0,
-                 topics: list[str] | None = None) -> None:
+                 topics: list[str] | None = None, service: str = "service") -> None:
         self.bootstrap = bootstrap
+        self.service = service
         self.partitions = partitions
         self.interval = interval
         self.topics = topics if topics is not None else every_topic()
@@ -80,10 +83,8 @@ class BrokerWatch:
 
     async def _run(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), self.interval)
-            except TimeoutError:
-                pass
             self._changed.clear()
             try:
                 await self.check()
@@ -106,6 +107,7 @@ class BrokerWatch:
             previous, self.epoch = self.epoch, epoch
             self.healthy = True
         if previous is not None and previous != epoch:
+            metrics.BROKER_RESETS.labels(self.service).inc()
             log.warning("broker lost its data (new epoch %s); recovering", epoch[:8])
         if previous != epoch:
             for listener in self._listeners:

@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -90,7 +89,8 @@ def read_feed_topic(bootstrap: str, uzovi: str) -> list[dict[str, Any]]:
 
 def test_every_api_refuses_a_request_without_token(stack: Stack) -> None:
     for url in (f"{stack.url('triage')}/fhir/ServiceRequest", f"{stack.url('triage')}/api/v1/worklist",
-                f"{stack.url('coordination')}/fhir/Task", f"{stack.url('billing_shadow')}/api/v1/feeds/9001?period=2026-11"):
+                f"{stack.url('coordination')}/fhir/Task",
+                f"{stack.url('billing_shadow')}/api/v1/feeds/9001?period=2026-11"):
         response = httpx.get(url)
         assert response.status_code == 401, url
         assert response.json()["resourceType"] == "OperationOutcome"

@@ -144,7 +144,8 @@ def test_task_moves_are_checked_versions_conflict_and_the_front_door_sees_the_re
             "type": {"coding": [{"system": "https://regiozorg.example/fhir/CodeSystem/task-output",
                                  "code": "delivered-contact"}]},
             "valueCoding": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "EMER"}}]}])
-    assert wrong_code.status_code == 422 and wrong_code.json()["issue"][0]["expression"] == ["Task.output[0].valueCoding"]
+    assert wrong_code.status_code == 422
+    assert wrong_code.json()["issue"][0]["expression"] == ["Task.output[0].valueCoding"]
     done = wijk.patch_task(task["id"], [
         {"op": "replace", "path": "/status", "value": "completed"},
         {"op": "add", "path": "/executionPeriod", "value": {"start": datetime.now(UTC).isoformat()}},

@@ -132,7 +132,7 @@ def test_transition_error_is_a_value_error() -> None:
 
 def test_status_sets_follow_fhir_r4() -> None:
     assert len(ALL_STATUSES) == 12
-    assert TERMINAL == {"completed", "failed", "rejected", "cancelled"} and TERMINAL <= ALL_STATUSES
+    assert {"completed", "failed", "rejected", "cancelled"} == TERMINAL and TERMINAL <= ALL_STATUSES
 
 
 @pytest.mark.parametrize("current", sorted(ALL_STATUSES))

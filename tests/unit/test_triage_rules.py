@@ -32,7 +32,8 @@ def test_worklist_puts_untriaged_first_then_urgency_then_longest_waiting() -> No
         "u3-old": worklist_rank(urgency="U3", referral_priority=None, received_at=t0),
         "u1-new": worklist_rank(urgency="U1", referral_priority=None, received_at=t0 + timedelta(minutes=30)),
         "open-stat": worklist_rank(urgency=None, referral_priority="stat", received_at=t0 + timedelta(minutes=5)),
-        "open-routine-old": worklist_rank(urgency=None, referral_priority="routine", received_at=t0 - timedelta(hours=1)),
+        "open-routine-old": worklist_rank(urgency=None, referral_priority="routine",
+                                          received_at=t0 - timedelta(hours=1)),
         "u3-new": worklist_rank(urgency="U3", referral_priority=None, received_at=t0 + timedelta(minutes=1)),
     }
     assert sorted(items, key=items.__getitem__) == ["open-stat", "open-routine-old", "u1-new", "u3-old", "u3-new"]

@@ -13,7 +13,6 @@ from shared.auth import Caller, current_caller
 from shared.fhir import FhirError, Issue
 from shared.identifiers import UZOVI_SYSTEM
 
-
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 

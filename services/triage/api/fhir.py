@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from services.triage import service
 from shared.auth import Caller, require_scope
-from shared.web import FhirJSONResponse
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, parse_body, to_xml
+from shared.web import FhirJSONResponse
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 

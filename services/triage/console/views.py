@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from services.triage import service
 from services.triage.domain.rules import DISPOSITIONS, URGENCIES
@@ -16,15 +14,10 @@ from services.triage.models import AcuteRequest, PatientRecord, TriageDecision
 from shared import csrf
 from shared.auth import Caller
 from shared.console import console_user
-from shared.console import templates as make_templates
 from shared.fhir import FhirError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Nurse = Annotated[Caller, console_user("triagist")]
-
-
-def templates(service_dir: Path) -> Jinja2Templates:
-    return make_templates(service_dir)
 
 
 def _aware(m: datetime | None) -> datetime | None:

@@ -13,7 +13,8 @@ ACCEPTED_TYPES = frozenset({
     "Practitioner", "PractitionerRole", "CareTeam", "Encounter", "EpisodeOfCare", "AllergyIntolerance",
     "MedicationStatement", "DocumentReference", "RelatedPerson",
 })
-SERVICE_REQUEST_STATUS = frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error", "unknown"})
+SERVICE_REQUEST_STATUS = frozenset({"draft", "active", "on-hold", "revoked", "completed", "entered-in-error",
+                                    "unknown"})
 SERVICE_REQUEST_INTENT = frozenset({"proposal", "plan", "directive", "order", "original-order", "reflex-order",
                                     "filler-order", "instance-order", "option"})
 REQUEST_PRIORITY = frozenset({"routine", "urgent", "asap", "stat"})
