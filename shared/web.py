@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import metrics
+from shared.auth import TokenVerifier, UserRegistry
+from shared.console import templates
 from shared.fhir import FHIR_JSON, FhirError, Issue, dumps, operation_outcome
 from shared.runtime import ServiceRuntime
 
@@ -92,3 +98,35 @@ def add_operations_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
         except Exception as exc:  # metrics must answer even while the database is away
             log.warning("refreshing gauges failed: %s", exc.__class__.__name__)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def service_app(*, title: str, runtime: ServiceRuntime, service_dir: Path, routers: list[APIRouter],
+                verifier: TokenVerifier | None = None,
+                on_start: Callable[[ServiceRuntime], Awaitable[None]] | None = None) -> FastAPI:
+    """One service process: schema at start, the bus in the background (so /healthz answers while the
+    broker is still away), tokens verified against the issuer, errors as OperationOutcomes."""
+    settings = runtime.settings
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await runtime.start_database()
+        if on_start is not None:
+            await on_start(runtime)
+        bus = asyncio.create_task(runtime.start_bus())
+        yield
+        bus.cancel()
+        await asyncio.gather(bus, return_exceptions=True)
+        await runtime.stop()
+
+    app = FastAPI(title=title, version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.runtime = runtime
+    app.state.verifier = verifier or TokenVerifier(jwks_url=settings.resolved_jwks_url, issuer=settings.issuer,
+                                                   audience=settings.token_audience)
+    app.state.users = UserRegistry(demo=settings.demo)
+    app.state.templates = templates(service_dir)
+    install(app, service=settings.service_name, max_body_bytes=settings.max_body_bytes)
+    add_operations_routes(app, runtime)
+    for router in routers:
+        app.include_router(router)
+    return app

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -14,12 +11,11 @@ from services.triage.api import fhir, oauth, requests
 from services.triage.console import views
 from services.triage.models import TABLES
 from services.triage.settings import TriageSettings
-from shared import web
-from shared.auth import ClientRegistry, SigningKey, TokenIssuer, TokenVerifier, UserRegistry
+from shared.auth import ClientRegistry, SigningKey, TokenIssuer, TokenVerifier
 from shared.bus.topics import ACUTE_REQUEST_CLOSED
-from shared.console import templates
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
+from shared.web import service_app
 
 
 def create_app(settings: TriageSettings | None = None) -> FastAPI:
@@ -28,30 +24,11 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     runtime = ServiceRuntime(settings=settings, tables=TABLES, subscriptions=[
         Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED], service.close_request)])
     signing_key = SigningKey(settings.data_dir / "keys" / "triage-signing-key.json")
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start_database()
-        bus = asyncio.create_task(runtime.start_bus())
-        yield
-        bus.cancel()
-        await asyncio.gather(bus, return_exceptions=True)
-        await runtime.stop()
-
-    app = FastAPI(title="Regiozorg triage", version="0.1.0", lifespan=lifespan)
-    app.state.settings = settings
-    app.state.runtime = runtime
+    verifier = TokenVerifier(jwks_url=settings.resolved_jwks_url, issuer=settings.issuer,
+                             audience=settings.token_audience, local=signing_key)
+    app = service_app(title="Regiozorg triage", runtime=runtime, service_dir=Path(__file__).parent,
+                      routers=[oauth.router, fhir.router, requests.router, views.router], verifier=verifier)
     app.state.signing_key = signing_key
     app.state.issuer = TokenIssuer(key=signing_key, issuer=settings.issuer, audience=settings.token_audience)
-    app.state.verifier = TokenVerifier(jwks_url=settings.resolved_jwks_url, issuer=settings.issuer,
-                                       audience=settings.token_audience, local=signing_key)
     app.state.clients = ClientRegistry(demo=settings.demo)
-    app.state.users = UserRegistry(demo=settings.demo)
-    app.state.templates = templates(Path(__file__).parent)
-    web.install(app, service=settings.service_name, max_body_bytes=settings.max_body_bytes)
-    web.add_operations_routes(app, runtime)
-    app.include_router(oauth.router)
-    app.include_router(fhir.router)
-    app.include_router(requests.router)
-    app.include_router(views.router)
     return app
