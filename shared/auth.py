@@ -25,7 +25,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
 from shared.fhir import FhirError, Issue
-from shared.region import DEMO_CLIENTS, DEMO_USERS, Client, ConsoleUser
+from shared.region import DEMO_USERS, ConsoleUser
 
 TOKEN_LIFETIME_SECONDS = 300
 
@@ -61,25 +61,50 @@ def scope_allows(scopes: frozenset[str], *, resource: str, action: str) -> bool:
     return False
 
 
-class SigningKey:
-    """The authorization server's RSA key, kept in the data folder so tokens survive a restart."""
+class SigningKeys:
+    """The authorization server's signing keys, one file each in a folder of the data directory.
 
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            self.key = RSAKey.import_key(json.loads(path.read_text()))
-        else:
-            kid = uuid.uuid4().hex[:16]
-            self.key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
-            path.write_text(json.dumps(self.key.as_dict(private=True)))
-            path.chmod(0o600)
+    The newest key signs; an older key stays in the JWKS until every token it signed has expired,
+    so a rotation (a new file, see `python -m services.triage.keys`) needs no downtime.
+    """
+
+    def __init__(self, folder: Path, *, retire_after: int = TOKEN_LIFETIME_SECONDS + 60) -> None:
+        self.folder = folder
+        self.retire_after = retire_after
+        self._stamp: tuple[int, int] | None = None
+        self._keys: list[tuple[int, RSAKey]] = []
+        folder.mkdir(parents=True, exist_ok=True)
+        if not any(folder.glob("*.json")):
+            self.rotate()
+
+    def rotate(self) -> str:
+        """Add a new signing key; it signs from now on. Returns its key id."""
+        created = int(time.time())
+        kid = f"{created}-{uuid.uuid4().hex[:8]}"
+        key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
+        path = self.folder / f"{kid}.json"
+        path.write_text(json.dumps(key.as_dict(private=True)))
+        path.chmod(0o600)
+        return kid
+
+    def _current_keys(self) -> list[tuple[int, RSAKey]]:
+        stat = self.folder.stat()
+        stamp = (stat.st_mtime_ns, len(list(self.folder.glob("*.json"))))
+        if stamp != self._stamp:
+            files = sorted(self.folder.glob("*.json"), key=lambda p: (int(p.name.split("-", 1)[0]), p.name))
+            loaded = [(int(p.name.split("-", 1)[0]), RSAKey.import_key(json.loads(p.read_text()))) for p in files]
+            self._keys, self._stamp = loaded, stamp
+        now = time.time()
+        # A key is retired once its successor has been signing for longer than a token lives.
+        return [(created, key) for i, (created, key) in enumerate(self._keys)
+                if i == len(self._keys) - 1 or self._keys[i + 1][0] + self.retire_after > now]
 
     @property
-    def kid(self) -> str:
-        return str(self.key.kid)
+    def current(self) -> RSAKey:
+        return self._current_keys()[-1][1]
 
     def jwks(self) -> dict[str, Any]:
-        return {"keys": [self.key.as_dict(private=False)]}
+        return {"keys": [key.as_dict(private=False) for _, key in self._current_keys()]}
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
@@ -91,22 +116,6 @@ def hash_secret(secret: str, salt: bytes | None = None) -> str:
 def verify_secret(secret: str, stored: str) -> bool:
     _, salt, _digest = stored.split("$")
     return hmac.compare_digest(hash_secret(secret, base64.b64decode(salt)), stored)
-
-
-class ClientRegistry:
-    """Registered machine clients; demo secrets only outside production."""
-
-    def __init__(self, *, demo: bool) -> None:
-        self.demo = demo
-        self._clients = {c.client_id: (c, hash_secret(c.demo_secret)) for c in DEMO_CLIENTS} if demo else {}
-
-    def authenticate(self, client_id: str, secret: str) -> Client | None:
-        found = self._clients.get(client_id)
-        if found is None:
-            verify_secret(secret, hash_secret("constant-time-dummy"))
-            return None
-        client, stored = found
-        return client if verify_secret(secret, stored) else None
 
 
 class UserRegistry:
@@ -124,31 +133,35 @@ class UserRegistry:
 
 
 class TokenIssuer:
-    def __init__(self, *, key: SigningKey, issuer: str, audience: str) -> None:
-        self.key = key
+    def __init__(self, *, keys: SigningKeys, issuer: str, audience: str) -> None:
+        self.keys = keys
         self.issuer = issuer
         self.audience = audience
 
-    def issue(self, client: Client, scopes: tuple[str, ...]) -> str:
+    def issue(self, *, client_id: str, org: str, scopes: tuple[str, ...]) -> str:
         now = int(time.time())
-        claims = {"iss": self.issuer, "sub": client.client_id, "aud": self.audience, "iat": now,
+        claims = {"iss": self.issuer, "sub": client_id, "aud": self.audience, "iat": now,
                   "exp": now + TOKEN_LIFETIME_SECONDS, "jti": uuid.uuid4().hex, "scope": " ".join(scopes),
-                  "org": client.org.token, "client_id": client.client_id}
-        return jwt.encode({"alg": "RS256", "kid": self.key.kid, "typ": "JWT"}, claims, self.key.key)
+                  "org": org, "client_id": client_id}
+        key = self.keys.current
+        return jwt.encode({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, key)
 
 
 class TokenVerifier:
     """Checks bearer tokens against the issuer's JWKS, fetched once and again for an unknown key id."""
 
-    def __init__(self, *, jwks_url: str, issuer: str, audience: str, local: SigningKey | None = None) -> None:
+    def __init__(self, *, jwks_url: str, issuer: str, audience: str, local: SigningKeys | None = None) -> None:
         self.jwks_url = jwks_url
         self.issuer = issuer
         self.audience = audience
-        self._keys: KeySet | None = KeySet.import_key_set(local.jwks()) if local else None
+        self.local = local
+        self._keys: KeySet | None = None
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
     async def _key_set(self, kid: str | None) -> KeySet:
+        if self.local is not None:  # the issuer itself reads its key folder, no HTTP round trip
+            return KeySet.import_key_set(self.local.jwks())
         known = self._keys is not None and any(k.kid == kid for k in self._keys.keys)
         if known:
             assert self._keys is not None

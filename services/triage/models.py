@@ -108,5 +108,31 @@ class TriageDecision(SQLModel, table=True):
     decided_at: datetime = Field(default_factory=_now)
 
 
-TABLES = [m.__table__ for m in (StoredResource, ResourceIdentifier, BundleReceipt, PatientRecord, AcuteRequest,  # type: ignore[attr-defined]
-                                 LinkedContact, TriageDecision)]
+
+
+class OAuthClient(SQLModel, table=True):
+    """A registered machine client: the organisation it acts for, its scopes and its public keys."""
+
+    __tablename__ = "oauth_client"
+
+    client_id: str = Field(primary_key=True, max_length=100)
+    org: str = Field(max_length=120)  # "system|value"
+    scopes: str = Field(sa_column=Column(Text, nullable=False))
+    jwks: str = Field(default='{"keys": []}', sa_column=Column(Text, nullable=False, default='{"keys": []}'))
+    jwks_uri: str | None = Field(default=None, max_length=500)
+    secret_hash: str | None = Field(default=None, max_length=200)  # demo mode only
+    registered_at: datetime = Field(default_factory=_now)
+
+
+class UsedAssertion(SQLModel, table=True):
+    """Client assertion ids seen, kept until the assertion expires: a replayed assertion is refused."""
+
+    __tablename__ = "used_client_assertion"
+
+    jti: str = Field(primary_key=True, max_length=200)
+    client_id: str = Field(max_length=100)
+    expires_at: datetime = Field(index=True)
+
+
+TABLES = [m.__table__ for m in (StoredResource, ResourceIdentifier, BundleReceipt, PatientRecord,  # type: ignore[attr-defined]
+                                AcuteRequest, LinkedContact, TriageDecision, OAuthClient, UsedAssertion)]

@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from services.triage.settings import TriageSettings
-from shared.auth import ClientRegistry, UserRegistry
+from shared.auth import UserRegistry
 
 
 def test_production_refuses_the_demo_pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -23,10 +23,9 @@ def test_production_starts_with_a_secret_key(monkeypatch: pytest.MonkeyPatch) ->
     assert not settings.demo and settings.pseudonym_key_bytes == b"a-real-secret-from-the-vault"
 
 
-def test_demo_secrets_authenticate_only_in_demo_mode() -> None:
-    assert ClientRegistry(demo=True).authenticate("ops", "demo-ops") is not None
-    assert ClientRegistry(demo=True).authenticate("ops", "wrong") is None
-    assert ClientRegistry(demo=False).authenticate("ops", "demo-ops") is None
+def test_demo_console_passwords_work_only_in_demo_mode() -> None:
+    assert UserRegistry(demo=True).authenticate("triagist", "demo-triagist") is not None
+    assert UserRegistry(demo=True).authenticate("triagist", "wrong") is None
     assert UserRegistry(demo=False).authenticate("triagist", "demo-triagist") is None
 
 

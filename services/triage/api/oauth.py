@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
-from shared.auth import TOKEN_LIFETIME_SECONDS, ClientRegistry, TokenIssuer
+from services.triage import clients
+from shared.auth import TOKEN_LIFETIME_SECONDS, TokenIssuer
 
 router = APIRouter(tags=["authorization"])
 
@@ -25,47 +26,67 @@ def _basic_credentials(request: Request) -> tuple[str, str] | None:
     if scheme.lower() != "basic":
         return None
     try:
-        client_id, _, secret = base64.b64decode(encoded).decode().partition(":")
+        client_id, _, secret = base64.b64decode(encoded, validate=True).decode().partition(":")
     except ValueError:
         return None
     return client_id, secret
 
 
+def token_url(request: Request) -> str:
+    return f"{request.app.state.settings.issuer}/oauth/token"
+
+
 @router.post("/oauth/token")
 async def token(request: Request, grant_type: Annotated[str, Form()] = "",
-                scope: Annotated[str | None, Form()] = None) -> JSONResponse:
+                scope: Annotated[str | None, Form()] = None,
+                client_assertion_type: Annotated[str | None, Form()] = None,
+                client_assertion: Annotated[str | None, Form()] = None) -> JSONResponse:
     state = request.app.state
-    registry: ClientRegistry = state.clients
     if grant_type != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
-    credentials = _basic_credentials(request)
-    if credentials is None or not registry.demo:
-        return _oauth_error(401, "invalid_client", "client authentication failed")
-    client = registry.authenticate(*credentials)
-    if client is None:
-        return _oauth_error(401, "invalid_client", "client authentication failed")
+    try:
+        async with state.runtime.sessions() as session, session.begin():
+            if client_assertion_type is not None or client_assertion is not None:
+                if client_assertion_type != clients.ASSERTION_TYPE or not client_assertion:
+                    return _oauth_error(400, "invalid_request", f"client_assertion_type must be "
+                                                                f"{clients.ASSERTION_TYPE} with a client_assertion")
+                client = await clients.authenticate_assertion(session, assertion=client_assertion,
+                                                              token_url=token_url(request))
+            else:
+                credentials = _basic_credentials(request)
+                if credentials is None:
+                    return _oauth_error(401, "invalid_client", "authenticate with private_key_jwt")
+                client = await clients.authenticate_secret(session, client_id=credentials[0],
+                                                           secret=credentials[1], demo=state.settings.demo)
+    except clients.ClientAuthError as exc:
+        return _oauth_error(401, "invalid_client", str(exc))
     requested = tuple(scope.split()) if scope else client.scopes
     refused = [s for s in requested if s not in client.scopes]
     if refused:
         return _oauth_error(400, "invalid_scope", f"not granted to this client: {' '.join(refused)}")
     issuer: TokenIssuer = state.issuer
-    return JSONResponse({"access_token": issuer.issue(client, requested), "token_type": "Bearer",
-                         "expires_in": TOKEN_LIFETIME_SECONDS, "scope": " ".join(requested)},
+    return JSONResponse({"access_token": issuer.issue(client_id=client.client_id, org=client.org, scopes=requested),
+                         "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "scope": " ".join(requested)},
                         headers={"Cache-Control": "no-store"})
 
 
 @router.get("/.well-known/jwks.json")
 async def jwks(request: Request) -> JSONResponse:
-    return JSONResponse(request.app.state.signing_key.jwks())
+    return JSONResponse(request.app.state.signing_keys.jwks(), headers={"Cache-Control": "max-age=60"})
 
 
 def _discovery(request: Request) -> dict[str, object]:
-    issuer = request.app.state.settings.issuer
+    settings = request.app.state.settings
+    issuer = settings.issuer
+    methods = ["private_key_jwt", *(["client_secret_basic"] if settings.demo else [])]
     return {"issuer": issuer, "token_endpoint": f"{issuer}/oauth/token", "jwks_uri": f"{issuer}/.well-known/jwks.json",
             "grant_types_supported": ["client_credentials"],
-            "token_endpoint_auth_methods_supported": ["client_secret_basic"],
-            "scopes_supported": sorted({s for c in request.app.state.clients._clients.values() for s in c[0].scopes}),
-            "capabilities": ["client-confidential-symmetric"]}
+            "token_endpoint_auth_methods_supported": methods,
+            "token_endpoint_auth_signing_alg_values_supported": clients.ASSERTION_ALGORITHMS,
+            "scopes_supported": ["system/ServiceRequest.cruds", "system/Task.cruds", "system/Subscription.cruds",
+                                 "system/AuditEvent.rs", "triage.write", "coordination.write", "billing.read",
+                                 "feed.read"],
+            "capabilities": ["client-confidential-asymmetric", "permission-v2"]}
 
 
 @router.get("/.well-known/smart-configuration")

@@ -1,0 +1,49 @@
+"""Rotation of the authorization server's signing key without downtime."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.auth import SigningKeys, TokenIssuer, TokenVerifier
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> SigningKeys:
+    return SigningKeys(tmp_path / "signing", retire_after=360)
+
+
+def _verifier(keys: SigningKeys) -> TokenVerifier:
+    return TokenVerifier(jwks_url="http://unused.invalid/jwks", issuer="https://issuer", audience="regiozorg",
+                         local=keys)
+
+
+async def test_old_key_verifies_its_tokens_after_rotation_and_new_tokens_use_the_new_key(keys: SigningKeys) -> None:
+    issuer = TokenIssuer(keys=keys, issuer="https://issuer", audience="regiozorg")
+    old_token = issuer.issue(client_id="ops", org="http://fhir.nl/fhir/NamingSystem/ura|90000001", scopes=("a",))
+    old_kid = keys.current.kid
+    new_kid = keys.rotate()
+    assert keys.current.kid == new_kid != old_kid
+    assert {k["kid"] for k in keys.jwks()["keys"]} == {old_kid, new_kid}
+    assert (await _verifier(keys).verify(old_token)).subject == "ops"
+    new_token = issuer.issue(client_id="ops", org="x|1", scopes=("a",))
+    assert (await _verifier(keys).verify(new_token)).scopes == frozenset({"a"})
+
+
+def test_old_key_leaves_the_jwks_once_its_tokens_have_expired(keys: SigningKeys) -> None:
+    old_kid = keys.current.kid
+    new_kid = keys.rotate()
+    # Age both files: the new key has been signing for longer than a token lives (retire_after).
+    now = int(time.time())
+    for kid, age in ((old_kid, 800), (new_kid, 400)):
+        (keys.folder / f"{kid}.json").rename(keys.folder / f"{now - age}-{kid.split('-', 1)[1]}.json")
+    os.utime(keys.folder)
+    assert {k["kid"] for k in keys.jwks()["keys"]} == {new_kid}
+
+
+def test_jwks_never_publishes_private_key_material(keys: SigningKeys) -> None:
+    for key in keys.jwks()["keys"]:
+        assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
