@@ -16,7 +16,13 @@ from aiokafka import AIOKafkaConsumer
 from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import Stack
-from shared.bus.topics import PRESTATION_FEED
+from shared.bus.topics import (
+    ACUTE_REQUEST_CLOSED,
+    CONTACT_DELIVERED,
+    PRESTATION_FEED,
+    TRIAGE_COMPLETED,
+    every_topic,
+)
 from tests.conftest import PostgresDatabases, free_port
 
 pytestmark = pytest.mark.e2e
@@ -87,6 +93,38 @@ def read_feed_topic(bootstrap: str, uzovi: str) -> list[dict[str, Any]]:
     return asyncio.run(read())
 
 
+def read_all_topics(bootstrap: str) -> list[tuple[str, bytes, list[tuple[str, bytes]], bytes]]:
+    """Every record on every product topic: (topic, key, headers, value)."""
+    async def read() -> list[tuple[str, bytes, list[tuple[str, bytes]], bytes]]:
+        consumer = AIOKafkaConsumer(*every_topic(), bootstrap_servers=bootstrap, group_id=None,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        found = []
+        try:
+            for _ in range(8):
+                for records in (await consumer.getmany(timeout_ms=500)).values():
+                    found += [(r.topic, r.key or b"", list(r.headers), r.value or b"") for r in records]
+        finally:
+            await consumer.stop()
+        return found
+
+    return asyncio.run(read())
+
+
+def assert_no_patient_identifiers(stack: Stack, bsns: list[str], names: list[str]) -> None:
+    records = read_all_topics(stack.bootstrap)
+    assert {topic for topic, *_ in records} >= {TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED}
+    for topic, key, headers, value in records:
+        exposed = key + b" ".join(name.encode() + b"=" + raw for name, raw in headers)
+        for secret in [*bsns, *names]:
+            assert secret.encode() not in exposed, f"{secret} in a key or header on {topic}"
+            assert secret.encode() not in value, f"{secret} in a value on {topic}"
+    for log in (stack.data_dir / "logs").glob("*.log"):
+        text = log.read_text()
+        for secret in [*bsns, *names]:
+            assert secret not in text, f"{secret} in {log.name}"
+
+
 def test_every_api_refuses_a_request_without_token(stack: Stack) -> None:
     for url in (f"{stack.url('triage')}/fhir/ServiceRequest", f"{stack.url('triage')}/api/v1/worklist",
                 f"{stack.url('coordination')}/fhir/Task",
@@ -99,8 +137,8 @@ def test_every_api_refuses_a_request_without_token(stack: Stack) -> None:
 def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(stack: Stack) -> None:
     ehr = client(stack, "ehr-delinde")
     ops = client(stack, "ops")
-    bundles = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{bsn}", bundle_id=f"bundle-{bsn}")
-               for bsn, *_ in PLAN]
+    bundles = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{n}", bundle_id=f"bundle-{n}")
+               for n, (bsn, *_) in enumerate(PLAN)]
     first = []
     for bundle in bundles:
         response = ehr.post_referral(bundle)
@@ -179,7 +217,7 @@ def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(s
         assert response.status_code == 200
         assert [e["response"]["location"] for e in response.json()["entry"]] == \
                [e["response"]["location"] for e in original["entry"]]
-    fresh_ids = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{bsn}") for bsn, *_ in PLAN]
+    fresh_ids = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{n}") for n, (bsn, *_) in enumerate(PLAN)]
     for bundle in fresh_ids:  # same ServiceRequest identifier, new Bundle: conditional create
         assert ehr.post_referral(bundle).status_code == 200
     time.sleep(2)
@@ -187,6 +225,7 @@ def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(s
     assert len([i for i in all_requests if i["service_request"] and i["service_request"].split("/")[1] in sr_ids]) == 5
     assert len(ops.tasks(_count="500")) == 5
     assert insurer.feed("9001", period) == feed
+    assert_no_patient_identifiers(stack, [bsn for bsn, *_ in PLAN], ["de Vries"])
 
 
 def test_insurer_reads_only_its_own_feed(stack: Stack) -> None:
