@@ -79,7 +79,9 @@ class SigningKeys:
 
     def rotate(self) -> str:
         """Add a new signing key; it signs from now on. Returns its key id."""
-        created = int(time.time())
+        # Nanoseconds, strictly increasing: the newest key must sort last even within one second.
+        newest = max((self._created(p) for p in self.folder.glob("*.json")), default=0)
+        created = max(time.time_ns(), newest + 1)
         kid = f"{created}-{uuid.uuid4().hex[:8]}"
         key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
         path = self.folder / f"{kid}.json"
@@ -87,17 +89,21 @@ class SigningKeys:
         path.chmod(0o600)
         return kid
 
+    @staticmethod
+    def _created(path: Path) -> int:
+        return int(path.name.split("-", 1)[0])
+
     def _current_keys(self) -> list[tuple[int, RSAKey]]:
         stat = self.folder.stat()
         stamp = (stat.st_mtime_ns, len(list(self.folder.glob("*.json"))))
         if stamp != self._stamp:
-            files = sorted(self.folder.glob("*.json"), key=lambda p: (int(p.name.split("-", 1)[0]), p.name))
-            loaded = [(int(p.name.split("-", 1)[0]), RSAKey.import_key(json.loads(p.read_text()))) for p in files]
+            files = sorted(self.folder.glob("*.json"), key=self._created)
+            loaded = [(self._created(p), RSAKey.import_key(json.loads(p.read_text()))) for p in files]
             self._keys, self._stamp = loaded, stamp
-        now = time.time()
+        now = time.time_ns()
         # A key is retired once its successor has been signing for longer than a token lives.
         return [(created, key) for i, (created, key) in enumerate(self._keys)
-                if i == len(self._keys) - 1 or self._keys[i + 1][0] + self.retire_after > now]
+                if i == len(self._keys) - 1 or self._keys[i + 1][0] + self.retire_after * 10**9 > now]
 
     @property
     def current(self) -> RSAKey:
@@ -205,7 +211,9 @@ async def current_caller(request: Request) -> Caller:
     if scheme.lower() != "bearer" or not token:
         raise FhirError(401, Issue("error", "login", "a bearer access token is required"))
     verifier: TokenVerifier = request.app.state.verifier
-    return await verifier.verify(token.strip())
+    caller = await verifier.verify(token.strip())
+    request.state.caller = caller  # for the audit of whatever this request does or is refused
+    return caller
 
 
 CurrentCaller = Annotated[Caller, Depends(current_caller)]

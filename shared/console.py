@@ -45,9 +45,11 @@ def console_user(*roles: str):  # type: ignore[no-untyped-def]
             # Same answer for unknown user and wrong password; constant-time compare inside.
             secrets.compare_digest(credentials.password, credentials.password)
             raise HTTPException(401, "unknown user or wrong password", headers=challenge)
+        caller = Caller(subject=user.username, kind="user", org=FRONT_DOOR.token, scopes=ROLE_SCOPES[user.role],
+                        role=user.role)
+        request.state.caller = caller
         if user.role not in roles and user.role != "beheer":
             raise HTTPException(403, f"the role {user.role} cannot open this console")
-        return Caller(subject=user.username, kind="user", org=FRONT_DOOR.token, scopes=ROLE_SCOPES[user.role],
-                      role=user.role)
+        return caller
 
     return Depends(dependency)

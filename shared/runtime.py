@@ -11,6 +11,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import metrics
+from shared.audit import AuditRecord, make_append_only
 from shared.bus.consumer import EventConsumer, Handler, ProcessedEvent
 from shared.bus.outbox import OutboxRecord, OutboxRelay
 from shared.bus.watch import BrokerWatch
@@ -19,7 +20,9 @@ from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-BUS_TABLES: tuple[Table, ...] = (OutboxRecord.__table__, ProcessedEvent.__table__)  # type: ignore[attr-defined]
+# Tables every service has besides its own: the bus's outbox and tracking, and the audit log.
+BUS_TABLES: tuple[Table, ...] = (OutboxRecord.__table__, ProcessedEvent.__table__,  # type: ignore[attr-defined]
+                                 AuditRecord.__table__)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -48,6 +51,7 @@ class ServiceRuntime:
 
     async def start_database(self) -> None:
         added = await create_schema(self.engine, [*BUS_TABLES, *self.tables])
+        await make_append_only(self.engine)
         if added:
             log.info("schema migrated: added %s", ", ".join(added))
 

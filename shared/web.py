@@ -15,25 +15,17 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import metrics
+from shared import audit, audit_views, metrics
 from shared.auth import TokenVerifier, UserRegistry
 from shared.console import templates
-from shared.fhir import FHIR_JSON, FhirError, Issue, dumps, operation_outcome
+from shared.fhir import FhirError, Issue, operation_outcome
+from shared.responses import FhirJSONResponse
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)
 
 _HTTP_ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 405: "not-supported", 409: "conflict",
                      412: "conflict", 413: "too-long", 415: "not-supported", 422: "processing"}
-
-
-class FhirJSONResponse(JSONResponse):
-    """JSON that keeps FHIR decimals exact."""
-
-    media_type = FHIR_JSON
-
-    def render(self, content: object) -> bytes:
-        return dumps(content).encode()
 
 
 def outcome_response(status_code: int, issues: list[Issue], headers: dict[str, str] | None = None) -> JSONResponse:
@@ -44,18 +36,22 @@ def install(app: FastAPI, *, service: str, max_body_bytes: int) -> None:
     """Every error, of any route, is answered with an OperationOutcome; none is a bare 500 for client input."""
 
     @app.exception_handler(FhirError)
-    async def _fhir_error(_request: Request, exc: FhirError) -> JSONResponse:
+    async def _fhir_error(request: Request, exc: FhirError) -> JSONResponse:
+        await _audit_refusal(request, exc.status_code, "; ".join(i.diagnostics for i in exc.issues))
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return outcome_response(exc.status_code, exc.issues, headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         issues = [Issue("error", "invalid", str(err.get("msg", "invalid input")),
                         (".".join(str(p) for p in err.get("loc", ())),)) for err in exc.errors()]
+        await _audit_refusal(request, 400, "invalid request parameters")
         return outcome_response(400, issues)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code != 404 or getattr(request.state, "caller", None) is not None:
+            await _audit_refusal(request, exc.status_code, str(exc.detail))
         code = _HTTP_ISSUE_CODES.get(exc.status_code, "processing")
         return outcome_response(exc.status_code, [Issue("error", code, str(exc.detail))],
                                 dict(exc.headers) if exc.headers else None)
@@ -78,6 +74,18 @@ def install(app: FastAPI, *, service: str, max_body_bytes: int) -> None:
         metrics.HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
         metrics.HTTP_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
         return response
+
+
+async def _audit_refusal(request: Request, status_code: int, description: str) -> None:
+    """Every refused or failed request is audited with whoever was (or claimed to be) calling."""
+    runtime = getattr(request.app.state, "runtime", None)
+    if runtime is None:
+        return
+    await audit.record_now(runtime.sessions, service=request.app.state.settings.service_name,
+                           caller=getattr(request.state, "caller", None), subtype=audit.subtype_of(request.method),
+                           entity=f"{request.method} {request.url.path}",
+                           outcome=audit.OUTCOME_ERROR if status_code >= 500 else audit.OUTCOME_REFUSED,
+                           description=f"{status_code}: {description}"[:1000])
 
 
 def add_operations_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
@@ -127,6 +135,6 @@ def service_app(*, title: str, runtime: ServiceRuntime, service_dir: Path, route
     app.state.templates = templates(service_dir)
     install(app, service=settings.service_name, max_body_bytes=settings.max_body_bytes)
     add_operations_routes(app, runtime)
-    for router in routers:
+    for router in [*routers, audit_views.router]:
         app.include_router(router)
     return app

@@ -13,7 +13,9 @@ def _now() -> datetime:
 
 
 class RoutedRequest(SQLModel, table=True):
-    __tablename__ = "acute_request"
+    """An acute request as routed by triage; it closes when all its Tasks are terminal."""
+
+    __tablename__ = "routed_request"
 
     id: str = Field(primary_key=True, max_length=64)
     pseudonym: str = Field(index=True, max_length=64)

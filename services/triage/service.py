@@ -53,6 +53,7 @@ class IntakeResult:
     response: dict[str, Any]
     created: bool
     acute_request_id: str | None = None
+    pseudonym: str | None = None
 
 
 async def _receipt(session: AsyncSession, key: str) -> dict[str, Any] | None:
@@ -199,7 +200,7 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
         keys.append(f"Bundle:{referral.bundle_identifier}")
     for key in keys:
         session.add(BundleReceipt(identifier=key, response=text))
-    return IntakeResult(response, created=True, acute_request_id=request.id)
+    return IntakeResult(response, created=True, acute_request_id=request.id, pseudonym=request.pseudonym)
 
 
 def _complaint(sr: dict[str, Any]) -> str:
@@ -340,11 +341,18 @@ def directory() -> list[dict[str, Any]]:
 
 
 async def read_resource(session: AsyncSession, *, resource_type: str, resource_id: str,
-                        caller: Caller) -> dict[str, Any]:
+                        caller: Caller) -> tuple[dict[str, Any], str | None]:
+    """The resource and the pseudonym of its patient."""
     row = await session.get(StoredResource, (resource_type, resource_id))
     if row is None or not _may_see(row, caller):
         raise FhirError(404, Issue("error", "not-found", f"{resource_type}/{resource_id} is not known"))
-    return loads(row.content)
+    return loads(row.content), await pseudonym_of(session, row.patient_id)
+
+
+async def pseudonym_of(session: AsyncSession, patient_id: str | None) -> str | None:
+    """The cross-service patient reference of a local Patient id (for audit events and events)."""
+    record = await session.get(PatientRecord, patient_id) if patient_id else None
+    return record.pseudonym if record else None
 
 
 def _may_see(row: StoredResource, caller: Caller) -> bool:

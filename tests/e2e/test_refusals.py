@@ -161,3 +161,41 @@ def test_task_moves_are_checked_versions_conflict_and_the_front_door_sees_the_re
     encounters = httpx.get(f"{stack.url('coordination')}/fhir/Encounter",
                            params={"patient": task["for"]["identifier"]["value"]}, headers=wijk.headers()).json()
     assert [e["resource"]["class"]["code"] for e in encounters["entry"]] == ["HH"]
+
+
+def test_accesses_and_refusals_are_in_the_audit_log_and_reading_it_is_logged_too(stack: Stack) -> None:
+    ehr, ops, insurer = client(stack, "ehr-delinde"), client(stack, "ops"), client(stack, "insurer-9001")
+    posted = ehr.post_referral(referral_bundle(bsn="999990081", uzovi="9001"))
+    assert posted.status_code == 200
+    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
+              if e["response"]["location"].startswith("ServiceRequest/"))
+    patient = next(i["patient"] for i in ops.worklist() if i["service_request"] == sr)
+    assert httpx.get(f"{stack.url('triage')}/fhir/{sr}", headers=ehr.headers()).status_code == 200
+    assert httpx.get(f"{stack.url('coordination')}/fhir/Task", headers=insurer.headers()).status_code == 403
+
+    def audit_events(service: str, **params: str) -> list[dict]:
+        response = httpx.get(f"{stack.url(service)}/fhir/AuditEvent", params=params, headers=ops.headers())
+        assert response.status_code == 200, response.text
+        return [e["resource"] for e in response.json()["entry"]]
+
+    triage_events = audit_events("triage", patient=patient)
+    by_subtype = {e["subtype"][0]["code"]: e for e in triage_events}
+    assert {"create", "read"} <= set(by_subtype)
+    created = by_subtype["create"]
+    assert created["agent"][0]["who"]["identifier"]["value"] == "ehr-delinde"
+    assert created["agent"][0]["onBehalfOf"]["identifier"]["value"] == "01000001"
+    assert created["outcome"] == "0"
+    assert by_subtype["read"]["entity"][1]["what"]["display"] == sr
+
+    refused = [e for e in audit_events("coordination") if e["outcome"] == "4"
+               and e["agent"][0]["who"]["identifier"]["value"] == "insurer-9001"]
+    assert refused and "403" in refused[0]["outcomeDesc"]
+    unauthenticated = httpx.get(f"{stack.url('coordination')}/fhir/Task")
+    assert unauthenticated.status_code == 401
+    assert any(e["agent"][0]["who"]["identifier"]["value"] == "anonymous" and "401" in e["outcomeDesc"]
+               for e in audit_events("coordination"))
+
+    reads_of_the_log = [e for e in audit_events("triage")
+                        if e["entity"][-1]["what"]["display"].startswith("AuditEvent")]
+    assert reads_of_the_log and reads_of_the_log[0]["agent"][0]["who"]["identifier"]["value"] == "ops"
+    assert httpx.get(f"{stack.url('triage')}/fhir/AuditEvent", headers=ehr.headers()).status_code == 403

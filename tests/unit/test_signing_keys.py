@@ -33,13 +33,19 @@ async def test_old_key_verifies_its_tokens_after_rotation_and_new_tokens_use_the
     assert (await _verifier(keys).verify(new_token)).scopes == frozenset({"a"})
 
 
+def test_the_newest_key_signs_even_after_several_rotations_within_one_second(keys: SigningKeys) -> None:
+    for _ in range(5):
+        kid = keys.rotate()
+        assert keys.current.kid == kid
+
+
 def test_old_key_leaves_the_jwks_once_its_tokens_have_expired(keys: SigningKeys) -> None:
     old_kid = keys.current.kid
     new_kid = keys.rotate()
     # Age both files: the new key has been signing for longer than a token lives (retire_after).
-    now = int(time.time())
+    now = time.time_ns()
     for kid, age in ((old_kid, 800), (new_kid, 400)):
-        (keys.folder / f"{kid}.json").rename(keys.folder / f"{now - age}-{kid.split('-', 1)[1]}.json")
+        (keys.folder / f"{kid}.json").rename(keys.folder / f"{now - age * 10**9}-{kid.split('-', 1)[1]}.json")
     os.utime(keys.folder)
     assert {k["kid"] for k in keys.jwks()["keys"]} == {new_kid}
 

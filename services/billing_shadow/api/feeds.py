@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from services.billing_shadow import service
+from shared import audit
 from shared.auth import Caller, current_caller
 from shared.fhir import FhirError, Issue
 from shared.identifiers import UZOVI_SYSTEM
@@ -31,7 +32,10 @@ async def _feed(request: Request, caller: Caller, uzovi: str, period: str) -> di
         raise FhirError(400, Issue("error", "value", "UZOVI is 4 digits", ("uzovi",)))
     _may_read_feed(caller, uzovi)
     async with request.app.state.runtime.sessions() as session:
-        return await service.current_feed(session, uzovi=uzovi, period=period)
+        document = await service.current_feed(session, uzovi=uzovi, period=period)
+    await audit.for_request(request, subtype="export", entity=f"feed {uzovi} {period} (aggregated, no patient data)",
+                            purpose=audit.PURPOSE_PAYMENT)
+    return document
 
 
 @router.get("/feeds/{uzovi}.csv")
@@ -56,6 +60,8 @@ async def prestations(request: Request, caller: Annotated[Caller, Depends(curren
         raise FhirError(403, Issue("error", "forbidden", "line-level prestations are for the billing role only"))
     async with request.app.state.runtime.sessions() as session:
         rows = await service.lines(session, period=period, uzovi=uzovi)
+    await audit.for_request(request, subtype="search", entity=f"prestations?{request.url.query}",
+                            purpose=audit.PURPOSE_PAYMENT)
     return {"items": [{"id": r.id, "acute_request": r.acute_request_id, "code": r.code,
                        "exclusion_reason": r.exclusion_reason, "uzovi": r.uzovi, "period": r.period,
                        "service_date": r.service_date.isoformat(), "unit_price_cents": r.unit_price_cents,

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.billing_shadow import service
 from services.billing_shadow.domain.tariffs import period_of
+from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
 from shared.region import ORGANISATIONS
@@ -26,5 +27,7 @@ async def overview(request: Request, user: BillingOfficer,
     async with request.app.state.runtime.sessions() as session:
         feeds = [(o, await service.current_feed(session, uzovi=o.value, period=period)) for o in insurers]
         rows = await service.lines(session, period=period, uzovi=None)
+    await audit.for_request(request, subtype="search", entity=f"console prestations {period}",
+                            purpose=audit.PURPOSE_PAYMENT)
     return request.app.state.templates.TemplateResponse(request, "overview.html", {
         "user": user, "period": period, "feeds": feeds, "rows": rows})

@@ -10,10 +10,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.coordination import service
+from shared import audit
 from shared.auth import Caller, require_scope
 from shared.fhir import FHIR_JSON, FhirError, Issue, loads
 from shared.identifiers import org_token, parse_org
-from shared.web import FhirJSONResponse
+from shared.responses import FhirJSONResponse
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -72,6 +73,8 @@ async def search_tasks(request: Request, caller: Caller = require_scope(resource
         found = await service.search_tasks(session, caller=caller, owner=_owner_param(owner) if owner else None,
                                            status=status, patient=patient, last_updated=_since(last_updated),
                                            count=count)
+    await audit.for_request(request, subtype="search", entity=f"Task?{request.url.query}",
+                            patient=patient.split("|")[-1] if patient else None)
     return _searchset(request, found)
 
 
@@ -80,6 +83,7 @@ async def read_task(task_id: str, request: Request,
                     caller: Caller = require_scope(resource="Task", action="r")) -> JSONResponse:
     async with request.app.state.runtime.sessions() as session:
         record = await service.get_task(session, task_id, caller)
+    await audit.for_request(request, subtype="read", entity=f"Task/{task_id}", patient=record.pseudonym)
     return _fhir(loads(record.content), headers={"ETag": f'W/"{record.version}"'})
 
 
@@ -101,6 +105,8 @@ async def patch_task(task_id: str, request: Request,
                                         if_match=request.headers.get("if-match"), caller=caller,
                                         codesystem_base=state.settings.codesystem_base,
                                         traceparent=request.headers.get("traceparent"))
+        await audit.record(session, service="coordination", caller=caller, subtype="update",
+                           entity=f"Task/{task_id} → {task['status']}", patient=task["for"]["identifier"]["value"])
     state.runtime.relay.wake()
     return _fhir(task, headers={"ETag": f'W/"{task["meta"]["versionId"]}"'})
 
@@ -110,4 +116,5 @@ async def search_encounters(request: Request, patient: str,
                             caller: Caller = require_scope(resource="Task", action="s")) -> JSONResponse:
     async with request.app.state.runtime.sessions() as session:
         found = await service.encounters_of(session, caller=caller, patient=patient)
+    await audit.for_request(request, subtype="search", entity="Encounter?patient", patient=patient.split("|")[-1])
     return _searchset(request, found)

@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy import select
 
 from services.coordination.models import TaskRecord
+from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
 from shared.region import ORGANISATIONS
@@ -22,6 +23,7 @@ CaseManager = Annotated[Caller, console_user("casemanager")]
 async def tasks(request: Request, user: CaseManager) -> Response:
     async with request.app.state.runtime.sessions() as session:
         rows = list((await session.execute(select(TaskRecord).order_by(TaskRecord.due_at).limit(500))).scalars())
+    await audit.for_request(request, subtype="search", entity="console Tasks")
     now = datetime.now(UTC)
     names = {o.token: o.name for o in ORGANISATIONS}
     items = [{"t": t, "owner": names.get(t.owner, t.owner),

@@ -9,9 +9,10 @@ from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 
 from services.triage import service
+from shared import audit
 from shared.auth import Caller, require_scope
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, parse_body, to_xml
-from shared.web import FhirJSONResponse
+from shared.responses import FhirJSONResponse
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
@@ -51,6 +52,10 @@ async def transaction(request: Request,
                 result = await service.accept_referral(session, bundle=bundle, caller=caller,
                                                        traceparent=request.headers.get("traceparent"),
                                                        pseudonym_key=state.settings.pseudonym_key_bytes)
+                await audit.record(session, service=state.settings.service_name, caller=caller, subtype="create",
+                                   entity=f"ServiceRequest for acute request {result.acute_request_id}"
+                                   if result.created else "transaction retry: the first result was returned",
+                                   patient=result.pseudonym)
             break
         except IntegrityError:
             # A concurrent retry of the same referral won the race; the second pass returns its result.
@@ -66,8 +71,9 @@ async def transaction(request: Request,
 async def read_service_request(resource_id: str, request: Request,
                                caller: Caller = require_scope(resource="ServiceRequest", action="r")) -> Response:
     async with request.app.state.runtime.sessions() as session:
-        resource = await service.read_resource(session, resource_type="ServiceRequest", resource_id=resource_id,
-                                               caller=caller)
+        resource, patient = await service.read_resource(session, resource_type="ServiceRequest",
+                                                        resource_id=resource_id, caller=caller)
+    await audit.for_request(request, subtype="read", entity=f"ServiceRequest/{resource_id}", patient=patient)
     version = resource.get("meta", {}).get("versionId", "1")
     return fhir_response(request, resource, headers={"ETag": f'W/"{version}"'})
 
@@ -81,6 +87,9 @@ async def search_service_requests(
     async with request.app.state.runtime.sessions() as session:
         found = await service.search_service_requests(session, caller=caller, patient=patient, status=status,
                                                       last_updated=last_updated, count=count)
+        pseudonym = await service.pseudonym_of(session, patient.rsplit("/", 1)[-1]) if patient else None
+    await audit.for_request(request, subtype="search", entity=f"ServiceRequest?{request.url.query}",
+                            patient=pseudonym)
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(found),
               "link": [{"relation": "self", "url": str(request.url)}],
               "entry": [{"fullUrl": f"ServiceRequest/{r['id']}", "resource": r, "search": {"mode": "match"}}

@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from services.triage import service
 from services.triage.models import AcuteRequest
+from shared import audit
 from shared.auth import Caller, require_scope
 
 router = APIRouter(prefix="/api/v1", tags=["front door"])
@@ -44,6 +45,7 @@ async def worklist(request: Request, caller: Caller = require_scope(scope="triag
                    ) -> dict[str, list[WorklistItem]]:
     async with request.app.state.runtime.sessions() as session:
         rows = await service.worklist(session, statuses=tuple(status.split(",")))
+    await audit.for_request(request, subtype="search", entity=f"worklist?status={status}")
     return {"items": [item(r) for r in rows]}
 
 
@@ -69,6 +71,8 @@ async def record_contact(body: ContactIn, request: Request,
                                                   birth_date=body.patient.birth_date, uzovi=body.uzovi,
                                                   complaint=body.complaint),
             caller=caller, pseudonym_key=request.app.state.settings.pseudonym_key_bytes)
+        await audit.record(session, service="triage", caller=caller, subtype="create",
+                           entity=f"{body.channel} contact for acute request {acute.id}", patient=acute.pseudonym)
     return {"request": item(acute).model_dump(mode="json"), "linked_to_open_request": linked}
 
 
@@ -88,6 +92,8 @@ async def triage(request_id: str, body: TriageIn, request: Request,
                                      decision=service.TriageInput(**body.model_dump()), caller=caller,
                                      codesystem_base=state.settings.codesystem_base,
                                      traceparent=request.headers.get("traceparent"))
+        await audit.record(session, service="triage", caller=caller, subtype="update",
+                           entity=f"triage of acute request {request_id}", patient=acute.pseudonym)
     state.runtime.relay.wake()
     return item(acute)
 

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from services.triage import service
 from services.triage.domain.rules import DISPOSITIONS, URGENCIES
 from services.triage.models import AcuteRequest, PatientRecord, TriageDecision
-from shared import csrf
+from shared import audit, csrf
 from shared.auth import Caller
 from shared.console import console_user
 from shared.fhir import FhirError
@@ -34,6 +34,7 @@ async def worklist(request: Request, user: Nurse) -> Response:
     items = [{"r": r, "patient": patients.get(r.patient_id or ""), "waiting": int(
         (now - _aware(r.received_at)).total_seconds() // 60),  # type: ignore[operator]
               "overdue": r.due_at is not None and _aware(r.due_at) < now} for r in rows]  # type: ignore[operator]
+    await audit.for_request(request, subtype="search", entity="console worklist")
     return request.app.state.templates.TemplateResponse(request, "worklist.html", {"user": user, "items": items})
 
 
@@ -46,6 +47,8 @@ async def triage_page(request_id: str, request: Request, user: Nurse) -> Respons
         patient = await session.get(PatientRecord, acute.patient_id) if acute.patient_id else None
         decisions = list((await session.execute(
             TriageDecision.__table__.select().where(TriageDecision.acute_request_id == request_id))).all())  # type: ignore[attr-defined]
+    await audit.for_request(request, subtype="read", entity=f"console triage page {request_id}",
+                            patient=acute.pseudonym)
     return request.app.state.templates.TemplateResponse(request, "triage.html", {
         "user": user, "r": acute, "patient": patient, "decisions": decisions, "urgencies": URGENCIES,
         "dispositions": DISPOSITIONS, "directory": service.directory(), "csrf": csrf.token_for(user.subject),
@@ -60,10 +63,13 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, urgency:
     state = request.app.state
     try:
         async with state.runtime.sessions() as session, session.begin():
-            await service.triage(session, request_id=request_id, caller=user,
-                                 decision=service.TriageInput(urgency=urgency, disposition=disposition,
-                                                              assigned_organization=assigned_organization, note=note),
-                                 codesystem_base=state.settings.codesystem_base, traceparent=None)
+            acute = await service.triage(session, request_id=request_id, caller=user,
+                                         decision=service.TriageInput(urgency=urgency, disposition=disposition,
+                                                                      assigned_organization=assigned_organization,
+                                                                      note=note),
+                                         codesystem_base=state.settings.codesystem_base, traceparent=None)
+            await audit.record(session, service="triage", caller=user, subtype="update",
+                               entity=f"triage of acute request {request_id} (console)", patient=acute.pseudonym)
     except FhirError as exc:
         return HTMLResponse("; ".join(i.diagnostics for i in exc.issues), status_code=exc.status_code)
     state.runtime.relay.wake()

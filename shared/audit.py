@@ -1,0 +1,154 @@
+"""NEN 7513 audit log: every access to patient data, and every refusal, as an append-only FHIR AuditEvent.
+
+Each service keeps its own log in its own database. The table cannot be changed or emptied:
+triggers refuse UPDATE and DELETE on both SQLite and PostgreSQL, and no code path tries.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlmodel import Field, SQLModel
+
+from shared.auth import Caller
+from shared.identifiers import PSEUDONYM_SYSTEM
+
+log = logging.getLogger(__name__)
+
+ACTIONS = {"create": "C", "read": "R", "update": "U", "delete": "D", "search": "E", "export": "R", "login": "E"}
+OUTCOME_SUCCESS, OUTCOME_REFUSED, OUTCOME_ERROR = "0", "4", "8"
+PURPOSE_TREATMENT, PURPOSE_OPERATIONS, PURPOSE_PAYMENT = "TREAT", "HOPERAT", "HPAYMT"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+
+
+class AuditRecord(SQLModel, table=True):
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_patient_recorded", "patient", "recorded"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    recorded: datetime = Field(default_factory=lambda: datetime.now(UTC), index=True)
+    service: str = Field(max_length=40)
+    action: str = Field(max_length=1)
+    subtype: str = Field(max_length=20)
+    outcome: str = Field(max_length=2)
+    agent: str = Field(max_length=120)
+    agent_kind: str = Field(max_length=10)
+    agent_org: str = Field(max_length=120)
+    agent_role: str | None = Field(default=None, max_length=40)
+    patient: str | None = Field(default=None, max_length=64)
+    entity: str = Field(max_length=500)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+
+
+_APPEND_ONLY = {
+    "sqlite": [
+        "CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+        "CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event "
+        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
+    ],
+    "postgresql": [
+        "CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$ "
+        "BEGIN RAISE EXCEPTION 'the audit log is append-only'; END; $$ LANGUAGE plpgsql",
+        "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
+        "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_event "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()",
+    ],
+}
+
+
+async def make_append_only(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await _append_only(conn)
+
+
+async def _append_only(conn: AsyncConnection) -> None:
+    for statement in _APPEND_ONLY.get(conn.dialect.name, []):
+        await conn.execute(text(statement))
+
+
+def audit_event(*, record_id: str, recorded: datetime, service: str, caller: Caller | None, subtype: str,
+                outcome: str, patient: str | None, entity: str, purpose: str,
+                description: str | None) -> dict[str, Any]:
+    """The FHIR R4 AuditEvent: who (and for which organisation), what, which patient, when, outcome, why."""
+    agent: dict[str, Any] = {"requestor": True,
+                             "who": {"identifier": {"value": caller.subject if caller else "anonymous"},
+                                     "display": f"{caller.kind if caller else 'unauthenticated'}"},
+                             "purposeOfUse": [{"coding": [{"system": ACT_REASON, "code": purpose}]}]}
+    if caller is not None:
+        system, _, value = caller.org.partition("|")
+        agent["who"]["identifier"]["system"] = ("https://regiozorg.example/fhir/NamingSystem/user" if caller.kind ==
+                                                "user" else "https://regiozorg.example/fhir/NamingSystem/client")
+        agent["onBehalfOf"] = {"identifier": {"system": system, "value": value}}
+        if caller.role:
+            agent["role"] = [{"text": caller.role}]
+    entities: list[dict[str, Any]] = [{"what": {"display": entity}, "type": {
+        "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"}}]
+    if patient:
+        entities.insert(0, {"what": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": patient}},
+                            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
+                                     "code": "1", "display": "Person"}})
+    event: dict[str, Any] = {
+        "resourceType": "AuditEvent", "id": record_id,
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
+                 "display": "RESTful Operation"},
+        "subtype": [{"system": "http://hl7.org/fhir/restful-interaction", "code": subtype}],
+        "action": ACTIONS[subtype], "recorded": recorded.isoformat(), "outcome": outcome,
+        "agent": [agent],
+        "source": {"observer": {"display": f"Regiozorg {service}"}},
+        "entity": entities,
+    }
+    if description:
+        event["outcomeDesc"] = description
+    return event
+
+
+async def record(session: AsyncSession, *, service: str, caller: Caller | None, subtype: str, entity: str,
+                 patient: str | None = None, outcome: str = OUTCOME_SUCCESS, purpose: str = PURPOSE_TREATMENT,
+                 description: str | None = None) -> None:
+    """Add an audit event to the caller's transaction (for changes: it commits with them)."""
+    record_id = uuid.uuid4().hex
+    now = datetime.now(UTC)
+    content = audit_event(record_id=record_id, recorded=now, service=service, caller=caller, subtype=subtype,
+                          outcome=outcome, patient=patient, entity=entity, purpose=purpose, description=description)
+    session.add(AuditRecord(id=record_id, recorded=now, service=service, action=ACTIONS[subtype], subtype=subtype,
+                            outcome=outcome, agent=caller.subject if caller else "anonymous",
+                            agent_kind=caller.kind if caller else "none", agent_org=caller.org if caller else "",
+                            agent_role=caller.role if caller else None, patient=patient, entity=entity[:500],
+                            content=json.dumps(content)))
+
+
+async def record_now(sessions: async_sessionmaker[AsyncSession], **kwargs: Any) -> None:
+    """Audit in a transaction of its own: reads, searches and refusals, which change nothing else."""
+    try:
+        async with sessions() as session, session.begin():
+            await record(session, **kwargs)
+    except Exception as exc:  # an access we cannot log must not pass silently
+        log.error("writing an audit event failed: %s", exc.__class__.__name__)
+        raise
+
+
+async def search(session: AsyncSession, *, patient: str | None, count: int) -> list[dict[str, Any]]:
+    query = select(AuditRecord).order_by(AuditRecord.recorded.desc()).limit(count)  # type: ignore[attr-defined]
+    if patient:
+        query = query.where(AuditRecord.patient == patient)
+    return [json.loads(r.content) for r in (await session.execute(query)).scalars()]
+
+
+async def for_request(request: Any, *, subtype: str, entity: str, patient: str | None = None,
+                      purpose: str = PURPOSE_TREATMENT, caller: Caller | None = None) -> None:
+    """Audit a successful read or search made by this request's caller."""
+    state = request.app.state
+    await record_now(state.runtime.sessions, service=state.settings.service_name,
+                     caller=caller or getattr(request.state, "caller", None), subtype=subtype, entity=entity,
+                     patient=patient, purpose=purpose)
+
+
+def subtype_of(method: str) -> str:
+    return {"GET": "read", "POST": "create", "PUT": "update", "PATCH": "update", "DELETE": "delete"}.get(method, "read")
