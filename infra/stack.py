@@ -56,6 +56,7 @@ class Stack:
                "REGIOZORG_ISSUER": self.url("triage"),
                "TRIAGE_PUBLIC_URL": self.url("triage"),
                "COORDINATION_PUBLIC_URL": self.url("coordination"),
+               "BILLING_SHADOW_PUBLIC_URL": self.url("billing_shadow"),
                "PYTHONPATH": str(ROOT)}
         if name in self.database_urls:
             env[f"{name.upper()}_DATABASE_URL"] = self.database_urls[name]

@@ -25,7 +25,6 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet, RSAKey
 
 from shared.fhir import FhirError, Issue
-from shared.region import DEMO_USERS, ConsoleUser
 
 TOKEN_LIFETIME_SECONDS = 300
 
@@ -124,20 +123,6 @@ def verify_secret(secret: str, stored: str) -> bool:
     return hmac.compare_digest(hash_secret(secret, base64.b64decode(salt)), stored)
 
 
-class UserRegistry:
-    """Console users (demo passwords outside production); the full login flow is its own issue."""
-
-    def __init__(self, *, demo: bool) -> None:
-        self._users = {u.username: (u, hash_secret(u.demo_password)) for u in DEMO_USERS} if demo else {}
-
-    def authenticate(self, username: str, password: str) -> ConsoleUser | None:
-        found = self._users.get(username)
-        if found is None:
-            return None
-        user, stored = found
-        return user if verify_secret(password, stored) else None
-
-
 class TokenIssuer:
     def __init__(self, *, keys: SigningKeys, issuer: str, audience: str) -> None:
         self.keys = keys
@@ -165,7 +150,7 @@ class TokenVerifier:
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
-    async def _key_set(self, kid: str | None) -> KeySet:
+    async def key_set(self, kid: str | None) -> KeySet:
         if self.local is not None:  # the issuer itself reads its key folder, no HTTP round trip
             return KeySet.import_key_set(self.local.jwks())
         known = self._keys is not None and any(k.kid == kid for k in self._keys.keys)
@@ -190,7 +175,7 @@ class TokenVerifier:
     async def verify(self, token: str) -> Caller:
         try:
             header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
-            keys = await self._key_set(header.get("kid"))
+            keys = await self.key_set(header.get("kid"))
             decoded = jwt.decode(token, keys, algorithms=["RS256"])
             jwt.JWTClaimsRegistry(iss={"essential": True, "value": self.issuer},
                                   aud={"essential": True, "value": self.audience},

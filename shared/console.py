@@ -1,20 +1,27 @@
-"""Console plumbing: the logged-in user (HTTP Basic until the login issue lands) and Jinja2 templates."""
+"""Console plumbing: login through the authorization server (OIDC code flow with PKCE), the session cookie,
+CSRF tokens for forms, and Jinja2 templates. One login serves all three consoles (single sign-on)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import secrets
 from pathlib import Path
-from typing import Annotated
+from urllib.parse import urlencode
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPBasic, HTTPBasicCredentials
+import httpx
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
+from joserfc import jwt
+from joserfc.errors import JoseError
 
-from shared.auth import Caller, UserRegistry
+from shared.auth import Caller
 from shared.region import FRONT_DOOR
-
-_basic = HTTPBasic(realm="Regiozorg", auto_error=False)
+from shared.session import Signer, load_or_create_key
 
 ROLE_SCOPES = {
     "triagist": frozenset({"triage.write"}),
@@ -31,25 +38,135 @@ def templates(service_dir: Path) -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def console_user(*roles: str):  # type: ignore[no-untyped-def]
-    """A dependency admitting console users with one of these roles (`beheer` may open every console)."""
+class ConsoleAuth:
+    """The service's side of console login: its session cookie and the state of a login in progress."""
 
-    async def dependency(request: Request,
-                         credentials: Annotated[HTTPBasicCredentials | None, Depends(_basic)]) -> Caller:
-        challenge = {"WWW-Authenticate": 'Basic realm="Regiozorg"'}
-        if credentials is None:
-            raise HTTPException(401, "log in to use the console", headers=challenge)
-        registry: UserRegistry = request.app.state.users
-        user = registry.authenticate(credentials.username, credentials.password)
-        if user is None:
-            # Same answer for unknown user and wrong password; constant-time compare inside.
-            secrets.compare_digest(credentials.password, credentials.password)
-            raise HTTPException(401, "unknown user or wrong password", headers=challenge)
-        caller = Caller(subject=user.username, kind="user", org=FRONT_DOOR.token, scopes=ROLE_SCOPES[user.role],
-                        role=user.role)
+    def __init__(self, *, data_dir: Path, service: str, demo: bool) -> None:
+        self.service = service
+        self.key = load_or_create_key(data_dir / "keys" / f"{service}-session.key")
+        self.sessions = Signer(self.key, f"console-session:{service}")
+        self.login_state = Signer(self.key, f"console-login:{service}")
+        self.cookie = f"rz_console_{service}"
+        self.state_cookie = f"rz_login_{service}"
+        self.demo = demo
+
+    @property
+    def client_id(self) -> str:
+        return f"console-{self.service}"
+
+    def secure(self, request: Request) -> bool:
+        # Browsers treat http://127.0.0.1 as secure, HTTP clients do not; production always sets Secure.
+        return request.url.scheme == "https" or not self.demo
+
+    def csrf_token(self, request: Request) -> str:
+        session = request.cookies.get(self.cookie, "")
+        return hmac.new(self.key, f"csrf:{session}".encode(), hashlib.sha256).hexdigest()
+
+    def check_csrf(self, request: Request, presented: str | None) -> None:
+        if not presented or not hmac.compare_digest(self.csrf_token(request), presented):
+            raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
+
+
+class LoginRequired(Exception):
+    def __init__(self, next_path: str) -> None:
+        self.next_path = next_path
+
+
+def console_user(*roles: str):  # type: ignore[no-untyped-def]
+    """A dependency admitting logged-in console users with one of these roles (`beheer` may open every console)."""
+
+    async def dependency(request: Request) -> Caller:
+        auth: ConsoleAuth = request.app.state.console_auth
+        session = auth.sessions.loads(request.cookies.get(auth.cookie))
+        if session is None:
+            if request.method == "GET":
+                raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
+            raise HTTPException(401, "log in to use the console")
+        caller = Caller(subject=session["sub"], kind="user", org=FRONT_DOOR.token, scopes=ROLE_SCOPES[session["role"]],
+                        role=session["role"])
         request.state.caller = caller
-        if user.role not in roles and user.role != "beheer":
-            raise HTTPException(403, f"the role {user.role} cannot open this console")
+        if caller.role not in roles and caller.role != "beheer":
+            raise HTTPException(403, f"the role {caller.role} cannot open this console")
         return caller
 
     return Depends(dependency)
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+def _safe_next(value: str | None) -> str:
+    """Only a path of this console: never an open redirect."""
+    return value if value and value.startswith("/console") and not value.startswith("//") else "/console"
+
+
+router = APIRouter(prefix="/console", include_in_schema=False)
+
+
+@router.get("/login")
+async def login(request: Request, next: str | None = None) -> Response:
+    auth: ConsoleAuth = request.app.state.console_auth
+    settings = request.app.state.settings
+    verifier, state, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+    query = urlencode({"response_type": "code", "client_id": auth.client_id, "scope": "openid",
+                       "redirect_uri": f"{settings.public_url}/console/callback", "state": state, "nonce": nonce,
+                       "code_challenge": _s256(verifier), "code_challenge_method": "S256"})
+    response = RedirectResponse(f"{settings.triage_public_url}/oauth/authorize?{query}", status_code=303)
+    response.set_cookie(auth.state_cookie, auth.login_state.dumps(
+        {"state": state, "verifier": verifier, "nonce": nonce, "next": _safe_next(next)}, max_age=600),
+        httponly=True, samesite="lax", secure=auth.secure(request), max_age=600, path="/console")
+    return response
+
+
+@router.get("/callback")
+async def callback(request: Request, code: str = "", state: str = "") -> Response:
+    auth: ConsoleAuth = request.app.state.console_auth
+    settings = request.app.state.settings
+    pending = auth.login_state.loads(request.cookies.get(auth.state_cookie))
+    if pending is None or not code or not hmac.compare_digest(pending["state"], state):
+        raise HTTPException(400, "this login is unknown or has expired; start again from the console")
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(f"{settings.issuer}/oauth/token", data={
+                "grant_type": "authorization_code", "code": code, "client_id": auth.client_id,
+                "redirect_uri": f"{settings.public_url}/console/callback", "code_verifier": pending["verifier"]})
+    except httpx.HTTPError as exc:
+        raise HTTPException(503, "the login service cannot be reached") from exc
+    if answer.status_code != 200:
+        raise HTTPException(400, f"login refused: {answer.json().get('error_description', answer.status_code)}")
+    id_token = answer.json()["id_token"]
+    keys = await request.app.state.verifier.key_set(_kid(id_token))
+    try:
+        claims = jwt.decode(id_token, keys, algorithms=["RS256"]).claims
+        jwt.JWTClaimsRegistry(iss={"essential": True, "value": settings.issuer},
+                              aud={"essential": True, "value": auth.client_id}, exp={"essential": True},
+                              nonce={"essential": True, "value": pending["nonce"]}).validate(claims)
+    except (JoseError, ValueError) as exc:
+        raise HTTPException(400, "the login service's answer could not be verified") from exc
+    hours = settings.console_session_hours
+    response = RedirectResponse(pending["next"], status_code=303)
+    response.set_cookie(auth.cookie, auth.sessions.dumps({"sub": claims["sub"], "role": claims["role"],
+                                                          "name": claims.get("name", "")}, max_age=hours * 3600),
+                        httponly=True, samesite="lax", secure=auth.secure(request), max_age=hours * 3600)
+    response.delete_cookie(auth.state_cookie, path="/console")
+    return response
+
+
+@router.get("/logout")
+async def logout(request: Request) -> Response:
+    auth: ConsoleAuth = request.app.state.console_auth
+    settings = request.app.state.settings
+    query = urlencode({"post_logout_redirect_uri": f"{settings.public_url}/console"})
+    response = RedirectResponse(f"{settings.triage_public_url}/oauth/logout?{query}", status_code=303)
+    response.delete_cookie(auth.cookie)
+    return response
+
+
+def _kid(token: str) -> str | None:
+    try:
+        header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
+    except (ValueError, IndexError):
+        return None
+    return header.get("kid")
+

@@ -31,6 +31,11 @@ class ServiceSettings(BaseSettings):
     broker_check_seconds: float = Field(1.0, validation_alias="REGIOZORG_BROKER_CHECK_SECONDS")
     consumer_max_attempts: int = Field(5, validation_alias="REGIOZORG_CONSUMER_MAX_ATTEMPTS")
     max_body_bytes: int = Field(2_000_000, validation_alias="REGIOZORG_MAX_BODY_BYTES")
+    # Where people's browsers reach each service (console redirects, single sign-on).
+    triage_public_url: str = Field("http://127.0.0.1:8001", validation_alias="TRIAGE_PUBLIC_URL")
+    coordination_public_url: str = Field("http://127.0.0.1:8002", validation_alias="COORDINATION_PUBLIC_URL")
+    billing_public_url: str = Field("http://127.0.0.1:8003", validation_alias="BILLING_SHADOW_PUBLIC_URL")
+    console_session_hours: int = Field(10, validation_alias="REGIOZORG_CONSOLE_SESSION_HOURS")
 
     @property
     def demo(self) -> bool:
@@ -41,6 +46,15 @@ class ServiceSettings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service_name}.db').as_posix()}"
+
+    @property
+    def public_urls(self) -> dict[str, str]:
+        return {"triage": self.triage_public_url, "coordination": self.coordination_public_url,
+                "billing_shadow": self.billing_public_url}
+
+    @property
+    def public_url(self) -> str:
+        return self.public_urls[self.service_name]
 
     @property
     def resolved_jwks_url(self) -> str:

@@ -8,16 +8,17 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import audit, audit_views, metrics
-from shared.auth import TokenVerifier, UserRegistry
-from shared.console import templates
+from shared import audit, audit_views, console, metrics
+from shared.auth import TokenVerifier
+from shared.console import ConsoleAuth, LoginRequired, templates
 from shared.fhir import FhirError, Issue, operation_outcome
 from shared.responses import FhirJSONResponse
 from shared.runtime import ServiceRuntime
@@ -131,10 +132,16 @@ def service_app(*, title: str, runtime: ServiceRuntime, service_dir: Path, route
     app.state.runtime = runtime
     app.state.verifier = verifier or TokenVerifier(jwks_url=settings.resolved_jwks_url, issuer=settings.issuer,
                                                    audience=settings.token_audience)
-    app.state.users = UserRegistry(demo=settings.demo)
+    app.state.console_auth = ConsoleAuth(data_dir=settings.data_dir, service=settings.service_name,
+                                         demo=settings.demo)
     app.state.templates = templates(service_dir)
     install(app, service=settings.service_name, max_body_bytes=settings.max_body_bytes)
     add_operations_routes(app, runtime)
-    for router in [*routers, audit_views.router]:
+    for router in [*routers, console.router, audit_views.router]:
         app.include_router(router)
+
+    @app.exception_handler(LoginRequired)
+    async def _login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:
+        return RedirectResponse(f"/console/login?{urlencode({'next': exc.next_path})}", status_code=303)
+
     return app

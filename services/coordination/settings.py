@@ -10,4 +10,3 @@ from shared.settings import ServiceSettings
 class CoordinationSettings(ServiceSettings):
     service_name: str = "coordination"
     database_url: str | None = Field(None, validation_alias="COORDINATION_DATABASE_URL")
-    public_url: str = Field("http://127.0.0.1:8002", validation_alias="COORDINATION_PUBLIC_URL")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.triage import clients, service
-from services.triage.api import fhir, oauth, requests
+from services.triage import accounts, clients, service
+from services.triage.api import fhir, oauth, oidc, requests
 from services.triage.console import views
 from services.triage.models import TABLES
 from services.triage.settings import TriageSettings
@@ -15,6 +15,7 @@ from shared.auth import SigningKeys, TokenIssuer, TokenVerifier
 from shared.bus.topics import ACUTE_REQUEST_CLOSED
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
+from shared.session import Signer
 from shared.web import service_app
 
 
@@ -31,10 +32,13 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
         if settings.demo:
             async with runtime.sessions() as session, session.begin():
                 await clients.seed_demo_clients(session, settings.data_dir)
+                await accounts.seed_demo_accounts(session)
 
     app = service_app(title="Regiozorg triage", runtime=runtime, service_dir=Path(__file__).parent,
-                      routers=[oauth.router, fhir.router, requests.router, views.router], verifier=verifier,
+                      routers=[oauth.router, oidc.router, fhir.router, requests.router, views.router],
+                      verifier=verifier,
                       on_start=seed)
     app.state.signing_keys = signing_keys
+    app.state.session_signer = Signer(app.state.console_auth.key, "sso")
     app.state.issuer = TokenIssuer(keys=signing_keys, issuer=settings.issuer, audience=settings.token_audience)
     return app

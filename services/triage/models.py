@@ -134,5 +134,44 @@ class UsedAssertion(SQLModel, table=True):
     expires_at: datetime = Field(index=True)
 
 
+class ConsoleAccount(SQLModel, table=True):
+    """A person who logs in to the consoles; the password is stored as an scrypt hash only."""
+
+    __tablename__ = "console_account"
+
+    username: str = Field(primary_key=True, max_length=60)
+    display_name: str = Field(max_length=200)
+    role: str = Field(max_length=20)  # triagist | casemanager | declaratie | beheer
+    password_hash: str = Field(max_length=200)
+    created_by: str = Field(max_length=60)
+    created_at: datetime = Field(default_factory=_now)
+
+
+class LoginFailure(SQLModel, table=True):
+    """Failed console logins, for lockout after repeated failures."""
+
+    __tablename__ = "login_failure"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    username: str = Field(index=True, max_length=60)
+    at: datetime = Field(default_factory=_now)
+
+
+class AuthorizationCode(SQLModel, table=True):
+    """A single-use code of the authorization-code flow, bound to its client, redirect and PKCE challenge."""
+
+    __tablename__ = "authorization_code"
+
+    code_hash: str = Field(primary_key=True, max_length=64)
+    client_id: str = Field(max_length=60)
+    redirect_uri: str = Field(max_length=500)
+    code_challenge: str = Field(max_length=128)
+    username: str = Field(max_length=60)
+    nonce: str | None = Field(default=None, max_length=200)
+    expires_at: datetime
+    used: bool = False
+
+
 TABLES = [m.__table__ for m in (StoredResource, ResourceIdentifier, BundleReceipt, PatientRecord,  # type: ignore[attr-defined]
-                                AcuteRequest, LinkedContact, TriageDecision, OAuthClient, UsedAssertion)]
+                                AcuteRequest, LinkedContact, TriageDecision, OAuthClient, UsedAssertion,
+                                ConsoleAccount, LoginFailure, AuthorizationCode)]

@@ -24,6 +24,7 @@ from shared.bus.topics import (
     every_topic,
 )
 from tests.conftest import PostgresDatabases, free_port
+from tests.e2e.consoles import open_console
 
 pytestmark = pytest.mark.e2e
 
@@ -241,25 +242,67 @@ def test_nurse_triages_in_the_console_and_markup_in_a_name_stays_text(stack: Sta
     response = ehr.post_referral(referral_bundle(bsn="999990044", given="<script>alert(1)</script>",
                                                  family="Müller-Lüdenscheidt", uzovi="9002"))
     assert response.status_code == 200, response.text
-    console = httpx.Client(base_url=stack.url("triage"), auth=("triagist", "demo-triagist"), timeout=10)
-    assert httpx.get(f"{stack.url('triage')}/console").status_code == 401
-    page = console.get("/console").text
+    assert httpx.get(f"{stack.url('triage')}/console").status_code == 303
+    console, worklist_page = open_console(stack, "triage", username="triagist", password="demo-triagist")
+    page = worklist_page.text
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Müller-Lüdenscheidt" in page
     assert "Ingelogd als <strong>triagist</strong>" in page
     service_request = next(e["response"]["location"].rsplit("/", 2)[0] for e in response.json()["entry"]
                            if e["response"]["location"].startswith("ServiceRequest/"))
     request_id = next(i["id"] for i in client(stack, "ops").worklist() if i["service_request"] == service_request)
-    form = console.get(f"/console/requests/{request_id}").text
+    form = console.get(f"{stack.url('triage')}/console/requests/{request_id}").text
     csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    refused = console.post(f"/console/requests/{request_id}/triage", data={
+    refused = console.post(f"{stack.url('triage')}/console/requests/{request_id}/triage", data={
         "urgency": "U2", "disposition": "onsite-consult", "assigned_organization": "URA 90000001",
         "csrf_token": "forged"})
     assert refused.status_code == 403
-    done = console.post(f"/console/requests/{request_id}/triage", data={
+    done = console.post(f"{stack.url('triage')}/console/requests/{request_id}/triage", data={
         "urgency": "U2", "disposition": "onsite-consult", "assigned_organization": "URA 90000001",
         "note": "Komt naar de post", "csrf_token": csrf}, follow_redirects=False)
     assert done.status_code == 303
     assert request_id not in [i["id"] for i in client(stack, "ops").worklist()]
     triaged = {i["id"]: i for i in client(stack, "ops").worklist("triaged")}
     assert triaged[request_id]["urgency"] == "U2" and triaged[request_id]["disposition"] == "onsite-consult"
+
+
+def test_one_login_opens_all_three_consoles_and_logout_ends_it(stack: Stack) -> None:
+    browser, triage = open_console(stack, "triage", username="beheer", password="demo-beheer")
+    assert "Ingelogd als <strong>beheer</strong>" in triage.text
+    for service in ("coordination", "billing_shadow"):
+        page = browser.get(f"{stack.url(service)}/console")
+        assert page.status_code == 200 and 'name="password"' not in page.text, service
+        assert "Ingelogd als <strong>beheer</strong>" in page.text
+    audit_page = browser.get(f"{stack.url('coordination')}/console/audit")
+    assert audit_page.status_code == 200 and "Auditlog" in audit_page.text
+    browser.get(f"{stack.url('triage')}/console/logout")
+    again = browser.get(f"{stack.url('coordination')}/console")
+    assert "Ingelogd als" in again.text  # coordination's own session lives on until its logout
+    browser.get(f"{stack.url('coordination')}/console/logout")
+    assert 'name="password"' in browser.get(f"{stack.url('coordination')}/console").text
+
+
+def test_roles_and_csrf_hold_in_the_consoles(stack: Stack) -> None:
+    nurse, _ = open_console(stack, "triage", username="triagist", password="demo-triagist")
+    assert nurse.get(f"{stack.url('billing_shadow')}/console").status_code == 403
+    assert nurse.get(f"{stack.url('triage')}/console/users").status_code == 403
+    admin, users = open_console(stack, "triage", username="beheer", password="demo-beheer")
+    users = admin.get(f"{stack.url('triage')}/console/users")
+    form = {"username": "cm.de.boer", "display_name": "C. de Boer <b>", "role": "casemanager",
+            "password": "a long enough password"}
+    assert admin.post(f"{stack.url('triage')}/console/users", data={**form, "csrf_token": "forged"}).status_code == 403
+    csrf = users.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    created = admin.post(f"{stack.url('triage')}/console/users", data={**form, "csrf_token": csrf})
+    assert created.status_code == 200 and "C. de Boer &lt;b&gt;" in created.text
+    casemanager, page = open_console(stack, "coordination", username="cm.de.boer", password="a long enough password")
+    assert "Ingelogd als <strong>cm.de.boer</strong>" in page.text
+
+
+def test_login_is_locked_after_repeated_failures(stack: Stack) -> None:
+    browser = httpx.Client(follow_redirects=True, timeout=15)
+    for _ in range(5):
+        _, page = open_console(stack, "billing_shadow", username="declaratie", password="wrong", browser=browser)
+        assert page.status_code == 401 and "wrong password" in page.text
+    _, page = open_console(stack, "billing_shadow", username="declaratie", password="demo-declaratie",
+                           browser=browser)
+    assert page.status_code == 401 and "too many failed attempts" in page.text

@@ -6,7 +6,6 @@ import pytest
 from pydantic import ValidationError
 
 from services.triage.settings import TriageSettings
-from shared.auth import UserRegistry
 
 
 def test_production_refuses_the_demo_pseudonym_key(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -21,12 +20,6 @@ def test_production_starts_with_a_secret_key(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("REGIOZORG_PSEUDONYM_KEY", "a-real-secret-from-the-vault")
     settings = TriageSettings()
     assert not settings.demo and settings.pseudonym_key_bytes == b"a-real-secret-from-the-vault"
-
-
-def test_demo_console_passwords_work_only_in_demo_mode() -> None:
-    assert UserRegistry(demo=True).authenticate("triagist", "demo-triagist") is not None
-    assert UserRegistry(demo=True).authenticate("triagist", "wrong") is None
-    assert UserRegistry(demo=False).authenticate("triagist", "demo-triagist") is None
 
 
 def test_database_url_per_service_defaults_to_sqlite_in_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,8 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse
 
-from services.triage import clients
+from services.triage import accounts, clients
 from shared.auth import TOKEN_LIFETIME_SECONDS, TokenIssuer
+from shared.console import ROLE_SCOPES
+from shared.region import FRONT_DOOR
 
 router = APIRouter(tags=["authorization"])
 
@@ -40,8 +42,14 @@ def token_url(request: Request) -> str:
 async def token(request: Request, grant_type: Annotated[str, Form()] = "",
                 scope: Annotated[str | None, Form()] = None,
                 client_assertion_type: Annotated[str | None, Form()] = None,
-                client_assertion: Annotated[str | None, Form()] = None) -> JSONResponse:
+                client_assertion: Annotated[str | None, Form()] = None,
+                code: Annotated[str | None, Form()] = None, redirect_uri: Annotated[str | None, Form()] = None,
+                client_id: Annotated[str | None, Form()] = None,
+                code_verifier: Annotated[str | None, Form()] = None) -> JSONResponse:
     state = request.app.state
+    if grant_type == "authorization_code":
+        return await _console_login(request, code=code or "", redirect_uri=redirect_uri or "",
+                                    client_id=client_id or "", code_verifier=code_verifier or "")
     if grant_type != "client_credentials":
         return _oauth_error(400, "unsupported_grant_type", "only client_credentials is supported")
     try:
@@ -70,6 +78,27 @@ async def token(request: Request, grant_type: Annotated[str, Form()] = "",
                         headers={"Cache-Control": "no-store"})
 
 
+async def _console_login(request: Request, *, code: str, redirect_uri: str, client_id: str,
+                         code_verifier: str) -> JSONResponse:
+    """The console exchanges its code (public client, PKCE) for an id_token naming the person and role."""
+    state = request.app.state
+    if client_id not in accounts.console_clients(state.settings.public_urls):
+        return _oauth_error(401, "invalid_client", "unknown console client")
+    try:
+        async with state.runtime.sessions() as session, session.begin():
+            account, nonce = await accounts.redeem_code(session, code=code, client_id=client_id,
+                                                        redirect_uri=redirect_uri, code_verifier=code_verifier)
+    except accounts.CodeRefused as exc:
+        return _oauth_error(400, "invalid_grant", str(exc))
+    scopes = tuple(sorted(ROLE_SCOPES[account.role]))
+    return JSONResponse({
+        "access_token": state.issuer.issue(client_id=account.username, org=FRONT_DOOR.token, scopes=scopes),
+        "id_token": accounts.id_token(keys=state.signing_keys, issuer=state.settings.issuer, client_id=client_id,
+                                      account=account, nonce=nonce),
+        "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "scope": " ".join(scopes)},
+        headers={"Cache-Control": "no-store"})
+
+
 @router.get("/.well-known/jwks.json")
 async def jwks(request: Request) -> JSONResponse:
     return JSONResponse(request.app.state.signing_keys.jwks(), headers={"Cache-Control": "max-age=60"})
@@ -80,7 +109,9 @@ def _discovery(request: Request) -> dict[str, object]:
     issuer = settings.issuer
     methods = ["private_key_jwt", *(["client_secret_basic"] if settings.demo else [])]
     return {"issuer": issuer, "token_endpoint": f"{issuer}/oauth/token", "jwks_uri": f"{issuer}/.well-known/jwks.json",
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", "authorization_code"],
+            "authorization_endpoint": f"{issuer}/oauth/authorize", "end_session_endpoint": f"{issuer}/oauth/logout",
+            "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": methods,
             "token_endpoint_auth_signing_alg_values_supported": clients.ASSERTION_ALGORITHMS,
             "scopes_supported": ["system/ServiceRequest.cruds", "system/Task.cruds", "system/Subscription.cruds",
@@ -96,5 +127,5 @@ async def smart_configuration(request: Request) -> JSONResponse:
 
 @router.get("/.well-known/openid-configuration")
 async def openid_configuration(request: Request) -> JSONResponse:
-    return JSONResponse({**_discovery(request), "response_types_supported": ["token"],
+    return JSONResponse({**_discovery(request), "response_types_supported": ["code"],
                          "subject_types_supported": ["public"], "id_token_signing_alg_values_supported": ["RS256"]})

@@ -8,10 +8,10 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.triage import service
+from services.triage import accounts, service
 from services.triage.domain.rules import DISPOSITIONS, URGENCIES
 from services.triage.models import AcuteRequest, PatientRecord, TriageDecision
-from shared import audit, csrf
+from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
 from shared.fhir import FhirError
@@ -51,7 +51,8 @@ async def triage_page(request_id: str, request: Request, user: Nurse) -> Respons
                             patient=acute.pseudonym)
     return request.app.state.templates.TemplateResponse(request, "triage.html", {
         "user": user, "r": acute, "patient": patient, "decisions": decisions, "urgencies": URGENCIES,
-        "dispositions": DISPOSITIONS, "directory": service.directory(), "csrf": csrf.token_for(user.subject),
+        "dispositions": DISPOSITIONS, "directory": service.directory(),
+        "csrf": request.app.state.console_auth.csrf_token(request),
         "error": None})
 
 
@@ -59,7 +60,7 @@ async def triage_page(request_id: str, request: Request, user: Nurse) -> Respons
 async def submit_triage(request_id: str, request: Request, user: Nurse, urgency: Annotated[str, Form()],
                         disposition: Annotated[str, Form()], assigned_organization: Annotated[str, Form()],
                         csrf_token: Annotated[str, Form()], note: Annotated[str, Form()] = "") -> Response:
-    csrf.check(user.subject, csrf_token)
+    request.app.state.console_auth.check_csrf(request, csrf_token)
     state = request.app.state
     try:
         async with state.runtime.sessions() as session, session.begin():
@@ -74,3 +75,35 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, urgency:
         return HTMLResponse("; ".join(i.diagnostics for i in exc.issues), status_code=exc.status_code)
     state.runtime.relay.wake()
     return RedirectResponse("/console", status_code=303)
+
+
+Admin = Annotated[Caller, console_user("beheer")]
+
+
+@router.get("/users", response_class=HTMLResponse)
+async def users_page(request: Request, user: Admin) -> Response:
+    return await _users(request, user, error=None, status=200)
+
+
+async def _users(request: Request, user: Caller, *, error: str | None, status: int) -> Response:
+    async with request.app.state.runtime.sessions() as session:
+        rows = await accounts.accounts(session)
+    return request.app.state.templates.TemplateResponse(request, "users.html", {
+        "user": user, "accounts": rows, "roles": accounts.ROLES, "error": error,
+        "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=status)
+
+
+@router.post("/users")
+async def create_user(request: Request, user: Admin, username: Annotated[str, Form(max_length=60)],
+                      display_name: Annotated[str, Form(max_length=200)], role: Annotated[str, Form()],
+                      password: Annotated[str, Form(max_length=200)], csrf_token: Annotated[str, Form()]) -> Response:
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    try:
+        async with request.app.state.runtime.sessions() as session, session.begin():
+            await accounts.create_account(session, username=username, display_name=display_name, role=role,
+                                          password=password, created_by=user.subject)
+            await audit.record(session, service="triage", caller=user, subtype="create",
+                               entity=f"console account {username} ({role})", purpose=audit.PURPOSE_OPERATIONS)
+    except ValueError as exc:
+        return await _users(request, user, error=str(exc), status=422)
+    return RedirectResponse("/console/users", status_code=303)

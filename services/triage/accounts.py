@@ -1,0 +1,148 @@
+"""Console accounts and the authorization-code flow (with PKCE) that logs people in to all three consoles."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from joserfc import jwt
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.triage.models import AuthorizationCode, ConsoleAccount, LoginFailure
+from shared.auth import SigningKeys, hash_secret, verify_secret
+from shared.region import DEMO_USERS
+
+ROLES = ("triagist", "casemanager", "declaratie", "beheer")
+MAX_FAILURES = 5
+LOCKOUT = timedelta(minutes=15)
+CODE_LIFETIME = timedelta(seconds=60)
+ID_TOKEN_SECONDS = 300
+_DUMMY_HASH = hash_secret("no such account")
+
+
+@dataclass(frozen=True)
+class LoginOutcome:
+    """Either the account or why the login was refused (shown to the person; never says if the user exists)."""
+
+    account: ConsoleAccount | None
+    refusal: str | None = None
+
+
+class CodeRefused(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class ConsoleClient:
+    client_id: str
+    redirect_uri: str
+    home: str
+
+
+def console_clients(public_urls: dict[str, str]) -> dict[str, ConsoleClient]:
+    """The three consoles are public OIDC clients (PKCE, no secret), each with one exact redirect URI."""
+    return {f"console-{name}": ConsoleClient(f"console-{name}", f"{url}/console/callback", f"{url}/console")
+            for name, url in public_urls.items()}
+
+
+async def seed_demo_accounts(session: AsyncSession) -> None:
+    for user in DEMO_USERS:
+        if await session.get(ConsoleAccount, user.username) is None:
+            session.add(ConsoleAccount(username=user.username, display_name=user.display_name, role=user.role,
+                                       password_hash=hash_secret(user.demo_password), created_by="demo"))
+
+
+async def create_account(session: AsyncSession, *, username: str, display_name: str, role: str, password: str,
+                         created_by: str) -> ConsoleAccount:
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if not username.isascii() or not username.replace(".", "").replace("-", "").isalnum() or len(username) > 60:
+        raise ValueError("a username is letters, digits, dots and dashes")
+    if len(password) < 12:
+        raise ValueError("a password has at least 12 characters")
+    if await session.get(ConsoleAccount, username) is not None:
+        raise ValueError(f"the username {username} is taken")
+    account = ConsoleAccount(username=username, display_name=display_name, role=role,
+                             password_hash=hash_secret(password), created_by=created_by)
+    session.add(account)
+    return account
+
+
+async def accounts(session: AsyncSession) -> list[ConsoleAccount]:
+    return list((await session.execute(select(ConsoleAccount).order_by(ConsoleAccount.username))).scalars())
+
+
+async def authenticate(session: AsyncSession, *, username: str, password: str,
+                       now: datetime | None = None) -> LoginOutcome:
+    """Check a password; after five failures in fifteen minutes the account is locked for fifteen minutes.
+
+    A refusal is returned, not raised, so that the edge commits the recorded failure."""
+    moment = now or datetime.now(UTC)
+    recent = (await session.execute(select(func.count()).select_from(LoginFailure).where(
+        LoginFailure.username == username, LoginFailure.at > moment - LOCKOUT))).scalar_one()
+    if recent >= MAX_FAILURES:
+        return LoginOutcome(None, "too many failed attempts; try again in 15 minutes")
+    account = await session.get(ConsoleAccount, username)
+    # Hash even for an unknown user, so the answer takes as long either way.
+    valid = verify_secret(password, account.password_hash if account else _DUMMY_HASH)
+    if account is None or not valid:
+        session.add(LoginFailure(username=username, at=moment))
+        return LoginOutcome(None, "unknown user or wrong password")
+    await session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    return LoginOutcome(account)
+
+
+def _digest(code: str) -> str:
+    return hashlib.sha256(code.encode()).hexdigest()
+
+
+async def issue_code(session: AsyncSession, *, client: ConsoleClient, username: str, code_challenge: str,
+                     nonce: str | None) -> str:
+    code = secrets.token_urlsafe(32)
+    session.add(AuthorizationCode(code_hash=_digest(code), client_id=client.client_id,
+                                  redirect_uri=client.redirect_uri, code_challenge=code_challenge,
+                                  username=username, nonce=nonce,
+                                  expires_at=datetime.now(UTC) + CODE_LIFETIME))
+    return code
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).decode().rstrip("=")
+
+
+async def redeem_code(session: AsyncSession, *, code: str, client_id: str, redirect_uri: str,
+                      code_verifier: str) -> tuple[ConsoleAccount, str | None]:
+    """A code works once, for its own client and redirect URI, with the verifier of its PKCE challenge."""
+    row = await session.get(AuthorizationCode, _digest(code), with_for_update=True)
+    if row is None or row.used:
+        raise CodeRefused("unknown or already used code")
+    row.used = True
+    session.add(row)
+    expires = row.expires_at if row.expires_at.tzinfo else row.expires_at.replace(tzinfo=UTC)
+    if expires < datetime.now(UTC):
+        raise CodeRefused("the code has expired")
+    if row.client_id != client_id or row.redirect_uri != redirect_uri:
+        raise CodeRefused("the code was issued to another client or redirect URI")
+    if not hmac.compare_digest(_s256(code_verifier), row.code_challenge):
+        raise CodeRefused("code_verifier does not match the PKCE challenge")
+    account = await session.get(ConsoleAccount, row.username)
+    if account is None:
+        raise CodeRefused("the account no longer exists")
+    return account, row.nonce
+
+
+def id_token(*, keys: SigningKeys, issuer: str, client_id: str, account: ConsoleAccount, nonce: str | None) -> str:
+    now = int(time.time())
+    claims = {"iss": issuer, "sub": account.username, "aud": client_id, "iat": now, "exp": now + ID_TOKEN_SECONDS,
+              "jti": uuid.uuid4().hex, "name": account.display_name, "role": account.role}
+    if nonce:
+        claims["nonce"] = nonce
+    key = keys.current
+    return jwt.encode({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, key)
