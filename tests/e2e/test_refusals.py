@@ -10,6 +10,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from joserfc import jwt
+from joserfc.jwk import RSAKey
 
 from infra.client import ApiClient
 from infra.referrals import referral_bundle
@@ -199,3 +201,50 @@ def test_accesses_and_refusals_are_in_the_audit_log_and_reading_it_is_logged_too
                         if e["entity"][-1]["what"]["display"].startswith("AuditEvent")]
     assert reads_of_the_log and reads_of_the_log[0]["agent"][0]["who"]["identifier"]["value"] == "ops"
     assert httpx.get(f"{stack.url('triage')}/fhir/AuditEvent", headers=ehr.headers()).status_code == 403
+
+
+def _signed(stack: Stack, **claims: object) -> str:
+    """A token signed with the server's own current key (read from its data folder), with chosen claims."""
+    key_file = sorted((stack.data_dir / "keys" / "signing").glob("*.json"))[-1]
+    key = RSAKey.import_key(json.loads(key_file.read_text()))
+    now = int(time.time())
+    body = {"iss": stack.url("triage"), "sub": "ops", "aud": "regiozorg", "iat": now, "exp": now + 300,
+            "jti": "t", "scope": "system/Task.cruds", "org": "http://fhir.nl/fhir/NamingSystem/ura|90000001", **claims}
+    return jwt.encode({"alg": "RS256", "kid": key.kid}, body, key)
+
+
+@pytest.mark.parametrize("claims", [{"exp": int(time.time()) - 60}, {"aud": "another-api"},
+                                    {"iss": "https://somebody-else.example"}])
+def test_expired_foreign_audience_or_foreign_issuer_tokens_are_refused(stack: Stack, claims: dict) -> None:
+    url = f"{stack.url('coordination')}/fhir/Task"
+    assert httpx.get(url, headers={"Authorization": f"Bearer {_signed(stack)}"}).status_code == 200
+    refused = httpx.get(url, headers={"Authorization": f"Bearer {_signed(stack, **claims)}"})
+    assert refused.status_code == 401 and refused.json()["issue"][0]["code"] == "login"
+
+
+def test_token_signed_by_an_unknown_key_is_refused(stack: Stack) -> None:
+    stranger = RSAKey.generate_key(2048, parameters={"kid": "stranger"})
+    now = int(time.time())
+    token = jwt.encode({"alg": "RS256", "kid": "stranger"}, {
+        "iss": stack.url("triage"), "sub": "ops", "aud": "regiozorg", "exp": now + 300, "scope": "system/Task.cruds",
+        "org": "http://fhir.nl/fhir/NamingSystem/ura|90000001"}, stranger)
+    response = httpx.get(f"{stack.url('coordination')}/fhir/Task", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(("service", "path", "params", "statuses"), [
+    ("triage", "/fhir/ServiceRequest", {"status": "active' OR '1'='1"}, {200}),
+    ("triage", "/fhir/ServiceRequest", {"patient": "x'; DROP TABLE fhir_resource; --"}, {200}),
+    ("triage", "/api/v1/worklist", {"status": "open' OR 1=1 --"}, {400}),
+    ("coordination", "/fhir/Task", {"status": "requested') OR ('a'='a"}, {200}),
+    ("coordination", "/fhir/Task", {"owner": "'; DELETE FROM task; --"}, {400}),
+    ("billing_shadow", "/api/v1/prestations", {"uzovi": "9001' OR '1'='1"}, {400}),
+])
+def test_sql_metacharacters_in_parameters_are_inert(stack: Stack, service: str, path: str, params: dict,
+                                                    statuses: set[int]) -> None:
+    ops = client(stack, "ops")
+    response = httpx.get(f"{stack.url(service)}{path}", params=params, headers=ops.headers())
+    assert response.status_code in statuses, response.text
+    if response.status_code == 200:
+        assert response.json().get("total", 0) == 0
+    assert len(ops.worklist("open,triaged,closed")) >= 1  # the tables are still there
