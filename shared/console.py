@@ -112,7 +112,7 @@ async def login(request: Request, next: str | None = None) -> Response:
     query = urlencode({"response_type": "code", "client_id": auth.client_id, "scope": "openid",
                        "redirect_uri": f"{settings.public_url}/console/callback", "state": state, "nonce": nonce,
                        "code_challenge": _s256(verifier), "code_challenge_method": "S256"})
-    response = RedirectResponse(f"{settings.triage_public_url}/oauth/authorize?{query}", status_code=303)
+    response = RedirectResponse(f"{settings.authorization_endpoint}?{query}", status_code=303)
     response.set_cookie(auth.state_cookie, auth.login_state.dumps(
         {"state": state, "verifier": verifier, "nonce": nonce, "next": _safe_next(next)}, max_age=600),
         httponly=True, samesite="lax", secure=auth.secure(request), max_age=600, path="/console")
@@ -128,7 +128,7 @@ async def callback(request: Request, code: str = "", state: str = "") -> Respons
         raise HTTPException(400, "this login is unknown or has expired; start again from the console")
     try:
         async with httpx.AsyncClient(timeout=10) as http:
-            answer = await http.post(f"{settings.issuer}/oauth/token", data={
+            answer = await http.post(settings.token_endpoint, data={
                 "grant_type": "authorization_code", "code": code, "client_id": auth.client_id,
                 "redirect_uri": f"{settings.public_url}/console/callback", "code_verifier": pending["verifier"]})
     except httpx.HTTPError as exc:
@@ -146,7 +146,10 @@ async def callback(request: Request, code: str = "", state: str = "") -> Respons
         raise HTTPException(400, "the login service's answer could not be verified") from exc
     hours = settings.console_session_hours
     response = RedirectResponse(pending["next"], status_code=303)
-    response.set_cookie(auth.cookie, auth.sessions.dumps({"sub": claims["sub"], "role": claims["role"],
+    role = claims.get(settings.oidc_role_claim)
+    if role not in ROLE_SCOPES:
+        raise HTTPException(403, "this account has no console role")
+    response.set_cookie(auth.cookie, auth.sessions.dumps({"sub": claims["sub"], "role": role,
                                                           "name": claims.get("name", "")}, max_age=hours * 3600),
                         httponly=True, samesite="lax", secure=auth.secure(request), max_age=hours * 3600)
     response.delete_cookie(auth.state_cookie, path="/console")
@@ -158,7 +161,7 @@ async def logout(request: Request) -> Response:
     auth: ConsoleAuth = request.app.state.console_auth
     settings = request.app.state.settings
     query = urlencode({"post_logout_redirect_uri": f"{settings.public_url}/console"})
-    response = RedirectResponse(f"{settings.triage_public_url}/oauth/logout?{query}", status_code=303)
+    response = RedirectResponse(f"{settings.logout_endpoint}?{query}", status_code=303)
     response.delete_cookie(auth.cookie)
     return response
 

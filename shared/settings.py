@@ -9,6 +9,8 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEMO_PSEUDONYM_KEY = "demo-pseudonym-key"
+PLACEHOLDER_SECRETS = frozenset({DEMO_PSEUDONYM_KEY, "changethis", "change-me", "changeme", "secret", "password",
+                                 "placeholder", "x"})
 CODESYSTEM_BASE = "https://regiozorg.example/fhir/CodeSystem/"
 
 
@@ -36,6 +38,12 @@ class ServiceSettings(BaseSettings):
     coordination_public_url: str = Field("http://127.0.0.1:8002", validation_alias="COORDINATION_PUBLIC_URL")
     billing_public_url: str = Field("http://127.0.0.1:8003", validation_alias="BILLING_SHADOW_PUBLIC_URL")
     console_session_hours: int = Field(10, validation_alias="REGIOZORG_CONSOLE_SESSION_HOURS")
+    # An external OpenID Connect issuer replaces the built-in one for console login by setting these
+    # (its id_token must carry the console role in the claim named by REGIOZORG_OIDC_ROLE_CLAIM).
+    oidc_authorization_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_AUTHORIZATION_ENDPOINT")
+    oidc_token_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_TOKEN_ENDPOINT")
+    oidc_logout_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_LOGOUT_ENDPOINT")
+    oidc_role_claim: str = Field("role", validation_alias="REGIOZORG_OIDC_ROLE_CLAIM")
 
     @property
     def demo(self) -> bool:
@@ -57,6 +65,18 @@ class ServiceSettings(BaseSettings):
         return self.public_urls[self.service_name]
 
     @property
+    def authorization_endpoint(self) -> str:
+        return self.oidc_authorization_endpoint or f"{self.triage_public_url}/oauth/authorize"
+
+    @property
+    def token_endpoint(self) -> str:
+        return self.oidc_token_endpoint or f"{self.issuer}/oauth/token"
+
+    @property
+    def logout_endpoint(self) -> str:
+        return self.oidc_logout_endpoint or f"{self.triage_public_url}/oauth/logout"
+
+    @property
     def resolved_jwks_url(self) -> str:
         return self.jwks_url or f"{self.issuer.rstrip('/')}/.well-known/jwks.json"
 
@@ -67,6 +87,7 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _refuse_demo_secrets_in_production(self) -> ServiceSettings:
         # Production must never run on a key that is printed in the README.
-        if self.env == "production" and self.pseudonym_key == DEMO_PSEUDONYM_KEY:
-            raise ValueError("REGIOZORG_PSEUDONYM_KEY must be set to a secret in production")
+        if self.env == "production" and (self.pseudonym_key.lower() in PLACEHOLDER_SECRETS
+                                         or len(self.pseudonym_key) < 16):
+            raise ValueError("REGIOZORG_PSEUDONYM_KEY must be set to a secret of at least 16 characters in production")
         return self

@@ -275,6 +275,13 @@ def test_one_login_opens_all_three_consoles_and_logout_ends_it(stack: Stack) -> 
         assert "Ingelogd als <strong>beheer</strong>" in page.text
     audit_page = browser.get(f"{stack.url('coordination')}/console/audit")
     assert audit_page.status_code == 200 and "Auditlog" in audit_page.text
+    ehr = client(stack, "ehr-delinde")
+    assert ehr.post_referral(referral_bundle(bsn=None, given="<script>alert(2)</script>", family="X")).is_success
+    pages = [f"{stack.url(s)}{p}" for s in ("triage", "coordination", "billing_shadow")
+             for p in ("/console", "/console/audit")] + [f"{stack.url('triage')}/console/users"]
+    for url in pages:
+        text = browser.get(url).text
+        assert "<script>alert(2)</script>" not in text, url
     browser.get(f"{stack.url('triage')}/console/logout")
     again = browser.get(f"{stack.url('coordination')}/console")
     assert "Ingelogd als" in again.text  # coordination's own session lives on until its logout

@@ -15,6 +15,14 @@ def test_production_refuses_the_demo_pseudonym_key(monkeypatch: pytest.MonkeyPat
         TriageSettings()
 
 
+@pytest.mark.parametrize("placeholder", ["changethis", "secret", "short-key"])
+def test_production_refuses_placeholder_keys(monkeypatch: pytest.MonkeyPatch, placeholder: str) -> None:
+    monkeypatch.setenv("REGIOZORG_ENV", "production")
+    monkeypatch.setenv("REGIOZORG_PSEUDONYM_KEY", placeholder)
+    with pytest.raises(ValidationError, match="REGIOZORG_PSEUDONYM_KEY"):
+        TriageSettings()
+
+
 def test_production_starts_with_a_secret_key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REGIOZORG_ENV", "production")
     monkeypatch.setenv("REGIOZORG_PSEUDONYM_KEY", "a-real-secret-from-the-vault")
