@@ -26,8 +26,8 @@ from shared.session import Signer, load_or_create_key
 ROLE_SCOPES = {
     "triagist": frozenset({"triage.write"}),
     "casemanager": frozenset({"coordination.write"}),
-    "declaratie": frozenset({"billing.read"}),
-    "beheer": frozenset({"triage.write", "coordination.write", "billing.read"}),
+    "declaratie": frozenset({"billing.read", "billing.write"}),
+    "beheer": frozenset({"triage.write", "coordination.write", "billing.read", "billing.write"}),
 }
 
 

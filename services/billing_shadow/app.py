@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -34,10 +36,12 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
         async with runtime.sessions() as session, session.begin():
             await service.seed_tariffs(session)
 
+    grace = timedelta(hours=settings.lock_grace_hours)
     runtime = ServiceRuntime(settings=settings, tables=TABLES, background=[feed_publisher], subscriptions=[
-        Subscription("triage-completed", [TRIAGE_COMPLETED], service.on_triage_completed),
-        Subscription("contact-delivered", [CONTACT_DELIVERED], service.on_contact_delivered),
-        Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED], service.on_acute_request_closed),
+        Subscription("triage-completed", [TRIAGE_COMPLETED], partial(service.on_triage_completed, grace=grace)),
+        Subscription("contact-delivered", [CONTACT_DELIVERED], partial(service.on_contact_delivered, grace=grace)),
+        Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED],
+                     partial(service.on_acute_request_closed, grace=grace)),
     ])
     return service_app(title="Regiozorg shadow billing", runtime=runtime, service_dir=Path(__file__).parent,
                        routers=[feeds.router, views.router], on_start=seed)

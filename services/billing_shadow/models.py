@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -24,6 +24,8 @@ class RequestFact(SQLModel, table=True):
     closed_at: datetime | None = None
     # Encounter ids the closing event lists: the line waits until every one of them has arrived.
     expected_contacts: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    # Set by a billing officer's correction: the request is not billed, for this reason.
+    withdrawn_reason: str | None = Field(default=None, max_length=500)
 
 
 class ContactFact(SQLModel, table=True):
@@ -37,13 +39,19 @@ class ContactFact(SQLModel, table=True):
 
 
 class PrestationLine(SQLModel, table=True):
-    """The one integrated prestation of an acute request (or why it has none), with its explanation."""
+    """One line of the prestation ledger. A request's first line is its draft until it locks; after that
+    lines are only added: a credit (quantity −1) cancels a line, a rebill (+1) replaces it, with a reason."""
 
-    __tablename__ = "prestation_line"
-    __table_args__ = (Index("ix_prestation_line_uzovi_period", "uzovi", "period"),)
+    __tablename__ = "prestation_ledger"
+    __table_args__ = (Index("ix_prestation_ledger_uzovi_period", "uzovi", "period"),
+                      UniqueConstraint("acute_request_id", "sequence"))
 
     id: str = Field(primary_key=True, max_length=64)
-    acute_request_id: str = Field(unique=True, max_length=64)
+    acute_request_id: str = Field(index=True, max_length=64)
+    sequence: int = 1
+    kind: str = Field(default="original", max_length=8)  # original | credit | rebill
+    quantity: int = 1
+    corrects: str | None = Field(default=None, max_length=64)
     code: str | None = Field(default=None, max_length=3)
     exclusion_reason: str | None = Field(default=None, max_length=40)
     uzovi: str | None = Field(default=None, max_length=4)
@@ -53,16 +61,20 @@ class PrestationLine(SQLModel, table=True):
     tariff_source: str | None = Field(default=None, max_length=100)
     shadow_amount_cents: int = 0
     explanation: str = Field(sa_column=Column(Text, nullable=False))
-    derived_at: datetime = Field(default_factory=_now)
+    reason: str | None = Field(default=None, max_length=500)
+    created_by: str = Field(default="derivation", max_length=100)
+    created_at: datetime = Field(default_factory=_now)
+    locks_at: datetime | None = None
 
 
 class ShadowLine(SQLModel, table=True):
     """What the regular system would have billed for one delivered contact; never a claim."""
 
-    __tablename__ = "shadow_line"
+    __tablename__ = "shadow_ledger"
 
     pk: int | None = Field(default=None, primary_key=True)
     acute_request_id: str = Field(index=True, max_length=64)
+    line_id: str = Field(index=True, max_length=64)  # the ledger line this shadow detail belongs to
     contact_id: str = Field(max_length=64)
     code: str = Field(max_length=20)
     amount_cents: int

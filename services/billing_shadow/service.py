@@ -7,21 +7,22 @@ and re-derives, so the line for a request depends only on the set of facts, not 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import uuid
-from collections import defaultdict
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing_shadow import events
+from services.billing_shadow.domain import ledger
 from services.billing_shadow.domain.derivation import Contact, RequestFacts, derive
 from services.billing_shadow.domain.seed import DESCRIPTIONS, SEED, SHADOW
 from services.billing_shadow.domain.shadow import HOSPITAL_REFERRAL_CODE, TRIAGE_ONLY_CODE, shadow_code
-from services.billing_shadow.domain.tariffs import AMSTERDAM, Tariff, period_of, select_tariff, service_day
+from services.billing_shadow.domain.tariffs import AMSTERDAM, Tariff, select_tariff, service_day
 from services.billing_shadow.models import (
     ContactFact,
     FeedDirty,
@@ -77,7 +78,7 @@ async def _locked_fact(session: AsyncSession, request_id: str, pseudonym: str) -
     return fact
 
 
-async def on_triage_completed(session: AsyncSession, event: Event) -> None:
+async def on_triage_completed(session: AsyncSession, event: Event, *, grace: timedelta) -> None:
     order = event.json()
     try:
         request_id = order["id"]
@@ -93,10 +94,10 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
     for name, value in fact_values.items():
         setattr(fact, name, value)
     session.add(fact)
-    await rederive(session, request_id, traceparent=event.traceparent)
+    await rederive(session, request_id, traceparent=event.traceparent, grace=grace)
 
 
-async def on_contact_delivered(session: AsyncSession, event: Event) -> None:
+async def on_contact_delivered(session: AsyncSession, event: Event, *, grace: timedelta) -> None:
     encounter = event.json()
     try:
         contact_id = encounter["id"]
@@ -113,10 +114,10 @@ async def on_contact_delivered(session: AsyncSession, event: Event) -> None:
         session.add(ContactFact(id=contact_id, acute_request_id=request_id, act_class=act_class, performer=performer,
                                 start=start))
         await session.flush()
-    await rederive(session, request_id, traceparent=event.traceparent)
+    await rederive(session, request_id, traceparent=event.traceparent, grace=grace)
 
 
-async def on_acute_request_closed(session: AsyncSession, event: Event) -> None:
+async def on_acute_request_closed(session: AsyncSession, event: Event, *, grace: timedelta) -> None:
     closed = event.json()
     try:
         request_id = closed["id"]
@@ -131,11 +132,29 @@ async def on_acute_request_closed(session: AsyncSession, event: Event) -> None:
     fact.closed_at = closed_at
     fact.expected_contacts = json.dumps(expected)
     session.add(fact)
-    await rederive(session, request_id, traceparent=event.traceparent)
+    await rederive(session, request_id, traceparent=event.traceparent, grace=grace)
 
 
-async def rederive(session: AsyncSession, request_id: str, *, traceparent: str | None) -> PrestationLine | None:
-    """Derive, price and store the line of a request from all facts known now; mark its feed for a new revision."""
+def _values(line: PrestationLine) -> ledger.LineValues:
+    return ledger.LineValues(code=line.code, exclusion_reason=line.exclusion_reason, uzovi=line.uzovi,
+                             period=line.period, service_date=line.service_date,
+                             unit_price_cents=line.unit_price_cents, tariff_source=line.tariff_source,
+                             shadow_amount_cents=line.shadow_amount_cents, explanation=line.explanation)
+
+
+async def effective_line(session: AsyncSession, request_id: str) -> PrestationLine | None:
+    """The line that currently stands for a request: the newest original or rebill that no credit cancels."""
+    lines = list((await session.execute(select(PrestationLine).where(
+        PrestationLine.acute_request_id == request_id).order_by(PrestationLine.sequence))).scalars())
+    credited = {line.corrects for line in lines if line.kind == "credit"}
+    standing = [line for line in lines if line.kind != "credit" and line.id not in credited]
+    return standing[-1] if standing else None
+
+
+async def rederive(session: AsyncSession, request_id: str, *, traceparent: str | None, grace: timedelta,
+                   reason: str | None = None, actor: str = "derivation") -> PrestationLine | None:
+    """Derive and price the request from all facts known now. Before the line locks the draft follows the
+    facts; after it, a difference becomes a credit of the standing line plus a rebill, with the reason."""
     await session.flush()
     fact = await session.get(RequestFact, request_id)
     if fact is None or fact.closed_at is None or fact.triaged_at is None:
@@ -149,55 +168,91 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
                                      triaged_at=_aware(fact.triaged_at), closed=True, open_dbc=fact.open_dbc),
                         contacts)
     assert derivation is not None
-    moment = derivation.service_date or _aware(fact.closed_at)
-    day = service_day(moment)
     table = await tariffs(session)
-    unit_price, source, exclusion = None, None, derivation.exclusion_reason
-    explanation = derivation.rule
-    if derivation.code and exclusion is None:
-        tariff = select_tariff(table, key=str(fact.uzovi), code=derivation.code, on=day)
-        if tariff is None:
-            exclusion = "no-contract-tariff"
-            explanation += f"; no contract tariff for UZOVI {fact.uzovi} {derivation.code} on {day}"
-        else:
-            unit_price, source = tariff.price_cents, tariff.source
-            explanation += f"; priced {tariff.price_cents} cents ({tariff.source}, valid from {tariff.valid_from})"
-
     kinds = {c.id: KIND_OF_ORG.get(c.performer) for c in contact_rows}
     shadow_inputs = [(c.contact_id, shadow_code(c, kinds.get(c.contact_id)), _aware(c.start)) for c in contacts]
     if not shadow_inputs:
         code = HOSPITAL_REFERRAL_CODE if fact.disposition == "hospital-referral" else TRIAGE_ONLY_CODE
         shadow_inputs = [("triage", code, _aware(fact.triaged_at))]
-    await session.execute(delete(ShadowLine).where(ShadowLine.acute_request_id == request_id))
-    shadow_total = 0
-    for contact_id, code, start in shadow_inputs:
-        shadow = select_tariff(table, key=SHADOW, code=code, on=service_day(start))
-        amount = shadow.price_cents if shadow else 0
-        shadow_total += amount
-        session.add(ShadowLine(acute_request_id=request_id, contact_id=contact_id, code=code, amount_cents=amount,
-                               tariff_source=shadow.source if shadow else "no shadow tariff"))
+    shadows = [(contact_id, code, select_tariff(table, key=SHADOW, code=code, on=service_day(start)))
+               for contact_id, code, start in shadow_inputs]
+    values = ledger.price(derivation, uzovi=fact.uzovi, fallback_moment=_aware(fact.closed_at), tariffs=table,
+                          shadow_amount_cents=sum(t.price_cents for _, _, t in shadows if t))
+    if fact.withdrawn_reason:
+        values = dataclasses.replace(values, exclusion_reason="withdrawn",
+                                     explanation=f"{values.explanation}; withdrawn: {fact.withdrawn_reason}")
 
-    line = (await session.execute(select(PrestationLine).where(
-        PrestationLine.acute_request_id == request_id))).scalars().first()
-    values = {"code": derivation.code, "exclusion_reason": exclusion, "uzovi": fact.uzovi,
-              "period": period_of(moment), "service_date": day, "unit_price_cents": unit_price,
-              "tariff_source": source, "shadow_amount_cents": shadow_total, "explanation": explanation}
-    if line is not None and all(getattr(line, k) == v for k, v in values.items()):
-        return line
-    previous_feed = (line.uzovi, line.period) if line is not None else None
-    if line is None:
-        line = PrestationLine(id=uuid.uuid5(uuid.NAMESPACE_URL, f"prestation:{request_id}").hex,
-                              acute_request_id=request_id, **values)
+    standing = await effective_line(session, request_id)
+    if standing is not None and _values(standing) == values:
+        return standing
+    now = datetime.now(UTC)
+    touched = {(values.uzovi, values.period)}
+    if standing is None or not ledger.is_locked(_aware_or_none(standing.locks_at), now):
+        line = standing or PrestationLine(id=uuid.uuid5(uuid.NAMESPACE_URL, f"prestation:{request_id}").hex,
+                                          acute_request_id=request_id, sequence=1, period=values.period,
+                                          service_date=values.service_date, explanation="")
+        if standing is not None:
+            touched.add((standing.uzovi, standing.period))
+            await session.execute(delete(ShadowLine).where(ShadowLine.line_id == standing.id))
+        for name, value in dataclasses.asdict(values).items():
+            setattr(line, name, value)
+        line.created_at, line.created_by = now, actor
+        line.locks_at = _aware(fact.closed_at) + grace
+        session.add(line)
     else:
-        for key, value in values.items():
-            setattr(line, key, value)
-        line.derived_at = datetime.now(UTC)
-    session.add(line)
-    for feed in {previous_feed, (line.uzovi, line.period)}:
-        if feed is not None and feed[0]:
-            await _mark_dirty(session, *feed)
+        why = reason or "facts changed after the line locked"
+        last = (await session.execute(select(func.max(PrestationLine.sequence)).where(
+            PrestationLine.acute_request_id == request_id))).scalar_one()
+        credit = ledger.credit_of(_values(standing), why)
+        session.add(PrestationLine(id=uuid.uuid4().hex, acute_request_id=request_id, sequence=last + 1,
+                                   kind="credit", quantity=-1, corrects=standing.id, reason=why, created_by=actor,
+                                   created_at=now, **dataclasses.asdict(credit)))
+        line = PrestationLine(id=uuid.uuid4().hex, acute_request_id=request_id, sequence=last + 2, kind="rebill",
+                              corrects=standing.id, reason=why, created_by=actor, created_at=now, locks_at=now,
+                              **dataclasses.asdict(values))
+        session.add(line)
+        touched.add((standing.uzovi, standing.period))
+    for contact_id, code, tariff in shadows:
+        session.add(ShadowLine(acute_request_id=request_id, line_id=line.id, contact_id=contact_id, code=code,
+                               amount_cents=tariff.price_cents if tariff else 0,
+                               tariff_source=tariff.source if tariff else "no shadow tariff"))
+    for uzovi, period in touched:
+        if uzovi:
+            await _mark_dirty(session, uzovi, period)
     enqueue(session, events.prestation_recorded(line, pseudonym=fact.pseudonym, traceparent=traceparent))
     return line
+
+
+def _aware_or_none(moment: datetime | None) -> datetime | None:
+    return _aware(moment) if moment is not None else None
+
+
+async def correct(session: AsyncSession, *, line_id: str, reason: str, uzovi: str | None, withdraw: bool,
+                  actor: str, grace: timedelta) -> PrestationLine:
+    """A billing officer corrects a fact the derivation used (the insurer, or that the request is not billed);
+    the prestation itself always follows from delivered contacts, so there is no way to choose a code here."""
+    line = await session.get(PrestationLine, line_id)
+    if line is None:
+        raise LookupError(f"no prestation line {line_id}")
+    standing = await effective_line(session, line.acute_request_id)
+    if standing is None or standing.id != line.id:
+        raise ValueError("only the standing line of a request can be corrected")
+    if not reason.strip():
+        raise ValueError("a correction needs a reason")
+    if (uzovi is None) == (not withdraw):
+        raise ValueError("correct either the insurer (uzovi) or withdraw the line")
+    fact = await _locked_fact(session, line.acute_request_id, "")
+    if withdraw:
+        fact.withdrawn_reason = reason
+    else:
+        if uzovi == fact.uzovi:
+            raise ValueError(f"the line is already for UZOVI {uzovi}")
+        fact.uzovi = uzovi
+    session.add(fact)
+    result = await rederive(session, line.acute_request_id, traceparent=None, grace=grace, reason=reason,
+                            actor=actor)
+    assert result is not None
+    return result
 
 
 async def _mark_dirty(session: AsyncSession, uzovi: str, period: str) -> None:
@@ -211,28 +266,13 @@ async def build_feed(session: AsyncSession, *, uzovi: str, period: str) -> dict[
     """The insurer's P × Q document for one month: no patient data, only counts and amounts."""
     rows = list((await session.execute(select(PrestationLine).where(
         PrestationLine.uzovi == uzovi, PrestationLine.period == period))).scalars())
-    groups: dict[tuple[str, int], list[PrestationLine]] = defaultdict(list)
-    for row in rows:
-        if row.code and row.exclusion_reason is None and row.unit_price_cents is not None:
-            groups[(row.code, row.unit_price_cents)].append(row)
-    order = {"ADV": 0, "VIS": 1, "CON": 2}
-    lines = [{"code": code, "quantity": len(members), "unit_price_cents": price,
-              "amount_cents": price * len(members),
-              "shadow_amount_cents": sum(m.shadow_amount_cents for m in members)}
-             for (code, price), members in sorted(groups.items(), key=lambda g: (order[g[0][0]], g[0][1]))]
-    eligible = [r for r in rows if r.exclusion_reason != "delimited-dbc"]
-    included = sum(1 for r in eligible if r.exclusion_reason is None)
-    exclusions: dict[str, int] = defaultdict(int)
-    for r in rows:
-        if r.exclusion_reason:
-            exclusions[r.exclusion_reason] += 1
-    return {"uzovi": uzovi, "period": period,
-            "lines": lines,
-            "totals": {"quantity": sum(ln["quantity"] for ln in lines),
-                       "amount_cents": sum(ln["amount_cents"] for ln in lines),
-                       "shadow_amount_cents": sum(ln["shadow_amount_cents"] for ln in lines)},
-            "inclusion_rate": round(included / len(eligible), 4) if eligible else None,
-            "exclusions": dict(sorted(exclusions.items()))}
+    entries = [ledger.Entry(r.acute_request_id, r.kind, r.quantity, _values(r)) for r in rows]
+    effective = []
+    for request_id in sorted({r.acute_request_id for r in rows}):
+        standing = await effective_line(session, request_id)
+        if standing is not None and standing.uzovi == uzovi and standing.period == period:
+            effective.append(ledger.Entry(request_id, standing.kind, 1, _values(standing)))
+    return ledger.aggregate(uzovi, period, entries, effective)
 
 
 async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50) -> int:

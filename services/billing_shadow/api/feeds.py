@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
 
 from services.billing_shadow import service
+from services.billing_shadow.models import PrestationLine
 from shared import audit
-from shared.auth import Caller, current_caller
+from shared.auth import Caller, current_caller, require_scope
 from shared.fhir import FhirError, Issue
 from shared.identifiers import UZOVI_SYSTEM
 
@@ -62,7 +65,39 @@ async def prestations(request: Request, caller: Annotated[Caller, Depends(curren
         rows = await service.lines(session, period=period, uzovi=uzovi)
     await audit.for_request(request, subtype="search", entity=f"prestations?{request.url.query}",
                             purpose=audit.PURPOSE_PAYMENT)
-    return {"items": [{"id": r.id, "acute_request": r.acute_request_id, "code": r.code,
-                       "exclusion_reason": r.exclusion_reason, "uzovi": r.uzovi, "period": r.period,
-                       "service_date": r.service_date.isoformat(), "unit_price_cents": r.unit_price_cents,
-                       "shadow_amount_cents": r.shadow_amount_cents, "explanation": r.explanation} for r in rows]}
+    return {"items": [line_json(r) for r in rows]}
+
+
+def line_json(r: PrestationLine) -> dict[str, object]:
+    return {"id": r.id, "acute_request": r.acute_request_id, "kind": r.kind, "quantity": r.quantity,
+            "corrects": r.corrects, "code": r.code, "exclusion_reason": r.exclusion_reason, "uzovi": r.uzovi,
+            "period": r.period, "service_date": r.service_date.isoformat(), "unit_price_cents": r.unit_price_cents,
+            "shadow_amount_cents": r.shadow_amount_cents, "explanation": r.explanation, "reason": r.reason,
+            "created_by": r.created_by, "locks_at": r.locks_at.isoformat() if r.locks_at else None}
+
+
+class CorrectionIn(BaseModel):
+    reason: str = Field(min_length=3, max_length=500)
+    uzovi: str | None = Field(None, pattern=r"^\d{4}$")
+    withdraw: bool = False
+
+
+@router.post("/prestations/{line_id}/corrections", status_code=201)
+async def correct(line_id: str, body: CorrectionIn, request: Request,
+                  caller: Caller = require_scope(scope="billing.write")) -> dict[str, object]:
+    """Credit the standing line and rebill it for another insurer, or withdraw it; never a chosen code."""
+    state = request.app.state
+    try:
+        async with state.runtime.sessions() as session, session.begin():
+            line = await service.correct(session, line_id=line_id, reason=body.reason, uzovi=body.uzovi,
+                                         withdraw=body.withdraw, actor=caller.subject,
+                                         grace=timedelta(hours=state.settings.lock_grace_hours))
+            await audit.record(session, service="billing_shadow", caller=caller, subtype="update",
+                               entity=f"correction of prestation line {line_id}: {body.reason}",
+                               purpose=audit.PURPOSE_PAYMENT)
+    except LookupError as exc:
+        raise FhirError(404, Issue("error", "not-found", str(exc))) from exc
+    except ValueError as exc:
+        raise FhirError(422, Issue("error", "business-rule", str(exc))) from exc
+    state.runtime.relay.wake()
+    return line_json(line)
