@@ -17,4 +17,5 @@ DUPLICATES = Counter("regiozorg_events_duplicate_total", "Redelivered events ski
 DEAD_LETTERS = Counter("regiozorg_dead_letters_total", "Events sent to a .dlq topic", ["consumer", "topic"])
 HANDLER_RETRIES = Counter("regiozorg_handler_retries_total", "Handler attempts that failed and were retried",
                           ["consumer"])
+INCLUSION_RATE = Gauge("regiozorg_inclusion_rate", "Eligible closed requests with a prestation", ["uzovi", "period"])
 BROKER_RESETS = Counter("regiozorg_broker_resets_total", "Broker epochs seen after the first", ["service"])

@@ -28,7 +28,7 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
         # Debounced: changes within one interval become one revision.
         await asyncio.sleep(settings.feed_debounce_seconds)
         async with runtime.sessions() as session, session.begin():
-            published = await service.publish_dirty_feeds(session)
+            published = await service.publish_dirty_feeds(session, inclusion_target=settings.inclusion_target)
         if published:
             runtime.relay.wake()
 

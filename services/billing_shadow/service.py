@@ -10,6 +10,7 @@ import csv
 import dataclasses
 import io
 import json
+import logging
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from services.billing_shadow.models import (
     ShadowLine,
     TariffRow,
 )
+from shared import metrics
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
@@ -39,6 +41,7 @@ from shared.identifiers import UZOVI_SYSTEM
 from shared.region import ORGANISATIONS
 
 ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-request"
+log = logging.getLogger(__name__)
 KIND_OF_ORG = {o.token: o.kind for o in ORGANISATIONS}
 
 
@@ -196,7 +199,7 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
             await session.execute(delete(ShadowLine).where(ShadowLine.line_id == standing.id))
         for name, value in dataclasses.asdict(values).items():
             setattr(line, name, value)
-        line.created_at, line.created_by = now, actor
+        line.created_at, line.created_by, line.reason = now, actor, reason
         line.locks_at = _aware(fact.closed_at) + grace
         session.add(line)
     else:
@@ -275,11 +278,12 @@ async def build_feed(session: AsyncSession, *, uzovi: str, period: str) -> dict[
     return ledger.aggregate(uzovi, period, entries, effective)
 
 
-async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50) -> int:
+async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50, inclusion_target: float = 0.95) -> int:
     """Turn changed feeds into new revisions, each complete in itself, published through the outbox."""
     dirty = list((await session.execute(select(FeedDirty).limit(limit))).scalars())
     for item in dirty:
         document = await build_feed(session, uzovi=item.uzovi, period=item.period)
+        _watch_inclusion(document, inclusion_target)
         last = await latest_revision(session, uzovi=item.uzovi, period=item.period)
         if last is not None and _same_content(json.loads(last.document), document):
             await _clear_dirty(session, item)
@@ -292,6 +296,17 @@ async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50) -> int:
         enqueue(session, events.feed_published(document))
         await _clear_dirty(session, item)
     return len(dirty)
+
+
+def _watch_inclusion(document: dict[str, Any], target: float) -> None:
+    """Inclusion monitoring: the share of eligible closed requests that got a prestation, with an alert."""
+    rate = document["inclusion_rate"]
+    if rate is None:
+        return
+    metrics.INCLUSION_RATE.labels(document["uzovi"], document["period"]).set(rate)
+    if rate < target:
+        log.warning("inclusion for UZOVI %s in %s is %.1f%%, under the %.0f%% target; exclusions: %s",
+                    document["uzovi"], document["period"], rate * 100, target * 100, document["exclusions"])
 
 
 async def _clear_dirty(session: AsyncSession, item: FeedDirty) -> None:

@@ -1,0 +1,117 @@
+"""The billing officer's console in a real browser: month view with charts, drill-down, a correction."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from infra.client import ApiClient
+from infra.referrals import referral_bundle
+from infra.stack import ROOT, Stack
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+# bsn, disposition, organisation, worked by, contact
+CASES = [("999990007", "home-visit", "URA 90000020", "ehr-wijk-oost", "HH"),
+         ("999990056", "remote-advice", "URA 90000001", "ops", "VR"),
+         ("999990068", "onsite-consult", "URA 90000001", "ops", "AMB")]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(data_dir=tmp_path_factory.mktemp("stack-billing"),
+              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
+              broker_port=free_port(),
+              env={"BILLING_LOCK_GRACE_HOURS": "0", "BILLING_FEED_DEBOUNCE_SECONDS": "0.3"})
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        raise RuntimeError("Chromium is needed for the browser tests: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield launched
+        launched.close()
+
+
+def api(stack: Stack, client_id: str) -> ApiClient:
+    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+
+
+def deliver_cases(stack: Stack) -> None:
+    ehr, ops = api(stack, "ehr-delinde"), api(stack, "ops")
+    for bsn, disposition, org, worker, contact in CASES:
+        posted = ehr.post_referral(referral_bundle(bsn=bsn, uzovi="9001"))
+        posted.raise_for_status()
+        sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
+                  if e["response"]["location"].startswith("ServiceRequest/"))
+        request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+        ops.triage_request(request_id, urgency="U3", disposition=disposition, organization=org).raise_for_status()
+        partner = api(stack, worker)
+        deadline = time.monotonic() + 30
+        tasks: list = []
+        while not tasks and time.monotonic() < deadline:
+            tasks = [t for t in partner.tasks(status="requested")
+                     if t["basedOn"][0]["identifier"]["value"] == request_id]
+            time.sleep(0.2)
+        partner.work_task(tasks[0]["id"], contact=contact, start=datetime.now(UTC).isoformat()).raise_for_status()
+    insurer = api(stack, "insurer-9001")
+    period = datetime.now(UTC).strftime("%Y-%m")
+    deadline = time.monotonic() + 60
+    while insurer.feed("9001", period)["totals"]["quantity"] < len(CASES):
+        assert time.monotonic() < deadline, "the feed did not fill up"
+        time.sleep(0.3)
+
+
+def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(stack: Stack,
+                                                                                 browser: Browser) -> None:
+    deliver_cases(stack)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{stack.url('billing_shadow')}/console")
+    page.fill("input[name=username]", "declaratie")
+    page.fill("input[name=password]", "demo-declaratie")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{stack.url('billing_shadow')}/console")
+    main = page.inner_text("main")
+    assert "Zorgverzekeraar Noord (UZOVI 9001)" in main and "Integraal − schaduw" in main
+    assert page.locator("svg[aria-label='Integrale en schaduwkosten per maand'] rect").count() >= 12
+    assert page.locator("svg[aria-label='Prestatiemix'] rect").count() == 3
+    page.screenshot(path=str(SHOTS / "billing-overview.png"), full_page=True)
+
+    page.click("text=Onderbouwing >> nth=1")  # the VIS line of 9001
+    assert "most intensive delivered contact: HH" in page.inner_text("main")
+    page.screenshot(path=str(SHOTS / "billing-drilldown.png"), full_page=True)
+    page.click("table a >> nth=0")
+    page.check("input[value=rebill]")
+    page.select_option("select[name=uzovi]", "9002")
+    page.fill("textarea[name=reason]", "Patiënt is verzekerd bij Zuid (polis gecontroleerd)")
+    page.click("button[type=submit]")
+    ledger = page.inner_text("main")
+    assert "credit" in ledger and "rebill" in ledger
+    assert "Patiënt is verzekerd bij Zuid (polis gecontroleerd) (declaratie)" in ledger
+    page.screenshot(path=str(SHOTS / "billing-correction.png"), full_page=True)
+
+    period = datetime.now(UTC).strftime("%Y-%m")
+    deadline = time.monotonic() + 30
+    while api(stack, "insurer-9002").feed("9002", period)["totals"]["quantity"] != 1:
+        assert time.monotonic() < deadline, "the rebill did not reach insurer 9002's feed"
+        time.sleep(0.3)
+    assert api(stack, "insurer-9001").feed("9001", period)["totals"]["quantity"] == len(CASES) - 1
+    page.goto(f"{stack.url('billing_shadow')}/console/tariffs")
+    assert "NZa 2025" in page.inner_text("main") and "illustrative" in page.inner_text("main")
+    page.close()
