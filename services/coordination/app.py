@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.coordination import service
+from services.coordination import notifications, service
 from services.coordination.api import fhir, work
 from services.coordination.console import views
 from services.coordination.models import TABLES
@@ -22,5 +23,15 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
     configure_logging(settings.service_name)
     runtime = ServiceRuntime(settings=settings, tables=TABLES, subscriptions=[
         Subscription("triage-completed", [TRIAGE_COMPLETED], service.on_triage_completed)])
+    sender = notifications.Sender(sessions=runtime.sessions, base_url=settings.public_url,
+                                  policy=notifications.RetryPolicy(settings.notify_base_seconds,
+                                                                   settings.notify_max_backoff_seconds,
+                                                                   settings.notify_give_up_seconds))
+
+    async def deliver_notifications(_runtime: ServiceRuntime) -> None:
+        if not await sender.run_once():
+            await asyncio.sleep(0.2)
+
+    runtime.background.append(deliver_notifications)
     return service_app(title="Regiozorg coordination", runtime=runtime, service_dir=Path(__file__).parent,
                        routers=[fhir.router, work.router, views.router])

@@ -86,5 +86,58 @@ class EncounterRecord(SQLModel, table=True):
     content: str = Field(sa_column=Column(Text, nullable=False))
 
 
+class SubscriptionRecord(SQLModel, table=True):
+    """A partner's rest-hook subscription on Tasks it owns (notified pull: id-only payloads)."""
+
+    __tablename__ = "subscription"
+
+    id: str = Field(primary_key=True, max_length=64)
+    owner_org: str = Field(index=True, max_length=120)  # whose Tasks: always the subscriber's own organisation
+    endpoint: str = Field(max_length=500)
+    headers: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
+    status: str = Field(default="requested", max_length=12)  # requested | active | error | off
+    heartbeat_seconds: int = 60
+    events_since_start: int = 0
+    error: str | None = Field(default=None, max_length=500)
+    created_by: str = Field(max_length=100)
+    created_at: datetime = Field(default_factory=_now)
+    last_sent_at: datetime | None = None
+    # A worker claims a subscription until then, so that several workers never send its events twice.
+    lease_until: datetime | None = None
+    content: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class Notification(SQLModel, table=True):
+    """One event of one subscription, written with the Task change; sent in event-number order."""
+
+    __tablename__ = "notification"
+    __table_args__ = (UniqueConstraint("subscription_id", "event_number"),
+                      Index("ix_notification_pending", "subscription_id", "delivered_at"))
+
+    pk: int | None = Field(default=None, primary_key=True)
+    subscription_id: str = Field(max_length=64)
+    event_number: int
+    focus: str = Field(max_length=200)  # e.g. "Task/abc"
+    created_at: datetime = Field(default_factory=_now)
+    first_failure_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    attempts: int = 0
+    delivered_at: datetime | None = None
+
+
+class DeliveryAttempt(SQLModel, table=True):
+    """Every attempt to deliver a handshake, heartbeat or notification, and what the receiver answered."""
+
+    __tablename__ = "delivery_attempt"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    subscription_id: str = Field(index=True, max_length=64)
+    kind: str = Field(max_length=20)  # handshake | heartbeat | event-notification
+    event_number: int | None = None
+    at: datetime = Field(default_factory=_now)
+    status_code: int | None = None
+    error: str | None = Field(default=None, max_length=500)
+
+
 TABLES = [m.__table__ for m in (RoutedRequest, TaskRecord, TaskTransition, TaskVersion,  # type: ignore[attr-defined]
-                                EncounterRecord)]
+                                EncounterRecord, SubscriptionRecord, Notification, DeliveryAttempt)]

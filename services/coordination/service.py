@@ -14,7 +14,7 @@ import jsonpatch
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.coordination import events
+from services.coordination import events, notifications
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
 from services.coordination.models import EncounterRecord, RoutedRequest, TaskRecord, TaskTransition, TaskVersion
 from shared.auth import Caller
@@ -94,6 +94,7 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
                            last_updated=now, content=dumps(task)))
     session.add(TaskVersion(task_id=task_id, version=1, content=dumps(task)))
     enqueue(session, events.task_changed(task, pseudonym=pseudonym, traceparent=event.traceparent))
+    await notifications.notify(session, task_id=task_id, owner=owner)
 
 
 def roles_of(caller: Caller, task: TaskRecord) -> list[str]:
@@ -219,6 +220,7 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     session.add(record)
     session.add(TaskVersion(task_id=task_id, version=record.version, content=record.content))
     enqueue(session, events.task_changed(patched, pseudonym=record.pseudonym, traceparent=traceparent))
+    await notifications.notify(session, task_id=task_id, owner=record.owner)
 
     if status_to == "completed" and delivered is not None:
         start, end = _period_start(patched, now)

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.coordination import service
+from services.coordination import notifications, service
 from shared import audit
 from shared.auth import Caller, require_scope
 from shared.fhir import FHIR_JSON, FhirError, Issue, loads
@@ -109,6 +109,37 @@ async def patch_task(task_id: str, request: Request,
                            entity=f"Task/{task_id} → {task['status']}", patient=task["for"]["identifier"]["value"])
     state.runtime.relay.wake()
     return _fhir(task, headers={"ETag": f'W/"{task["meta"]["versionId"]}"'})
+
+
+@router.post("/Subscription", status_code=201)
+async def create_subscription(request: Request,
+                              caller: Caller = require_scope(resource="Subscription", action="c")) -> JSONResponse:
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
+    async with request.app.state.runtime.sessions() as session, session.begin():
+        record = await notifications.create(session, body=body if isinstance(body, dict) else {}, caller=caller)
+    return _fhir(notifications.resource(record), status_code=201,
+                 headers={"Location": f"{request.app.state.settings.public_url}/fhir/Subscription/{record.id}"})
+
+
+@router.get("/Subscription/{subscription_id}")
+async def read_subscription(subscription_id: str, request: Request,
+                            caller: Caller = require_scope(resource="Subscription", action="r")) -> JSONResponse:
+    async with request.app.state.runtime.sessions() as session:
+        record = await notifications.get(session, subscription_id=subscription_id, caller=caller)
+    return _fhir(notifications.resource(record))
+
+
+@router.delete("/Subscription/{subscription_id}")
+async def delete_subscription(subscription_id: str, request: Request,
+                              caller: Caller = require_scope(resource="Subscription", action="d")) -> JSONResponse:
+    async with request.app.state.runtime.sessions() as session, session.begin():
+        record = await notifications.get(session, subscription_id=subscription_id, caller=caller)
+        record.status = "off"
+        session.add(record)
+    return _fhir(notifications.resource(record))
 
 
 @router.get("/Encounter")

@@ -1,0 +1,191 @@
+"""Partner notifications to real HTTP receivers: in order, exactly once per event number, across an outage
+of the receiver and a crash of coordination; a receiver that never comes back ends in `error`."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import httpx
+import pytest
+
+from infra.client import ApiClient
+from infra.referrals import referral_bundle
+from infra.stack import Stack
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+
+
+class Receiver:
+    """A partner's notification endpoint that can be taken down and brought back on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.received: list[dict[str, Any]] = []
+        self._server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/notify"
+
+    def start(self) -> None:
+        received = self.received
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def events(self) -> list[tuple[str, int | None]]:
+        """(type, event number) of every notification received, in arrival order."""
+        found = []
+        for body in self.received:
+            params = {p["name"]: p for p in body["entry"][0]["resource"]["parameter"]}
+            number = None
+            if "notification-event" in params:
+                number = int(next(p["valueString"] for p in params["notification-event"]["part"]
+                                  if p["name"] == "event-number"))
+            found.append((params["type"]["valueCode"], number))
+        return found
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(data_dir=tmp_path_factory.mktemp("stack-notify"),
+              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
+              broker_port=free_port(),
+              env={"COORDINATION_NOTIFY_BASE_SECONDS": "0.2", "COORDINATION_NOTIFY_MAX_BACKOFF_SECONDS": "1",
+                   "COORDINATION_NOTIFY_GIVE_UP_SECONDS": "8"})
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def api(stack: Stack, client_id: str) -> ApiClient:
+    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+
+
+def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = check()
+        if result:
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+def subscribe(stack: Stack, client_id: str, owner: str, endpoint: str) -> dict[str, Any]:
+    partner = api(stack, client_id)
+    response = httpx.post(f"{stack.url('coordination')}/fhir/Subscription", headers=partner.headers(), json={
+        "resourceType": "Subscription", "status": "requested", "reason": "new Tasks for us",
+        "criteria": f"Task?owner={owner}",
+        "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+                    "_payload": {"extension": [{"url": f"{BACKPORT}/backport-payload-content",
+                                                "valueCode": "id-only"}]},
+                    "extension": [{"url": f"{BACKPORT}/backport-heartbeat-period", "valueUnsignedInt": 3600}]}})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def subscription(stack: Stack, client_id: str, subscription_id: str) -> dict[str, Any]:
+    partner = api(stack, client_id)
+    return httpx.get(f"{stack.url('coordination')}/fhir/Subscription/{subscription_id}",
+                     headers=partner.headers()).json()
+
+
+def route_to(stack: Stack, bsn: str, organisation: str) -> None:
+    ops = api(stack, "ops")
+    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn=bsn))
+    posted.raise_for_status()
+    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
+              if e["response"]["location"].startswith("ServiceRequest/"))
+    request_id = wait_until(lambda: next((i["id"] for i in ops.worklist() if i["service_request"] == sr), None),
+                            30, "the request on the worklist")
+    ops.triage_request(request_id, urgency="U3", disposition="home-visit", organization=organisation) \
+        .raise_for_status()
+
+
+def test_notifications_arrive_once_in_order_across_an_outage_and_a_coordination_crash(stack: Stack) -> None:
+    receiver = Receiver()
+    receiver.start()
+    created = subscribe(stack, "ehr-wijk-oost", "http://fhir.nl/fhir/NamingSystem/ura|90000020", receiver.url)
+    wait_until(lambda: subscription(stack, "ehr-wijk-oost", created["id"])["status"] == "active", 30, "handshake")
+    assert receiver.events()[0] == ("handshake", None)
+
+    for bsn in ("999990007", "999990019"):
+        route_to(stack, bsn, "URA 90000020")
+    wait_until(lambda: [n for _, n in receiver.events() if n] == [1, 2], 30, "the first two notifications")
+
+    receiver.stop()
+    for bsn in ("999990020", "999990032"):
+        route_to(stack, bsn, "URA 90000020")
+    wijk = api(stack, "ehr-wijk-oost")
+    task = wait_until(lambda: wijk.tasks(status="requested"), 30, "requested Tasks")[0]
+    assert wijk.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "accepted"}]).status_code == 200
+    wait_until(lambda: subscription(stack, "ehr-wijk-oost", created["id"])["status"] == "active", 5, "still active")
+    stack.kill_service("coordination")
+    stack.start_service("coordination")
+    stack.wait_ready(60, ["coordination"])
+    receiver.start()
+
+    def all_five() -> bool:
+        return len([n for _, n in receiver.events() if n]) >= 5
+
+    wait_until(all_five, 60, "all five notifications after the outage")
+    numbers = [n for kind, n in receiver.events() if kind == "event-notification"]
+    assert numbers == [1, 2, 3, 4, 5]
+    focus = [p for p in receiver.received[-1]["entry"][0]["resource"]["parameter"] if p["name"] == "notification-event"]
+    assert focus[0]["part"][2]["valueReference"]["reference"].startswith(f"{stack.url('coordination')}/fhir/Task/")
+    assert "resource" not in receiver.received[-1]["entry"][1]  # id-only: the partner reads the Task itself
+    with sqlite3.connect(stack.data_dir / "coordination.db") as db:
+        failed = db.execute("SELECT count(*) FROM delivery_attempt WHERE subscription_id = ? AND status_code IS NULL",
+                            (created["id"],)).fetchone()[0]
+    assert failed >= 1  # the outage's attempts were recorded
+    receiver.stop()
+
+
+def test_a_receiver_that_never_comes_back_turns_the_subscription_to_error(stack: Stack) -> None:
+    receiver = Receiver()
+    receiver.start()
+    created = subscribe(stack, "ehr-zuidrand", "URA 90000010", receiver.url)
+    wait_until(lambda: subscription(stack, "ehr-zuidrand", created["id"])["status"] == "active", 30, "handshake")
+    receiver.stop()
+    route_to(stack, "999990044", "URA 90000010")
+    ended = wait_until(lambda: (s := subscription(stack, "ehr-zuidrand", created["id"]))["status"] == "error" and s,
+                       60, "the subscription in error")
+    assert "gave up" in ended["error"]
+    other = httpx.get(f"{stack.url('coordination')}/fhir/Subscription/{created['id']}",
+                      headers=api(stack, "ehr-wijk-oost").headers())
+    assert other.status_code == 404
+
+
+def test_subscribing_to_another_organisations_tasks_is_refused(stack: Stack) -> None:
+    partner = api(stack, "ehr-wijk-oost")
+    response = httpx.post(f"{stack.url('coordination')}/fhir/Subscription", headers=partner.headers(), json={
+        "resourceType": "Subscription", "criteria": "Task?owner=URA 90000010",
+        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:1/x"}})
+    assert response.status_code == 422
+    assert response.json()["issue"][0]["code"] == "forbidden"
