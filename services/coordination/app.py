@@ -32,6 +32,13 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
         if not await sender.run_once():
             await asyncio.sleep(0.2)
 
-    runtime.background.append(deliver_notifications)
+    async def check_deadlines(runtime: ServiceRuntime) -> None:
+        async with runtime.sessions() as session, session.begin():
+            flagged = await service.flag_overdue(session)
+        if flagged:
+            runtime.relay.wake()
+        await asyncio.sleep(settings.overdue_check_seconds)
+
+    runtime.background += [deliver_notifications, check_deadlines]
     return service_app(title="Regiozorg coordination", runtime=runtime, service_dir=Path(__file__).parent,
                        routers=[fhir.router, work.router, views.router])

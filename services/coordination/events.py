@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.bus.envelope import Event
-from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, TASK_CHANGED
+from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, TASK_CHANGED, TASK_OVERDUE
 from shared.identifiers import PSEUDONYM_SYSTEM
 
 SOURCE = "/regiozorg/coordination"
@@ -17,6 +17,11 @@ CLOSED_AT_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/closed
 def task_changed(task: dict[str, Any], *, pseudonym: str, traceparent: str | None) -> Event:
     return Event.of(topic=TASK_CHANGED, key=pseudonym, source=SOURCE, subject=f"Task/{task['id']}", payload=task,
                     traceparent=traceparent)
+
+
+def task_overdue(task: dict[str, Any], *, pseudonym: str) -> Event:
+    """A Task not done by its urgency's target time (restriction.period.end)."""
+    return Event.of(topic=TASK_OVERDUE, key=pseudonym, source=SOURCE, subject=f"Task/{task['id']}", payload=task)
 
 
 def contact_delivered(encounter: dict[str, Any], *, pseudonym: str, traceparent: str | None) -> Event:

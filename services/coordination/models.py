@@ -43,6 +43,7 @@ class TaskRecord(SQLModel, table=True):
     pseudonym: str = Field(index=True, max_length=64)
     due_at: datetime
     last_updated: datetime = Field(default_factory=_now, index=True)
+    overdue_flagged_at: datetime | None = None  # when the overdue check reported it
     content: str = Field(sa_column=Column(Text, nullable=False))
 
 

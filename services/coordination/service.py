@@ -59,7 +59,8 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
         disposition = order["code"]["coding"][0]["code"]
         owner = _org_token(order["performer"][0])
         requester = _org_token(order["requester"])
-        due = datetime.fromisoformat(order["occurrenceDateTime"])
+        # Stored in UTC: a due time sent with an Amsterdam offset must compare correctly with now.
+        due = datetime.fromisoformat(order["occurrenceDateTime"]).astimezone(UTC)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__} {exc}") from exc
     routed = await session.get(RoutedRequest, request_id)
@@ -293,6 +294,19 @@ async def encounters_of(session: AsyncSession, *, caller: Caller, patient: str) 
     if caller.org != FRONT_DOOR.token and caller.role != "casemanager":
         query = query.where(EncounterRecord.performer == caller.org)
     return [loads(r.content) for r in (await session.execute(query.order_by(EncounterRecord.start))).scalars()]
+
+
+async def flag_overdue(session: AsyncSession, *, now: datetime | None = None, limit: int = 200) -> int:
+    """The scheduled deadline check: each Task past its due time and not terminal is reported once."""
+    moment = now or _now()
+    rows = list((await session.execute(select(TaskRecord).where(
+        TaskRecord.status.not_in(TERMINAL), TaskRecord.overdue_flagged_at.is_(None),  # type: ignore[attr-defined,union-attr]
+        TaskRecord.due_at < moment).limit(limit))).scalars())
+    for record in rows:
+        record.overdue_flagged_at = moment
+        session.add(record)
+        enqueue(session, events.task_overdue(loads(record.content), pseudonym=record.pseudonym))
+    return len(rows)
 
 
 async def overdue(session: AsyncSession, *, now: datetime | None = None) -> list[TaskRecord]:

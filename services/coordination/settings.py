@@ -10,6 +10,7 @@ from shared.settings import ServiceSettings
 class CoordinationSettings(ServiceSettings):
     service_name: str = "coordination"
     database_url: str | None = Field(None, validation_alias="COORDINATION_DATABASE_URL")
+    overdue_check_seconds: float = Field(15, validation_alias="COORDINATION_OVERDUE_CHECK_SECONDS")
     # Notifications: retried with exponential backoff, the subscription turns `error` after give-up.
     notify_base_seconds: float = Field(1.0, validation_alias="COORDINATION_NOTIFY_BASE_SECONDS")
     notify_max_backoff_seconds: float = Field(3600, validation_alias="COORDINATION_NOTIFY_MAX_BACKOFF_SECONDS")

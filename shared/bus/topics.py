@@ -7,6 +7,7 @@ TRIAGE_COMPLETED = "regiozorg.triage.triage-completed.v1"
 TASK_CHANGED = "regiozorg.coordination.task-changed.v1"
 CONTACT_DELIVERED = "regiozorg.coordination.contact-delivered.v1"
 ACUTE_REQUEST_CLOSED = "regiozorg.coordination.acute-request-closed.v1"
+TASK_OVERDUE = "regiozorg.coordination.task-overdue.v1"
 PRESTATION_RECORDED = "regiozorg.billing.prestation-recorded.v1"
 PRESTATION_FEED = "regiozorg.billing.prestation-feed.v1"
 
@@ -19,6 +20,7 @@ ALL_TOPICS: tuple[str, ...] = (
     TASK_CHANGED,
     CONTACT_DELIVERED,
     ACUTE_REQUEST_CLOSED,
+    TASK_OVERDUE,
     PRESTATION_RECORDED,
     PRESTATION_FEED,
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -248,3 +249,60 @@ def test_sql_metacharacters_in_parameters_are_inert(stack: Stack, service: str, 
     if response.status_code == 200:
         assert response.json().get("total", 0) == 0
     assert len(ops.worklist("open,triaged,closed")) >= 1  # the tables are still there
+
+
+def test_two_parties_racing_on_one_task_version_one_wins_the_other_gets_412(stack: Stack) -> None:
+    ehr, ops, wijk = client(stack, "ehr-delinde"), client(stack, "ops"), client(stack, "ehr-wijk-oost")
+    posted = ehr.post_referral(referral_bundle(bsn="999990056", uzovi="9001"))
+    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
+              if e["response"]["location"].startswith("ServiceRequest/"))
+    request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+    assert ops.triage_request(request_id, urgency="U3", disposition="home-visit",
+                              organization="URA 90000020").status_code == 200
+    deadline = time.monotonic() + 30
+    tasks: list = []
+    while not tasks and time.monotonic() < deadline:
+        tasks = [t for t in wijk.tasks(status="requested") if t["basedOn"][0]["identifier"]["value"] == request_id]
+        time.sleep(0.2)
+    task_id = tasks[0]["id"]
+    moves = [(wijk, "accepted"), (ops, "cancelled")]
+    barrier = threading.Barrier(len(moves))
+    results: list[int] = []
+
+    def move(party: ApiClient, status: str) -> None:
+        barrier.wait()
+        results.append(party.patch_task(task_id, [{"op": "replace", "path": "/status", "value": status}],
+                                        if_match='W/"1"').status_code)
+
+    threads = [threading.Thread(target=move, args=m) for m in moves]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results) == [200, 412]
+    final = httpx.get(f"{stack.url('coordination')}/fhir/Task/{task_id}", headers=wijk.headers())
+    assert final.headers["ETag"] == 'W/"2"' and final.json()["status"] in ("accepted", "cancelled")
+
+
+def test_replaying_every_event_after_a_broker_reset_creates_no_extra_task(stack: Stack) -> None:
+    """Runs last in this module: the embedded broker is killed and restarted, so every service re-publishes
+    its outbox and every consumer reads its topics again from the start."""
+    ops = client(stack, "ops")
+    tasks_before = sorted(t["id"] for t in ops.tasks(_count="500"))
+    requests_before = ops.worklist("open,triaged,closed")
+
+    def duplicates_skipped() -> float:
+        text = httpx.get(f"{stack.url('coordination')}/metrics").text
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith('regiozorg_events_duplicate_total{consumer="coordination.triage-completed"'))
+
+    before = duplicates_skipped()
+    assert stack.broker is not None
+    stack.broker.kill()
+    stack.broker.start()
+    deadline = time.monotonic() + 60
+    while duplicates_skipped() < before + len(tasks_before) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert duplicates_skipped() >= before + len(tasks_before), "the triage-completed topic was not replayed"
+    assert sorted(t["id"] for t in ops.tasks(_count="500")) == tasks_before
+    assert ops.worklist("open,triaged,closed") == requests_before
