@@ -23,11 +23,14 @@ from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
 from shared.fhir import FhirError, Issue, dumps, loads
 from shared.identifiers import PSEUDONYM_SYSTEM
-from shared.region import FRONT_DOOR
+from shared.region import FRONT_DOOR, organisation
 
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DELIVERED_CLASSES = {"VR": "virtual", "HH": "home health", "AMB": "ambulatory"}
 PATCHABLE = frozenset({"status", "businessStatus", "statusReason", "output", "executionPeriod"})
+# Reassignment to another organisation: by the requester or a case manager, before anyone started.
+REASSIGNABLE_FROM = frozenset({"requested", "received", "rejected"})
+REASSIGNMENT = frozenset({"owner", "status", "businessStatus", "statusReason"})
 TASK_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/task"
 
 
@@ -175,6 +178,9 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
         raise FhirError(422, Issue("error", "processing", f"the patch cannot be applied: {exc}")) from exc
     changed = {k for k in set(current) | set(patched) if current.get(k) != patched.get(k)}
+    if "owner" in changed:
+        return await _reassign(session, record=record, current=current, patched=patched, changed=changed,
+                               caller=caller, traceparent=traceparent)
     refused = sorted(changed - PATCHABLE)
     if refused:
         raise FhirError(422, [Issue("error", "business-rule", f"{name} cannot be changed by a patch", (f"Task.{name}",))
@@ -232,6 +238,96 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     return patched
 
 
+async def _reassign(session: AsyncSession, *, record: TaskRecord, current: dict[str, Any], patched: dict[str, Any],
+                    changed: set[str], caller: Caller, traceparent: str | None) -> dict[str, Any]:
+    """Hand a Task to another organisation: it starts again as requested there, and both owners hear of it."""
+    refused = sorted(changed - REASSIGNMENT)
+    if refused:
+        raise FhirError(422, [Issue("error", "business-rule", f"{name} cannot change while reassigning",
+                                    (f"Task.{name}",)) for name in refused])
+    roles = [r for r in roles_of(caller, record) if r in ("requester", "case-manager")]
+    if not roles:
+        raise FhirError(403, Issue("error", "forbidden", "only the requester or a case manager reassigns a Task"))
+    if current["status"] not in REASSIGNABLE_FROM:
+        raise FhirError(422, Issue("error", "business-rule", f"a Task that is {current['status']} cannot be "
+                                                             "reassigned", ("Task.owner",)))
+    ident = (patched.get("owner") or {}).get("identifier") or {}
+    target = organisation(str(ident.get("system")), str(ident.get("value")))
+    if target is None or target.kind == "insurer" or target.token == record.owner:
+        raise FhirError(422, Issue("error", "not-found", "owner must be another care provider in the region's "
+                                                         "directory", ("Task.owner.identifier",)))
+    now = _now()
+    previous = record.owner
+    reason = (patched.get("statusReason") or {}).get("text") or f"reassigned to {target.name}"
+    patched["status"] = "requested"
+    patched["owner"] = _identifier_reference(target.token)
+    session.add(TaskTransition(task_id=record.id, version=record.version + 1, from_status=current["status"],
+                               to_status="requested", actor=caller.subject, actor_org=caller.org, role=roles[0],
+                               reason=f"reassigned from {previous} to {target.token}: {reason}", at=now))
+    record.version += 1
+    patched["meta"] = {**patched.get("meta", {}), "versionId": str(record.version), "lastUpdated": now.isoformat()}
+    patched["lastModified"] = now.isoformat()
+    record.owner, record.status, record.last_updated = target.token, "requested", now
+    record.content = dumps(patched)
+    session.add(record)
+    session.add(TaskVersion(task_id=record.id, version=record.version, content=record.content))
+    enqueue(session, events.task_changed(patched, pseudonym=record.pseudonym, traceparent=traceparent))
+    for owner in (previous, target.token):
+        await notifications.notify(session, task_id=record.id, owner=owner)
+    return patched
+
+
+def fhirpath_patch_to_json_patch(parameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """FHIRPath Patch (a Parameters resource) for Task's own elements, as the equivalent JSON Patch."""
+    if parameters.get("resourceType") != "Parameters":
+        raise FhirError(400, Issue("error", "structure", "FHIRPath Patch is a Parameters resource"))
+    operations = []
+    for i, op in enumerate(parameters.get("parameter", []) or []):
+        parts = {p.get("name"): p for p in op.get("part", []) or []}
+        kind = (parts.get("type") or {}).get("valueCode")
+        path = str((parts.get("path") or {}).get("valueString", ""))
+        value = next((v for k, v in (parts.get("value") or {}).items() if k.startswith("value")), None)
+        where = (f"Parameters.parameter[{i}]",)
+        if kind == "replace" and path.startswith("Task.") and "." not in path[5:]:
+            operations.append({"op": "add", "path": f"/{path[5:]}", "value": value})
+        elif kind == "add" and path == "Task" and (parts.get("name") or {}).get("valueString"):
+            operations.append({"op": "add", "path": f"/{parts['name']['valueString']}", "value": value})
+        elif kind == "delete" and path.startswith("Task.") and "." not in path[5:]:
+            operations.append({"op": "remove", "path": f"/{path[5:]}"})
+        else:
+            raise FhirError(422, Issue("error", "not-supported", "supported: replace, add and delete of Task's own "
+                                                                 "elements (Task.status, Task.businessStatus, ...)",
+                                       where))
+        if value is None and kind != "delete":
+            raise FhirError(422, Issue("error", "required", "the operation has no value[x]", where))
+    return operations
+
+
+def json_patch_for_update(current: dict[str, Any], updated: dict[str, Any], task_id: str) -> list[dict[str, Any]]:
+    """A PUT is the patch from the current version to the one sent, so the same rules apply to both."""
+    if updated.get("resourceType") != "Task" or updated.get("id") != task_id:
+        raise FhirError(400, Issue("error", "invalid", f"the body must be Task/{task_id}"))
+    volatile = ("meta", "lastModified")
+    before = {k: v for k, v in current.items() if k not in volatile}
+    after = {k: v for k, v in updated.items() if k not in volatile}
+    return list(jsonpatch.make_patch(before, after))
+
+
+async def history(session: AsyncSession, *, task_id: str, caller: Caller) -> list[dict[str, Any]]:
+    await get_task(session, task_id, caller)
+    rows = (await session.execute(select(TaskVersion).where(TaskVersion.task_id == task_id)
+                                  .order_by(TaskVersion.version.desc()))).scalars()  # type: ignore[attr-defined]
+    return [loads(r.content) for r in rows]
+
+
+async def version(session: AsyncSession, *, task_id: str, version_id: int, caller: Caller) -> dict[str, Any]:
+    await get_task(session, task_id, caller)
+    row = await session.get(TaskVersion, (task_id, version_id))
+    if row is None:
+        raise FhirError(404, Issue("error", "not-found", f"Task/{task_id} has no version {version_id}"))
+    return loads(row.content)
+
+
 async def _record_encounter(session: AsyncSession, *, record: TaskRecord, act_class: str, start: datetime,
                             end: datetime | None, traceparent: str | None) -> None:
     encounter_id = uuid.uuid5(uuid.NAMESPACE_URL, f"encounter:{record.id}").hex
@@ -273,7 +369,8 @@ async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent:
 
 
 async def search_tasks(session: AsyncSession, *, caller: Caller, owner: str | None, status: str | None,
-                       patient: str | None, last_updated: datetime | None, count: int) -> list[dict[str, Any]]:
+                       patient: str | None, last_updated: datetime | None, count: int, offset: int = 0,
+                       requester: str | None = None, focus: str | None = None) -> list[dict[str, Any]]:
     query = select(TaskRecord)
     if caller.org != FRONT_DOOR.token and caller.role != "casemanager":
         query = query.where((TaskRecord.owner == caller.org) | (TaskRecord.requester == caller.org))
@@ -285,8 +382,16 @@ async def search_tasks(session: AsyncSession, *, caller: Caller, owner: str | No
         query = query.where(TaskRecord.pseudonym == patient.split("|")[-1])
     if last_updated:
         query = query.where(TaskRecord.last_updated >= last_updated)
-    rows = (await session.execute(query.order_by(TaskRecord.last_updated.desc()).limit(count))).scalars()  # type: ignore[attr-defined]
-    return [loads(r.content) for r in rows]
+    if requester:
+        query = query.where(TaskRecord.requester == requester)
+    query = query.order_by(TaskRecord.last_updated.desc(), TaskRecord.id)  # type: ignore[attr-defined]
+    if not focus:
+        rows = (await session.execute(query.offset(offset).limit(count + 1))).scalars()
+        return [loads(r.content) for r in rows]
+    # focus is a reference inside the resource: filtered here, then paged.
+    matching = [t for t in (loads(r.content) for r in (await session.execute(query.limit(5000))).scalars())
+                if t.get("focus", {}).get("reference", "").endswith(focus)]
+    return matching[offset:offset + count + 1]
 
 
 async def encounters_of(session: AsyncSession, *, caller: Caller, patient: str) -> list[dict[str, Any]]:

@@ -55,11 +55,14 @@ async def metadata(request: Request) -> JSONResponse:
                   "fhirVersion": "4.0.1", "format": [FHIR_JSON],
                   "software": {"name": "Regiozorg coordination"},
                   "rest": [{"mode": "server", "resource": [
-                      {"type": "Task", "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "patch"}],
-                       "versioning": "versioned-update",
+                      {"type": "Task", "interaction": [{"code": c} for c in (
+                          "read", "vread", "history-instance", "search-type", "patch", "update")],
+                       "versioning": "versioned-update", "updateCreate": False,
                        "searchParam": [{"name": n, "type": t} for n, t in (
-                           ("owner", "reference"), ("status", "token"), ("patient", "reference"),
-                           ("_lastUpdated", "date"), ("_count", "number"))]},
+                           ("owner", "reference"), ("requester", "reference"), ("status", "token"),
+                           ("patient", "reference"), ("focus", "reference"), ("_lastUpdated", "date"),
+                           ("_count", "number"), ("_offset", "number"))]},
+                      {"type": "Subscription", "interaction": [{"code": c} for c in ("create", "read", "delete")]},
                       {"type": "Encounter", "interaction": [{"code": "search-type"}],
                        "searchParam": [{"name": "patient", "type": "reference"}]}]}]})
 
@@ -67,15 +70,72 @@ async def metadata(request: Request) -> JSONResponse:
 @router.get("/Task")
 async def search_tasks(request: Request, caller: Caller = require_scope(resource="Task", action="s"),
                        owner: str | None = None, status: str | None = None, patient: str | None = None,
+                       requester: str | None = None, focus: str | None = None,
                        last_updated: Annotated[str | None, Query(alias="_lastUpdated")] = None,
-                       count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50) -> JSONResponse:
+                       count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
+                       offset: Annotated[int, Query(alias="_offset", ge=0)] = 0) -> JSONResponse:
     async with request.app.state.runtime.sessions() as session:
         found = await service.search_tasks(session, caller=caller, owner=_owner_param(owner) if owner else None,
                                            status=status, patient=patient, last_updated=_since(last_updated),
-                                           count=count)
+                                           count=count, offset=offset, focus=focus,
+                                           requester=_owner_param(requester) if requester else None)
     await audit.for_request(request, subtype="search", entity=f"Task?{request.url.query}",
                             patient=patient.split("|")[-1] if patient else None)
-    return _searchset(request, found)
+    page = _searchset(request, found[:count])
+    if len(found) > count:
+        page_body = json.loads(page.body)
+        page_body["link"].append({"relation": "next", "url": str(request.url.include_query_params(
+            _offset=offset + count))})
+        return _fhir(page_body)
+    return page
+
+
+@router.get("/Task/{task_id}/_history")
+async def task_history(task_id: str, request: Request,
+                       caller: Caller = require_scope(resource="Task", action="r")) -> JSONResponse:
+    async with request.app.state.runtime.sessions() as session:
+        versions = await service.history(session, task_id=task_id, caller=caller)
+    await audit.for_request(request, subtype="read", entity=f"Task/{task_id}/_history",
+                            patient=versions[0]["for"]["identifier"]["value"] if versions else None)
+    return _fhir({"resourceType": "Bundle", "type": "history", "total": len(versions),
+                  "entry": [{"fullUrl": f"Task/{v['id']}/_history/{v['meta']['versionId']}", "resource": v}
+                            for v in versions]})
+
+
+@router.get("/Task/{task_id}/_history/{version_id}")
+async def task_version(task_id: str, version_id: int, request: Request,
+                       caller: Caller = require_scope(resource="Task", action="r")) -> JSONResponse:
+    async with request.app.state.runtime.sessions() as session:
+        task = await service.version(session, task_id=task_id, version_id=version_id, caller=caller)
+    await audit.for_request(request, subtype="read", entity=f"Task/{task_id}/_history/{version_id}",
+                            patient=task["for"]["identifier"]["value"])
+    return _fhir(task, headers={"ETag": f'W/"{version_id}"'})
+
+
+@router.put("/Task/{task_id}")
+async def update_task(task_id: str, request: Request,
+                      caller: Caller = require_scope(resource="Task", action="u")) -> JSONResponse:
+    """A whole Task with If-Match: checked by the same rules as a patch of what differs."""
+    if_match = request.headers.get("if-match")
+    if not if_match:
+        raise FhirError(428, Issue("error", "required", "PUT needs If-Match with the version you read"))
+    try:
+        body = json.loads(await request.body())
+    except ValueError as exc:
+        raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
+    state = request.app.state
+    async with state.runtime.sessions() as session, session.begin():
+        current = await service.get_task(session, task_id, caller)
+        operations = service.json_patch_for_update(loads(current.content), body if isinstance(body, dict) else {},
+                                                   task_id)
+        task = await service.patch_task(session, task_id=task_id, operations=operations, if_match=if_match,
+                                        caller=caller, codesystem_base=state.settings.codesystem_base,
+                                        traceparent=request.headers.get("traceparent"))
+        await audit.record(session, service="coordination", caller=caller, subtype="update",
+                           entity=f"Task/{task_id} (PUT) → {task['status']}",
+                           patient=task["for"]["identifier"]["value"])
+    state.runtime.relay.wake()
+    return _fhir(task, headers={"ETag": f'W/"{task["meta"]["versionId"]}"'})
 
 
 @router.get("/Task/{task_id}")
@@ -91,13 +151,18 @@ async def read_task(task_id: str, request: Request,
 async def patch_task(task_id: str, request: Request,
                      caller: Caller = require_scope(resource="Task", action="u")) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
-    if "json-patch+json" not in content_type:
-        raise FhirError(415, Issue("error", "not-supported", "PATCH takes application/json-patch+json"))
+    if "json-patch+json" not in content_type and "fhir+json" not in content_type:
+        raise FhirError(415, Issue("error", "not-supported", "PATCH takes application/json-patch+json (JSON Patch) "
+                                                             "or application/fhir+json (FHIRPath Patch)"))
     try:
-        operations = json.loads(await request.body())
+        body = json.loads(await request.body())
     except ValueError as exc:
         raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
-    if not isinstance(operations, list):
+    if "fhir+json" in content_type:
+        operations = service.fhirpath_patch_to_json_patch(body if isinstance(body, dict) else {})
+    elif isinstance(body, list):
+        operations = body
+    else:
         raise FhirError(400, Issue("error", "structure", "a JSON Patch is an array of operations"))
     state = request.app.state
     async with state.runtime.sessions() as session, session.begin():
