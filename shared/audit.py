@@ -113,6 +113,8 @@ async def record(session: AsyncSession, *, service: str, caller: Caller | None, 
                  patient: str | None = None, outcome: str = OUTCOME_SUCCESS, purpose: str = PURPOSE_TREATMENT,
                  description: str | None = None) -> None:
     """Add an audit event to the caller's transaction (for changes: it commits with them)."""
+    # Text from a request (a path, a refusal) may hold a NUL, which PostgreSQL cannot store.
+    entity, description = entity.replace("\x00", "\\0"), description.replace("\x00", "\\0") if description else None
     record_id = uuid.uuid4().hex
     now = datetime.now(UTC)
     content = audit_event(record_id=record_id, recorded=now, service=service, caller=caller, subtype=subtype,

@@ -8,8 +8,10 @@ import hashlib
 import hmac
 import json
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -31,10 +33,22 @@ ROLE_SCOPES = {
 }
 
 
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+
+
+def local_time(moment: datetime | None, fmt: str = "%d-%m %H:%M") -> str:
+    """Times are stored in UTC and shown as Dutch staff read them: Europe/Amsterdam."""
+    if moment is None:
+        return ""
+    aware = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return aware.astimezone(AMSTERDAM).strftime(fmt)
+
+
 def templates(service_dir: Path) -> Jinja2Templates:
     env = Environment(loader=ChoiceLoader([FileSystemLoader(service_dir / "console" / "templates"),
                                            FileSystemLoader(Path(__file__).parent / "templates")]),
                       autoescape=select_autoescape(default=True, default_for_string=True))
+    env.filters["local"] = local_time
     return Jinja2Templates(env=env)
 
 

@@ -7,12 +7,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.coordination import notifications, service
+from services.coordination import episodes, notifications, service
 from services.coordination.api import fhir, work
 from services.coordination.console import views
 from services.coordination.models import TABLES
 from services.coordination.settings import CoordinationSettings
-from shared.bus.topics import TRIAGE_COMPLETED
+from shared.bus.topics import REFERRAL_RECEIVED, TRIAGE_COMPLETED
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
 from shared.web import service_app
@@ -22,7 +22,8 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
     settings = settings or CoordinationSettings()
     configure_logging(settings.service_name)
     runtime = ServiceRuntime(settings=settings, tables=TABLES, subscriptions=[
-        Subscription("triage-completed", [TRIAGE_COMPLETED], service.on_triage_completed)])
+        Subscription("triage-completed", [TRIAGE_COMPLETED], service.on_triage_completed),
+        Subscription("referral-received", [REFERRAL_RECEIVED], episodes.on_referral_received)])
     sender = notifications.Sender(sessions=runtime.sessions, base_url=settings.public_url,
                                   policy=notifications.RetryPolicy(settings.notify_base_seconds,
                                                                    settings.notify_max_backoff_seconds,

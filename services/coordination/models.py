@@ -140,5 +140,55 @@ class DeliveryAttempt(SQLModel, table=True):
     error: str | None = Field(default=None, max_length=500)
 
 
+class EpisodeRecord(SQLModel, table=True):
+    """EpisodeOfCare per patient and condition: care team, case manager and the lead practitioner."""
+
+    __tablename__ = "episode"
+    __table_args__ = (UniqueConstraint("pseudonym", "condition"),)
+
+    id: str = Field(primary_key=True, max_length=64)
+    pseudonym: str = Field(index=True, max_length=64)
+    condition: str = Field(max_length=200)
+    status: str = Field(default="active", max_length=16)
+    care_team: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))  # org tokens
+    case_manager: str | None = Field(default=None, max_length=100)
+    lead: str | None = Field(default=None, max_length=120)  # the hoofdbehandelaar's organisation
+    started_at: datetime = Field(default_factory=_now)
+
+
+class LeadHandover(SQLModel, table=True):
+    """A proposed handover of the hoofdbehandelaar role; it takes effect when the receiver accepts."""
+
+    __tablename__ = "lead_handover"
+
+    id: str = Field(primary_key=True, max_length=64)
+    episode_id: str = Field(index=True, max_length=64)
+    from_lead: str | None = Field(default=None, max_length=120)
+    to_lead: str = Field(max_length=120)
+    reason: str = Field(max_length=500)
+    status: str = Field(default="proposed", max_length=12)  # proposed | accepted | declined
+    proposed_by: str = Field(max_length=100)
+    proposed_at: datetime = Field(default_factory=_now)
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = None
+
+
+class TimelineEntry(SQLModel, table=True):
+    """One thing that happened to a patient, in any organisation: the case manager's single timeline."""
+
+    __tablename__ = "timeline_entry"
+    __table_args__ = (Index("ix_timeline_patient_at", "pseudonym", "at"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    pseudonym: str = Field(max_length=64)
+    at: datetime
+    kind: str = Field(max_length=30)  # referral | triage | task | contact | handover | note
+    organisation: str | None = Field(default=None, max_length=120)
+    actor: str | None = Field(default=None, max_length=100)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    reference: str | None = Field(default=None, max_length=200)
+
+
 TABLES = [m.__table__ for m in (RoutedRequest, TaskRecord, TaskTransition, TaskVersion,  # type: ignore[attr-defined]
-                                EncounterRecord, SubscriptionRecord, Notification, DeliveryAttempt)]
+                                EncounterRecord, SubscriptionRecord, Notification, DeliveryAttempt, EpisodeRecord,
+                                LeadHandover, TimelineEntry)]

@@ -27,7 +27,9 @@ from shared.identifiers import org_token, parse_org
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 TOPIC = "https://regiozorg.example/fhir/SubscriptionTopic/task-owner"
-LEASE = timedelta(seconds=30)
+# Longer than one send may take (HTTP timeout below); after a crash another worker resumes once it ends.
+LEASE = timedelta(seconds=15)
+SEND_TIMEOUT_SECONDS = 5
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class Sender:
         self.sessions = sessions
         self.policy = policy
         self.base_url = base_url
-        self.http = http or httpx.AsyncClient(timeout=10)
+        self.http = http or httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS)
         self.worker = uuid.uuid4().hex
 
     async def run_once(self) -> int:

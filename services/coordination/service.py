@@ -14,13 +14,14 @@ import jsonpatch
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.coordination import events, notifications
+from services.coordination import episodes, events, notifications
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
 from services.coordination.models import EncounterRecord, RoutedRequest, TaskRecord, TaskTransition, TaskVersion
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
+from shared.console import local_time
 from shared.fhir import FhirError, Issue, dumps, loads
 from shared.identifiers import PSEUDONYM_SYSTEM
 from shared.region import FRONT_DOOR, organisation
@@ -99,6 +100,11 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
     session.add(TaskVersion(task_id=task_id, version=1, content=dumps(task)))
     enqueue(session, events.task_changed(task, pseudonym=pseudonym, traceparent=event.traceparent))
     await notifications.notify(session, task_id=task_id, owner=owner)
+    await episodes.ensure_episode(session, pseudonym=pseudonym, member=owner)
+    episodes.note(session, pseudonym=pseudonym, at=now, kind="triage", organisation_token=requester,
+                  reference=f"Task/{task_id}",
+                  text=f"triage {urgency}: {order['code']['coding'][0].get('display', disposition)} door "
+                       f"{episodes.name_of(owner)}, uiterlijk {local_time(due)}")
 
 
 def roles_of(caller: Caller, task: TaskRecord) -> list[str]:
@@ -211,6 +217,9 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
         session.add(TaskTransition(task_id=task_id, version=record.version + 1, from_status=status_from,
                                    to_status=transition.to_status, actor=caller.subject, actor_org=caller.org,
                                    role=transition.role, reason=reason, at=now))
+        episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
+                      organisation_token=caller.org, reference=f"Task/{task_id}",
+                      text=f"taak {status_from} → {transition.to_status}" + (f" ({reason})" if reason else ""))
     elif caller.org != record.owner:
         raise FhirError(403, Issue("error", "forbidden", "only the owner records progress on this Task"))
 
@@ -264,6 +273,10 @@ async def _reassign(session: AsyncSession, *, record: TaskRecord, current: dict[
     session.add(TaskTransition(task_id=record.id, version=record.version + 1, from_status=current["status"],
                                to_status="requested", actor=caller.subject, actor_org=caller.org, role=roles[0],
                                reason=f"reassigned from {previous} to {target.token}: {reason}", at=now))
+    await episodes.ensure_episode(session, pseudonym=record.pseudonym, member=target.token)
+    episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
+                  organisation_token=caller.org, reference=f"Task/{record.id}",
+                  text=f"taak overgedragen: {episodes.name_of(previous)} → {target.name} ({reason})")
     record.version += 1
     patched["meta"] = {**patched.get("meta", {}), "versionId": str(record.version), "lastUpdated": now.isoformat()}
     patched["lastModified"] = now.isoformat()
@@ -347,6 +360,10 @@ async def _record_encounter(session: AsyncSession, *, record: TaskRecord, act_cl
                                 pseudonym=record.pseudonym, act_class=act_class, performer=record.owner, start=start,
                                 content=dumps(encounter)))
     enqueue(session, events.contact_delivered(encounter, pseudonym=record.pseudonym, traceparent=traceparent))
+    episodes.note(session, pseudonym=record.pseudonym, at=start, kind="contact", organisation_token=record.owner,
+                  reference=f"Encounter/{encounter_id}",
+                  text=f"contact geleverd ({act_class}: {DELIVERED_CLASSES[act_class]}) door "
+                       f"{episodes.name_of(record.owner)}")
 
 
 async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent: str | None) -> None:
@@ -361,6 +378,8 @@ async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent:
     now = _now()
     routed.status, routed.closed_at = "closed", now
     session.add(routed)
+    episodes.note(session, pseudonym=routed.pseudonym, at=now, kind="closed", text="acute aanvraag afgesloten",
+                  reference=f"ServiceRequest/{request_id}")
     await session.flush()
     encounter_ids = list((await session.execute(select(EncounterRecord.id).where(
         EncounterRecord.acute_request_id == request_id))).scalars())

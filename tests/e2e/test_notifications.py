@@ -75,7 +75,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
               ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
               broker_port=free_port(),
               env={"COORDINATION_NOTIFY_BASE_SECONDS": "0.2", "COORDINATION_NOTIFY_MAX_BACKOFF_SECONDS": "1",
-                   "COORDINATION_NOTIFY_GIVE_UP_SECONDS": "8"})
+                   "COORDINATION_NOTIFY_GIVE_UP_SECONDS": "45"})
     try:
         s.start()
         yield s
@@ -175,7 +175,7 @@ def test_a_receiver_that_never_comes_back_turns_the_subscription_to_error(stack:
     receiver.stop()
     route_to(stack, "999990044", "URA 90000010")
     ended = wait_until(lambda: (s := subscription(stack, "ehr-zuidrand", created["id"]))["status"] == "error" and s,
-                       60, "the subscription in error")
+                       120, "the subscription in error")
     assert "gave up" in ended["error"]
     other = httpx.get(f"{stack.url('coordination')}/fhir/Subscription/{created['id']}",
                       headers=api(stack, "ehr-wijk-oost").headers())

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
-from services.coordination import notifications, service
+from services.coordination import episodes, notifications, service
 from shared import audit
 from shared.auth import Caller, require_scope
 from shared.fhir import FHIR_JSON, FhirError, Issue, loads
@@ -205,6 +205,16 @@ async def delete_subscription(subscription_id: str, request: Request,
         record.status = "off"
         session.add(record)
     return _fhir(notifications.resource(record))
+
+
+@router.get("/EpisodeOfCare")
+async def search_episodes(request: Request, patient: str,
+                          caller: Caller = require_scope(scope="coordination.write")) -> JSONResponse:
+    pseudonym = patient.split("|")[-1]
+    async with request.app.state.runtime.sessions() as session:
+        found = await episodes.episodes_of(session, pseudonym)
+    await audit.for_request(request, subtype="search", entity="EpisodeOfCare?patient", patient=pseudonym)
+    return _searchset(request, [episodes.episode_resource(e, request.app.state.settings.public_url) for e in found])
 
 
 @router.get("/Encounter")

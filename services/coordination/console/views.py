@@ -1,32 +1,151 @@
-"""The case manager's console (minimal): open Tasks across organisations, overdue first."""
+"""The case manager's console: my patients and overdue work (live), a patient's timeline across
+organisations with the care team and lead, and the actions: take the case, hand over the lead role,
+reassign a Task, add a note; and the region's directory."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse, Response
-from sqlalchemy import select
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
 
-from services.coordination.models import TaskRecord
+from services.coordination import episodes, service
+from services.coordination.domain.task_state import TERMINAL
+from services.coordination.models import TaskRecord, TimelineEntry
 from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
+from shared.fhir import FhirError
 from shared.region import ORGANISATIONS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 CaseManager = Annotated[Caller, console_user("casemanager")]
+PROVIDERS = [o for o in ORGANISATIONS if o.kind != "insurer"]
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def _lists(request: Request, user: Caller) -> dict[str, object]:
+    async with request.app.state.runtime.sessions() as session:
+        mine = await episodes.my_patients(session, user.subject)
+        late = await service.overdue(session)
+        open_tasks = list((await session.execute(select(TaskRecord).where(
+            TaskRecord.status.not_in(TERMINAL)).order_by(TaskRecord.due_at).limit(200))).scalars())  # type: ignore[attr-defined]
+    return {"user": user, "mine": mine, "late": late, "open_tasks": open_tasks, "name_of": episodes.name_of,
+            "now": datetime.now(UTC), "aware": _aware}
 
 
 @router.get("", response_class=HTMLResponse)
-async def tasks(request: Request, user: CaseManager) -> Response:
+async def worklists(request: Request, user: CaseManager) -> Response:
+    context = await _lists(request, user)
+    await audit.for_request(request, subtype="search", entity="console case-manager worklists")
+    return request.app.state.templates.TemplateResponse(request, "worklists.html", context)
+
+
+@router.get("/lists", response_class=HTMLResponse)
+async def lists_fragment(request: Request, user: CaseManager) -> Response:
+    context = await _lists(request, user)
+    await audit.for_request(request, subtype="search", entity="console case-manager worklists (live)")
+    return request.app.state.templates.TemplateResponse(request, "_lists.html", context)
+
+
+@router.get("/stream")
+async def stream(request: Request, user: CaseManager) -> StreamingResponse:
+    """Server-sent events: 'changed' whenever Tasks or timelines change, so the lists refresh without a reload."""
+    sessions = request.app.state.runtime.sessions
+
+    async def changes() -> AsyncIterator[str]:
+        last = None
+        while not await request.is_disconnected():
+            async with sessions() as session:
+                tasks = (await session.execute(select(func.max(TaskRecord.last_updated)))).scalar_one()
+                entries = (await session.execute(select(func.count(TimelineEntry.pk)))).scalar_one()
+            current = json.dumps([str(tasks), entries])
+            if last is not None and current != last:
+                yield "event: changed\ndata: {}\n\n"
+            last = current
+            yield ": keep-alive\n\n"
+            await asyncio.sleep(2)
+
+    return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/patients/{pseudonym}", response_class=HTMLResponse)
+async def patient(request: Request, user: CaseManager, pseudonym: str, error: str | None = None) -> Response:
     async with request.app.state.runtime.sessions() as session:
-        rows = list((await session.execute(select(TaskRecord).order_by(TaskRecord.due_at).limit(500))).scalars())
-    await audit.for_request(request, subtype="search", entity="console Tasks")
-    now = datetime.now(UTC)
-    names = {o.token: o.name for o in ORGANISATIONS}
-    items = [{"t": t, "owner": names.get(t.owner, t.owner),
-              "overdue": t.status not in ("completed", "failed", "rejected", "cancelled")
-              and (t.due_at if t.due_at.tzinfo else t.due_at.replace(tzinfo=UTC)) < now} for t in rows]
-    return request.app.state.templates.TemplateResponse(request, "tasks.html", {"user": user, "items": items})
+        cases = await episodes.episodes_of(session, pseudonym)
+        entries = await episodes.timeline(session, pseudonym)
+        tasks = list((await session.execute(select(TaskRecord).where(TaskRecord.pseudonym == pseudonym)
+                                            .order_by(TaskRecord.due_at))).scalars())
+        proposals = {e.id: await episodes.handovers(session, e.id) for e in cases}
+    if not cases and not entries:
+        return HTMLResponse("Onbekende patiënt", status_code=404)
+    await audit.for_request(request, subtype="read", entity="console patient timeline", patient=pseudonym)
+    return request.app.state.templates.TemplateResponse(request, "patient.html", {
+        "user": user, "pseudonym": pseudonym, "cases": cases, "entries": entries, "tasks": tasks,
+        "proposals": proposals, "providers": PROVIDERS, "name_of": episodes.name_of, "team": json.loads,
+        "csrf": request.app.state.console_auth.csrf_token(request), "error": error, "terminal": TERMINAL})
+
+
+async def _act(request: Request, user: Caller, pseudonym: str, csrf_token: str, action, what: str) -> Response:  # type: ignore[no-untyped-def]
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    try:
+        async with request.app.state.runtime.sessions() as session, session.begin():
+            await action(session)
+            await audit.record(session, service="coordination", caller=user, subtype="update", entity=what,
+                               patient=pseudonym)
+    except FhirError as exc:
+        return await patient(request, user, pseudonym, error="; ".join(i.diagnostics for i in exc.issues))
+    request.app.state.runtime.relay.wake()
+    return RedirectResponse(f"/console/patients/{pseudonym}", status_code=303)
+
+
+@router.post("/patients/{pseudonym}/episodes/{episode_id}/take")
+async def take(request: Request, user: CaseManager, pseudonym: str, episode_id: str,
+               csrf_token: Annotated[str, Form()]) -> Response:
+    return await _act(request, user, pseudonym, csrf_token,
+                      lambda s: episodes.take_case(s, episode_id=episode_id, caller=user), "became case manager")
+
+
+@router.post("/patients/{pseudonym}/episodes/{episode_id}/handover")
+async def handover(request: Request, user: CaseManager, pseudonym: str, episode_id: str,
+                   csrf_token: Annotated[str, Form()], to: Annotated[str, Form()],
+                   reason: Annotated[str, Form(max_length=500)]) -> Response:
+    return await _act(request, user, pseudonym, csrf_token,
+                      lambda s: episodes.propose_handover(s, episode_id=episode_id, to=to, reason=reason,
+                                                          caller=user), "hoofdbehandelaar handover proposed")
+
+
+@router.post("/patients/{pseudonym}/tasks/{task_id}/reassign")
+async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id: str,
+                   csrf_token: Annotated[str, Form()], to: Annotated[str, Form()],
+                   reason: Annotated[str, Form(max_length=500)]) -> Response:
+    system, _, value = to.partition("|")
+    operations = [{"op": "replace", "path": "/owner", "value": {"identifier": {"system": system, "value": value}}},
+                  {"op": "add", "path": "/statusReason", "value": {"text": reason}}]
+    return await _act(request, user, pseudonym, csrf_token, lambda s: service.patch_task(
+        s, task_id=task_id, operations=operations, if_match=None, caller=user,
+        codesystem_base=request.app.state.settings.codesystem_base, traceparent=None), f"Task/{task_id} reassigned")
+
+
+@router.post("/patients/{pseudonym}/notes")
+async def add_note(request: Request, user: CaseManager, pseudonym: str, csrf_token: Annotated[str, Form()],
+                   text: Annotated[str, Form(min_length=1, max_length=2000)]) -> Response:
+    async def write(session) -> None:  # type: ignore[no-untyped-def]
+        episodes.note(session, pseudonym=pseudonym, at=datetime.now(UTC), kind="note", actor=user.subject,
+                      text=text)
+
+    return await _act(request, user, pseudonym, csrf_token, write, "note added")
+
+
+@router.get("/directory", response_class=HTMLResponse)
+async def directory(request: Request, user: CaseManager) -> Response:
+    return request.app.state.templates.TemplateResponse(request, "directory.html", {
+        "user": user, "organisations": PROVIDERS})

@@ -1,0 +1,119 @@
+"""The case manager in a real browser: live worklists, a patient's timeline across organisations, taking the
+case, handing over the hoofdbehandelaar role (accepted by the receiving organisation), reassigning a Task."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from infra.client import ApiClient
+from infra.referrals import referral_bundle
+from infra.stack import ROOT, Stack
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(data_dir=tmp_path_factory.mktemp("stack-casemanager"),
+              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
+              broker_port=free_port())
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        raise RuntimeError("Chromium is needed for the browser tests: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield launched
+        launched.close()
+
+
+def api(stack: Stack, client_id: str) -> ApiClient:
+    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+
+
+def route(stack: Stack, bsn: str, urgency: str, disposition: str, organisation: str) -> str:
+    ops = api(stack, "ops")
+    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn=bsn, reason="Val thuis, pijn in de heup"))
+    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
+              if e["response"]["location"].startswith("ServiceRequest/"))
+    item = next(i for i in ops.worklist() if i["service_request"] == sr)
+    ops.triage_request(item["id"], urgency=urgency, disposition=disposition, organization=organisation) \
+        .raise_for_status()
+    return str(item["patient"])
+
+
+def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, browser: Browser) -> None:
+    patient = route(stack, "999990019", "U0", "home-visit", "URA 90000020")  # U0: due at once, so overdue
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{stack.url('coordination')}/console")
+    page.fill("input[name=username]", "casemanager")
+    page.fill("input[name=password]", "demo-casemanager")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{stack.url('coordination')}/console")
+    deadline = time.monotonic() + 30
+    while patient not in page.inner_text("#lists"):
+        assert time.monotonic() < deadline, "the patient's Task did not show"
+        page.reload()
+    assert "(te laat)" in page.inner_text("#lists")
+    # Live: a second patient appears without reloading the page.
+    other = route(stack, "999990044", "U3", "community-nursing", "URA 90000020")
+    page.wait_for_function(f"document.getElementById('lists').innerText.includes('{other}')", timeout=30000)
+    page.screenshot(path=str(SHOTS / "casemanager-worklists.png"), full_page=True)
+
+    page.click(f"#lists a:has-text('{patient}') >> nth=0")
+    page.click("text=Ik ben casemanager")
+    main = page.inner_text("main")
+    assert "verwijzing ontvangen: Val thuis, pijn in de heup" in main
+    assert "triage U0" in main and "Wijkverpleging Oost" in main
+    page.select_option("form[action$='/handover'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000010")
+    page.fill("form[action$='/handover'] input[name=reason]", "opname nodig, specialist neemt over")
+    page.click("text=Overdracht voorstellen")
+    assert "Overdracht Wijkverpleging Oost → Ziekenhuis Zuidrand: proposed" in page.inner_text("main")
+
+    ops = api(stack, "ops")
+    timeline = httpx.get(f"{stack.url('coordination')}/api/v1/patients/{patient}/timeline",
+                         headers=ops.headers()).json()
+    proposal = next(e for e in timeline["episodes"] if e["patient"]["identifier"]["value"] == patient)
+    handovers = httpx.get(f"{stack.url('coordination')}/fhir/EpisodeOfCare", params={"patient": patient},
+                          headers=ops.headers()).json()
+    assert handovers["entry"][0]["resource"]["careManager"]["display"] == "casemanager"
+    zuidrand, wijk = api(stack, "ehr-zuidrand"), api(stack, "ehr-wijk-oost")
+    waiting = httpx.get(f"{stack.url('coordination')}/api/v1/lead-handovers", headers=zuidrand.headers()).json()
+    handover_id = next(h["id"] for h in waiting["items"] if h["episode_id"] == proposal["id"])
+    assert httpx.get(f"{stack.url('coordination')}/api/v1/lead-handovers",
+                     headers=wijk.headers()).json()["items"] == []
+    refused = httpx.post(f"{stack.url('coordination')}/api/v1/lead-handovers/{handover_id}/accept",
+                         headers=wijk.headers())
+    assert refused.status_code == 403  # only the receiving organisation answers
+    accepted = httpx.post(f"{stack.url('coordination')}/api/v1/lead-handovers/{handover_id}/accept",
+                          headers=zuidrand.headers())
+    assert accepted.status_code == 200 and accepted.json()["status"] == "accepted"
+    page.reload()
+    assert page.inner_text("#lead") == "Ziekenhuis Zuidrand"
+    assert "overdracht geaccepteerd door Ziekenhuis Zuidrand" in page.inner_text("main")
+
+    page.select_option("form[action$='/reassign'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000030")
+    page.fill("form[action$='/reassign'] input[name=reason]", "kortdurend verblijf")
+    page.click("form[action$='/reassign'] button")
+    assert "taak overgedragen: Wijkverpleging Oost → Regionaal Transferpunt" in page.inner_text("main")
+    page.screenshot(path=str(SHOTS / "casemanager-patient.png"), full_page=True)
+    page.close()
+
