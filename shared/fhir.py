@@ -43,6 +43,7 @@ _REFERENCE = re.compile(
 )
 _ABSTRACT_RESOURCES = {"Resource", "DomainResource"}
 _BSN = re.compile(r"(?<!\d)\d{9}(?!\d)")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _PYDANTIC_ERRORS = {
     "missing": ("required", "Required element is missing"),
     "model_field_validation.missing": ("required", "Required element is missing"),
@@ -118,10 +119,15 @@ def parse_body(body: bytes, content_type: str | None) -> dict:
         if is_xml:
             return _xml_resource(_safe_xml(body), "")
         data = json.loads(body, parse_float=Decimal, object_pairs_hook=_json_object, parse_constant=_no_constant)
+        control = _control_character_path(data, str(data.get("resourceType", "Resource"))
+                                          if isinstance(data, dict) else "Resource")
     except (ET.ParseError, ValueError) as exc:
         raise _structure(f"Malformed {'XML' if is_xml else 'JSON'}: {exc}") from None
     except RecursionError:
         raise _structure("Content is nested too deeply") from None
+    if control is not None:
+        # XML cannot carry these at all; escaped in JSON they must not slip through to storage (PostgreSQL refuses NUL).
+        raise _structure("FHIR strings do not contain control characters other than tab, CR and LF", control)
     if not isinstance(data, dict):
         raise _structure("A FHIR JSON body must be an object")
     return data
@@ -167,10 +173,17 @@ def ref_id(reference: str) -> tuple[str, str] | None:
 def resolve_bundle_references(bundle: dict, assigned: dict[str, str]) -> dict:
     result = copy.deepcopy(bundle)
     for entry in result.get("entry") or []:
-        match = _REFERENCE.fullmatch(entry.get("fullUrl") or "")
-        base = match["base"] if match else None
-        _rewrite_references(entry.get("resource"), partial(_resolved, base=base, assigned=assigned))
+        _rewrite_references(entry.get("resource"), partial(_resolved, full_url=entry.get("fullUrl"), assigned=assigned))
     return result
+
+
+def bundle_reference(reference: str, full_url: str | None) -> str:
+    """What a reference inside a Bundle entry means: a relative reference in an entry with an absolute fullUrl is
+    relative to that fullUrl's base (FHIR Bundle rules), so it becomes absolute; any other reference is itself."""
+    match = _REFERENCE.fullmatch(full_url) if isinstance(full_url, str) else None
+    if match and match["base"] and "://" not in reference and ref_id(reference):
+        return match["base"] + reference
+    return reference
 
 
 def iter_references(resource: dict) -> Iterator[tuple[str, str]]:
@@ -298,6 +311,22 @@ def _json_object(pairs: list[tuple[str, Any]]) -> dict:
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _control_character_path(node: Any, path: str) -> str | None:
+    if isinstance(node, str):
+        return path if _CONTROL_CHARACTER.search(node) else None
+    if isinstance(node, dict):
+        for key, value in node.items():
+            found = _control_character_path(key, path) or _control_character_path(value, f"{path}.{key}")
+            if found:
+                return found
+    elif isinstance(node, list):
+        for index, item in enumerate(node):
+            found = _control_character_path(item, f"{path}[{index}]")
+            if found:
+                return found
+    return None
 
 
 class _TreeBuilder(ET.TreeBuilder):
@@ -474,13 +503,12 @@ def _references(node: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _references(item, f"{path}[{index}]")
 
 
-def _resolved(reference: str, base: str | None, assigned: dict[str, str]) -> str:
+def _resolved(reference: str, full_url: str | None, assigned: dict[str, str]) -> str:
     if reference in assigned:
         return assigned[reference]
-    # A relative reference means the resource at the base of the referring entry's absolute fullUrl (FHIR bundle rules).
-    if base and "://" not in reference and ref_id(reference):
-        return assigned.get(base + reference, reference)
-    return reference
+    # Stored here, a reference that pointed outside the Bundle keeps its meaning only in its absolute form.
+    meant = bundle_reference(reference, full_url)
+    return assigned.get(meant, meant)
 
 
 def _rewrite_references(node: Any, target: Callable[[str], str]) -> None:

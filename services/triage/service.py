@@ -5,16 +5,24 @@ Functions take the session and the caller explicitly and never commit; the edge 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import events
-from services.triage.domain.referral import Referral, read_referral
+from services.triage.domain.referral import (
+    DIRECTORY_TYPES,
+    Entry,
+    Referral,
+    followed_references,
+    read_referral,
+    read_service_request,
+)
 from services.triage.domain.rules import DISPOSITIONS, URGENCIES, due_by, worklist_rank
 from services.triage.models import (
     AcuteRequest,
@@ -52,27 +60,52 @@ def new_id() -> str:
 class IntakeResult:
     response: dict[str, Any]
     created: bool
+    service_request_id: str
     acute_request_id: str | None = None
     pseudonym: str | None = None
 
 
-async def _receipt(session: AsyncSession, key: str) -> dict[str, Any] | None:
-    found = await session.get(BundleReceipt, key)
-    return loads(found.response) if found else None
-
-
-def _replayed(response: dict[str, Any]) -> dict[str, Any]:
+async def _replay(session: AsyncSession, key: str, caller: Caller) -> IntakeResult | None:
     """A retried transaction answers with the first outcome, marked as not newly created."""
-    copy = loads(dumps(response))
-    for entry in copy.get("entry", []):
+    found = await session.get(BundleReceipt, key)
+    if found is None:
+        return None
+    response = loads(found.response)
+    sr_id = _service_request_id(response)
+    row = await session.get(StoredResource, ("ServiceRequest", sr_id))
+    if row is None or not _may_see(row, caller):
+        # Another organisation's referral: neither its outcome nor its ids are this caller's to see.
+        raise FhirError(409, Issue("error", "duplicate", "this identifier belongs to a referral of another "
+                                                         "organisation; use an identifier system of your own"))
+    for entry in response.get("entry", []):
         if entry.get("response", {}).get("status", "").startswith("201"):
             entry["response"]["status"] = "200 OK"
-    return copy
+    return IntakeResult(response, created=False, service_request_id=sr_id)
 
 
-def _sr_keys(referral: Referral) -> list[str]:
-    return [f"ServiceRequest:{i.get('system', '')}|{i['value']}"
-            for i in referral.service_request.resource.get("identifier", []) if isinstance(i, dict) and i.get("value")]
+def _service_request_id(response: dict[str, Any]) -> str:
+    return next(e["response"]["location"].split("/")[1] for e in response["entry"]
+                if e["response"]["location"].startswith("ServiceRequest/"))
+
+
+def _replay_keys(referral: Referral) -> list[str]:
+    """Receipts that make a retry idempotent: the ServiceRequest's identifiers, and the one its ifNoneExist names."""
+    keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(referral.service_request.resource)]
+    parsed = _parse_if_none_exist(referral.service_request.if_none_exist or "")
+    if parsed:
+        keys.append(f"ServiceRequest:{parsed[0]}|{parsed[1]}")
+    return keys
+
+
+def _identifiers(resource: dict[str, Any]) -> list[dict[str, str]]:
+    return [{"system": str(i.get("system", "")), "value": str(i["value"])}
+            for i in resource.get("identifier", []) or [] if isinstance(i, dict) and i.get("value")]
+
+
+def _business_identifiers(entry: Entry) -> list[tuple[str, str, str]]:
+    """(type, system, value) of the identifiers that name one resource; a value without a system names nothing."""
+    return list(dict.fromkeys((entry.type, i["system"], i["value"]) for i in _identifiers(entry.resource)
+                              if i["system"]))
 
 
 async def _find_by_identifier(session: AsyncSession, resource_type: str, system: str, value: str) -> str | None:
@@ -101,38 +134,83 @@ def _patient_display(patient: dict[str, Any]) -> str:
     return ""
 
 
+async def _stored_targets(session: AsyncSession, resources: list[object], caller: Caller) -> dict[str, dict[str, Any]]:
+    """The stored resources a referral points at and the caller may see, with the organisation of a stored
+    PractitionerRole (one more hop), keyed by local reference."""
+    found: dict[str, dict[str, Any]] = {}
+    wanted = followed_references(resources)
+    for _ in range(2):
+        pairs = sorted(tuple(ref.split("/")) for ref in wanted - found.keys())
+        loaded: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(pairs), 400):  # bound the bind variables of one statement
+            rows = (await session.execute(select(StoredResource).where(
+                tuple_(StoredResource.resource_type, StoredResource.id).in_(pairs[start:start + 400])))).scalars()
+            loaded.update({f"{r.resource_type}/{r.id}": loads(r.content) for r in rows if _may_see(r, caller)})
+        found.update(loaded)
+        wanted = followed_references(loaded.values())
+    return found
+
+
 async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], caller: Caller,
                           traceparent: str | None, pseudonym_key: bytes) -> IntakeResult:
     """Store a referral Bundle all or nothing; a retry of the same Bundle or ServiceRequest changes nothing."""
     bundle_ident = bundle.get("identifier") if isinstance(bundle.get("identifier"), dict) else None
     if bundle_ident and bundle_ident.get("value"):
-        stored = await _receipt(session, f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}")
-        if stored:
-            return IntakeResult(_replayed(stored), created=False)
-    outcome = read_referral(bundle)
+        replayed = await _replay(session, f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}", caller)
+        if replayed:
+            return replayed
+    entries = bundle.get("entry")
+    resources = [e.get("resource") for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+    outcome = read_referral(bundle, stored=await _stored_targets(session, resources, caller))
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
-    referral = outcome
-    for key in _sr_keys(referral):
-        stored = await _receipt(session, key)
-        if stored:
-            return IntakeResult(_replayed(stored), created=False)
+    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key)
+
+
+async def create_service_request(session: AsyncSession, *, resource: dict[str, Any], if_none_exist: str | None,
+                                 caller: Caller, traceparent: str | None, pseudonym_key: bytes) -> IntakeResult:
+    """A ServiceRequest posted on its own for a Patient stored here: the same rules, receipts and tenancy as a
+    referral Bundle."""
+    outcome = read_service_request(resource, if_none_exist=if_none_exist,
+                                   stored=await _stored_targets(session, [resource], caller))
+    if isinstance(outcome, list):
+        raise FhirError(422, outcome)
+    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key)
+
+
+async def _existing(session: AsyncSession, entry: Entry, claimed: dict[tuple[str, str, str], str]) -> str | None:
+    """The stored resource an entry is: named by its ifNoneExist, else by any business identifier already known
+    here or earlier in the same Bundle (the same organisation or patient is never stored twice)."""
+    parsed = _parse_if_none_exist(entry.if_none_exist or "")
+    named = await _find_by_identifier(session, entry.type, *parsed) if parsed else None
+    if named:
+        return named
+    for key in _business_identifiers(entry):
+        known = claimed.get(key) or await _find_by_identifier(session, *key)
+        if known:
+            return known
+    return None
+
+
+async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, traceparent: str | None,
+                 pseudonym_key: bytes) -> IntakeResult:
+    for key in _replay_keys(referral):
+        replayed = await _replay(session, key, caller)
+        if replayed:
+            return replayed
 
     now = _now()
     assigned: dict[str, str] = {}
     statuses: dict[int, str] = {}
     reused: set[int] = set()
+    claimed: dict[tuple[str, str, str], str] = {}
     for entry in referral.entries:
-        existing: str | None = None
-        if entry is referral.patient and referral.bsn:
-            existing = await _find_by_identifier(session, "Patient", BSN_SYSTEM, referral.bsn)
-        elif entry.if_none_exist:
-            parsed = _parse_if_none_exist(entry.if_none_exist)
-            if parsed:
-                existing = await _find_by_identifier(session, entry.type, *parsed)
+        existing = None if entry is referral.service_request else await _existing(session, entry, claimed)
         resource_id = existing or new_id()
         if existing:
             reused.add(entry.index)
+        for key in _business_identifiers(entry):
+            claimed.setdefault(key, resource_id)
         statuses[entry.index] = "200 OK" if existing else "201 Created"
         if entry.full_url:
             assigned[entry.full_url] = f"{entry.type}/{resource_id}"
@@ -148,9 +226,6 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
     else:
         assert referral.patient_reference
         patient_id = referral.patient_reference.split("/", 1)[1]
-        if await session.get(StoredResource, ("Patient", patient_id)) is None:
-            raise FhirError(422, Issue("error", "not-found", f"{referral.patient_reference} is not known here",
-                                       (f"{referral.service_request.path}.subject",)))
 
     request_id = new_id()
     record = await session.get(PatientRecord, patient_id)
@@ -158,8 +233,8 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
         key = pseudonym(referral.bsn, pseudonym_key) if referral.bsn else pseudonym_for_unidentified(
             request_id, pseudonym_key)
         patient_res = referral.patient.resource if referral.patient else {}
-        record = PatientRecord(id=patient_id, pseudonym=key, bsn=referral.bsn,
-                               display_name=_patient_display(patient_res), birth_date=patient_res.get("birthDate"))
+        record = PatientRecord(id=patient_id, pseudonym=key, bsn=referral.bsn, birth_date=patient_res.get("birthDate"),
+                               display_name=_patient_display(patient_res)[:300])  # the column's width
         session.add(record)
 
     response_entries = []
@@ -169,12 +244,11 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
             meta = {**entry.resource.get("meta", {}), "versionId": "1", "lastUpdated": now.isoformat()}
             entry.resource = {**entry.resource, "meta": meta}
             session.add(StoredResource(resource_type=entry.type, id=rid, last_updated=now, owner_org=caller.org,
-                                       patient_id=patient_id if entry.type != "Organization" else None,
-                                       status=entry.resource.get("status"), content=dumps(entry.resource)))
-            for ident in entry.resource.get("identifier", []) or []:
-                if isinstance(ident, dict) and ident.get("system") and ident.get("value"):
-                    session.add(ResourceIdentifier(resource_type=entry.type, system=ident["system"],
-                                                   value=str(ident["value"]), resource_id=rid))
+                                       patient_id=None if entry.type in DIRECTORY_TYPES else patient_id,
+                                       status=_searchable_status(entry.resource), content=dumps(entry.resource)))
+            for resource_type, system, value in _business_identifiers(entry):
+                session.add(ResourceIdentifier(resource_type=resource_type, system=system, value=value,
+                                               resource_id=rid))
         response_entries.append({"response": {"status": statuses[entry.index],
                                               "location": f"{entry.type}/{rid}/_history/1", "etag": 'W/"1"',
                                               "lastModified": now.isoformat()}})
@@ -195,12 +269,20 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
 
     response = {"resourceType": "Bundle", "id": new_id(), "type": "transaction-response", "entry": response_entries}
     text = dumps(response)
-    keys = _sr_keys(referral)
+    keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(sr)]
     if referral.bundle_identifier:
         keys.append(f"Bundle:{referral.bundle_identifier}")
-    for key in keys:
+    for key in dict.fromkeys(keys):
         session.add(BundleReceipt(identifier=key, response=text))
-    return IntakeResult(response, created=True, acute_request_id=request.id, pseudonym=request.pseudonym)
+    return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=request.id,
+                        pseudonym=request.pseudonym)
+
+
+def _searchable_status(resource: dict[str, Any]) -> str | None:
+    # Not every type's status codes are checked on intake (Encounter, Observation); one that cannot be a code of
+    # the column's width stays in the content only, rather than failing the whole referral on storage.
+    status = resource.get("status")
+    return status if isinstance(status, str) and len(status) <= 32 else None
 
 
 def _complaint(sr: dict[str, Any]) -> str:
@@ -340,12 +422,15 @@ def directory() -> list[dict[str, Any]]:
              "dispositions": list(o.dispositions)} for o in ORGANISATIONS if o.kind != "insurer"]
 
 
-async def read_resource(session: AsyncSession, *, resource_type: str, resource_id: str,
-                        caller: Caller) -> tuple[dict[str, Any], str | None]:
-    """The resource and the pseudonym of its patient."""
+async def read_resource(session: AsyncSession, *, resource_type: str, resource_id: str, caller: Caller,
+                        version: str | None = None) -> tuple[dict[str, Any], str | None]:
+    """The resource (at `version` when given) and the pseudonym of its patient."""
     row = await session.get(StoredResource, (resource_type, resource_id))
     if row is None or not _may_see(row, caller):
         raise FhirError(404, Issue("error", "not-found", f"{resource_type}/{resource_id} is not known"))
+    if version is not None and version != str(row.version_id):
+        raise FhirError(404, Issue("error", "not-found", f"version {version} of {resource_type}/{resource_id} "
+                                                         "is not known"))
     return loads(row.content), await pseudonym_of(session, row.patient_id)
 
 
@@ -360,29 +445,85 @@ def _may_see(row: StoredResource, caller: Caller) -> bool:
     return caller.org == FRONT_DOOR.token or row.owner_org == caller.org
 
 
-async def search_service_requests(session: AsyncSession, *, caller: Caller, patient: str | None,
-                                  status: str | None, last_updated: str | None, count: int) -> list[dict[str, Any]]:
+@dataclass
+class SearchPage:
+    resources: list[dict[str, Any]]
+    total: int
+
+
+async def search_service_requests(session: AsyncSession, *, caller: Caller, patient: list[str], status: list[str],
+                                  identifier: list[str], last_updated: list[str], count: int,
+                                  offset: int) -> SearchPage:
+    """One page of the ServiceRequests the caller may see, newest first, and how many match in all.
+
+    Each list holds the values of one parameter: repeats must all hold (AND), commas within a value are
+    alternatives (OR), as FHIR search defines.
+    """
     query = select(StoredResource).where(StoredResource.resource_type == "ServiceRequest")
     if caller.org != FRONT_DOOR.token:
         query = query.where(StoredResource.owner_org == caller.org)
-    if patient:
-        query = query.where(StoredResource.patient_id == patient.rsplit("/", 1)[-1])
-    if status:
-        query = query.where(StoredResource.status.in_(status.split(",")))  # type: ignore[union-attr]
-    if last_updated:
-        prefix, moment = _date_param(last_updated)
-        column = StoredResource.last_updated
-        query = query.where(column >= moment if prefix in ("ge", "gt") else column <= moment)
-    rows = (await session.execute(query.order_by(StoredResource.last_updated.desc()).limit(count))).scalars()  # type: ignore[attr-defined]
-    return [loads(r.content) for r in rows]
+    for value in patient:
+        query = query.where(StoredResource.patient_id.in_(  # type: ignore[union-attr]
+            [ref.rsplit("/", 1)[-1] for ref in value.split(",")]))
+    for value in status:
+        query = query.where(StoredResource.status.in_(value.split(",")))  # type: ignore[union-attr]
+    for value in identifier:
+        query = query.where(StoredResource.id.in_(  # type: ignore[attr-defined]
+            select(ResourceIdentifier.resource_id).where(ResourceIdentifier.resource_type == "ServiceRequest",
+                                                         or_(*(_token(token) for token in value.split(","))))))
+    for value in last_updated:
+        query = query.where(_date_condition(value))
+    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    page = query.order_by(StoredResource.last_updated.desc(), StoredResource.id.desc())  # type: ignore[attr-defined]
+    rows = (await session.execute(page.offset(offset).limit(count))).scalars() if count else []
+    return SearchPage([loads(r.content) for r in rows], total)
 
 
-def _date_param(value: str) -> tuple[str, datetime]:
-    prefix = value[:2] if value[:2] in ("ge", "gt", "le", "lt") else "ge"
-    raw = value[2:] if value[:2] in ("ge", "gt", "le", "lt") else value
+def _token(token: str) -> ColumnElement[bool]:
+    """`system|value`, `system|` (any value of that system) or `value` (in any system)."""
+    if "|" not in token:
+        return ResourceIdentifier.value == token  # type: ignore[return-value]
+    system, _, value = token.partition("|")
+    condition = ResourceIdentifier.system == system
+    return and_(condition, ResourceIdentifier.value == value) if value else condition  # type: ignore[return-value]
+
+
+_DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
+_PARTIAL_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2}))?")
+_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+                        r"(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?")
+
+
+def _date_condition(value: str) -> ColumnElement[bool]:
+    """A FHIR date search on lastUpdated: the value is a range as wide as its precision (a day, a second)."""
+    prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
+    start, end = _date_range(value[2:] if value[:2] in _DATE_PREFIXES else value)
+    column = StoredResource.last_updated
+    return {"eq": and_(column >= start, column < end), "ne": or_(column < start, column >= end),  # type: ignore[return-value]
+            "gt": column >= end, "ge": column >= start, "lt": column < start, "le": column < end}[prefix]
+
+
+def _date_range(raw: str) -> tuple[datetime, datetime]:
+    raw = raw.replace(" ", "+")  # an unencoded "+" of a time zone offset arrives as a space
+    partial = _PARTIAL_DATE.fullmatch(raw)
+    full = _DATE_TIME.fullmatch(raw)
     try:
+        if partial:
+            year = int(partial[1])
+            if partial[2] is None:
+                return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
+            month = int(partial[2])
+            start = datetime(year, month, 1, tzinfo=UTC)
+            return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+        if not full:
+            raise ValueError(raw)
         moment = datetime.fromisoformat(raw)
     except ValueError as exc:
-        raise FhirError(400, Issue("error", "value", "_lastUpdated must be an ISO 8601 date or dateTime "
-                                                     "with an optional ge/gt/le/lt prefix", ("_lastUpdated",))) from exc
-    return prefix, moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+        raise FhirError(400, Issue("error", "value", "_lastUpdated must be a FHIR date or dateTime with an optional "
+                                                     f"{'/'.join(_DATE_PREFIXES)} prefix",
+                                   ("_lastUpdated",))) from exc
+    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    time, seconds, fraction = full[1], full[2], full[3]
+    width = (timedelta(days=1) if not time else timedelta(minutes=1) if not seconds
+             else timedelta(seconds=1) if not fraction else timedelta(microseconds=1))
+    return moment, moment + width

@@ -1,27 +1,66 @@
-"""FHIR R4 endpoints of the front door: transaction intake, ServiceRequest read and search, metadata."""
+"""FHIR R4 endpoints of the front door: referral intake, read and vread of what came in, ServiceRequest search,
+metadata."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from email.utils import format_datetime
 from typing import Annotated, Any
+from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import service
+from services.triage.domain.referral import ACCEPTED_TYPES
 from shared import audit
-from shared.auth import Caller, require_scope
+from shared.auth import Caller, CurrentCaller, require_scope, scope_allows
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, parse_body, to_xml
 from shared.responses import FhirJSONResponse
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
+SEARCH_PARAMETERS = {
+    "patient": ("reference", "Patient/<id> or <id>; commas for alternatives"),
+    "status": ("token", "ServiceRequest.status; commas for alternatives"),
+    "identifier": ("token", "system|value, system| or value; commas for alternatives"),
+    "_lastUpdated": ("date", "eq (default), ne, gt, ge, lt, le prefixes; the value's precision is its range; "
+                             "repeat for a period"),
+}
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
+RESULT_PARAMETERS = {"_count", "_offset", "_format"}
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
+_FORMATS = {"json": FHIR_JSON, "application/json": FHIR_JSON, FHIR_JSON: FHIR_JSON,
+            "xml": FHIR_XML, "text/xml": FHIR_XML, "application/xml": FHIR_XML, FHIR_XML: FHIR_XML}
 
-def fhir_response(request: Request, body: dict[str, Any], status_code: int = 200,
+
+def response_format(request: Request) -> str:
+    """_format wins over Accept (FHIR http), then the format the client posted in; else JSON."""
+    wanted = request.query_params.get("_format")
+    if wanted is not None:
+        # An unencoded "+" in application/fhir+xml arrives as a space.
+        mime = wanted.split(";")[0].strip().replace(" ", "+").lower()
+        if mime not in _FORMATS:
+            raise FhirError(406, Issue("error", "not-supported", "_format must be json or xml", ("_format",)))
+        return _FORMATS[mime]
+    for part in [*request.headers.get("accept", "").split(","), request.headers.get("content-type", "")]:
+        mime = part.split(";")[0].strip().lower()
+        if mime in _FORMATS:
+            return _FORMATS[mime]
+    return FHIR_JSON
+
+
+ResponseFormat = Annotated[str, Depends(response_format)]
+
+
+def fhir_response(body: dict[str, Any], media_type: str, status_code: int = 200,
                   headers: dict[str, str] | None = None) -> Response:
-    """JSON by default; XML when the client asks for it by _format or Accept."""
-    wanted = request.query_params.get("_format", "") or request.headers.get("accept", "")
-    if "xml" in wanted:
+    if media_type == FHIR_XML:
         return Response(to_xml(body), status_code=status_code, media_type=FHIR_XML, headers=headers)
     return FhirJSONResponse(body, status_code=status_code, headers=headers)
 
@@ -36,22 +75,23 @@ async def read_body(request: Request) -> dict[str, Any]:
     return parse_body(bytes(body), request.headers.get("content-type"))
 
 
+def _base(request: Request) -> str:
+    # The configured address, not the Host header: links a client follows must not be steerable by a request.
+    return f"{request.app.state.settings.public_url}/fhir"
+
+
 @router.get("/metadata")
-async def metadata(request: Request) -> Response:
-    return fhir_response(request, capability_statement(request.app.state.settings.public_url))
+async def metadata(request: Request, media_type: ResponseFormat) -> Response:
+    return fhir_response(capability_statement(request.app.state.settings.public_url), media_type)
 
 
-@router.post("")
-async def transaction(request: Request,
-                      caller: Caller = require_scope(resource="ServiceRequest", action="c")) -> Response:
-    bundle = await read_body(request)
+async def _intake(request: Request, caller: Caller,
+                  use_case: Callable[[AsyncSession], Awaitable[service.IntakeResult]]) -> service.IntakeResult:
     state = request.app.state
     for attempt in (1, 2):
         try:
             async with state.runtime.sessions() as session, session.begin():
-                result = await service.accept_referral(session, bundle=bundle, caller=caller,
-                                                       traceparent=request.headers.get("traceparent"),
-                                                       pseudonym_key=state.settings.pseudonym_key_bytes)
+                result = await use_case(session)
                 await audit.record(session, service=state.settings.service_name, caller=caller, subtype="create",
                                    entity=f"ServiceRequest for acute request {result.acute_request_id}"
                                    if result.created else "transaction retry: the first result was returned",
@@ -64,40 +104,153 @@ async def transaction(request: Request,
                                                                 "resources; retry the request")) from None
     if result.created:
         state.runtime.relay.wake()
-    return fhir_response(request, result.response)
+    return result
 
 
-@router.get("/ServiceRequest/{resource_id}")
-async def read_service_request(resource_id: str, request: Request,
-                               caller: Caller = require_scope(resource="ServiceRequest", action="r")) -> Response:
+@router.post("")
+@router.post("/", include_in_schema=False)  # clients such as fhirpy post a transaction to the base with a slash
+async def transaction(request: Request, media_type: ResponseFormat,
+                      caller: Caller = require_scope(resource="ServiceRequest", action="c")) -> Response:
+    bundle = await read_body(request)
+    settings = request.app.state.settings
+    result = await _intake(request, caller, lambda session: service.accept_referral(
+        session, bundle=bundle, caller=caller, traceparent=request.headers.get("traceparent"),
+        pseudonym_key=settings.pseudonym_key_bytes))
+    return fhir_response(result.response, media_type)
+
+
+@router.post("/ServiceRequest")
+async def create_service_request(request: Request, media_type: ResponseFormat,
+                                 caller: Caller = require_scope(resource="ServiceRequest", action="c")) -> Response:
+    resource = await read_body(request)
+    settings = request.app.state.settings
+    result = await _intake(request, caller, lambda session: service.create_service_request(
+        session, resource=resource, if_none_exist=request.headers.get("if-none-exist"), caller=caller,
+        traceparent=request.headers.get("traceparent"), pseudonym_key=settings.pseudonym_key_bytes))
     async with request.app.state.runtime.sessions() as session:
-        resource, patient = await service.read_resource(session, resource_type="ServiceRequest",
-                                                        resource_id=resource_id, caller=caller)
-    await audit.for_request(request, subtype="read", entity=f"ServiceRequest/{resource_id}", patient=patient)
-    version = resource.get("meta", {}).get("versionId", "1")
-    return fhir_response(request, resource, headers={"ETag": f'W/"{version}"'})
+        stored, _ = await service.read_resource(session, resource_type="ServiceRequest",
+                                                resource_id=result.service_request_id, caller=caller)
+    version = stored["meta"]["versionId"]
+    headers = {**_version_headers(stored),
+               "Location": f"{_base(request)}/ServiceRequest/{stored['id']}/_history/{version}"}
+    return fhir_response(stored, media_type, 201 if result.created else 200, headers)
+
+
+def _readable(resource_type: str, caller: Caller) -> None:
+    """What came in with a referral is read with that type's scope, or with the scope to read referrals."""
+    if resource_type not in ACCEPTED_TYPES:
+        raise FhirError(404, Issue("error", "not-supported", f"{resource_type} is not served here"))
+    if not (scope_allows(caller.scopes, resource=resource_type, action="r")
+            or scope_allows(caller.scopes, resource="ServiceRequest", action="r")):
+        raise FhirError(403, Issue("error", "forbidden", f"the access token lacks the scope system/{resource_type}.r"))
+
+
+def _version_headers(resource: dict[str, Any]) -> dict[str, str]:
+    meta = resource.get("meta", {})
+    headers = {"ETag": f'W/"{meta.get("versionId", "1")}"'}
+    if meta.get("lastUpdated"):
+        moment = datetime.fromisoformat(meta["lastUpdated"]).astimezone(UTC)
+        headers["Last-Modified"] = format_datetime(moment, usegmt=True)
+    return headers
+
+
+def _not_modified(if_none_match: str | None, version: str) -> bool:
+    # Weak and strong forms, and a bare version as some clients (fhirpy's refresh) send it, all name the version.
+    tags = {tag.strip().removeprefix("W/").strip('"') for tag in (if_none_match or "").split(",")}
+    return "*" in tags or version in tags
+
+
+async def _read(request: Request, media_type: str, caller: Caller, resource_type: str, resource_id: str,
+                version: str | None) -> Response:
+    _readable(resource_type, caller)
+    if not _ID.fullmatch(resource_id) or (version is not None and not _ID.fullmatch(version)):
+        # Not a FHIR id, so nothing stored here has it; the database never sees such input.
+        raise FhirError(404, Issue("error", "not-found", f"{resource_type}/{resource_id} is not known"))
+    async with request.app.state.runtime.sessions() as session:
+        resource, patient = await service.read_resource(session, resource_type=resource_type,
+                                                        resource_id=resource_id, caller=caller, version=version)
+    entity = f"{resource_type}/{resource_id}" + (f"/_history/{version}" if version else "")
+    await audit.for_request(request, subtype="read", entity=entity, patient=patient)
+    headers = _version_headers(resource)
+    if _not_modified(request.headers.get("if-none-match"), resource.get("meta", {}).get("versionId", "1")):
+        return Response(status_code=304, headers=headers)
+    return fhir_response(resource, media_type, headers=headers)
+
+
+@router.get("/{resource_type}/{resource_id}")
+async def read(resource_type: str, resource_id: str, request: Request, media_type: ResponseFormat,
+               caller: CurrentCaller) -> Response:
+    return await _read(request, media_type, caller, resource_type, resource_id, None)
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}")
+async def vread(resource_type: str, resource_id: str, version_id: str, request: Request,
+                media_type: ResponseFormat, caller: CurrentCaller) -> Response:
+    return await _read(request, media_type, caller, resource_type, resource_id, version_id)
+
+
+def _whole_number(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    # Nine digits at most: beyond that no page exists, and a database integer could overflow.
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        raise FhirError(400, Issue("error", "value", f"{name} must be a whole number of at most nine digits", (name,)))
+    return int(raw)
 
 
 @router.get("/ServiceRequest")
-async def search_service_requests(
-        request: Request, caller: Caller = require_scope(resource="ServiceRequest", action="s"),
-        patient: str | None = None, status: str | None = None,
-        last_updated: Annotated[str | None, Query(alias="_lastUpdated")] = None,
-        count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50) -> Response:
+async def search_service_requests(request: Request, media_type: ResponseFormat,
+                                  caller: Caller = require_scope(resource="ServiceRequest", action="s")) -> Response:
+    params = request.query_params
+    unknown = sorted(set(params) - SEARCH_PARAMETERS.keys() - RESULT_PARAMETERS)
+    if unknown:
+        supported = ", ".join([*SEARCH_PARAMETERS, *sorted(RESULT_PARAMETERS)])
+        raise FhirError(400, Issue("error", "not-supported", f"unknown search parameter {', '.join(unknown)}; "
+                                                             f"supported: {supported}", tuple(unknown)))
+    for name, value in params.multi_items():
+        if _CONTROL_CHARACTER.search(value):
+            raise FhirError(400, Issue("error", "value", f"{name} contains a control character", (name,)))
+    count = min(_whole_number(request, "_count", PAGE_SIZE), MAX_PAGE_SIZE)
+    offset = _whole_number(request, "_offset", 0)
+
+    def values(name: str) -> list[str]:
+        return [v for v in params.getlist(name) if v]  # an empty parameter is no condition
+
     async with request.app.state.runtime.sessions() as session:
-        found = await service.search_service_requests(session, caller=caller, patient=patient, status=status,
-                                                      last_updated=last_updated, count=count)
-        pseudonym = await service.pseudonym_of(session, patient.rsplit("/", 1)[-1]) if patient else None
+        page = await service.search_service_requests(
+            session, caller=caller, patient=values("patient"), status=values("status"),
+            identifier=values("identifier"), last_updated=values("_lastUpdated"), count=count, offset=offset)
+        patients = values("patient")
+        single = patients[0].rsplit("/", 1)[-1] if len(patients) == 1 and "," not in patients[0] else None
+        pseudonym = await service.pseudonym_of(session, single)
     await audit.for_request(request, subtype="search", entity=f"ServiceRequest?{request.url.query}",
                             patient=pseudonym)
-    bundle = {"resourceType": "Bundle", "type": "searchset", "total": len(found),
-              "link": [{"relation": "self", "url": str(request.url)}],
-              "entry": [{"fullUrl": f"ServiceRequest/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                        for r in found]}
-    return fhir_response(request, bundle)
+    base = _base(request)
+    bundle = {"resourceType": "Bundle", "type": "searchset", "total": page.total,
+              "link": _page_links(request, base, page.total, count, offset),
+              "entry": [{"fullUrl": f"{base}/ServiceRequest/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                        for r in page.resources]}
+    return fhir_response(bundle, media_type)
+
+
+def _page_links(request: Request, base: str, total: int, count: int, offset: int) -> list[dict[str, str]]:
+    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_count", "_offset")]
+
+    def url(at: int) -> str:
+        return f"{base}/ServiceRequest?{urlencode([*kept, ('_count', count), ('_offset', at)])}"
+
+    links = [{"relation": "self", "url": url(offset)}, {"relation": "first", "url": url(0)}]
+    if offset > 0:
+        links.append({"relation": "previous", "url": url(max(0, offset - count))})
+    if count and offset + count < total:
+        links.append({"relation": "next", "url": url(offset + count)})
+    return links
 
 
 def capability_statement(base_url: str) -> dict[str, Any]:
+    readable = {"interaction": [{"code": "read"}, {"code": "vread"}], "versioning": "versioned",
+                "readHistory": False, "updateCreate": False, "conditionalRead": "not-match"}
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -109,16 +262,32 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "format": [FHIR_JSON, FHIR_XML],
         "rest": [{
             "mode": "server",
+            "documentation": "A referral is a transaction Bundle (POST [base]) or a ServiceRequest for a Patient "
+                             "stored here (POST [base]/ServiceRequest, If-None-Exist: identifier=system|value). "
+                             "Responses are JSON unless _format=xml or Accept asks for XML. A partner reads and "
+                             "finds only what it submitted.",
             "security": {"service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                                   "code": "SMART-on-FHIR"}]}],
                          "description": "OAuth 2.0 client credentials; token at /oauth/token"},
-            "interaction": [{"code": "transaction"}],
+            "interaction": [{"code": "transaction",
+                             "documentation": "All or nothing; idempotent by Bundle.identifier and by "
+                                              "ServiceRequest.identifier; only POST entries"}],
             "resource": [{
                 "type": "ServiceRequest",
-                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "interaction": [{"code": "create"}, {"code": "read"}, {"code": "vread"}, {"code": "search-type"}],
+                "versioning": "versioned",
+                "readHistory": False,
+                "updateCreate": False,
                 "conditionalCreate": True,
-                "searchParam": [{"name": "patient", "type": "reference"}, {"name": "status", "type": "token"},
-                                {"name": "_lastUpdated", "type": "date"}, {"name": "_count", "type": "number"}],
-            }],
+                "conditionalRead": "not-match",
+                "referencePolicy": ["literal", "logical", "local"],
+                "searchParam": [{"name": name, "type": kind, "documentation": text}
+                                for name, (kind, text) in SEARCH_PARAMETERS.items()],
+                "documentation": f"Search pages: _count (0 to {MAX_PAGE_SIZE}, default {PAGE_SIZE}) and _offset, "
+                                 "with self, first, previous and next links and the total; other parameters and "
+                                 "modifiers are refused with 400.",
+            }, *({"type": name, **readable,
+                  "documentation": "As received in a referral; readable with its own or the ServiceRequest scope"}
+                 for name in sorted(ACCEPTED_TYPES - {"ServiceRequest"}))],
         }],
     }
