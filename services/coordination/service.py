@@ -290,6 +290,35 @@ async def _reassign(session: AsyncSession, *, record: TaskRecord, current: dict[
     return patched
 
 
+async def escalate(session: AsyncSession, *, task_id: str, reason: str, caller: Caller,
+                   traceparent: str | None) -> dict[str, Any]:
+    """A case manager (or the requester) escalates an open Task: top priority, the reason as business status,
+    and the owner is notified at once."""
+    record = await get_task(session, task_id, caller, lock=True)
+    if not [r for r in roles_of(caller, record) if r in ("requester", "case-manager")]:
+        raise FhirError(403, Issue("error", "forbidden", "only the requester or a case manager escalates a Task"))
+    if record.status in TERMINAL:
+        raise FhirError(422, Issue("error", "business-rule", f"a Task that is {record.status} is not escalated"))
+    if not reason.strip():
+        raise FhirError(422, Issue("error", "required", "an escalation needs a reason", ("reason",)))
+    now = _now()
+    task = loads(record.content)
+    task["priority"] = "stat"
+    task["businessStatus"] = {"text": f"geëscaleerd: {reason}"}
+    record.version += 1
+    task["meta"] = {**task.get("meta", {}), "versionId": str(record.version), "lastUpdated": now.isoformat()}
+    task["lastModified"] = now.isoformat()
+    record.content, record.last_updated = dumps(task), now
+    session.add(record)
+    session.add(TaskVersion(task_id=task_id, version=record.version, content=record.content))
+    enqueue(session, events.task_changed(task, pseudonym=record.pseudonym, traceparent=traceparent))
+    await notifications.notify(session, task_id=task_id, owner=record.owner)
+    episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
+                  organisation_token=caller.org, reference=f"Task/{task_id}",
+                  text=f"taak geëscaleerd bij {episodes.name_of(record.owner)}: {reason}")
+    return task
+
+
 def fhirpath_patch_to_json_patch(parameters: dict[str, Any]) -> list[dict[str, Any]]:
     """FHIRPath Patch (a Parameters resource) for Task's own elements, as the equivalent JSON Patch."""
     if parameters.get("resourceType") != "Parameters":

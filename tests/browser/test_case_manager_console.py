@@ -110,6 +110,11 @@ def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, br
     assert page.inner_text("#lead") == "Ziekenhuis Zuidrand"
     assert "overdracht geaccepteerd door Ziekenhuis Zuidrand" in page.inner_text("main")
 
+    page.fill("form[action$='/escalate'] input[name=reason]", "patiënt belt opnieuw, pijn neemt toe")
+    page.click("form[action$='/escalate'] button")
+    assert "taak geëscaleerd bij Wijkverpleging Oost: patiënt belt opnieuw, pijn neemt toe" in page.inner_text("main")
+    escalated = [t for t in wijk.tasks() if t["for"]["identifier"]["value"] == patient][0]
+    assert escalated["priority"] == "stat" and escalated["businessStatus"]["text"].startswith("geëscaleerd")
     page.select_option("form[action$='/reassign'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000030")
     page.fill("form[action$='/reassign'] input[name=reason]", "kortdurend verblijf")
     page.click("form[action$='/reassign'] button")

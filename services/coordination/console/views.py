@@ -135,6 +135,13 @@ async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id:
         codesystem_base=request.app.state.settings.codesystem_base, traceparent=None), f"Task/{task_id} reassigned")
 
 
+@router.post("/patients/{pseudonym}/tasks/{task_id}/escalate")
+async def escalate(request: Request, user: CaseManager, pseudonym: str, task_id: str,
+                   csrf_token: Annotated[str, Form()], reason: Annotated[str, Form(max_length=500)]) -> Response:
+    return await _act(request, user, pseudonym, csrf_token, lambda s: service.escalate(
+        s, task_id=task_id, reason=reason, caller=user, traceparent=None), f"Task/{task_id} escalated")
+
+
 @router.post("/patients/{pseudonym}/notes")
 async def add_note(request: Request, user: CaseManager, pseudonym: str, csrf_token: Annotated[str, Form()],
                    text: Annotated[str, Form(min_length=1, max_length=2000)]) -> Response:
