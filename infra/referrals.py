@@ -35,7 +35,7 @@ def referral_bundle(*, bsn: str | None, given: str = "Jan", family: str = "de Vr
                     gender: str = "unknown", uzovi: str | None = "9001", requester_agb: str | None = "01000001",
                     requester_ura: str | None = None, reason: str = "Dyspneu, toenemend sinds vanochtend",
                     priority: str = "urgent", referral_id: str | None = None,
-                    bundle_id: str | None = None) -> dict[str, Any]:
+                    bundle_id: str | None = None, open_dbc: bool = False) -> dict[str, Any]:
     """A transaction Bundle with Patient, optional Coverage, the requesting Organization and the ServiceRequest."""
     patient_url, org_url, payer_url, sr_url, cov_url = (f"urn:uuid:{uuid.uuid4()}" for _ in range(5))
     referral_id = referral_id or uuid.uuid4().hex
@@ -77,6 +77,9 @@ def referral_bundle(*, bsn: str | None, given: str = "Jan", family: str = "de Vr
         "authoredOn": "2026-11-22T10:00:00+01:00",
     }, "request": {"method": "POST", "url": "ServiceRequest",
                    "ifNoneExist": f"identifier={referral_system}|{referral_id}"}})
+    if open_dbc:  # the referrer knows of a running DBC for this condition
+        entries[-1]["resource"]["extension"] = [{"url": "https://regiozorg.example/fhir/StructureDefinition/open-dbc",
+                                                 "valueBoolean": True}]
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction", "entry": entries}
     if bundle_id:
         bundle["identifier"] = {"system": f"https://regiozorg.example/fhir/NamingSystem/bundle/{org_ident['value']}",

@@ -23,13 +23,14 @@ ORGS = {"VR": "http://fhir.nl/fhir/NamingSystem/ura|90000001", "HH": "http://fhi
 
 
 def request_events(n: int, *, disposition: str, uzovi: str | None, contacts: list[str],
-                   start: datetime = START) -> list[Event]:
+                   start: datetime = START, open_dbc: bool = False) -> list[Event]:
     """The events triage and coordination publish for one acute request, made by their own event builders:
     triaged at `start` + 5 min, contact i at `start` + 30 + i min, closed at `start` + 1 h."""
     request_id, pseudonym = f"req-{n}", f"p-{n:032d}"
     routed = AcuteRequest(id=request_id, pseudonym=pseudonym, channel="referral", submitted_by="x", received_at=start,
                           urgency="U3", disposition=disposition, assigned_org=ORGS["HH"], uzovi=uzovi,
-                          due_at=start + timedelta(hours=3), triaged_at=start + timedelta(minutes=5))
+                          due_at=start + timedelta(hours=3), triaged_at=start + timedelta(minutes=5),
+                          open_dbc=open_dbc)
     found = [triage_events.triage_completed(routed, note="", codesystem_base=CODESYSTEM_BASE, traceparent=None)]
     encounter_ids = []
     for i, act_class in enumerate(contacts):

@@ -28,6 +28,21 @@ class RequestFact(SQLModel, table=True):
     withdrawn_reason: str | None = Field(default=None, max_length=500)
 
 
+class OpenDbcReport(SQLModel, table=True):
+    """A hospital's report that a patient has a running DBC: acute requests in that period are delimited."""
+
+    __tablename__ = "open_dbc_report"
+
+    pk: int | None = Field(default=None, primary_key=True)
+    pseudonym: str = Field(index=True, max_length=64)
+    reference: str = Field(max_length=100)  # the hospital's own DBC number
+    start: date
+    end: date | None = None
+    reported_by: str = Field(max_length=100)
+    reported_org: str = Field(max_length=120)
+    reported_at: datetime = Field(default_factory=_now)
+
+
 class ContactFact(SQLModel, table=True):
     __tablename__ = "contact_fact"
 
@@ -118,5 +133,5 @@ class FeedDirty(SQLModel, table=True):
     since: datetime = Field(default_factory=_now)
 
 
-TABLES = [m.__table__ for m in (RequestFact, ContactFact, PrestationLine, ShadowLine, TariffRow,  # type: ignore[attr-defined]
+TABLES = [m.__table__ for m in (RequestFact, OpenDbcReport, ContactFact, PrestationLine, ShadowLine, TariffRow,  # type: ignore[attr-defined]
                                 FeedRevision, FeedDirty)]

@@ -28,6 +28,7 @@ from services.billing_shadow.models import (
     ContactFact,
     FeedDirty,
     FeedRevision,
+    OpenDbcReport,
     PrestationLine,
     RequestFact,
     ShadowLine,
@@ -89,6 +90,8 @@ async def on_triage_completed(session: AsyncSession, event: Event, *, grace: tim
         uzovi = next((p["identifier"]["value"] for c in coverages for p in c.get("payor", [])
                       if p.get("identifier", {}).get("system") == UZOVI_SYSTEM), None)
         fact_values = {"pseudonym": order["subject"]["identifier"]["value"],
+                       "open_dbc": any(e.get("url", "").endswith("/open-dbc") and e.get("valueBoolean") is True
+                                       for e in order.get("extension", [])),
                        "disposition": order["code"]["coding"][0]["code"], "uzovi": uzovi,
                        "triaged_at": datetime.fromisoformat(order["authoredOn"])}
     except (KeyError, IndexError, TypeError, ValueError) as exc:
@@ -167,8 +170,9 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
     if not set(json.loads(fact.expected_contacts)) <= {c.id for c in contact_rows}:
         return None  # a contact the request was closed with has not arrived yet
     contacts = [Contact(c.id, c.act_class, _aware(c.start)) for c in contact_rows]
+    open_dbc = fact.open_dbc or await _reported_open_dbc(session, fact.pseudonym, service_day(_aware(fact.triaged_at)))
     derivation = derive(RequestFacts(request_id=request_id, disposition=fact.disposition, uzovi=fact.uzovi,
-                                     triaged_at=_aware(fact.triaged_at), closed=True, open_dbc=fact.open_dbc),
+                                     triaged_at=_aware(fact.triaged_at), closed=True, open_dbc=open_dbc),
                         contacts)
     assert derivation is not None
     table = await tariffs(session)
@@ -224,6 +228,31 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
             await _mark_dirty(session, uzovi, period)
     enqueue(session, events.prestation_recorded(line, pseudonym=fact.pseudonym, traceparent=traceparent))
     return line
+
+
+async def _reported_open_dbc(session: AsyncSession, pseudonym: str, day: date) -> bool:
+    reports = (await session.execute(select(OpenDbcReport).where(
+        OpenDbcReport.pseudonym == pseudonym, OpenDbcReport.start <= day))).scalars()
+    return any(r.end is None or day <= r.end for r in reports)
+
+
+async def report_open_dbc(session: AsyncSession, *, pseudonym: str, reference: str, start: date, end: date | None,
+                          reporter: str, reporter_org: str, grace: timedelta) -> int:
+    """Record a hospital's open DBC and re-derive the patient's requests (locked lines: credit + rebill)."""
+    if end is not None and end < start:
+        raise ValueError("the DBC ends before it starts")
+    session.add(OpenDbcReport(pseudonym=pseudonym, reference=reference, start=start, end=end, reported_by=reporter,
+                              reported_org=reporter_org))
+    await session.flush()
+    request_ids = (await session.execute(select(RequestFact.id).where(RequestFact.pseudonym == pseudonym))).scalars()
+    changed = 0
+    for request_id in list(request_ids):
+        before = await effective_line(session, request_id)
+        after = await rederive(session, request_id, traceparent=None, grace=grace, actor=reporter,
+                               reason=f"open DBC {reference} reported by the hospital")
+        changed += int(after is not None and (before is None or after.id != before.id
+                                              or after.exclusion_reason != before.exclusion_reason))
+    return changed
 
 
 def _aware_or_none(moment: datetime | None) -> datetime | None:

@@ -15,6 +15,7 @@ SOURCE = "/regiozorg/triage"
 ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-request"
 RECEIVED_AT_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/received-at"
 CHANNEL_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/intake-channel"
+OPEN_DBC_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/open-dbc"
 
 
 def _subject(pseudonym: str) -> dict[str, Any]:
@@ -56,6 +57,8 @@ def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, 
                       "display": FRONT_DOOR.name},
         "performer": [{"identifier": {"system": org_system, "value": org_value}}],
     }
+    if request.open_dbc:
+        order["extension"].append({"url": OPEN_DBC_EXTENSION, "valueBoolean": True})
     if request.service_request_id:
         order["basedOn"] = [{"reference": f"ServiceRequest/{request.service_request_id}"}]
     if request.uzovi:

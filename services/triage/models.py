@@ -70,6 +70,8 @@ class AcuteRequest(SQLModel, table=True):
     status: str = Field(default="open", max_length=16)  # open | triaged | closed
     service_request_id: str | None = Field(default=None, max_length=64)
     referral_priority: str | None = Field(default=None, max_length=16)
+    # The referrer says the patient has a running DBC for this condition: billed in that DBC, not here.
+    open_dbc: bool = False
     complaint: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     uzovi: str | None = Field(default=None, max_length=4)
     submitted_by: str = Field(max_length=120)

@@ -254,16 +254,20 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
                                               "lastModified": now.isoformat()}})
 
     sr = referral.service_request.resource
+    open_dbc = any(ext.get("url") == events.OPEN_DBC_EXTENSION and ext.get("valueBoolean") is True
+                   for ext in sr.get("extension", []) or [])
     open_request = await _open_request_for(session, record.pseudonym)
     if open_request is not None:
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
                                   service_request_id=sr["id"], received_at=now))
         request = open_request
+        request.open_dbc = request.open_dbc or open_dbc
+        session.add(request)
     else:
         request = AcuteRequest(id=request_id, pseudonym=record.pseudonym, patient_id=patient_id, channel="referral",
                                service_request_id=sr["id"], referral_priority=referral.priority,
                                complaint=_complaint(sr), uzovi=referral.uzovi, submitted_by=caller.org,
-                               received_at=now)
+                               received_at=now, open_dbc=open_dbc)
         session.add(request)
     enqueue(session, events.referral_received(request, sr, traceparent=traceparent))
 

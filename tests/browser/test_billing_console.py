@@ -7,6 +7,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
@@ -115,3 +116,36 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     page.goto(f"{stack.url('billing_shadow')}/console/tariffs")
     assert "NZa 2025" in page.inner_text("main") and "illustrative" in page.inner_text("main")
     page.close()
+
+
+def test_only_a_hospital_reports_an_open_dbc_and_the_bsn_must_pass_the_eleven_proof(stack: Stack) -> None:
+    url = f"{stack.url('billing_shadow')}/api/v1/open-dbcs"
+    report = {"bsn": "999990007", "reference": "DBC-1", "start": "2026-11-01"}
+    gp = httpx.post(url, json=report, headers=api(stack, "ehr-delinde").headers())
+    assert gp.status_code == 403 and gp.json()["issue"][0]["code"] == "forbidden"
+    hospital = api(stack, "ehr-zuidrand")
+    assert httpx.post(url, json={**report, "bsn": "123456789"}, headers=hospital.headers()).status_code == 422
+    accepted = httpx.post(url, json=report, headers=hospital.headers())
+    assert accepted.status_code == 201 and accepted.json()["patient"].startswith("p-")
+
+
+def test_a_referral_that_names_an_open_dbc_ends_delimited_in_billing(stack: Stack) -> None:
+    ops, wijk = api(stack, "ops"), api(stack, "ehr-wijk-oost")
+    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn="999990081", uzovi="9002", open_dbc=True))
+    posted.raise_for_status()
+    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
+              if e["response"]["location"].startswith("ServiceRequest/"))
+    request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+    ops.triage_request(request_id, urgency="U3", disposition="home-visit", organization="URA 90000020") \
+        .raise_for_status()
+    deadline = time.monotonic() + 30
+    tasks: list = []
+    while not tasks and time.monotonic() < deadline:
+        tasks = [t for t in wijk.tasks(status="requested") if t["basedOn"][0]["identifier"]["value"] == request_id]
+        time.sleep(0.2)
+    wijk.work_task(tasks[0]["id"], contact="HH", start=datetime.now(UTC).isoformat()).raise_for_status()
+    period = datetime.now(UTC).strftime("%Y-%m")
+    deadline = time.monotonic() + 30
+    while api(stack, "insurer-9002").feed("9002", period)["exclusions"].get("delimited-dbc", 0) < 1:
+        assert time.monotonic() < deadline, "the request was not delimited"
+        time.sleep(0.3)

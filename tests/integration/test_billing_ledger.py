@@ -123,3 +123,37 @@ async def test_correction_after_lock_makes_revisions_equal_old_minus_credit_plus
                                       actor="declaratie", grace=timedelta(0))
     finally:
         await books.engine.dispose()
+
+
+async def test_open_dbc_from_the_referral_or_reported_by_the_hospital_delimits(database_url: str) -> None:
+    books = await Books(database_url).open()
+    try:
+        await books.apply(request_events(1, disposition="home-visit", uzovi="9001", contacts=["HH"], open_dbc=True)
+                          + request_events(2, disposition="home-visit", uzovi="9001", contacts=["HH"]),
+                          grace=timedelta(0))
+        referred = await books.standing("req-1")
+        assert referred is not None and referred.code is None and referred.exclusion_reason == "delimited-dbc"
+        assert "open DBC" in referred.explanation
+        await books.publish()
+        before = await books.feed("9001")
+        assert before["totals"]["quantity"] == 1
+        async with books.sessions() as session, session.begin():
+            changed = await service.report_open_dbc(
+                session, pseudonym="p-" + "0" * 31 + "2", reference="DBC-778", start=START.date(), end=None,
+                reporter="ehr-zuidrand", reporter_org="http://fhir.nl/fhir/NamingSystem/ura|90000010",
+                grace=timedelta(0))
+        assert changed == 1
+        lines = await books.lines("req-2")
+        assert [(ln.kind, ln.exclusion_reason) for ln in lines] == [("original", None), ("credit", None),
+                                                                    ("rebill", "delimited-dbc")]
+        assert lines[2].reason == "open DBC DBC-778 reported by the hospital"
+        await books.publish()
+        after = await books.feed("9001")
+        assert after["totals"]["quantity"] == 0 and after["exclusions"] == {"delimited-dbc": 2}
+        async with books.sessions() as session:
+            with pytest.raises(ValueError, match="ends before"):
+                await service.report_open_dbc(session, pseudonym="p-x", reference="x", start=START.date(),
+                                              end=START.date() - timedelta(days=1), reporter="r", reporter_org="o",
+                                              grace=timedelta(0))
+    finally:
+        await books.engine.dispose()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -15,7 +15,8 @@ from services.billing_shadow.models import PrestationLine
 from shared import audit
 from shared.auth import Caller, current_caller, require_scope
 from shared.fhir import FhirError, Issue
-from shared.identifiers import UZOVI_SYSTEM
+from shared.identifiers import UZOVI_SYSTEM, is_valid_bsn, pseudonym
+from shared.region import organisation
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -74,6 +75,39 @@ def line_json(r: PrestationLine) -> dict[str, object]:
             "period": r.period, "service_date": r.service_date.isoformat(), "unit_price_cents": r.unit_price_cents,
             "shadow_amount_cents": r.shadow_amount_cents, "explanation": r.explanation, "reason": r.reason,
             "created_by": r.created_by, "locks_at": r.locks_at.isoformat() if r.locks_at else None}
+
+
+class OpenDbcIn(BaseModel):
+    bsn: str = Field(pattern=r"^\d{9}$")
+    reference: str = Field(min_length=1, max_length=100, description="the hospital's DBC number")
+    start: date
+    end: date | None = None
+
+
+@router.post("/open-dbcs", status_code=201)
+async def report_open_dbc(body: OpenDbcIn, request: Request,
+                          caller: Caller = require_scope(resource="ServiceRequest", action="c")) -> dict[str, object]:
+    """A hospital reports a patient's running DBC: acute requests in that period are delimited (delimited-dbc)."""
+    reporter = organisation(*caller.org.split("|", 1)) if "|" in caller.org else None
+    if reporter is None or reporter.kind != "hospital":
+        raise FhirError(403, Issue("error", "forbidden", "only a hospital reports an open DBC"))
+    if not is_valid_bsn(body.bsn):
+        raise FhirError(422, Issue("error", "value", "BSN fails the 11-proof", ("bsn",)))
+    state = request.app.state
+    patient = pseudonym(body.bsn, state.settings.pseudonym_key_bytes)
+    try:
+        async with state.runtime.sessions() as session, session.begin():
+            changed = await service.report_open_dbc(session, pseudonym=patient, reference=body.reference,
+                                                    start=body.start, end=body.end, reporter=caller.subject,
+                                                    reporter_org=caller.org,
+                                                    grace=timedelta(hours=state.settings.lock_grace_hours))
+            await audit.record(session, service="billing_shadow", caller=caller, subtype="create",
+                               entity=f"open DBC {body.reference} reported", patient=patient,
+                               purpose=audit.PURPOSE_PAYMENT)
+    except ValueError as exc:
+        raise FhirError(422, Issue("error", "business-rule", str(exc))) from exc
+    state.runtime.relay.wake()
+    return {"patient": patient, "requests_rederived": changed}
 
 
 class CorrectionIn(BaseModel):
