@@ -67,11 +67,19 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
         due = datetime.fromisoformat(order["occurrenceDateTime"]).astimezone(UTC)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__} {exc}") from exc
-    routed = await session.get(RoutedRequest, request_id)
+    routed = await session.get(RoutedRequest, request_id, with_for_update=True)
+    now = _now()
+    retriage = next((e.get("valueString") for e in order.get("extension", [])
+                     if e.get("url", "").endswith("/retriage-reason")), None)
     if routed is None:
         session.add(RoutedRequest(id=request_id, pseudonym=pseudonym, urgency=urgency, disposition=disposition,
                                   due_at=due, order=dumps(order)))
-    now = _now()
+    else:
+        routed.urgency, routed.disposition, routed.due_at, routed.order = urgency, disposition, due, dumps(order)
+        session.add(routed)
+    if retriage:
+        await _cancel_unstarted(session, request_id=request_id, reason=f"opnieuw getrieerd: {retriage}",
+                                traceparent=event.traceparent, at=now)
     task_id = uuid.uuid5(uuid.NAMESPACE_URL, f"task:{event.id}").hex
     task: dict[str, Any] = {
         "resourceType": "Task",
@@ -105,6 +113,32 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
                   reference=f"Task/{task_id}",
                   text=f"triage {urgency}: {order['code']['coding'][0].get('display', disposition)} door "
                        f"{episodes.name_of(owner)}, uiterlijk {local_time(due)}")
+
+
+async def _cancel_unstarted(session: AsyncSession, *, request_id: str, reason: str, traceparent: str | None,
+                            at: datetime) -> None:
+    """A re-triage replaces the earlier routing: Tasks nobody started yet are cancelled by the front door."""
+    open_tasks = (await session.execute(select(TaskRecord).where(
+        TaskRecord.acute_request_id == request_id,
+        TaskRecord.status.in_(("requested", "received", "accepted"))).with_for_update())).scalars()  # type: ignore[attr-defined]
+    for record in list(open_tasks):
+        transition = decide_transition(current=record.status, target="cancelled", role="requester",
+                                       actor="triage", reason=reason, at=at)
+        task = loads(record.content)
+        task["status"], task["statusReason"] = "cancelled", {"text": reason}
+        record.version += 1
+        task["meta"] = {**task.get("meta", {}), "versionId": str(record.version), "lastUpdated": at.isoformat()}
+        record.status, record.content, record.last_updated = "cancelled", dumps(task), at
+        session.add(record)
+        session.add(TaskVersion(task_id=record.id, version=record.version, content=record.content))
+        session.add(TaskTransition(task_id=record.id, version=record.version, from_status=transition.from_status,
+                                   to_status="cancelled", actor="triage", actor_org=record.requester,
+                                   role="requester", reason=reason, at=at))
+        enqueue(session, events.task_changed(task, pseudonym=record.pseudonym, traceparent=traceparent))
+        await notifications.notify(session, task_id=record.id, owner=record.owner)
+        episodes.note(session, pseudonym=record.pseudonym, at=at, kind="task", actor="triage",
+                      organisation_token=record.requester, reference=f"Task/{record.id}",
+                      text=f"taak geannuleerd bij {episodes.name_of(record.owner)}: {reason}")
 
 
 def roles_of(caller: Caller, task: TaskRecord) -> list[str]:

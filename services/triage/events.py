@@ -16,6 +16,7 @@ ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-reques
 RECEIVED_AT_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/received-at"
 CHANNEL_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/intake-channel"
 OPEN_DBC_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/open-dbc"
+RETRIAGE_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/retriage-reason"
 
 
 def _subject(pseudonym: str) -> dict[str, Any]:
@@ -32,7 +33,8 @@ def referral_received(request: AcuteRequest, service_request: dict[str, Any], *,
                     subject=f"ServiceRequest/{service_request['id']}", payload=value, traceparent=traceparent)
 
 
-def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, traceparent: str | None) -> Event:
+def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, traceparent: str | None,
+                     retriage_reason: str | None = None) -> Event:
     """The routing order: who must do what for this acute request, by when."""
     assert request.urgency and request.disposition and request.assigned_org and request.due_at and request.triaged_at
     org_system, org_value = request.assigned_org.split("|", 1)
@@ -59,6 +61,8 @@ def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, 
     }
     if request.open_dbc:
         order["extension"].append({"url": OPEN_DBC_EXTENSION, "valueBoolean": True})
+    if retriage_reason:  # coordination cancels what was not started under the earlier triage
+        order["extension"].append({"url": RETRIAGE_EXTENSION, "valueString": retriage_reason})
     if request.service_request_id:
         order["basedOn"] = [{"reference": f"ServiceRequest/{request.service_request_id}"}]
     if request.uzovi:

@@ -108,6 +108,7 @@ class TriageDecision(SQLModel, table=True):
     note: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
     decided_by: str = Field(max_length=120)
     decided_at: datetime = Field(default_factory=_now)
+    retriage_reason: str | None = Field(default=None, max_length=500)  # set when the nurse chose to re-triage
 
 
 

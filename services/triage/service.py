@@ -359,6 +359,7 @@ class TriageInput:
     disposition: str
     assigned_organization: str
     note: str
+    retriage_reason: str | None = None  # set only when a nurse deliberately triages a triaged request again
 
 
 async def triage(session: AsyncSession, *, request_id: str, decision: TriageInput, caller: Caller,
@@ -383,9 +384,11 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     request = await session.get(AcuteRequest, request_id, with_for_update=True)
     if request is None:
         raise FhirError(404, Issue("error", "not-found", f"acute request {request_id} does not exist"))
-    if request.status != "open":
+    retriage = request.status == "triaged" and bool((decision.retriage_reason or "").strip())
+    if request.status != "open" and not retriage:
         raise FhirError(409, Issue("error", "conflict", f"acute request {request_id} is already {request.status}; "
-                                                        "it is not triaged twice"))
+                                                        "it is not triaged twice unless re-triage is chosen, "
+                                                        "with a reason"))
     now = _now()
     request.status = "triaged"
     request.urgency = decision.urgency
@@ -398,10 +401,35 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     session.add(request)
     session.add(TriageDecision(acute_request_id=request.id, urgency=decision.urgency,
                                disposition=decision.disposition, assigned_org=org.token, note=decision.note,
-                               decided_by=caller.subject, decided_at=now))
+                               decided_by=caller.subject, decided_at=now,
+                               retriage_reason=decision.retriage_reason if retriage else None))
     enqueue(session, events.triage_completed(request, note=decision.note, codesystem_base=codesystem_base,
-                                             traceparent=traceparent))
+                                             traceparent=traceparent,
+                                             retriage_reason=decision.retriage_reason if retriage else None))
     return request
+
+
+async def history_of(session: AsyncSession, request: AcuteRequest) -> tuple[list[AcuteRequest], list[LinkedContact]]:
+    """The patient's other acute requests and the contacts linked to this one: what the nurse must see first."""
+    earlier = list((await session.execute(select(AcuteRequest).where(
+        AcuteRequest.pseudonym == request.pseudonym, AcuteRequest.id != request.id)
+        .order_by(AcuteRequest.received_at.desc()))).scalars())  # type: ignore[attr-defined]
+    linked = list((await session.execute(select(LinkedContact).where(
+        LinkedContact.acute_request_id == request.id).order_by(LinkedContact.received_at))).scalars())
+    return earlier, linked
+
+
+async def find_patients(session: AsyncSession, *, bsn: str | None, name: str | None,
+                        birth_date: str | None) -> list[PatientRecord]:
+    """Lookup for a phone or walk-in contact: by BSN, or by name and birth date together."""
+    if bsn:
+        query = select(PatientRecord).where(PatientRecord.bsn == bsn)
+    elif name and birth_date:
+        query = select(PatientRecord).where(PatientRecord.birth_date == birth_date,
+                                            PatientRecord.display_name.icontains(name.strip(), autoescape=True))
+    else:
+        return []
+    return list((await session.execute(query.limit(20))).scalars())
 
 
 async def worklist(session: AsyncSession, *, statuses: tuple[str, ...]) -> list[AcuteRequest]:

@@ -81,6 +81,7 @@ class TriageIn(BaseModel):
     disposition: str
     assigned_organization: str
     note: str = Field("", max_length=4000)
+    retriage_reason: str | None = Field(None, max_length=500, description="to triage a triaged request again")
 
 
 @router.post("/requests/{request_id}/triage")

@@ -1,16 +1,21 @@
-"""The triage nurse's console (minimal): the worklist and a triage form."""
+"""The triage nurse's console: the live worklist with filters, recording phone and walk-in contacts,
+and the triage page with the patient's context and an explicit re-triage."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from sqlalchemy import func, select
 
 from services.triage import accounts, service
-from services.triage.domain.rules import DISPOSITIONS, URGENCIES
-from services.triage.models import AcuteRequest, PatientRecord, TriageDecision
+from services.triage.domain.rules import DEFAULT_TARGET_MINUTES, DISPOSITIONS, URGENCIES
+from services.triage.models import AcuteRequest, LinkedContact, PatientRecord, TriageDecision
 from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
@@ -18,48 +23,144 @@ from shared.fhir import FhirError
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Nurse = Annotated[Caller, console_user("triagist")]
+Admin = Annotated[Caller, console_user("beheer")]
+CHANNELS = ("referral", "phone", "walk-in")
 
 
 def _aware(m: datetime | None) -> datetime | None:
     return m if m is None or m.tzinfo else m.replace(tzinfo=UTC)
 
 
-@router.get("", response_class=HTMLResponse)
-async def worklist(request: Request, user: Nurse) -> Response:
+async def _worklist(request: Request, *, channel: str | None, urgency: str | None, overdue: bool,
+                    q: str | None) -> list[dict[str, object]]:
     async with request.app.state.runtime.sessions() as session:
         rows = await service.worklist(session, statuses=("open", "triaged"))
-        patients = {p.id: p for p in [await session.get(PatientRecord, r.patient_id) for r in rows if r.patient_id]
-                    if p is not None}
+        ids = [r.patient_id for r in rows if r.patient_id]
+        patients = {p.id: p for p in (await session.execute(select(PatientRecord).where(
+            PatientRecord.id.in_(ids)))).scalars()} if ids else {}  # type: ignore[attr-defined]
     now = datetime.now(UTC)
-    items = [{"r": r, "patient": patients.get(r.patient_id or ""), "waiting": int(
-        (now - _aware(r.received_at)).total_seconds() // 60),  # type: ignore[operator]
-              "overdue": r.due_at is not None and _aware(r.due_at) < now} for r in rows]  # type: ignore[operator]
+    items = []
+    for r in rows:
+        patient = patients.get(r.patient_id or "")
+        due = _aware(r.due_at)
+        minutes_left = int((due - now).total_seconds() // 60) if due else None
+        late = minutes_left is not None and minutes_left < 0
+        text = f"{patient.display_name if patient else ''} {r.complaint}".lower()
+        if (channel and r.channel != channel) or (urgency and r.urgency != urgency) or (overdue and not late) \
+                or (q and q.lower() not in text):
+            continue
+        items.append({"r": r, "patient": patient, "minutes_left": minutes_left, "overdue": late,
+                      "waiting": int((now - _aware(r.received_at)).total_seconds() // 60)})  # type: ignore[operator]
+    return items
+
+
+@router.get("", response_class=HTMLResponse)
+async def worklist(request: Request, user: Nurse, channel: Annotated[str | None, Query(max_length=10)] = None,
+                   urgency: Annotated[str | None, Query(max_length=2)] = None, overdue: bool = False,
+                   q: Annotated[str | None, Query(max_length=100)] = None) -> Response:
+    items = await _worklist(request, channel=channel, urgency=urgency, overdue=overdue, q=q)
     await audit.for_request(request, subtype="search", entity="console worklist")
-    return request.app.state.templates.TemplateResponse(request, "worklist.html", {"user": user, "items": items})
+    return request.app.state.templates.TemplateResponse(request, "worklist.html", {
+        "user": user, "items": items, "channels": CHANNELS, "urgencies": URGENCIES,
+        "filters": {"channel": channel or "", "urgency": urgency or "", "overdue": overdue, "q": q or ""},
+        "query": request.url.query})
+
+
+@router.get("/rows", response_class=HTMLResponse)
+async def worklist_rows(request: Request, user: Nurse, channel: str | None = None, urgency: str | None = None,
+                        overdue: bool = False, q: str | None = None) -> Response:
+    items = await _worklist(request, channel=channel, urgency=urgency, overdue=overdue, q=q)
+    await audit.for_request(request, subtype="search", entity="console worklist (live)")
+    return request.app.state.templates.TemplateResponse(request, "_rows.html", {"items": items})
+
+
+@router.get("/stream")
+async def stream(request: Request, user: Nurse) -> StreamingResponse:
+    """Server-sent events: 'changed' whenever acute requests change, so the worklist refreshes by itself."""
+    sessions = request.app.state.runtime.sessions
+
+    async def changes() -> AsyncIterator[str]:
+        last = None
+        while not await request.is_disconnected():
+            async with sessions() as session:
+                marker = (await session.execute(select(func.count(AcuteRequest.id), func.max(AcuteRequest.triaged_at),
+                                                       func.max(AcuteRequest.closed_at)))).one()
+                linked = (await session.execute(select(func.count(LinkedContact.pk)))).scalar_one()
+            current = json.dumps([str(v) for v in (*marker, linked)])
+            if last is not None and current != last:
+                yield "event: changed\ndata: {}\n\n"
+            last = current
+            yield ": keep-alive\n\n"
+            await asyncio.sleep(1)
+
+    return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+@router.get("/contacts/new", response_class=HTMLResponse)
+async def new_contact(request: Request, user: Nurse, bsn: Annotated[str | None, Query(max_length=9)] = None,
+                      name: Annotated[str | None, Query(max_length=300)] = None,
+                      birth_date: Annotated[str | None, Query(max_length=10)] = None) -> Response:
+    async with request.app.state.runtime.sessions() as session:
+        matches = await service.find_patients(session, bsn=bsn or None, name=name or None,
+                                              birth_date=birth_date or None)
+    if bsn or name:
+        await audit.for_request(request, subtype="search", entity="console patient lookup")
+    return request.app.state.templates.TemplateResponse(request, "contact.html", {
+        "user": user, "matches": matches, "looked_up": bool(bsn or name), "form": {
+            "bsn": bsn or "", "name": name or "", "birth_date": birth_date or ""},
+        "csrf": request.app.state.console_auth.csrf_token(request), "error": None})
+
+
+@router.post("/contacts")
+async def record_contact(request: Request, user: Nurse, csrf_token: Annotated[str, Form()],
+                         channel: Annotated[str, Form(pattern="^(phone|walk-in)$")],
+                         complaint: Annotated[str, Form(max_length=2000)],
+                         bsn: Annotated[str, Form(max_length=9)] = "", name: Annotated[str, Form(max_length=300)] = "",
+                         birth_date: Annotated[str, Form(max_length=10)] = "",
+                         uzovi: Annotated[str, Form(max_length=4)] = "") -> Response:
+    state = request.app.state
+    state.console_auth.check_csrf(request, csrf_token)
+    try:
+        async with state.runtime.sessions() as session, session.begin():
+            acute, linked = await service.record_contact(session, contact=service.ContactInput(
+                channel=channel, bsn=bsn or None, name=name, birth_date=birth_date or None, uzovi=uzovi or None,
+                complaint=complaint), caller=user, pseudonym_key=state.settings.pseudonym_key_bytes)
+            await audit.record(session, service="triage", caller=user, subtype="create",
+                               entity=f"{channel} contact (console) for acute request {acute.id}",
+                               patient=acute.pseudonym)
+    except FhirError as exc:
+        return state.templates.TemplateResponse(request, "contact.html", {
+            "user": user, "matches": [], "looked_up": False, "csrf": state.console_auth.csrf_token(request),
+            "form": {"bsn": bsn, "name": name, "birth_date": birth_date},
+            "error": "; ".join(i.diagnostics for i in exc.issues)}, status_code=exc.status_code)
+    return RedirectResponse(f"/console/requests/{acute.id}" + ("?linked=1" if linked else ""), status_code=303)
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-async def triage_page(request_id: str, request: Request, user: Nurse) -> Response:
+async def triage_page(request_id: str, request: Request, user: Nurse, linked: bool = False,
+                      error: str | None = None) -> Response:
     async with request.app.state.runtime.sessions() as session:
         acute = await session.get(AcuteRequest, request_id)
         if acute is None:
             return HTMLResponse("Onbekende aanvraag", status_code=404)
         patient = await session.get(PatientRecord, acute.patient_id) if acute.patient_id else None
-        decisions = list((await session.execute(
-            TriageDecision.__table__.select().where(TriageDecision.acute_request_id == request_id))).all())  # type: ignore[attr-defined]
+        decisions = list((await session.execute(select(TriageDecision).where(
+            TriageDecision.acute_request_id == request_id).order_by(TriageDecision.decided_at))).scalars())
+        earlier, contacts = await service.history_of(session, acute)
     await audit.for_request(request, subtype="read", entity=f"console triage page {request_id}",
                             patient=acute.pseudonym)
     return request.app.state.templates.TemplateResponse(request, "triage.html", {
         "user": user, "r": acute, "patient": patient, "decisions": decisions, "urgencies": URGENCIES,
-        "dispositions": DISPOSITIONS, "directory": service.directory(),
-        "csrf": request.app.state.console_auth.csrf_token(request),
-        "error": None})
+        "targets": DEFAULT_TARGET_MINUTES, "dispositions": DISPOSITIONS, "directory": service.directory(),
+        "earlier": earlier, "contacts": contacts, "linked": linked, "error": error,
+        "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=422 if error else 200)
 
 
 @router.post("/requests/{request_id}/triage")
 async def submit_triage(request_id: str, request: Request, user: Nurse, urgency: Annotated[str, Form()],
                         disposition: Annotated[str, Form()], assigned_organization: Annotated[str, Form()],
-                        csrf_token: Annotated[str, Form()], note: Annotated[str, Form()] = "") -> Response:
+                        csrf_token: Annotated[str, Form()], note: Annotated[str, Form()] = "",
+                        retriage_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     request.app.state.console_auth.check_csrf(request, csrf_token)
     state = request.app.state
     try:
@@ -67,17 +168,15 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, urgency:
             acute = await service.triage(session, request_id=request_id, caller=user,
                                          decision=service.TriageInput(urgency=urgency, disposition=disposition,
                                                                       assigned_organization=assigned_organization,
-                                                                      note=note),
+                                                                      note=note, retriage_reason=retriage_reason),
                                          codesystem_base=state.settings.codesystem_base, traceparent=None)
+            what = "re-triage" if retriage_reason else "triage"
             await audit.record(session, service="triage", caller=user, subtype="update",
-                               entity=f"triage of acute request {request_id} (console)", patient=acute.pseudonym)
+                               entity=f"{what} of acute request {request_id} (console)", patient=acute.pseudonym)
     except FhirError as exc:
-        return HTMLResponse("; ".join(i.diagnostics for i in exc.issues), status_code=exc.status_code)
+        return await triage_page(request_id, request, user, error="; ".join(i.diagnostics for i in exc.issues))
     state.runtime.relay.wake()
     return RedirectResponse("/console", status_code=303)
-
-
-Admin = Annotated[Caller, console_user("beheer")]
 
 
 @router.get("/users", response_class=HTMLResponse)

@@ -1,0 +1,105 @@
+"""The triage nurse's shift in a real browser: a referral appears live, is triaged and leaves the worklist;
+a second call for the same patient is linked, not triaged again, unless the nurse explicitly re-triages."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+
+from infra.client import ApiClient
+from infra.referrals import referral_bundle
+from infra.stack import ROOT, Stack
+from tests.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    s = Stack(data_dir=tmp_path_factory.mktemp("stack-nurse"),
+              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
+              broker_port=free_port())
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    executable = shutil.which("chromium")
+    if executable is None:
+        raise RuntimeError("Chromium is needed for the browser tests: apt-get install -y chromium")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=executable, args=[
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield launched
+        launched.close()
+
+
+def api(stack: Stack, client_id: str) -> ApiClient:
+    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+
+
+def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack: Stack, browser: Browser) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{stack.url('triage')}/console")
+    page.fill("input[name=username]", "triagist")
+    page.fill("input[name=password]", "demo-triagist")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{stack.url('triage')}/console")
+    page.wait_for_timeout(1500)  # the live stream is connected
+    api(stack, "ehr-delinde").post_referral(referral_bundle(
+        bsn="999990032", given="Ingrid", family="Jansen-Ĳsselstein", reason="Benauwd, koorts")).raise_for_status()
+    page.wait_for_function("document.getElementById('rows').innerText.includes('Jansen-Ĳsselstein')", timeout=20000)
+    page.screenshot(path=str(SHOTS / "triage-worklist.png"), full_page=True)
+
+    page.click("text=Triëren")
+    assert "Benauwd, koorts" in page.inner_text("main")
+    page.select_option("select[name=urgency]", "U2")
+    page.select_option("select[name=disposition]", "home-visit")
+    page.select_option("select[name=assigned_organization]", "http://fhir.nl/fhir/NamingSystem/ura|90000020")
+    page.fill("textarea[name=note]", "Visite binnen het uur")
+    page.screenshot(path=str(SHOTS / "triage-page.png"), full_page=True)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.url('triage')}/console")
+    assert "Jansen-Ĳsselstein" in page.inner_text("#rows")  # still listed, now triaged with its target time
+    assert "U2" in page.inner_text("#rows") and "nog" in page.inner_text("#rows")
+    page.goto(f"{stack.url('triage')}/console?urgency=U0")
+    assert "Jansen-Ĳsselstein" not in page.inner_text("#rows")
+
+    # The daughter calls: same patient, recorded by the nurse, linked to the open request.
+    page.goto(f"{stack.url('triage')}/console/contacts/new?bsn=999990032")
+    assert "Ingrid Jansen-Ĳsselstein" in page.inner_text("main")
+    page.select_option("select[name=channel]", "phone")
+    page.fill("textarea[name=complaint]", "Dochter belt: moeder erg benauwd")
+    page.click("form[action='/console/contacts'] button")
+    main = page.inner_text("main")
+    assert "gekoppeld aan de open aanvraag" in main and "Eerdere triage" in main and "Visite aan huis" in main
+    assert "Opnieuw triëren" in main
+    page.select_option("select[name=urgency]", "U1")
+    page.select_option("select[name=disposition]", "ambulance")
+    page.select_option("select[name=assigned_organization]", "http://fhir.nl/fhir/NamingSystem/ura|90000001")
+    page.fill("input[name=retriage_reason]", "verslechterd volgens dochter")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{stack.url('triage')}/console")
+    page.close()
+
+    ops, wijk = api(stack, "ops"), api(stack, "ehr-wijk-oost")
+    request = next(i for i in ops.worklist("triaged") if i["channel"] == "referral")
+    assert request["urgency"] == "U1" and request["disposition"] == "ambulance"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        cancelled = [t for t in wijk.tasks() if t["status"] == "cancelled"]
+        if cancelled:
+            break
+        time.sleep(0.3)
+    assert cancelled and "opnieuw getrieerd: verslechterd volgens dochter" in cancelled[0]["statusReason"]["text"]
+    assert len([t for t in ops.tasks() if t["basedOn"][0]["identifier"]["value"] == request["id"]]) == 2
