@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.triage import accounts, clients, service
+from services.triage import accounts, clients, configuration, service
 from services.triage.api import fhir, oauth, oidc, requests
 from services.triage.console import views
 from services.triage.models import TABLES
@@ -29,6 +29,8 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
                              audience=settings.token_audience, local=signing_keys)
 
     async def seed(runtime: ServiceRuntime) -> None:
+        async with runtime.sessions() as session, session.begin():
+            await configuration.seed(session)
         if settings.demo:
             async with runtime.sessions() as session, session.begin():
                 await clients.seed_demo_clients(session, settings.data_dir)

@@ -175,6 +175,30 @@ class AuthorizationCode(SQLModel, table=True):
     used: bool = False
 
 
+class UrgencyTarget(SQLModel, table=True):
+    """The front door's target time per urgency, editable by the admin; empty minutes = next working day."""
+
+    __tablename__ = "urgency_target"
+
+    urgency: str = Field(primary_key=True, max_length=2)
+    minutes: int | None = None
+    changed_by: str = Field(default="defaults", max_length=100)
+    changed_at: datetime = Field(default_factory=_now)
+
+
+class DirectoryEntry(SQLModel, table=True):
+    """Which organisation provides which follow-up actions, and in which hours (Europe/Amsterdam)."""
+
+    __tablename__ = "directory_entry"
+
+    org: str = Field(primary_key=True, max_length=120)  # "system|value"
+    dispositions: str = Field(sa_column=Column(Text, nullable=False))  # space-separated codes
+    hours: str = Field(default="00:00-24:00", max_length=20)
+    weekdays_only: bool = False
+    changed_by: str = Field(default="defaults", max_length=100)
+    changed_at: datetime = Field(default_factory=_now)
+
+
 TABLES = [m.__table__ for m in (StoredResource, ResourceIdentifier, BundleReceipt, PatientRecord,  # type: ignore[attr-defined]
                                 AcuteRequest, LinkedContact, TriageDecision, OAuthClient, UsedAssertion,
-                                ConsoleAccount, LoginFailure, AuthorizationCode)]
+                                ConsoleAccount, LoginFailure, AuthorizationCode, UrgencyTarget, DirectoryEntry)]

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.triage import events
+from services.triage import configuration, events
 from services.triage.domain.referral import (
     DIRECTORY_TYPES,
     Entry,
@@ -38,7 +38,7 @@ from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
 from shared.fhir import FhirError, Issue, dumps, loads, resolve_bundle_references
 from shared.identifiers import BSN_SYSTEM, is_valid_bsn, parse_org, pseudonym, pseudonym_for_unidentified
-from shared.region import FRONT_DOOR, ORGANISATIONS, organisation
+from shared.region import FRONT_DOOR, organisation
 
 OPEN_STATUSES = ("open", "triaged")
 
@@ -396,7 +396,7 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     request.assigned_org = org.token
     request.triaged_at = now
     request.triaged_by = caller.subject
-    request.due_at = due_by(decision.urgency, _aware(request.received_at))
+    request.due_at = due_by(decision.urgency, _aware(request.received_at), await configuration.targets(session))
     request.received_at = _aware(request.received_at)
     session.add(request)
     session.add(TriageDecision(acute_request_id=request.id, urgency=decision.urgency,
@@ -449,9 +449,12 @@ async def close_request(session: AsyncSession, event: Event) -> None:
         session.add(request)
 
 
-def directory() -> list[dict[str, Any]]:
-    return [{"name": o.name, "identifier": o.label, "token": o.token, "kind": o.kind,
-             "dispositions": list(o.dispositions)} for o in ORGANISATIONS if o.kind != "insurer"]
+async def directory(session: AsyncSession) -> list[dict[str, Any]]:
+    """The region's care providers as the front door configured them, with whether each is open now."""
+    now = _now()
+    return [{"name": p.name, "identifier": p.identifier, "token": p.token, "kind": p.kind,
+             "dispositions": list(p.dispositions), "hours": p.hours, "weekdays_only": p.weekdays_only,
+             "open_now": p.open_at(now)} for p in await configuration.providers(session)]
 
 
 async def read_resource(session: AsyncSession, *, resource_type: str, resource_id: str, caller: Caller,

@@ -6,7 +6,9 @@ from __future__ import annotations
 import shutil
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
@@ -14,6 +16,7 @@ from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
 from tests.conftest import free_port
+from tests.e2e.consoles import open_console
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -103,3 +106,34 @@ def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack
         time.sleep(0.3)
     assert cancelled and "opnieuw getrieerd: verslechterd volgens dochter" in cancelled[0]["statusReason"]["text"]
     assert len([t for t in ops.tasks() if t["basedOn"][0]["identifier"]["value"] == request["id"]]) == 2
+
+
+def test_the_front_door_changes_target_times_and_the_directory_without_code(stack: Stack) -> None:
+    admin, settings = open_console(stack, "triage", username="beheer", password="demo-beheer")
+    page = admin.get(f"{stack.url('triage')}/console/settings")
+    csrf = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    targets = {"minutes_U0": "0", "minutes_U1": "10", "minutes_U2": "45", "minutes_U3": "120", "minutes_U4": "1440",
+               "minutes_U5": ""}
+    assert admin.post(f"{stack.url('triage')}/console/settings/targets",
+                      data={**targets, "csrf_token": csrf}).status_code == 200
+    refused = admin.post(f"{stack.url('triage')}/console/settings/directory", data={
+        "csrf_token": csrf, "org": "http://fhir.nl/fhir/NamingSystem/agb-z|01000001", "hours": "25:00-08:00",
+        "dispositions": ["home-visit"]})
+    assert refused.status_code == 422 and "HH:MM-HH:MM" in refused.text
+    saved = admin.post(f"{stack.url('triage')}/console/settings/directory", data={
+        "csrf_token": csrf, "org": "http://fhir.nl/fhir/NamingSystem/agb-z|01000001", "hours": "17:00-08:00",
+        "dispositions": ["home-visit", "remote-advice"]})
+    assert saved.status_code == 200
+    ops = api(stack, "ops")
+    entry = next(o for o in httpx.get(f"{stack.url('triage')}/api/v1/directory", headers=ops.headers()).json()[
+        "organizations"] if o["identifier"] == "AGB 01000001")
+    assert entry["hours"] == "17:00-08:00" and entry["dispositions"] == ["home-visit", "remote-advice"]
+
+    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn="999990020"))
+    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
+              if e["response"]["location"].startswith("ServiceRequest/"))
+    item = next(i for i in ops.worklist() if i["service_request"] == sr)
+    triaged = ops.triage_request(item["id"], urgency="U3", disposition="remote-advice", organization="AGB 01000001")
+    body = triaged.json()
+    due = datetime.fromisoformat(body["due_at"]) - datetime.fromisoformat(body["received_at"])
+    assert due == timedelta(minutes=120)

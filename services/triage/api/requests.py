@@ -100,5 +100,6 @@ async def triage(request_id: str, body: TriageIn, request: Request,
 
 
 @router.get("/directory")
-async def directory(caller: Caller = require_scope(scope="triage.write")) -> dict[str, object]:
-    return {"organizations": service.directory()}
+async def directory(request: Request, caller: Caller = require_scope(scope="triage.write")) -> dict[str, object]:
+    async with request.app.state.runtime.sessions() as session:
+        return {"organizations": await service.directory(session)}

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
 
-from services.triage import accounts, service
-from services.triage.domain.rules import DEFAULT_TARGET_MINUTES, DISPOSITIONS, URGENCIES
+from services.triage import accounts, configuration, service
+from services.triage.domain.rules import DISPOSITIONS, URGENCIES
 from services.triage.models import AcuteRequest, LinkedContact, PatientRecord, TriageDecision
 from shared import audit
 from shared.auth import Caller
@@ -147,11 +147,13 @@ async def triage_page(request_id: str, request: Request, user: Nurse, linked: bo
         decisions = list((await session.execute(select(TriageDecision).where(
             TriageDecision.acute_request_id == request_id).order_by(TriageDecision.decided_at))).scalars())
         earlier, contacts = await service.history_of(session, acute)
+        targets = await configuration.targets(session)
+        directory = await service.directory(session)
     await audit.for_request(request, subtype="read", entity=f"console triage page {request_id}",
                             patient=acute.pseudonym)
     return request.app.state.templates.TemplateResponse(request, "triage.html", {
         "user": user, "r": acute, "patient": patient, "decisions": decisions, "urgencies": URGENCIES,
-        "targets": DEFAULT_TARGET_MINUTES, "dispositions": DISPOSITIONS, "directory": service.directory(),
+        "targets": targets, "dispositions": DISPOSITIONS, "directory": directory,
         "earlier": earlier, "contacts": contacts, "linked": linked, "error": error,
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=422 if error else 200)
 
@@ -177,6 +179,51 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, urgency:
         return await triage_page(request_id, request, user, error="; ".join(i.diagnostics for i in exc.issues))
     state.runtime.relay.wake()
     return RedirectResponse("/console", status_code=303)
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(request: Request, user: Admin, error: str | None = None) -> Response:
+    async with request.app.state.runtime.sessions() as session:
+        targets = await configuration.targets(session)
+        directory = await service.directory(session)
+    return request.app.state.templates.TemplateResponse(request, "settings.html", {
+        "user": user, "targets": targets, "directory": directory, "dispositions": DISPOSITIONS, "error": error,
+        "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=422 if error else 200)
+
+
+@router.post("/settings/targets")
+async def save_targets(request: Request, user: Admin, csrf_token: Annotated[str, Form()]) -> Response:
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    form = await request.form()
+    try:
+        async with request.app.state.runtime.sessions() as session, session.begin():
+            for urgency in URGENCIES:
+                raw = str(form.get(f"minutes_{urgency}", "")).strip()
+                await configuration.set_target(session, urgency=urgency, minutes=int(raw) if raw else None,
+                                               actor=user.subject)
+            await audit.record(session, service="triage", caller=user, subtype="update", entity="urgency targets",
+                               purpose=audit.PURPOSE_OPERATIONS)
+    except ValueError as exc:
+        return await settings_page(request, user, error=str(exc))
+    return RedirectResponse("/console/settings", status_code=303)
+
+
+@router.post("/settings/directory")
+async def save_provider(request: Request, user: Admin, csrf_token: Annotated[str, Form()],
+                        org: Annotated[str, Form()], hours: Annotated[str, Form(max_length=11)],
+                        weekdays_only: Annotated[bool, Form()] = False) -> Response:
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    form = await request.form()
+    try:
+        async with request.app.state.runtime.sessions() as session, session.begin():
+            await configuration.set_provider(session, org=org, hours=hours, weekdays_only=weekdays_only,
+                                             dispositions=[str(d) for d in form.getlist("dispositions")],
+                                             actor=user.subject)
+            await audit.record(session, service="triage", caller=user, subtype="update",
+                               entity=f"directory entry {org}", purpose=audit.PURPOSE_OPERATIONS)
+    except ValueError as exc:
+        return await settings_page(request, user, error=str(exc))
+    return RedirectResponse("/console/settings", status_code=303)
 
 
 @router.get("/users", response_class=HTMLResponse)
