@@ -22,6 +22,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from shared.auth import Caller
+from shared.i18n import language, translator
 from shared.region import FRONT_DOOR
 from shared.session import Signer, load_or_create_key
 
@@ -49,7 +50,12 @@ def templates(service_dir: Path) -> Jinja2Templates:
                                            FileSystemLoader(Path(__file__).parent / "templates")]),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["local"] = local_time
-    return Jinja2Templates(env=env)
+    return Jinja2Templates(env=env, context_processors=[_language])
+
+
+def _language(request: Request) -> dict[str, object]:
+    lang = language(request)
+    return {"lang": lang, "t": translator(lang)}
 
 
 class ConsoleAuth:

@@ -20,6 +20,7 @@ from shared import audit, audit_views, console, metrics
 from shared.auth import TokenVerifier
 from shared.console import ConsoleAuth, LoginRequired, templates
 from shared.fhir import FhirError, Issue, operation_outcome
+from shared.i18n import LANG_COOKIE, LANGUAGES
 from shared.responses import FhirJSONResponse
 from shared.runtime import ServiceRuntime
 
@@ -74,6 +75,9 @@ def install(app: FastAPI, *, service: str, max_body_bytes: int) -> None:
         path = getattr(route, "path", "unmatched")
         metrics.HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
         metrics.HTTP_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
+        chosen = request.query_params.get("lang")
+        if chosen in LANGUAGES:
+            response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax", httponly=True)
         return response
 
 

@@ -137,3 +137,13 @@ def test_the_front_door_changes_target_times_and_the_directory_without_code(stac
     body = triaged.json()
     due = datetime.fromisoformat(body["due_at"]) - datetime.fromisoformat(body["received_at"])
     assert due == timedelta(minutes=120)
+
+
+def test_the_console_speaks_dutch_by_default_and_english_when_asked(stack: Stack) -> None:
+    nurse, page = open_console(stack, "triage", username="triagist", password="demo-triagist")
+    assert "Werklijst acute aanvragen" in page.text and '<html lang="nl">' in page.text
+    english = nurse.get(f"{stack.url('triage')}/console?lang=en")
+    assert "Worklist of acute requests" in english.text and '<html lang="en">' in english.text
+    assert "Worklist of acute requests" in nurse.get(f"{stack.url('triage')}/console").text  # remembered
+    assert "Record a phone or walk-in contact" in nurse.get(f"{stack.url('triage')}/console/contacts/new").text
+    assert "Werklijst acute aanvragen" in nurse.get(f"{stack.url('triage')}/console?lang=nl").text

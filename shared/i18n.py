@@ -1,0 +1,58 @@
+"""Console labels in Dutch (the default) or English: `?lang=en` switches, a cookie remembers the choice.
+
+Templates write the Dutch label in `t("...")`; English comes from the table below. A test checks that
+every label used in the translated templates has its English counterpart.
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+LANG_COOKIE = "rz_lang"
+LANGUAGES = ("nl", "en")
+
+ENGLISH: dict[str, str] = {
+    "Werklijst": "Worklist", "Nieuw contact": "New contact", "Gebruikers": "Users", "Instellingen": "Settings",
+    "Auditlog": "Audit log", "Ingelogd als": "Logged in as", "Uitloggen": "Log out",
+    "Werklijst acute aanvragen": "Worklist of acute requests", "Kanaal": "Channel", "alle": "all",
+    "Urgentie": "Urgency", "alleen te laat": "overdue only", "Zoek": "Search", "naam of klacht": "name or complaint",
+    "Filter": "Filter", "Patiënt": "Patient", "Status": "Status", "Wacht (min)": "Waiting (min)",
+    "Tot streeftijd": "To target", "Uiterlijk": "Due", "Geen aanvragen die aan het filter voldoen.":
+    "No requests match the filter.", "onbekend": "unknown", "min te laat": "min overdue", "nog": "",
+    "min": "min", "Triëren": "Triage", "Bekijken": "View", "Aanvraag via": "Request via",
+    "Dit contact is gekoppeld aan de open aanvraag van deze patiënt: niet opnieuw triëren tenzij nodig.":
+    "This contact is linked to the patient's open request: do not triage again unless needed.",
+    "geboren": "born", "zonder BSN": "without BSN", "Klacht": "Complaint", "ontvangen": "received",
+    "lopende DBC gemeld": "open DBC reported", "triage": "triage", "Gekoppelde contacten": "Linked contacts",
+    "via": "via", "Eerdere triage": "Earlier triage", "door": "by", "opnieuw getrieerd": "re-triaged",
+    "Eerdere aanvragen van deze patiënt": "Earlier requests of this patient", "Opnieuw triëren": "Triage again",
+    "volgende werkdag": "next working day", "binnen": "within", "Vervolgactie": "Follow-up action",
+    "Organisatie": "Organisation", "nu open": "open now", "nu gesloten": "closed now", "Notitie": "Note",
+    "Reden om opnieuw te triëren (verplicht)": "Reason to triage again (required)",
+    "Triage vastleggen": "Record triage", "Telefonisch of balie-contact vastleggen":
+    "Record a phone or walk-in contact", "Zoek patiënt op BSN": "Find patient by BSN", "of op naam":
+    "or by name", "en geboortedatum": "and birth date", "Geen patiënt gevonden: leg een nieuwe patiënt vast.":
+    "No patient found: record a new patient.", "naam onbekend": "name unknown", "BSN bekend": "BSN known",
+    "telefoon": "phone", "balie": "walk-in", "BSN (leeg als onbekend)": "BSN (empty if unknown)", "Naam": "Name",
+    "Geboortedatum": "Birth date", "UZOVI verzekeraar (leeg als geen Nederlandse verzekering)":
+    "UZOVI insurer (empty without Dutch insurance)", "Vastleggen": "Record",
+    "Instellingen van de voordeur": "Front-door settings", "Streeftijden per urgentie": "Target times per urgency",
+    "Minuten (leeg = volgende werkdag)": "Minutes (empty = next working day)",
+    "Streeftijden opslaan": "Save target times", "Sociale kaart: wie levert wat, wanneer":
+    "Directory: who provides what, when", "Uren": "Hours", "alleen werkdagen": "working days only",
+    "Opslaan": "Save", "Gebruikers van de consoles": "Console users", "Gebruikersnaam": "Username",
+    "Rol": "Role", "Aangemaakt door": "Created by", "Nieuwe gebruiker": "New user",
+    "Wachtwoord (minstens 12 tekens)": "Password (at least 12 characters)", "Aanmaken": "Create",
+    "Taal": "Language",
+}
+
+
+def language(request: Request) -> str:
+    chosen = request.query_params.get("lang") or request.cookies.get(LANG_COOKIE) or "nl"
+    return chosen if chosen in LANGUAGES else "nl"
+
+
+def translator(lang: str):  # type: ignore[no-untyped-def]
+    if lang == "en":
+        return lambda text: ENGLISH.get(text, text)
+    return lambda text: text
