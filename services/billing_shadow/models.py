@@ -26,6 +26,8 @@ class RequestFact(SQLModel, table=True):
     expected_contacts: str = Field(default="[]", sa_column=Column(Text, nullable=False, default="[]"))
     # Set by a billing officer's correction: the request is not billed, for this reason.
     withdrawn_reason: str | None = Field(default=None, max_length=500)
+    # Facts changed after the line locked: the ledger waits for a billing officer to apply them.
+    changed_after_lock: bool = False
 
 
 class OpenDbcReport(SQLModel, table=True):

@@ -159,8 +159,9 @@ async def effective_line(session: AsyncSession, request_id: str) -> PrestationLi
 
 async def rederive(session: AsyncSession, request_id: str, *, traceparent: str | None, grace: timedelta,
                    reason: str | None = None, actor: str = "derivation") -> PrestationLine | None:
-    """Derive and price the request from all facts known now. Before the line locks the draft follows the
-    facts; after it, a difference becomes a credit of the standing line plus a rebill, with the reason."""
+    """Derive and price the request from all facts known now. Lines are only ever added: a change credits
+    the standing line and rebills it. Until the line locks, changed facts do this by themselves; after the
+    lock only a person does (a billing officer's correction, a hospital's report), with a reason."""
     await session.flush()
     fact = await session.get(RequestFact, request_id)
     if fact is None or fact.closed_at is None or fact.triaged_at is None:
@@ -191,34 +192,40 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
 
     standing = await effective_line(session, request_id)
     if standing is not None and _values(standing) == values:
+        if actor != "derivation" and fact.changed_after_lock:
+            fact.changed_after_lock = False
+            session.add(fact)
         return standing
     now = datetime.now(UTC)
     touched = {(values.uzovi, values.period)}
-    if standing is None or not ledger.is_locked(_aware_or_none(standing.locks_at), now):
-        line = standing or PrestationLine(id=uuid.uuid5(uuid.NAMESPACE_URL, f"prestation:{request_id}").hex,
-                                          acute_request_id=request_id, sequence=1, period=values.period,
-                                          service_date=values.service_date, explanation="")
-        if standing is not None:
-            touched.add((standing.uzovi, standing.period))
-            await session.execute(delete(ShadowLine).where(ShadowLine.line_id == standing.id))
-        for name, value in dataclasses.asdict(values).items():
-            setattr(line, name, value)
-        line.created_at, line.created_by, line.reason = now, actor, reason
-        line.locks_at = _aware(fact.closed_at) + grace
+    locked = standing is not None and ledger.is_locked(_aware_or_none(standing.locks_at), now)
+    if locked and actor == "derivation":
+        fact.changed_after_lock = True  # shown to the billing officer, who applies it as a correction
+        session.add(fact)
+        return standing
+    if standing is None:
+        line = PrestationLine(id=uuid.uuid5(uuid.NAMESPACE_URL, f"prestation:{request_id}").hex,
+                              acute_request_id=request_id, sequence=1, created_by=actor, reason=reason,
+                              created_at=now, locks_at=_aware(fact.closed_at) + grace,
+                              **dataclasses.asdict(values))
         session.add(line)
     else:
-        why = reason or "facts changed after the line locked"
+        why = reason or "facts changed before the line locked"
         last = (await session.execute(select(func.max(PrestationLine.sequence)).where(
             PrestationLine.acute_request_id == request_id))).scalar_one()
         credit = ledger.credit_of(_values(standing), why)
         session.add(PrestationLine(id=uuid.uuid4().hex, acute_request_id=request_id, sequence=last + 1,
                                    kind="credit", quantity=-1, corrects=standing.id, reason=why, created_by=actor,
                                    created_at=now, **dataclasses.asdict(credit)))
+        # A rebill locks with its request (a correction after the lock is locked at once).
         line = PrestationLine(id=uuid.uuid4().hex, acute_request_id=request_id, sequence=last + 2, kind="rebill",
-                              corrects=standing.id, reason=why, created_by=actor, created_at=now, locks_at=now,
-                              **dataclasses.asdict(values))
+                              corrects=standing.id, reason=why, created_by=actor, created_at=now,
+                              locks_at=max(now, _aware(fact.closed_at) + grace) if locked
+                              else _aware(fact.closed_at) + grace, **dataclasses.asdict(values))
         session.add(line)
         touched.add((standing.uzovi, standing.period))
+        fact.changed_after_lock = False
+        session.add(fact)
     for contact_id, code, tariff in shadows:
         session.add(ShadowLine(acute_request_id=request_id, line_id=line.id, contact_id=contact_id, code=code,
                                amount_cents=tariff.price_cents if tariff else 0,
@@ -260,9 +267,10 @@ def _aware_or_none(moment: datetime | None) -> datetime | None:
 
 
 async def correct(session: AsyncSession, *, line_id: str, reason: str, uzovi: str | None, withdraw: bool,
-                  actor: str, grace: timedelta) -> PrestationLine:
-    """A billing officer corrects a fact the derivation used (the insurer, or that the request is not billed);
-    the prestation itself always follows from delivered contacts, so there is no way to choose a code here."""
+                  actor: str, grace: timedelta, apply_late_facts: bool = False) -> PrestationLine:
+    """A billing officer corrects a fact the derivation used (the insurer, or that the request is not billed),
+    or applies facts that arrived after the lock; the prestation itself always follows from delivered
+    contacts, so there is no way to choose a code here."""
     line = await session.get(PrestationLine, line_id)
     if line is None:
         raise LookupError(f"no prestation line {line_id}")
@@ -271,10 +279,13 @@ async def correct(session: AsyncSession, *, line_id: str, reason: str, uzovi: st
         raise ValueError("only the standing line of a request can be corrected")
     if not reason.strip():
         raise ValueError("a correction needs a reason")
-    if (uzovi is None) == (not withdraw):
-        raise ValueError("correct either the insurer (uzovi) or withdraw the line")
+    if sum((uzovi is not None, withdraw, apply_late_facts)) != 1:
+        raise ValueError("correct the insurer (uzovi), withdraw the line, or apply facts that arrived late")
     fact = await _locked_fact(session, line.acute_request_id, "")
-    if withdraw:
+    if apply_late_facts:
+        if not fact.changed_after_lock:
+            raise ValueError("no facts arrived after the line locked")
+    elif withdraw:
         fact.withdrawn_reason = reason
     else:
         if uzovi == fact.uzovi:

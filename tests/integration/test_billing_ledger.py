@@ -65,10 +65,11 @@ def test_any_order_with_duplicates_gives_one_line_per_request_equal_to_the_rule(
     asyncio.run(run())
 
 
-async def test_a_contact_arriving_after_the_line_locked_credits_and_rebills(database_url: str) -> None:
+async def test_a_contact_arriving_after_the_lock_waits_for_an_officer_then_credits_and_rebills(
+        database_url: str) -> None:
     books = await Books(database_url).open()
     try:
-        triaged, contact, closed = request_events(1, disposition="home-visit", uzovi="9001", contacts=["HH"])
+        triaged, contact, _closed = request_events(1, disposition="home-visit", uzovi="9001", contacts=["HH"])
         closed_without_contact = coordination_events.acute_request_closed(
             request_id="req-1", pseudonym="p-" + "0" * 31 + "1", closed_at=START + timedelta(hours=1),
             encounter_ids=[], traceparent=None)
@@ -78,15 +79,30 @@ async def test_a_contact_arriving_after_the_line_locked_credits_and_rebills(data
         assert before["lines"] == [{"code": "ADV", "quantity": 1, "unit_price_cents": 3500, "amount_cents": 3500,
                                     "shadow_amount_cents": 650}]
         await books.apply([contact], grace=timedelta(0))
+        assert [(ln.kind, ln.code) for ln in await books.lines("req-1")] == [("original", "ADV")]  # locked: no change
+        standing = await books.standing("req-1")
+        assert standing is not None
+        async with books.sessions() as session, session.begin():
+            with pytest.raises(ValueError, match="correct the insurer"):
+                await service.correct(session, line_id=standing.id, reason="x", uzovi=None, withdraw=False,
+                                      actor="declaratie", grace=timedelta(0))
+        async with books.sessions() as session, session.begin():
+            await service.correct(session, line_id=standing.id, reason="huisbezoek later gemeld", uzovi=None,
+                                  withdraw=False, apply_late_facts=True, actor="declaratie", grace=timedelta(0))
         lines = await books.lines("req-1")
         assert [(ln.kind, ln.quantity, ln.code) for ln in lines] == [("original", 1, "ADV"), ("credit", -1, "ADV"),
                                                                      ("rebill", 1, "VIS")]
-        assert lines[1].corrects == lines[0].id and lines[2].reason == "facts changed after the line locked"
+        assert lines[1].corrects == lines[0].id and lines[2].reason == "huisbezoek later gemeld"
+        assert lines[2].created_by == "declaratie"
         await books.publish()
         after = await books.feed("9001")
         assert after["revision"] == before["revision"] + 1
         assert after["lines"] == [{"code": "VIS", "quantity": 1, "unit_price_cents": 11000, "amount_cents": 11000,
                                    "shadow_amount_cents": 8200}]
+        async with books.sessions() as session, session.begin():
+            with pytest.raises(ValueError, match="no facts arrived"):
+                await service.correct(session, line_id=lines[2].id, reason="again", uzovi=None, withdraw=False,
+                                      apply_late_facts=True, actor="declaratie", grace=timedelta(0))
     finally:
         await books.engine.dispose()
 

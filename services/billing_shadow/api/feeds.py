@@ -114,6 +114,7 @@ class CorrectionIn(BaseModel):
     reason: str = Field(min_length=3, max_length=500)
     uzovi: str | None = Field(None, pattern=r"^\d{4}$")
     withdraw: bool = False
+    apply_late_facts: bool = Field(False, description="apply facts that arrived after the line locked")
 
 
 @router.post("/prestations/{line_id}/corrections", status_code=201)
@@ -124,7 +125,8 @@ async def correct(line_id: str, body: CorrectionIn, request: Request,
     try:
         async with state.runtime.sessions() as session, session.begin():
             line = await service.correct(session, line_id=line_id, reason=body.reason, uzovi=body.uzovi,
-                                         withdraw=body.withdraw, actor=caller.subject,
+                                         withdraw=body.withdraw, apply_late_facts=body.apply_late_facts,
+                                         actor=caller.subject,
                                          grace=timedelta(hours=state.settings.lock_grace_hours))
             await audit.record(session, service="billing_shadow", caller=caller, subtype="update",
                                entity=f"correction of prestation line {line_id}: {body.reason}",

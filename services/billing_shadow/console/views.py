@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from services.billing_shadow import service
 from services.billing_shadow.domain.tariffs import period_of
-from services.billing_shadow.models import PrestationLine, ShadowLine, TariffRow
+from services.billing_shadow.models import PrestationLine, RequestFact, ShadowLine, TariffRow
 from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
@@ -93,20 +93,21 @@ async def request_ledger(request: Request, user: BillingOfficer, request_id: str
         shadows = list((await session.execute(select(ShadowLine).where(
             ShadowLine.acute_request_id == request_id))).scalars())
         standing = await service.effective_line(session, request_id)
+        fact = await session.get(RequestFact, request_id)
     if not ledger_lines:
         return HTMLResponse("Onbekende aanvraag", status_code=404)
     await audit.for_request(request, subtype="read", entity=f"console ledger of acute request {request_id}",
                             purpose=audit.PURPOSE_PAYMENT)
     return request.app.state.templates.TemplateResponse(request, "request.html", {
         "user": user, "request_id": request_id, "lines": ledger_lines, "shadows": shadows, "standing": standing,
-        "insurers": INSURERS, "euro": _euro, "error": error,
+        "insurers": INSURERS, "euro": _euro, "error": error, "late": bool(fact and fact.changed_after_lock),
         "csrf": request.app.state.console_auth.csrf_token(request)})
 
 
 @router.post("/requests/{request_id}/corrections")
 async def correct(request: Request, user: BillingOfficer, request_id: str, line_id: Annotated[str, Form()],
                   reason: Annotated[str, Form(max_length=500)], csrf_token: Annotated[str, Form()],
-                  action: Annotated[str, Form(pattern="^(rebill|withdraw)$")],
+                  action: Annotated[str, Form(pattern="^(rebill|withdraw|apply)$")],
                   uzovi: Annotated[str | None, Form()] = None) -> Response:
     state = request.app.state
     state.console_auth.check_csrf(request, csrf_token)
@@ -114,6 +115,7 @@ async def correct(request: Request, user: BillingOfficer, request_id: str, line_
         async with state.runtime.sessions() as session, session.begin():
             await service.correct(session, line_id=line_id, reason=reason, actor=user.subject,
                                   uzovi=uzovi if action == "rebill" else None, withdraw=action == "withdraw",
+                                  apply_late_facts=action == "apply",
                                   grace=timedelta(hours=state.settings.lock_grace_hours))
             await audit.record(session, service="billing_shadow", caller=user, subtype="update",
                                entity=f"correction of acute request {request_id}: {reason}",
