@@ -43,7 +43,8 @@ ENGLISH: dict[str, str] = {
     "Opslaan": "Save", "Gebruikers van de consoles": "Console users", "Gebruikersnaam": "Username",
     "Rol": "Role", "Aangemaakt door": "Created by", "Nieuwe gebruiker": "New user",
     "Wachtwoord (minstens 12 tekens)": "Password (at least 12 characters)", "Aanmaken": "Create",
-    "Taal": "Language",
+    "Taal": "Language", "Open taken": "Open Tasks", "Coördinatie is nu niet bereikbaar.":
+    "Coordination cannot be reached right now.", "Geen open taken.": "No open Tasks.",
 }
 
 

@@ -38,6 +38,8 @@ class ServiceSettings(BaseSettings):
     coordination_public_url: str = Field("http://127.0.0.1:8002", validation_alias="COORDINATION_PUBLIC_URL")
     billing_public_url: str = Field("http://127.0.0.1:8003", validation_alias="BILLING_SHADOW_PUBLIC_URL")
     console_session_hours: int = Field(10, validation_alias="REGIOZORG_CONSOLE_SESSION_HOURS")
+    # Where services reach coordination's API themselves (inside a compose network: http://coordination:8002).
+    coordination_api_url: str | None = Field(None, validation_alias="COORDINATION_API_URL")
     # An external OpenID Connect issuer replaces the built-in one for console login by setting these
     # (its id_token must carry the console role in the claim named by REGIOZORG_OIDC_ROLE_CLAIM).
     oidc_authorization_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_AUTHORIZATION_ENDPOINT")

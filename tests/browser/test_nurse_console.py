@@ -86,6 +86,10 @@ def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack
     page.click("form[action='/console/contacts'] button")
     main = page.inner_text("main")
     assert "gekoppeld aan de open aanvraag" in main and "Eerdere triage" in main and "Visite aan huis" in main
+    deadline = time.monotonic() + 20
+    while "Wijkverpleging Oost · requested" not in page.inner_text("main"):  # the open Task, from coordination
+        assert time.monotonic() < deadline, "the open Task did not show on the triage page"
+        page.reload()
     assert "Opnieuw triëren" in main
     page.select_option("select[name=urgency]", "U1")
     page.select_option("select[name=disposition]", "ambulance")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
+import httpx
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
@@ -20,6 +21,7 @@ from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
 from shared.fhir import FhirError
+from shared.region import FRONT_DOOR, ORGANISATIONS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Nurse = Annotated[Caller, console_user("triagist")]
@@ -136,6 +138,28 @@ async def record_contact(request: Request, user: Nurse, csrf_token: Annotated[st
     return RedirectResponse(f"/console/requests/{acute.id}" + ("?linked=1" if linked else ""), status_code=303)
 
 
+OPEN_TASK_STATUSES = "requested,received,accepted,in-progress,on-hold"
+
+
+async def _open_tasks(request: Request, pseudonym: str) -> list[dict[str, object]] | None:
+    """The patient's open Tasks, from coordination's FHIR API (the front door asks as itself); None if away."""
+    state = request.app.state
+    token = state.issuer.issue(client_id="triage", org=FRONT_DOOR.token, scopes=("system/Task.rs",))
+    base = state.settings.coordination_api_url or state.settings.coordination_public_url
+    try:
+        async with httpx.AsyncClient(timeout=3) as http:
+            response = await http.get(f"{base}/fhir/Task", params={"patient": pseudonym, "status": OPEN_TASK_STATUSES},
+                                      headers={"Authorization": f"Bearer {token}"})
+            response.raise_for_status()
+    except httpx.HTTPError:
+        return None
+    names = {o.token: o.name for o in ORGANISATIONS}
+    return [{"owner": names.get(f"{t['owner']['identifier']['system']}|{t['owner']['identifier']['value']}", "?"),
+             "status": t["status"], "due": t.get("restriction", {}).get("period", {}).get("end", ""),
+             "what": t.get("code", {}).get("coding", [{}])[0].get("display", "")}
+            for t in (e["resource"] for e in response.json().get("entry", []))]
+
+
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
 async def triage_page(request_id: str, request: Request, user: Nurse, linked: bool = False,
                       error: str | None = None) -> Response:
@@ -149,12 +173,13 @@ async def triage_page(request_id: str, request: Request, user: Nurse, linked: bo
         earlier, contacts = await service.history_of(session, acute)
         targets = await configuration.targets(session)
         directory = await service.directory(session)
+    open_tasks = await _open_tasks(request, acute.pseudonym)
     await audit.for_request(request, subtype="read", entity=f"console triage page {request_id}",
                             patient=acute.pseudonym)
     return request.app.state.templates.TemplateResponse(request, "triage.html", {
         "user": user, "r": acute, "patient": patient, "decisions": decisions, "urgencies": URGENCIES,
         "targets": targets, "dispositions": DISPOSITIONS, "directory": directory,
-        "earlier": earlier, "contacts": contacts, "linked": linked, "error": error,
+        "earlier": earlier, "contacts": contacts, "linked": linked, "error": error, "open_tasks": open_tasks,
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=422 if error else 200)
 
 
