@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 
 from infra.broker import EmbeddedBroker
+from infra.client import ApiClient
 
 ROOT = Path(__file__).resolve().parent.parent
 SERVICES = {"triage": "services.triage.app:create_app", "coordination": "services.coordination.app:create_app",
@@ -34,6 +35,10 @@ class Stack:
 
     def url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}"
+
+    def client(self, client_id: str) -> ApiClient:
+        """An API client acting for one of the demo clients against this stack."""
+        return ApiClient(client_id, self.url("triage"), self.url("coordination"), self.url("billing_shadow"))
 
     @property
     def bootstrap(self) -> str:

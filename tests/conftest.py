@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 
 from infra.broker import EmbeddedBroker
+from infra.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
 NL_CORE = ROOT.parent / "shared" / "data" / "nl-core"
@@ -119,3 +120,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite+aiosqlite:///{tmp_path / 'service.db'}"
     databases: PostgresDatabases = request.getfixturevalue("postgres")
     return databases.new("bus")
+
+
+def started_stack(tmp_path_factory: pytest.TempPathFactory, name: str, *, env: dict[str, str] | None = None,
+                  database_urls: dict[str, str] | None = None) -> Iterator[Stack]:
+    """The real processes (broker and three services on free ports), as `make run` starts them; stopped after."""
+    stack = Stack(data_dir=tmp_path_factory.mktemp(f"stack-{name}"),
+                  ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
+                  broker_port=free_port(), env=env or {}, database_urls=database_urls or {})
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()

@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
-from tests.conftest import free_port
+from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -26,35 +24,12 @@ CASES = [("999990007", "home-visit", "URA 90000020", "ehr-wijk-oost", "HH"),
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-billing"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port(),
-              env={"BILLING_LOCK_GRACE_HOURS": "0", "BILLING_FEED_DEBOUNCE_SECONDS": "0.3"})
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        raise RuntimeError("Chromium is needed for the browser tests: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield launched
-        launched.close()
-
-
-def api(stack: Stack, client_id: str) -> ApiClient:
-    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    yield from started_stack(tmp_path_factory, "billing",
+                             env={"BILLING_LOCK_GRACE_HOURS": "0", "BILLING_FEED_DEBOUNCE_SECONDS": "0.3"})
 
 
 def deliver_cases(stack: Stack) -> None:
-    ehr, ops = api(stack, "ehr-delinde"), api(stack, "ops")
+    ehr, ops = stack.client("ehr-delinde"), stack.client("ops")
     for bsn, disposition, org, worker, contact in CASES:
         posted = ehr.post_referral(referral_bundle(bsn=bsn, uzovi="9001"))
         posted.raise_for_status()
@@ -62,7 +37,7 @@ def deliver_cases(stack: Stack) -> None:
                   if e["response"]["location"].startswith("ServiceRequest/"))
         request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
         ops.triage_request(request_id, urgency="U3", disposition=disposition, organization=org).raise_for_status()
-        partner = api(stack, worker)
+        partner = stack.client(worker)
         deadline = time.monotonic() + 30
         tasks: list = []
         while not tasks and time.monotonic() < deadline:
@@ -70,7 +45,7 @@ def deliver_cases(stack: Stack) -> None:
                      if t["basedOn"][0]["identifier"]["value"] == request_id]
             time.sleep(0.2)
         partner.work_task(tasks[0]["id"], contact=contact, start=datetime.now(UTC).isoformat()).raise_for_status()
-    insurer = api(stack, "insurer-9001")
+    insurer = stack.client("insurer-9001")
     period = datetime.now(UTC).strftime("%Y-%m")
     deadline = time.monotonic() + 60
     while insurer.feed("9001", period)["totals"]["quantity"] < len(CASES):
@@ -109,10 +84,10 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
 
     period = datetime.now(UTC).strftime("%Y-%m")
     deadline = time.monotonic() + 30
-    while api(stack, "insurer-9002").feed("9002", period)["totals"]["quantity"] != 1:
+    while stack.client("insurer-9002").feed("9002", period)["totals"]["quantity"] != 1:
         assert time.monotonic() < deadline, "the rebill did not reach insurer 9002's feed"
         time.sleep(0.3)
-    assert api(stack, "insurer-9001").feed("9001", period)["totals"]["quantity"] == len(CASES) - 1
+    assert stack.client("insurer-9001").feed("9001", period)["totals"]["quantity"] == len(CASES) - 1
     page.goto(f"{stack.url('billing_shadow')}/console/tariffs")
     assert "NZa 2025" in page.inner_text("main") and "illustrative" in page.inner_text("main")
     page.close()
@@ -121,17 +96,17 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
 def test_only_a_hospital_reports_an_open_dbc_and_the_bsn_must_pass_the_eleven_proof(stack: Stack) -> None:
     url = f"{stack.url('billing_shadow')}/api/v1/open-dbcs"
     report = {"bsn": "999990007", "reference": "DBC-1", "start": "2026-11-01"}
-    gp = httpx.post(url, json=report, headers=api(stack, "ehr-delinde").headers())
+    gp = httpx.post(url, json=report, headers=stack.client("ehr-delinde").headers())
     assert gp.status_code == 403 and gp.json()["issue"][0]["code"] == "forbidden"
-    hospital = api(stack, "ehr-zuidrand")
+    hospital = stack.client("ehr-zuidrand")
     assert httpx.post(url, json={**report, "bsn": "123456789"}, headers=hospital.headers()).status_code == 422
     accepted = httpx.post(url, json=report, headers=hospital.headers())
     assert accepted.status_code == 201 and accepted.json()["patient"].startswith("p-")
 
 
 def test_a_referral_that_names_an_open_dbc_ends_delimited_in_billing(stack: Stack) -> None:
-    ops, wijk = api(stack, "ops"), api(stack, "ehr-wijk-oost")
-    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn="999990081", uzovi="9002", open_dbc=True))
+    ops, wijk = stack.client("ops"), stack.client("ehr-wijk-oost")
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn="999990081", uzovi="9002", open_dbc=True))
     posted.raise_for_status()
     sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
               if e["response"]["location"].startswith("ServiceRequest/"))
@@ -146,6 +121,6 @@ def test_a_referral_that_names_an_open_dbc_ends_delimited_in_billing(stack: Stac
     wijk.work_task(tasks[0]["id"], contact="HH", start=datetime.now(UTC).isoformat()).raise_for_status()
     period = datetime.now(UTC).strftime("%Y-%m")
     deadline = time.monotonic() + 30
-    while api(stack, "insurer-9002").feed("9002", period)["exclusions"].get("delimited-dbc", 0) < 1:
+    while stack.client("insurer-9002").feed("9002", period)["exclusions"].get("delimited-dbc", 0) < 1:
         assert time.monotonic() < deadline, "the request was not delimited"
         time.sleep(0.3)

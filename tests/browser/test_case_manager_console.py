@@ -3,18 +3,16 @@ case, handing over the hoofdbehandelaar role (accepted by the receiving organisa
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
-from tests.conftest import free_port
+from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -22,35 +20,12 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-casemanager"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port())
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        raise RuntimeError("Chromium is needed for the browser tests: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield launched
-        launched.close()
-
-
-def api(stack: Stack, client_id: str) -> ApiClient:
-    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    yield from started_stack(tmp_path_factory, "casemanager")
 
 
 def route(stack: Stack, bsn: str, urgency: str, disposition: str, organisation: str) -> str:
-    ops = api(stack, "ops")
-    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn=bsn, reason="Val thuis, pijn in de heup"))
+    ops = stack.client("ops")
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn, reason="Val thuis, pijn in de heup"))
     sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
               if e["response"]["location"].startswith("ServiceRequest/"))
     item = next(i for i in ops.worklist() if i["service_request"] == sr)
@@ -88,14 +63,14 @@ def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, br
     page.click("text=Overdracht voorstellen")
     assert "Overdracht Wijkverpleging Oost → Ziekenhuis Zuidrand: proposed" in page.inner_text("main")
 
-    ops = api(stack, "ops")
+    ops = stack.client("ops")
     timeline = httpx.get(f"{stack.url('coordination')}/api/v1/patients/{patient}/timeline",
                          headers=ops.headers()).json()
     proposal = next(e for e in timeline["episodes"] if e["patient"]["identifier"]["value"] == patient)
     handovers = httpx.get(f"{stack.url('coordination')}/fhir/EpisodeOfCare", params={"patient": patient},
                           headers=ops.headers()).json()
     assert handovers["entry"][0]["resource"]["careManager"]["display"] == "casemanager"
-    zuidrand, wijk = api(stack, "ehr-zuidrand"), api(stack, "ehr-wijk-oost")
+    zuidrand, wijk = stack.client("ehr-zuidrand"), stack.client("ehr-wijk-oost")
     waiting = httpx.get(f"{stack.url('coordination')}/api/v1/lead-handovers", headers=zuidrand.headers()).json()
     handover_id = next(h["id"] for h in waiting["items"] if h["episode_id"] == proposal["id"])
     assert httpx.get(f"{stack.url('coordination')}/api/v1/lead-handovers",

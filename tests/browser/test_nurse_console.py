@@ -3,19 +3,17 @@ a second call for the same patient is linked, not triaged again, unless the nurs
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
-from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
-from tests.conftest import free_port
+from tests.conftest import started_stack
 from tests.e2e.consoles import open_console
 
 pytestmark = pytest.mark.e2e
@@ -24,30 +22,7 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-nurse"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port())
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        raise RuntimeError("Chromium is needed for the browser tests: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield launched
-        launched.close()
-
-
-def api(stack: Stack, client_id: str) -> ApiClient:
-    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    yield from started_stack(tmp_path_factory, "nurse")
 
 
 def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack: Stack, browser: Browser) -> None:
@@ -59,7 +34,7 @@ def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack
     page.keyboard.press("Enter")
     page.wait_for_url(f"{stack.url('triage')}/console")
     page.wait_for_timeout(1500)  # the live stream is connected
-    api(stack, "ehr-delinde").post_referral(referral_bundle(
+    stack.client("ehr-delinde").post_referral(referral_bundle(
         bsn="999990032", given="Ingrid", family="Jansen-Ĳsselstein", reason="Benauwd, koorts")).raise_for_status()
     page.wait_for_function("document.getElementById('rows').innerText.includes('Jansen-Ĳsselstein')", timeout=20000)
     page.screenshot(path=str(SHOTS / "triage-worklist.png"), full_page=True)
@@ -99,7 +74,7 @@ def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack
     page.wait_for_url(f"{stack.url('triage')}/console")
     page.close()
 
-    ops, wijk = api(stack, "ops"), api(stack, "ehr-wijk-oost")
+    ops, wijk = stack.client("ops"), stack.client("ehr-wijk-oost")
     request = next(i for i in ops.worklist("triaged") if i["channel"] == "referral")
     assert request["urgency"] == "U1" and request["disposition"] == "ambulance"
     deadline = time.monotonic() + 30
@@ -128,12 +103,12 @@ def test_the_front_door_changes_target_times_and_the_directory_without_code(stac
         "csrf_token": csrf, "org": "http://fhir.nl/fhir/NamingSystem/agb-z|01000001", "hours": "17:00-08:00",
         "dispositions": ["home-visit", "remote-advice"]})
     assert saved.status_code == 200
-    ops = api(stack, "ops")
+    ops = stack.client("ops")
     entry = next(o for o in httpx.get(f"{stack.url('triage')}/api/v1/directory", headers=ops.headers()).json()[
         "organizations"] if o["identifier"] == "AGB 01000001")
     assert entry["hours"] == "17:00-08:00" and entry["dispositions"] == ["home-visit", "remote-advice"]
 
-    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn="999990020"))
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn="999990020"))
     sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
               if e["response"]["location"].startswith("ServiceRequest/"))
     item = next(i for i in ops.worklist() if i["service_request"] == sr)

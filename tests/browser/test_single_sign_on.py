@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, sync_playwright
+from playwright.sync_api import Browser
 
 from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
-from tests.conftest import free_port
+from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -19,26 +18,7 @@ SHOTS = ROOT / "test-artifacts" / "screenshots"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-browser"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port())
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    executable = shutil.which("chromium")
-    if executable is None:
-        raise RuntimeError("Chromium is needed for the browser tests: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=executable, args=[
-            "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield launched
-        launched.close()
+    yield from started_stack(tmp_path_factory, "browser")
 
 
 def test_one_login_reaches_every_console_without_a_second_login(stack: Stack, browser: Browser) -> None:

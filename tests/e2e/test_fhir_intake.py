@@ -22,7 +22,7 @@ from infra.referrals import referral_bundle
 from infra.stack import Stack
 from shared.fhir import FHIR_JSON, FHIR_XML, loads, parse_body, to_xml
 from shared.identifiers import AGB_SYSTEM, is_valid_bsn
-from tests.conftest import NL_CORE, free_port
+from tests.conftest import NL_CORE, started_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -37,18 +37,7 @@ _BSNS = (bsn for bsn in (f"{n:09d}" for n in count(900100000)) if is_valid_bsn(b
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-fhir-intake"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port())
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-def client(stack: Stack, client_id: str) -> ApiClient:
-    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    yield from started_stack(tmp_path_factory, "fhir-intake")
 
 
 def fhir_get(stack: Stack, who: ApiClient, path: str, headers: dict[str, str] | None = None,
@@ -150,7 +139,7 @@ def published_xml(name: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def xml_referral(stack: Stack) -> NlCoreReferral:
     sent = nl_core_resources("nl-core-xml-1", published_xml)
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     response = ehr.http.post(f"{stack.url('triage')}/fhir", content=xml_bundle(sent),
                              headers=ehr.headers({"Content-Type": FHIR_XML, "Accept": FHIR_JSON}))
     return NlCoreReferral(sent, response)
@@ -160,7 +149,7 @@ def xml_referral(stack: Stack) -> NlCoreReferral:
 def json_referral(stack: Stack, xml_referral: NlCoreReferral) -> NlCoreReferral:
     """Posted after the XML referral, so the patient, provider, payer and practitioner are known by then."""
     sent = nl_core_resources("nl-core-json-1", published_json)
-    response = client(stack, "ehr-delinde").post_referral(json_bundle(sent))
+    response = stack.client("ehr-delinde").post_referral(json_bundle(sent))
     return NlCoreReferral(sent, response)
 
 
@@ -175,7 +164,7 @@ def test_nl_core_examples_posted_as_published_xml_are_stored_and_read_back_as_se
     assert xml_referral.response.status_code == 200, xml_referral.response.text
     statuses = [e["response"]["status"] for e in xml_referral.response.json()["entry"]]
     assert statuses == ["201 Created"] * len(xml_referral.sent)
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     patient = read(stack, ehr, xml_referral.location("nl-core-Patient-01"))
     assert as_sent(patient) == without_id(xml_referral.sent["nl-core-Patient-01"])
     assert patient["identifier"] == [{"system": "http://fhir.nl/fhir/NamingSystem/bsn", "value": "111222333"}]
@@ -210,7 +199,7 @@ def test_nl_core_examples_posted_as_json_reuse_the_known_patient_provider_payer_
     for name in known:
         assert json_referral.location(name) == xml_referral.location(name)
 
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     sr = read(stack, ehr, json_referral.location("ServiceRequest"))
     provider = xml_referral.location("nl-core-HealthcareProvider-Organization-01")
     assert as_sent(sr) == {**without_id(json_referral.sent["ServiceRequest"]),
@@ -222,7 +211,7 @@ def test_nl_core_examples_posted_as_json_reuse_the_known_patient_provider_payer_
     assert stripped_of_references(as_sent(encounter)) == stripped_of_references(
         without_id(json_referral.sent["nl-core-Encounter-01"]))
     assert encounter["_status"] == json_referral.sent["nl-core-Encounter-01"]["_status"]
-    ops = client(stack, "ops")
+    ops = stack.client("ops")
     open_requests = [i for i in ops.worklist("open,triaged") if i["service_request"] in (
         xml_referral.location("ServiceRequest"), json_referral.location("ServiceRequest"))]
     assert len(open_requests) == 1, "the second referral of the same patient is linked, not a second request"
@@ -230,7 +219,7 @@ def test_nl_core_examples_posted_as_json_reuse_the_known_patient_provider_payer_
 
 def test_read_answers_with_etag_and_last_modified_and_if_none_match_gives_304(
         stack: Stack, xml_referral: NlCoreReferral) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     location = xml_referral.location("ServiceRequest")
     first = fhir_get(stack, ehr, location)
     assert first.status_code == 200
@@ -245,7 +234,7 @@ def test_read_answers_with_etag_and_last_modified_and_if_none_match_gives_304(
 
 def test_vread_gives_the_stored_version_and_404_for_a_version_that_never_existed(
         stack: Stack, xml_referral: NlCoreReferral) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     location = xml_referral.location("ServiceRequest")
     version = fhir_get(stack, ehr, f"{location}/_history/1")
     assert version.status_code == 200 and version.headers["ETag"] == 'W/"1"'
@@ -256,7 +245,7 @@ def test_vread_gives_the_stored_version_and_404_for_a_version_that_never_existed
 
 def test_format_parameter_and_accept_choose_xml_or_json_for_reads_and_searches(
         stack: Stack, xml_referral: NlCoreReferral) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     patient_location = xml_referral.location("nl-core-Patient-01")
     as_json = fhir_get(stack, ehr, patient_location).json()
     as_xml = fhir_get(stack, ehr, patient_location, _format="xml")
@@ -287,7 +276,7 @@ def ids(bundle: dict[str, Any]) -> list[str]:
 
 
 def test_search_by_identifier_patient_status_and_last_updated(stack: Stack, xml_referral: NlCoreReferral) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     sr_location = xml_referral.location("ServiceRequest")
     sr_id = sr_location.split("/")[1]
     sr = read(stack, ehr, sr_location)
@@ -308,7 +297,7 @@ def test_search_by_identifier_patient_status_and_last_updated(stack: Stack, xml_
 
 
 def test_count_pages_through_all_matches_with_next_links_and_a_total(stack: Stack) -> None:
-    zuidrand = client(stack, "ehr-zuidrand")  # the only partner that refers in this module's paging test
+    zuidrand = stack.client("ehr-zuidrand")  # the only partner that refers in this module's paging test
     posted = []
     for _ in range(5):
         response = zuidrand.post_referral(referral_bundle(bsn=next(_BSNS), requester_ura="90000010", uzovi="9002"))
@@ -335,7 +324,7 @@ def test_count_pages_through_all_matches_with_next_links_and_a_total(stack: Stac
 
 def test_partner_finds_and_reads_only_its_own_referrals_and_the_front_door_sees_all(
         stack: Stack, xml_referral: NlCoreReferral) -> None:
-    zuidrand, ops = client(stack, "ehr-zuidrand"), client(stack, "ops")
+    zuidrand, ops = stack.client("ehr-zuidrand"), stack.client("ops")
     delinde_sr = xml_referral.location("ServiceRequest")
     assert fhir_get(stack, zuidrand, delinde_sr).status_code == 404
     assert fhir_get(stack, zuidrand, f"{delinde_sr}/_history/1").status_code == 404
@@ -349,7 +338,7 @@ def test_same_referral_identifier_from_another_organisation_is_refused_without_r
         stack: Stack, xml_referral: NlCoreReferral) -> None:
     bundle = referral_bundle(bsn=next(_BSNS), requester_ura="90000010")
     bundle["entry"][-1]["resource"]["identifier"] = [{"system": REFERRAL_SYSTEM, "value": "nl-core-xml-1"}]
-    response = client(stack, "ehr-zuidrand").post_referral(bundle)
+    response = stack.client("ehr-zuidrand").post_referral(bundle)
     assert response.status_code == 409
     assert xml_referral.location("ServiceRequest").split("/")[1] not in response.text
 
@@ -388,7 +377,7 @@ def _put_entry(bundle: dict[str, Any]) -> None:
 ])
 def test_invalid_referral_gets_422_with_the_location_and_stores_nothing(stack: Stack, change: Any,
                                                                         location: str) -> None:
-    ehr, ops = client(stack, "ehr-delinde"), client(stack, "ops")
+    ehr, ops = stack.client("ehr-delinde"), stack.client("ops")
     before = ops.worklist("open,triaged,closed")
     referral_id = f"refused-{location}"
     bundle = referral_bundle(bsn=next(_BSNS), referral_id=referral_id)
@@ -431,7 +420,7 @@ EXTERNAL_ENTITY = (b'<?xml version="1.0"?><!DOCTYPE b [<!ENTITY x SYSTEM "file:/
 ])
 def test_unreadable_or_unusable_bodies_get_a_4xx_operation_outcome(stack: Stack, path: str, body: bytes,
                                                                    content_type: str, status: int) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     response = ehr.http.post(f"{stack.url('triage')}/fhir{path}", content=body,
                              headers=ehr.headers({"Content-Type": content_type}))
     assert response.status_code == status, response.text
@@ -456,14 +445,14 @@ def test_unreadable_or_unusable_bodies_get_a_4xx_operation_outcome(stack: Stack,
 ])
 def test_unknown_or_malformed_search_and_read_parameters_get_a_4xx_operation_outcome(
         stack: Stack, path: str, params: dict[str, str], status: int) -> None:
-    response = fhir_get(stack, client(stack, "ehr-delinde"), path, **params)
+    response = fhir_get(stack, stack.client("ehr-delinde"), path, **params)
     assert response.status_code == status, response.text
     assert response.json()["resourceType"] == "OperationOutcome"
 
 
 def test_service_request_posted_on_its_own_is_created_once_and_only_for_a_patient_the_partner_may_see(
         stack: Stack) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     transaction = ehr.post_referral(referral_bundle(bsn=next(_BSNS)))
     patient = located(transaction)[0]
     request = {"resourceType": "ServiceRequest", "status": "active", "intent": "order",
@@ -484,7 +473,7 @@ def test_service_request_posted_on_its_own_is_created_once_and_only_for_a_patien
     assert retried.status_code == 200 and retried.json()["id"] == stored["id"]
     assert search(stack, ehr, identifier=f"{REFERRAL_SYSTEM}|own-1")["total"] == 1
 
-    zuidrand = client(stack, "ehr-zuidrand")
+    zuidrand = stack.client("ehr-zuidrand")
     foreign = zuidrand.http.post(url, json={"resourceType": "ServiceRequest", "status": "active", "intent": "order",
                                             "subject": {"reference": patient},
                                             "requester": {"identifier": {"system": AGB_SYSTEM, "value": "01000002"}}},
@@ -508,7 +497,7 @@ def test_capability_statement_states_the_interactions_and_search_parameters_serv
 
 
 def test_fhirpy_creates_reads_refreshes_and_searches_service_requests(stack: Stack) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     fhir = SyncFHIRClient(f"{stack.url('triage')}/fhir", authorization=f"Bearer {ehr.token()}")
     transaction = fhir.execute("/", method="post", data=referral_bundle(bsn=next(_BSNS)))
     locations = [e["response"]["location"].rsplit("/_history/", 1)[0] for e in transaction["entry"]]
@@ -540,5 +529,5 @@ def test_fhirpy_creates_reads_refreshes_and_searches_service_requests(stack: Sta
                       requester={"identifier": {"system": AGB_SYSTEM, "value": "01000001"}}).save()
     assert refused.value.resource["issue"][0]["expression"] == ["ServiceRequest.intent"]
     other = SyncFHIRClient(f"{stack.url('triage')}/fhir",
-                           authorization=f"Bearer {client(stack, 'ehr-zuidrand').token()}")
+                           authorization=f"Bearer {stack.client('ehr-zuidrand').token()}")
     assert other.resources("ServiceRequest").search(identifier=f"{REFERRAL_SYSTEM}|fhirpy-1").fetch() == []

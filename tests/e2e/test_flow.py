@@ -13,7 +13,6 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import Stack
 from shared.bus.topics import (
@@ -71,10 +70,6 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         s.stop()
         for log in sorted((s.data_dir / "logs").glob("*.log")):
             print(f"--- {log.name}\n{log.read_text()[-20000:]}")
-
-
-def client(stack: Stack, client_id: str) -> ApiClient:
-    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
 
 
 def read_feed_topic(bootstrap: str, uzovi: str) -> list[dict[str, Any]]:
@@ -136,8 +131,8 @@ def test_every_api_refuses_a_request_without_token(stack: Stack) -> None:
 
 
 def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(stack: Stack) -> None:
-    ehr = client(stack, "ehr-delinde")
-    ops = client(stack, "ops")
+    ehr = stack.client("ehr-delinde")
+    ops = stack.client("ops")
     bundles = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{n}", bundle_id=f"bundle-{n}")
                for n, (bsn, *_) in enumerate(PLAN)]
     first = []
@@ -176,7 +171,7 @@ def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(s
 
     start = datetime.now(UTC).isoformat()
     for bsn, _disposition, org, worker, contact in PLAN:
-        partner = client(stack, worker)
+        partner = stack.client(worker)
         owner = org.replace("URA ", "http://fhir.nl/fhir/NamingSystem/ura|")
         tasks = wait_until(lambda p=partner, o=owner, b=bsn: [
             t for t in p.tasks(owner=o) if t["basedOn"][0]["identifier"]["value"] == request_of_bsn[b]],
@@ -192,7 +187,7 @@ def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(s
         assert response.json()["status"] == "completed"
 
     period = datetime.now(UTC).astimezone().strftime("%Y-%m")
-    insurer = client(stack, "insurer-9001")
+    insurer = stack.client("insurer-9001")
 
     def feed_complete() -> dict[str, Any] | None:
         feed = insurer.feed("9001", period)
@@ -230,15 +225,15 @@ def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(s
 
 
 def test_insurer_reads_only_its_own_feed(stack: Stack) -> None:
-    response = client(stack, "insurer-9002").http.get(
+    response = stack.client("insurer-9002").http.get(
         f"{stack.url('billing_shadow')}/api/v1/feeds/9001", params={"period": "2026-11"},
-        headers=client(stack, "insurer-9002").headers())
+        headers=stack.client("insurer-9002").headers())
     assert response.status_code == 403
     assert response.json()["issue"][0]["code"] == "forbidden"
 
 
 def test_nurse_triages_in_the_console_and_markup_in_a_name_stays_text(stack: Stack) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     response = ehr.post_referral(referral_bundle(bsn="999990044", given="<script>alert(1)</script>",
                                                  family="Müller-Lüdenscheidt", uzovi="9002"))
     assert response.status_code == 200, response.text
@@ -250,7 +245,7 @@ def test_nurse_triages_in_the_console_and_markup_in_a_name_stays_text(stack: Sta
     assert "Ingelogd als <strong>triagist</strong>" in page
     service_request = next(e["response"]["location"].rsplit("/", 2)[0] for e in response.json()["entry"]
                            if e["response"]["location"].startswith("ServiceRequest/"))
-    request_id = next(i["id"] for i in client(stack, "ops").worklist() if i["service_request"] == service_request)
+    request_id = next(i["id"] for i in stack.client("ops").worklist() if i["service_request"] == service_request)
     form = console.get(f"{stack.url('triage')}/console/requests/{request_id}").text
     csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
     refused = console.post(f"{stack.url('triage')}/console/requests/{request_id}/triage", data={
@@ -261,8 +256,8 @@ def test_nurse_triages_in_the_console_and_markup_in_a_name_stays_text(stack: Sta
         "urgency": "U2", "disposition": "onsite-consult", "assigned_organization": "URA 90000001",
         "note": "Komt naar de post", "csrf_token": csrf}, follow_redirects=False)
     assert done.status_code == 303
-    assert request_id not in [i["id"] for i in client(stack, "ops").worklist()]
-    triaged = {i["id"]: i for i in client(stack, "ops").worklist("triaged")}
+    assert request_id not in [i["id"] for i in stack.client("ops").worklist()]
+    triaged = {i["id"]: i for i in stack.client("ops").worklist("triaged")}
     assert triaged[request_id]["urgency"] == "U2" and triaged[request_id]["disposition"] == "onsite-consult"
 
 
@@ -275,7 +270,7 @@ def test_one_login_opens_all_three_consoles_and_logout_ends_it(stack: Stack) -> 
         assert "Ingelogd als <strong>beheer</strong>" in page.text
     audit_page = browser.get(f"{stack.url('coordination')}/console/audit")
     assert audit_page.status_code == 200 and "Auditlog" in audit_page.text
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     assert ehr.post_referral(referral_bundle(bsn=None, given="<script>alert(2)</script>", family="X")).is_success
     pages = [f"{stack.url(s)}{p}" for s in ("triage", "coordination", "billing_shadow")
              for p in ("/console", "/console/audit")] + [f"{stack.url('triage')}/console/users"]

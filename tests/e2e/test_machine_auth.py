@@ -18,21 +18,14 @@ from joserfc.jwk import RSAKey
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
 from services.triage.clients import demo_key_path
-from tests.conftest import free_port
+from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-auth"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port())
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
+    yield from started_stack(tmp_path_factory, "auth")
 
 
 class SmartPrivateKeyJWT(PrivateKeyJWT):

@@ -14,10 +14,9 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import Stack
-from tests.conftest import free_port
+from tests.conftest import free_port, started_stack
 
 pytestmark = pytest.mark.e2e
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
@@ -71,20 +70,9 @@ class Receiver:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-notify"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port(),
-              env={"COORDINATION_NOTIFY_BASE_SECONDS": "0.2", "COORDINATION_NOTIFY_MAX_BACKOFF_SECONDS": "1",
-                   "COORDINATION_NOTIFY_GIVE_UP_SECONDS": "45"})
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-def api(stack: Stack, client_id: str) -> ApiClient:
-    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    yield from started_stack(tmp_path_factory, "notify", env={
+        "COORDINATION_NOTIFY_BASE_SECONDS": "0.2", "COORDINATION_NOTIFY_MAX_BACKOFF_SECONDS": "1",
+        "COORDINATION_NOTIFY_GIVE_UP_SECONDS": "45"})
 
 
 def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
@@ -98,7 +86,7 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 def subscribe(stack: Stack, client_id: str, owner: str, endpoint: str) -> dict[str, Any]:
-    partner = api(stack, client_id)
+    partner = stack.client(client_id)
     response = httpx.post(f"{stack.url('coordination')}/fhir/Subscription", headers=partner.headers(), json={
         "resourceType": "Subscription", "status": "requested", "reason": "new Tasks for us",
         "criteria": f"Task?owner={owner}",
@@ -111,14 +99,14 @@ def subscribe(stack: Stack, client_id: str, owner: str, endpoint: str) -> dict[s
 
 
 def subscription(stack: Stack, client_id: str, subscription_id: str) -> dict[str, Any]:
-    partner = api(stack, client_id)
+    partner = stack.client(client_id)
     return httpx.get(f"{stack.url('coordination')}/fhir/Subscription/{subscription_id}",
                      headers=partner.headers()).json()
 
 
 def route_to(stack: Stack, bsn: str, organisation: str) -> None:
-    ops = api(stack, "ops")
-    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn=bsn))
+    ops = stack.client("ops")
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn))
     posted.raise_for_status()
     sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
               if e["response"]["location"].startswith("ServiceRequest/"))
@@ -142,7 +130,7 @@ def test_notifications_arrive_once_in_order_across_an_outage_and_a_coordination_
     receiver.stop()
     for bsn in ("999990020", "999990032"):
         route_to(stack, bsn, "URA 90000020")
-    wijk = api(stack, "ehr-wijk-oost")
+    wijk = stack.client("ehr-wijk-oost")
     task = wait_until(lambda: wijk.tasks(status="requested"), 30, "requested Tasks")[0]
     assert wijk.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "accepted"}]).status_code == 200
     wait_until(lambda: subscription(stack, "ehr-wijk-oost", created["id"])["status"] == "active", 5, "still active")
@@ -178,12 +166,12 @@ def test_a_receiver_that_never_comes_back_turns_the_subscription_to_error(stack:
                        120, "the subscription in error")
     assert "gave up" in ended["error"]
     other = httpx.get(f"{stack.url('coordination')}/fhir/Subscription/{created['id']}",
-                      headers=api(stack, "ehr-wijk-oost").headers())
+                      headers=stack.client("ehr-wijk-oost").headers())
     assert other.status_code == 404
 
 
 def test_subscribing_to_another_organisations_tasks_is_refused(stack: Stack) -> None:
-    partner = api(stack, "ehr-wijk-oost")
+    partner = stack.client("ehr-wijk-oost")
     response = httpx.post(f"{stack.url('coordination')}/fhir/Subscription", headers=partner.headers(), json={
         "resourceType": "Subscription", "criteria": "Task?owner=URA 90000010",
         "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:1/x"}})

@@ -17,25 +17,14 @@ from joserfc.jwk import RSAKey
 from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import Stack
-from tests.conftest import free_port
+from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-refusals"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port())
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-def client(stack: Stack, client_id: str) -> ApiClient:
-    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    yield from started_stack(tmp_path_factory, "refusals")
 
 
 def test_token_endpoint_refuses_wrong_secret_unknown_grant_and_scope_escalation(stack: Stack) -> None:
@@ -53,7 +42,7 @@ def test_token_endpoint_refuses_wrong_secret_unknown_grant_and_scope_escalation(
 
 
 def test_tampered_token_and_missing_scope_are_refused_with_an_operation_outcome(stack: Stack) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     header, claims, signature = ehr.token().split(".")
     payload = json.loads(base64.urlsafe_b64decode(claims + "=="))
     payload["scope"] = "system/Task.cruds"
@@ -61,15 +50,15 @@ def test_tampered_token_and_missing_scope_are_refused_with_an_operation_outcome(
     tampered = httpx.get(f"{stack.url('coordination')}/fhir/Task", headers={"Authorization": f"Bearer {forged}"})
     assert tampered.status_code == 401
     assert tampered.json()["issue"][0]["code"] == "login"
-    insurer = client(stack, "insurer-9001")
+    insurer = stack.client("insurer-9001")
     denied = httpx.get(f"{stack.url('coordination')}/fhir/Task", headers=insurer.headers())
     assert denied.status_code == 403
     assert denied.json()["issue"][0]["code"] == "forbidden"
 
 
 def test_invalid_referral_is_refused_with_locations_and_nothing_is_stored(stack: Stack) -> None:
-    ehr = client(stack, "ehr-delinde")
-    ops = client(stack, "ops")
+    ehr = stack.client("ehr-delinde")
+    ops = stack.client("ops")
     before = ops.worklist("open,triaged,closed")
     bundle = referral_bundle(bsn="123456789", uzovi="9001")
     sr = bundle["entry"][-1]["resource"]
@@ -96,7 +85,7 @@ def test_invalid_referral_is_refused_with_locations_and_nothing_is_stored(stack:
 ])
 def test_unreadable_bodies_get_a_4xx_operation_outcome(stack: Stack, body: bytes, content_type: str,
                                                        status: int) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     response = httpx.post(f"{stack.url('triage')}/fhir", content=body,
                           headers=ehr.headers({"Content-Type": content_type}))
     assert response.status_code == status
@@ -104,7 +93,7 @@ def test_unreadable_bodies_get_a_4xx_operation_outcome(stack: Stack, body: bytes
 
 
 def test_oversized_body_is_refused_with_413(stack: Stack) -> None:
-    ehr = client(stack, "ehr-delinde")
+    ehr = stack.client("ehr-delinde")
     response = httpx.post(f"{stack.url('triage')}/fhir", content=b" " * 3_000_000,
                           headers=ehr.headers({"Content-Type": "application/fhir+json"}))
     assert response.status_code == 413
@@ -112,7 +101,7 @@ def test_oversized_body_is_refused_with_413(stack: Stack) -> None:
 
 
 def test_task_moves_are_checked_versions_conflict_and_the_front_door_sees_the_request_close(stack: Stack) -> None:
-    ehr, ops, wijk = client(stack, "ehr-delinde"), client(stack, "ops"), client(stack, "ehr-wijk-oost")
+    ehr, ops, wijk = stack.client("ehr-delinde"), stack.client("ops"), stack.client("ehr-wijk-oost")
     posted = ehr.post_referral(referral_bundle(bsn="999990020", uzovi="9002"))
     assert posted.status_code == 200
     sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
@@ -128,7 +117,7 @@ def test_task_moves_are_checked_versions_conflict_and_the_front_door_sees_the_re
     task = tasks[0]
     skip = wijk.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "completed"}])
     assert skip.status_code == 422 and skip.json()["issue"][0]["expression"] == ["Task.status"]
-    foreign = client(stack, "ehr-zuidrand").patch_task(task["id"], [{"op": "replace", "path": "/status",
+    foreign = stack.client("ehr-zuidrand").patch_task(task["id"], [{"op": "replace", "path": "/status",
                                                                      "value": "accepted"}])
     assert foreign.status_code == 404
     owner_change = wijk.patch_task(task["id"], [{"op": "replace", "path": "/owner/identifier/value", "value": "1"}])
@@ -167,7 +156,7 @@ def test_task_moves_are_checked_versions_conflict_and_the_front_door_sees_the_re
 
 
 def test_accesses_and_refusals_are_in_the_audit_log_and_reading_it_is_logged_too(stack: Stack) -> None:
-    ehr, ops, insurer = client(stack, "ehr-delinde"), client(stack, "ops"), client(stack, "insurer-9001")
+    ehr, ops, insurer = stack.client("ehr-delinde"), stack.client("ops"), stack.client("insurer-9001")
     posted = ehr.post_referral(referral_bundle(bsn="999990081", uzovi="9001"))
     assert posted.status_code == 200
     sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
@@ -243,7 +232,7 @@ def test_token_signed_by_an_unknown_key_is_refused(stack: Stack) -> None:
 ])
 def test_sql_metacharacters_in_parameters_are_inert(stack: Stack, service: str, path: str, params: dict,
                                                     statuses: set[int]) -> None:
-    ops = client(stack, "ops")
+    ops = stack.client("ops")
     response = httpx.get(f"{stack.url(service)}{path}", params=params, headers=ops.headers())
     assert response.status_code in statuses, response.text
     if response.status_code == 200:
@@ -252,7 +241,7 @@ def test_sql_metacharacters_in_parameters_are_inert(stack: Stack, service: str, 
 
 
 def test_two_parties_racing_on_one_task_version_one_wins_the_other_gets_412(stack: Stack) -> None:
-    ehr, ops, wijk = client(stack, "ehr-delinde"), client(stack, "ops"), client(stack, "ehr-wijk-oost")
+    ehr, ops, wijk = stack.client("ehr-delinde"), stack.client("ops"), stack.client("ehr-wijk-oost")
     posted = ehr.post_referral(referral_bundle(bsn="999990056", uzovi="9001"))
     sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
               if e["response"]["location"].startswith("ServiceRequest/"))
@@ -287,7 +276,7 @@ def test_two_parties_racing_on_one_task_version_one_wins_the_other_gets_412(stac
 def test_replaying_every_event_after_a_broker_reset_creates_no_extra_task(stack: Stack) -> None:
     """Runs last in this module: the embedded broker is killed and restarted, so every service re-publishes
     its outbox and every consumer reads its topics again from the start."""
-    ops = client(stack, "ops")
+    ops = stack.client("ops")
     tasks_before = sorted(t["id"] for t in ops.tasks(_count="500"))
     requests_before = ops.worklist("open,triaged,closed")
 

@@ -10,39 +10,27 @@ from typing import Any
 import httpx
 import pytest
 
-from infra.client import ApiClient
 from infra.referrals import referral_bundle
 from infra.stack import Stack
-from tests.conftest import free_port
+from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(data_dir=tmp_path_factory.mktemp("stack-tasks"),
-              ports={"triage": free_port(), "coordination": free_port(), "billing_shadow": free_port()},
-              broker_port=free_port())
-    try:
-        s.start()
-        yield s
-    finally:
-        s.stop()
-
-
-def api(stack: Stack, client_id: str) -> ApiClient:
-    return ApiClient(client_id, stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
+    yield from started_stack(tmp_path_factory, "tasks")
 
 
 def new_task(stack: Stack, bsn: str, organisation: str, owner_client: str) -> dict[str, Any]:
-    ops = api(stack, "ops")
-    posted = api(stack, "ehr-delinde").post_referral(referral_bundle(bsn=bsn))
+    ops = stack.client("ops")
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn))
     sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
               if e["response"]["location"].startswith("ServiceRequest/"))
     request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
     ops.triage_request(request_id, urgency="U3", disposition="home-visit", organization=organisation) \
         .raise_for_status()
-    owner = api(stack, owner_client)
+    owner = stack.client(owner_client)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         found = [t for t in owner.tasks(status="requested") if t["basedOn"][0]["identifier"]["value"] == request_id]
@@ -53,7 +41,7 @@ def new_task(stack: Stack, bsn: str, organisation: str, owner_client: str) -> di
 
 
 def test_fhirpath_patch_put_with_if_match_history_and_vread(stack: Stack) -> None:
-    wijk = api(stack, "ehr-wijk-oost")
+    wijk = stack.client("ehr-wijk-oost")
     task = new_task(stack, "999990007", "URA 90000020", "ehr-wijk-oost")
     base = f"{stack.url('coordination')}/fhir/Task/{task['id']}"
     accepted = httpx.patch(base, headers=wijk.headers({"Content-Type": "application/fhir+json"}), json={
@@ -77,7 +65,7 @@ def test_fhirpath_patch_put_with_if_match_history_and_vread(stack: Stack) -> Non
 
 
 def test_front_door_reassigns_a_rejected_task_and_the_new_owner_finds_it(stack: Stack) -> None:
-    wijk, ops, zuidrand = api(stack, "ehr-wijk-oost"), api(stack, "ops"), api(stack, "ehr-zuidrand")
+    wijk, ops, zuidrand = stack.client("ehr-wijk-oost"), stack.client("ops"), stack.client("ehr-zuidrand")
     task = new_task(stack, "999990019", "URA 90000020", "ehr-wijk-oost")
     rejected = wijk.patch_task(task["id"], [
         {"op": "replace", "path": "/status", "value": "rejected"},
@@ -94,7 +82,7 @@ def test_front_door_reassigns_a_rejected_task_and_the_new_owner_finds_it(stack: 
 
 
 def test_search_pages_with_a_next_link(stack: Stack) -> None:
-    ops = api(stack, "ops")
+    ops = stack.client("ops")
     for bsn in ("999990020", "999990032", "999990044"):
         new_task(stack, bsn, "URA 90000020", "ehr-wijk-oost")
     first = httpx.get(f"{stack.url('coordination')}/fhir/Task", params={"_count": "2"}, headers=ops.headers()).json()
