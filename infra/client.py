@@ -14,6 +14,12 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 TASK_OUTPUT = "https://regiozorg.example/fhir/CodeSystem/task-output"
 
 
+def service_request_of(transaction_response: dict[str, Any]) -> str:
+    """The "ServiceRequest/<id>" a referral Bundle created (or found again), from the transaction-response."""
+    return next(e["response"]["location"].rsplit("/", 2)[0] for e in transaction_response["entry"]
+                if e["response"]["location"].startswith("ServiceRequest/"))
+
+
 @dataclass
 class ApiClient:
     """Acts for one demo client: fetches and renews its token, calls triage, coordination and billing."""
@@ -51,6 +57,10 @@ class ApiClient:
         response.raise_for_status()
         return list(response.json()["items"])
 
+    def request_for(self, service_request: str) -> dict[str, Any]:
+        """The acute request on the front door's worklist that a referral ("ServiceRequest/<id>") opened."""
+        return next(i for i in self.worklist("open,triaged,closed") if i["service_request"] == service_request)
+
     def triage_request(self, request_id: str, *, urgency: str, disposition: str, organization: str,
                        note: str = "") -> httpx.Response:
         return self.http.post(f"{self.triage}/api/v1/requests/{request_id}/triage", headers=self.headers(), json={
@@ -60,6 +70,17 @@ class ApiClient:
         response = self.http.get(f"{self.coordination}/fhir/Task", params=params, headers=self.headers())
         response.raise_for_status()
         return [e["resource"] for e in response.json().get("entry", [])]
+
+    def wait_for_task(self, request_id: str, *, status: str = "requested", timeout: float = 30) -> dict[str, Any]:
+        """The Task coordination made for an acute request, once it is there (events take a moment)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [t for t in self.tasks(status=status) if t["basedOn"][0]["identifier"]["value"] == request_id]
+            if found:
+                return found[0]
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {status} Task for acute request {request_id} after {timeout}s")
+            time.sleep(0.2)
 
     def patch_task(self, task_id: str, operations: list[dict[str, Any]], if_match: str | None = None) -> httpx.Response:
         extra = {"Content-Type": "application/json-patch+json"}

@@ -72,6 +72,8 @@ class SigningKeys:
         self.retire_after = retire_after
         self._stamp: tuple[int, int] | None = None
         self._keys: list[tuple[int, RSAKey]] = []
+        self._set: KeySet | None = None
+        self._set_kids: tuple[str | None, ...] = ()
         folder.mkdir(parents=True, exist_ok=True)
         if not any(folder.glob("*.json")):
             self.rotate()
@@ -110,6 +112,14 @@ class SigningKeys:
 
     def jwks(self) -> dict[str, Any]:
         return {"keys": [key.as_dict(private=False) for _, key in self._current_keys()]}
+
+    def key_set(self) -> KeySet:
+        """The verifying keys, rebuilt only when the folder changed or a key retired (every token check asks)."""
+        current = self._current_keys()
+        kids = tuple(key.kid for _, key in current)
+        if self._set is None or self._set_kids != kids:
+            self._set, self._set_kids = KeySet([key for _, key in current]), kids
+        return self._set
 
 
 def hash_secret(secret: str, salt: bytes | None = None) -> str:
@@ -152,7 +162,7 @@ class TokenVerifier:
 
     async def key_set(self, kid: str | None) -> KeySet:
         if self.local is not None:  # the issuer itself reads its key folder, no HTTP round trip
-            return KeySet.import_key_set(self.local.jwks())
+            return self.local.key_set()
         known = self._keys is not None and any(k.kid == kid for k in self._keys.keys)
         if known:
             assert self._keys is not None

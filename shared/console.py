@@ -3,11 +3,13 @@ CSRF tokens for forms, and Jinja2 templates. One login serves all three consoles
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
 import json
 import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlencode
@@ -15,11 +17,12 @@ from zoneinfo import ZoneInfo
 
 import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, select_autoescape
 from joserfc import jwt
 from joserfc.errors import JoseError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Caller
 from shared.i18n import language, translator
@@ -85,6 +88,25 @@ class ConsoleAuth:
     def check_csrf(self, request: Request, presented: str | None) -> None:
         if not presented or not hmac.compare_digest(self.csrf_token(request), presented):
             raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
+
+
+def change_stream(request: Request, marker: Callable[[AsyncSession], Awaitable[object]],
+                  interval: float) -> StreamingResponse:
+    """Server-sent events for a live console list: 'changed' whenever `marker` reads something new."""
+    sessions = request.app.state.runtime.sessions
+
+    async def changes() -> AsyncIterator[str]:
+        last = None
+        while not await request.is_disconnected():
+            async with sessions() as session:
+                current = json.dumps(await marker(session), default=str)
+            if last is not None and current != last:
+                yield "event: changed\ndata: {}\n\n"
+            last = current
+            yield ": keep-alive\n\n"
+            await asyncio.sleep(interval)
+
+    return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 class LoginRequired(Exception):

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
+from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
 from tests.conftest import started_stack
@@ -33,17 +34,11 @@ def deliver_cases(stack: Stack) -> None:
     for bsn, disposition, org, worker, contact in CASES:
         posted = ehr.post_referral(referral_bundle(bsn=bsn, uzovi="9001"))
         posted.raise_for_status()
-        sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-                  if e["response"]["location"].startswith("ServiceRequest/"))
-        request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+        sr = service_request_of(posted.json())
+        request_id = ops.request_for(sr)["id"]
         ops.triage_request(request_id, urgency="U3", disposition=disposition, organization=org).raise_for_status()
         partner = stack.client(worker)
-        deadline = time.monotonic() + 30
-        tasks: list = []
-        while not tasks and time.monotonic() < deadline:
-            tasks = [t for t in partner.tasks(status="requested")
-                     if t["basedOn"][0]["identifier"]["value"] == request_id]
-            time.sleep(0.2)
+        tasks = [partner.wait_for_task(request_id)]
         partner.work_task(tasks[0]["id"], contact=contact, start=datetime.now(UTC).isoformat()).raise_for_status()
     insurer = stack.client("insurer-9001")
     period = datetime.now(UTC).strftime("%Y-%m")
@@ -108,16 +103,11 @@ def test_a_referral_that_names_an_open_dbc_ends_delimited_in_billing(stack: Stac
     ops, wijk = stack.client("ops"), stack.client("ehr-wijk-oost")
     posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn="999990081", uzovi="9002", open_dbc=True))
     posted.raise_for_status()
-    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-              if e["response"]["location"].startswith("ServiceRequest/"))
-    request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+    sr = service_request_of(posted.json())
+    request_id = ops.request_for(sr)["id"]
     ops.triage_request(request_id, urgency="U3", disposition="home-visit", organization="URA 90000020") \
         .raise_for_status()
-    deadline = time.monotonic() + 30
-    tasks: list = []
-    while not tasks and time.monotonic() < deadline:
-        tasks = [t for t in wijk.tasks(status="requested") if t["basedOn"][0]["identifier"]["value"] == request_id]
-        time.sleep(0.2)
+    tasks = [wijk.wait_for_task(request_id)]
     wijk.work_task(tasks[0]["id"], contact="HH", start=datetime.now(UTC).isoformat()).raise_for_status()
     period = datetime.now(UTC).strftime("%Y-%m")
     deadline = time.monotonic() + 30

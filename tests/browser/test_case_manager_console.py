@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
+from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
 from tests.conftest import started_stack
@@ -26,9 +27,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def route(stack: Stack, bsn: str, urgency: str, disposition: str, organisation: str) -> str:
     ops = stack.client("ops")
     posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn, reason="Val thuis, pijn in de heup"))
-    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-              if e["response"]["location"].startswith("ServiceRequest/"))
-    item = next(i for i in ops.worklist() if i["service_request"] == sr)
+    sr = service_request_of(posted.json())
+    item = ops.request_for(sr)
     ops.triage_request(item["id"], urgency=urgency, disposition=disposition, organization=organisation) \
         .raise_for_status()
     return str(item["patient"])

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser
 
+from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
 from tests.conftest import started_stack
@@ -109,9 +110,8 @@ def test_the_front_door_changes_target_times_and_the_directory_without_code(stac
     assert entry["hours"] == "17:00-08:00" and entry["dispositions"] == ["home-visit", "remote-advice"]
 
     posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn="999990020"))
-    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-              if e["response"]["location"].startswith("ServiceRequest/"))
-    item = next(i for i in ops.worklist() if i["service_request"] == sr)
+    sr = service_request_of(posted.json())
+    item = ops.request_for(sr)
     triaged = ops.triage_request(item["id"], urgency="U3", disposition="remote-advice", organization="AGB 01000001")
     body = triaged.json()
     due = datetime.fromisoformat(body["due_at"]) - datetime.fromisoformat(body["received_at"])

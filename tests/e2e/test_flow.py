@@ -13,6 +13,7 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
+from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import Stack
 from shared.bus.topics import (
@@ -243,8 +244,7 @@ def test_nurse_triages_in_the_console_and_markup_in_a_name_stays_text(stack: Sta
     assert "<script>alert(1)</script>" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; Müller-Lüdenscheidt" in page
     assert "Ingelogd als <strong>triagist</strong>" in page
-    service_request = next(e["response"]["location"].rsplit("/", 2)[0] for e in response.json()["entry"]
-                           if e["response"]["location"].startswith("ServiceRequest/"))
+    service_request = service_request_of(response.json())
     request_id = next(i["id"] for i in stack.client("ops").worklist() if i["service_request"] == service_request)
     form = console.get(f"{stack.url('triage')}/console/requests/{request_id}").text
     csrf = form.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]

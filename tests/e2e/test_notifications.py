@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import Stack
 from tests.conftest import free_port, started_stack
@@ -108,8 +109,7 @@ def route_to(stack: Stack, bsn: str, organisation: str) -> None:
     ops = stack.client("ops")
     posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn))
     posted.raise_for_status()
-    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-              if e["response"]["location"].startswith("ServiceRequest/"))
+    sr = service_request_of(posted.json())
     request_id = wait_until(lambda: next((i["id"] for i in ops.worklist() if i["service_request"] == sr), None),
                             30, "the request on the worklist")
     ops.triage_request(request_id, urgency="U3", disposition="home-visit", organization=organisation) \

@@ -14,7 +14,7 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from infra.client import ApiClient
+from infra.client import ApiClient, service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import Stack
 from tests.conftest import started_stack
@@ -104,16 +104,11 @@ def test_task_moves_are_checked_versions_conflict_and_the_front_door_sees_the_re
     ehr, ops, wijk = stack.client("ehr-delinde"), stack.client("ops"), stack.client("ehr-wijk-oost")
     posted = ehr.post_referral(referral_bundle(bsn="999990020", uzovi="9002"))
     assert posted.status_code == 200
-    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-              if e["response"]["location"].startswith("ServiceRequest/"))
-    request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+    sr = service_request_of(posted.json())
+    request_id = ops.request_for(sr)["id"]
     assert ops.triage_request(request_id, urgency="U2", disposition="community-nursing",
                               organization="URA 90000020").status_code == 200
-    deadline = time.monotonic() + 30
-    tasks: list = []
-    while not tasks and time.monotonic() < deadline:
-        tasks = [t for t in wijk.tasks(status="requested") if t["basedOn"][0]["identifier"]["value"] == request_id]
-        time.sleep(0.2)
+    tasks = [wijk.wait_for_task(request_id)]
     task = tasks[0]
     skip = wijk.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "completed"}])
     assert skip.status_code == 422 and skip.json()["issue"][0]["expression"] == ["Task.status"]
@@ -159,8 +154,7 @@ def test_accesses_and_refusals_are_in_the_audit_log_and_reading_it_is_logged_too
     ehr, ops, insurer = stack.client("ehr-delinde"), stack.client("ops"), stack.client("insurer-9001")
     posted = ehr.post_referral(referral_bundle(bsn="999990081", uzovi="9001"))
     assert posted.status_code == 200
-    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-              if e["response"]["location"].startswith("ServiceRequest/"))
+    sr = service_request_of(posted.json())
     patient = next(i["patient"] for i in ops.worklist() if i["service_request"] == sr)
     assert httpx.get(f"{stack.url('triage')}/fhir/{sr}", headers=ehr.headers()).status_code == 200
     assert httpx.get(f"{stack.url('coordination')}/fhir/Task", headers=insurer.headers()).status_code == 403
@@ -243,16 +237,11 @@ def test_sql_metacharacters_in_parameters_are_inert(stack: Stack, service: str, 
 def test_two_parties_racing_on_one_task_version_one_wins_the_other_gets_412(stack: Stack) -> None:
     ehr, ops, wijk = stack.client("ehr-delinde"), stack.client("ops"), stack.client("ehr-wijk-oost")
     posted = ehr.post_referral(referral_bundle(bsn="999990056", uzovi="9001"))
-    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-              if e["response"]["location"].startswith("ServiceRequest/"))
-    request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+    sr = service_request_of(posted.json())
+    request_id = ops.request_for(sr)["id"]
     assert ops.triage_request(request_id, urgency="U3", disposition="home-visit",
                               organization="URA 90000020").status_code == 200
-    deadline = time.monotonic() + 30
-    tasks: list = []
-    while not tasks and time.monotonic() < deadline:
-        tasks = [t for t in wijk.tasks(status="requested") if t["basedOn"][0]["identifier"]["value"] == request_id]
-        time.sleep(0.2)
+    tasks = [wijk.wait_for_task(request_id)]
     task_id = tasks[0]["id"]
     moves = [(wijk, "accepted"), (ops, "cancelled")]
     barrier = threading.Barrier(len(moves))

@@ -3,13 +3,13 @@ reassignment, paging."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 
+from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import Stack
 from tests.conftest import started_stack
@@ -25,19 +25,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 def new_task(stack: Stack, bsn: str, organisation: str, owner_client: str) -> dict[str, Any]:
     ops = stack.client("ops")
     posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn))
-    sr = next(e["response"]["location"].rsplit("/", 2)[0] for e in posted.json()["entry"]
-              if e["response"]["location"].startswith("ServiceRequest/"))
-    request_id = next(i["id"] for i in ops.worklist() if i["service_request"] == sr)
+    sr = service_request_of(posted.json())
+    request_id = ops.request_for(sr)["id"]
     ops.triage_request(request_id, urgency="U3", disposition="home-visit", organization=organisation) \
         .raise_for_status()
-    owner = stack.client(owner_client)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        found = [t for t in owner.tasks(status="requested") if t["basedOn"][0]["identifier"]["value"] == request_id]
-        if found:
-            return found[0]
-        time.sleep(0.2)
-    raise AssertionError("no Task")
+    return stack.client(owner_client).wait_for_task(request_id)
 
 
 def test_fhirpath_patch_put_with_if_match_history_and_vread(stack: Stack) -> None:

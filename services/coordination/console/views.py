@@ -4,22 +4,21 @@ reassign a Task, add a note; and the region's directory."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination import episodes, service
 from services.coordination.domain.task_state import TERMINAL
 from services.coordination.models import TaskRecord, TimelineEntry
 from shared import audit
 from shared.auth import Caller
-from shared.console import console_user
+from shared.console import change_stream, console_user
 from shared.fhir import FhirError
 from shared.region import ORGANISATIONS
 
@@ -59,22 +58,13 @@ async def lists_fragment(request: Request, user: CaseManager) -> Response:
 @router.get("/stream")
 async def stream(request: Request, user: CaseManager) -> StreamingResponse:
     """Server-sent events: 'changed' whenever Tasks or timelines change, so the lists refresh without a reload."""
-    sessions = request.app.state.runtime.sessions
 
-    async def changes() -> AsyncIterator[str]:
-        last = None
-        while not await request.is_disconnected():
-            async with sessions() as session:
-                tasks = (await session.execute(select(func.max(TaskRecord.last_updated)))).scalar_one()
-                entries = (await session.execute(select(func.count(TimelineEntry.pk)))).scalar_one()
-            current = json.dumps([str(tasks), entries])
-            if last is not None and current != last:
-                yield "event: changed\ndata: {}\n\n"
-            last = current
-            yield ": keep-alive\n\n"
-            await asyncio.sleep(2)
+    async def marker(session: AsyncSession) -> object:
+        tasks = (await session.execute(select(func.max(TaskRecord.last_updated)))).scalar_one()
+        entries = (await session.execute(select(func.count(TimelineEntry.pk)))).scalar_one()
+        return [tasks, entries]
 
-    return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return change_stream(request, marker, interval=2)
 
 
 @router.get("/patients/{pseudonym}", response_class=HTMLResponse)

@@ -3,9 +3,6 @@ and the triage page with the patient's context and an explicit re-triage."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -13,13 +10,14 @@ import httpx
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import accounts, configuration, service
 from services.triage.domain.rules import DISPOSITIONS, URGENCIES
 from services.triage.models import AcuteRequest, LinkedContact, PatientRecord, TriageDecision
 from shared import audit
 from shared.auth import Caller
-from shared.console import console_user
+from shared.console import change_stream, console_user
 from shared.fhir import FhirError
 from shared.region import FRONT_DOOR, ORGANISATIONS
 
@@ -79,23 +77,14 @@ async def worklist_rows(request: Request, user: Nurse, channel: str | None = Non
 @router.get("/stream")
 async def stream(request: Request, user: Nurse) -> StreamingResponse:
     """Server-sent events: 'changed' whenever acute requests change, so the worklist refreshes by itself."""
-    sessions = request.app.state.runtime.sessions
 
-    async def changes() -> AsyncIterator[str]:
-        last = None
-        while not await request.is_disconnected():
-            async with sessions() as session:
-                marker = (await session.execute(select(func.count(AcuteRequest.id), func.max(AcuteRequest.triaged_at),
-                                                       func.max(AcuteRequest.closed_at)))).one()
-                linked = (await session.execute(select(func.count(LinkedContact.pk)))).scalar_one()
-            current = json.dumps([str(v) for v in (*marker, linked)])
-            if last is not None and current != last:
-                yield "event: changed\ndata: {}\n\n"
-            last = current
-            yield ": keep-alive\n\n"
-            await asyncio.sleep(1)
+    async def marker(session: AsyncSession) -> object:
+        requests = (await session.execute(select(func.count(AcuteRequest.id), func.max(AcuteRequest.triaged_at),
+                                                 func.max(AcuteRequest.closed_at)))).one()
+        linked = (await session.execute(select(func.count(LinkedContact.pk)))).scalar_one()
+        return [*requests, linked]
 
-    return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return change_stream(request, marker, interval=1)
 
 
 @router.get("/contacts/new", response_class=HTMLResponse)
