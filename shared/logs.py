@@ -1,4 +1,5 @@
-"""Structured JSON logs on stderr, one object per line, with the service name; never patient identifiers."""
+"""Structured JSON logs on stderr, one object per line, with the service name and the trace of the work in
+hand (so one referral can be followed through every service by its trace id); never patient identifiers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import json
 import logging
 import sys
 from datetime import UTC, datetime
+
+from shared import tracing
 
 
 class JsonFormatter(logging.Formatter):
@@ -16,6 +19,10 @@ class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry = {"time": datetime.fromtimestamp(record.created, UTC).isoformat(), "level": record.levelname,
                  "service": self.service, "logger": record.name, "message": record.getMessage()}
+        # A record may bring its own trace (extra={"traceparent": ...}); else the request's or event's.
+        context = tracing.parse(getattr(record, "traceparent", None) or tracing.current())
+        if context is not None:
+            entry["trace_id"], entry["span_id"] = context.trace_id, context.span_id
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

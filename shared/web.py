@@ -1,4 +1,4 @@
-"""HTTP plumbing shared by the services: OperationOutcome errors, body limits, health, metrics."""
+"""HTTP plumbing shared by the services: OperationOutcome errors, body limits, trace context, health, metrics."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import audit, audit_views, console, metrics
+from shared import audit, audit_views, console, metrics, tracing
 from shared.auth import TokenVerifier
 from shared.console import ConsoleAuth, LoginRequired, templates
 from shared.fhir import FhirError, Issue, operation_outcome
@@ -59,12 +59,24 @@ def install(app: FastAPI, *, service: str, max_body_bytes: int) -> None:
                                 dict(exc.headers) if exc.headers else None)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unexpected error: %s", exc.__class__.__name__)
-        return outcome_response(500, [Issue("fatal", "exception", "internal error; the request was not applied")])
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Answered outside the middleware, so the request's trace is passed along by hand.
+        traceparent = getattr(request.state, "traceparent", None)
+        log.exception("unexpected error: %s", exc.__class__.__name__, extra={"traceparent": traceparent})
+        return outcome_response(500, [Issue("fatal", "exception", "internal error; the request was not applied")],
+                                {"traceparent": traceparent} if traceparent else None)
 
     @app.middleware("http")
     async def _limits_and_metrics(request: Request, call_next):  # type: ignore[no-untyped-def]
+        # The caller's trace is continued (a new one without a valid header) and echoed, so the
+        # caller can find this request's log lines and the events it caused by trace id.
+        with tracing.continued(request.headers.get("traceparent")) as traceparent:
+            request.state.traceparent = traceparent
+            response = await _limited_and_measured(request, call_next)
+        response.headers["traceparent"] = traceparent
+        return response
+
+    async def _limited_and_measured(request: Request, call_next):  # type: ignore[no-untyped-def]
         length = request.headers.get("content-length")
         if length and length.isdigit() and int(length) > max_body_bytes:
             return outcome_response(413, [Issue("error", "too-long",

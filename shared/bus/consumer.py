@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
-from shared import metrics
+from shared import metrics, tracing
 from shared.bus.envelope import EnvelopeError, Event, decode
 from shared.bus.topics import dlq
 from shared.bus.watch import BrokerWatch
@@ -131,8 +131,13 @@ class EventConsumer:
         try:
             event = decode(record.topic, record.key, record.value, record.headers)
         except EnvelopeError as exc:
-            await self._dead_letter(record, exc, attempts=1)
+            with tracing.continued(_header(record, "traceparent")):
+                await self._dead_letter(record, exc, attempts=1)
             return
+        with tracing.continued(event.traceparent):
+            await self._attempt(record, event)
+
+    async def _attempt(self, record: ConsumerRecord, event: Event) -> None:
         attempt = 0
         while True:
             attempt += 1
@@ -155,7 +160,11 @@ class EventConsumer:
                 await asyncio.sleep(self.retry_seconds * 2 ** (attempt - 1))
 
     async def apply(self, event: Event) -> bool:
-        """Run the handler once for this event id; False when it had been processed already."""
+        """Run the handler once for this event id, in the event's trace; False when it had been processed already."""
+        with tracing.continued(event.traceparent):
+            return await self._apply_once(event)
+
+    async def _apply_once(self, event: Event) -> bool:
         try:
             async with self.sessions() as session, session.begin():
                 done = await session.get(ProcessedEvent, (self.name, event.id))
@@ -196,3 +205,10 @@ class EventConsumer:
         metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
         log.error("consumer %s: event at %s/%d/%d dead-lettered after %d attempt(s): %s", self.name,
                   record.topic, record.partition, record.offset, attempts, error[:300])
+
+
+def _header(record: ConsumerRecord, name: str) -> str | None:
+    for key, value in record.headers or ():
+        if key == name:
+            return value.decode("utf-8", "replace")
+    return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,6 +9,7 @@ from typing import Any
 
 import simplejson
 
+from shared import tracing
 from shared.bus.topics import event_type
 
 FHIR_JSON = "application/fhir+json"
@@ -18,19 +18,6 @@ REQUIRED_HEADERS = ("ce_specversion", "ce_id", "ce_source", "ce_type", "ce_time"
 
 class EnvelopeError(ValueError):
     """A record that is not a valid CloudEvent; such records are poison and go to the DLQ."""
-
-
-def new_traceparent() -> str:
-    return f"00-{os.urandom(16).hex()}-{os.urandom(8).hex()}-01"
-
-
-def child_traceparent(parent: str | None) -> str:
-    """Continue the caller's trace with a new span id, so one referral can be followed across services."""
-    if parent:
-        parts = parent.split("-")
-        if len(parts) == 4 and len(parts[1]) == 32:
-            return f"00-{parts[1]}-{os.urandom(8).hex()}-{parts[3]}"
-    return new_traceparent()
 
 
 @dataclass(frozen=True)
@@ -43,7 +30,7 @@ class Event:
     id: str = field(default_factory=lambda: str(uuid.uuid4()))
     time: datetime = field(default_factory=lambda: datetime.now(UTC))
     content_type: str = FHIR_JSON
-    traceparent: str = field(default_factory=new_traceparent)
+    traceparent: str = field(default_factory=tracing.new_traceparent)
     type: str = ""
 
     def __post_init__(self) -> None:
@@ -53,9 +40,11 @@ class Event:
     @classmethod
     def of(cls, *, topic: str, key: str, source: str, subject: str, payload: dict[str, Any],
            traceparent: str | None = None, content_type: str = FHIR_JSON) -> Event:
+        """A new span of the given trace; without a readable one, of the request or event being handled."""
+        parent = traceparent if tracing.parse(traceparent) else tracing.current()
         return cls(topic=topic, key=key, source=source, subject=subject,
                    data=simplejson.dumps(payload, use_decimal=True, separators=(",", ":"), ensure_ascii=False).encode(),
-                   content_type=content_type, traceparent=child_traceparent(traceparent))
+                   content_type=content_type, traceparent=tracing.child_traceparent(parent))
 
     def json(self) -> Any:
         return simplejson.loads(self.data, use_decimal=True)
@@ -94,5 +83,5 @@ def decode(topic: str, key: bytes | None, value: bytes | None, headers: list[tup
             raise EnvelopeError("value is not JSON") from exc
     return Event(topic=topic, key=(key or b"").decode(), source=found["ce_source"],
                  subject=found.get("ce_subject", ""), data=value, id=found["ce_id"], time=time,
-                 content_type=found["content-type"], traceparent=found.get("traceparent") or new_traceparent(),
+                 content_type=found["content-type"], traceparent=found.get("traceparent") or tracing.new_traceparent(),
                  type=found["ce_type"])
