@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -30,6 +31,7 @@ class Stack:
     kafka_bootstrap: str | None = None
     database_urls: dict[str, str] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
+    workers: dict[str, int] = field(default_factory=dict)  # uvicorn worker processes per service (default 1)
     broker: EmbeddedBroker | None = None
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
@@ -69,15 +71,31 @@ class Stack:
 
     def start_service(self, name: str) -> None:
         log = open(self.data_dir / "logs" / f"{name}.log", "ab")  # noqa: SIM115
-        self.processes[name] = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--factory", SERVICES[name], "--host", "127.0.0.1",
-             "--port", str(self.ports[name]), "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=self.service_env(name), stdout=log, stderr=subprocess.STDOUT)
+        command = [sys.executable, "-m", "uvicorn", "--factory", SERVICES[name], "--host", "127.0.0.1",
+                   "--port", str(self.ports[name]), "--no-access-log", "--log-level", "warning"]
+        if self.workers.get(name, 1) > 1:
+            command += ["--workers", str(self.workers[name])]
+        # Its own process group, so a crash can take the supervisor and all its workers at once.
+        self.processes[name] = subprocess.Popen(command, cwd=ROOT, env=self.service_env(name), stdout=log,
+                                                stderr=subprocess.STDOUT, start_new_session=True)
 
     def kill_service(self, name: str) -> None:
+        """A crash: SIGKILL to the service's whole process group, nothing gets to clean up."""
         process = self.processes.pop(name)
-        process.send_signal(signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(10)
+
+    def restart_service(self, name: str, timeout: float = 60) -> None:
+        self.start_service(name)
+        self.wait_ready(timeout, [name])
+
+    def pids(self, name: str) -> list[int]:
+        """The service's processes: the uvicorn supervisor and, with several workers, its children."""
+        root = self.processes[name].pid
+        children = Path(f"/proc/{root}/task/{root}/children")
+        found = [int(pid) for pid in children.read_text().split()] if children.exists() else []
+        return [root, *found]
 
     def wait_ready(self, timeout: float = 60, names: list[str] | None = None) -> None:
         deadline = time.monotonic() + timeout

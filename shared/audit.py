@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 from sqlmodel import Field, SQLModel
 
 from shared.auth import Caller
+from shared.db import lock_schema
 from shared.identifiers import PSEUDONYM_SYSTEM
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ _APPEND_ONLY = {
 
 async def make_append_only(engine: AsyncEngine) -> None:
     async with engine.begin() as conn:
+        await lock_schema(conn)
         await _append_only(conn)
 
 

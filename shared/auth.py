@@ -86,8 +86,11 @@ class SigningKeys:
         kid = f"{created}-{uuid.uuid4().hex[:8]}"
         key = RSAKey.generate_key(2048, parameters={"kid": kid, "use": "sig", "alg": "RS256"})
         path = self.folder / f"{kid}.json"
-        path.write_text(json.dumps(key.as_dict(private=True)))
-        path.chmod(0o600)
+        # Written aside and renamed into place: other worker processes read the folder at any moment.
+        draft = self.folder / f".{kid}.draft"
+        draft.touch(0o600)
+        draft.write_text(json.dumps(key.as_dict(private=True)))
+        draft.rename(path)
         return kid
 
     @staticmethod

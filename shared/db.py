@@ -6,9 +6,11 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import Column, Connection, Table, event, inspect, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.schema import CreateColumn
 from sqlmodel import SQLModel
+
+SCHEMA_LOCK_KEY = 0x52_5A_0001  # any constant shared by the processes of one database
 
 
 def normalise_url(url: str) -> str:
@@ -68,8 +70,19 @@ async def create_schema(engine: AsyncEngine, tables: Iterable[Table]) -> list[st
     """
     table_list = list(tables)
     async with engine.begin() as conn:
+        await lock_schema(conn)
         await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=table_list))
         return await conn.run_sync(lambda sync: _add_missing_columns(sync, table_list))
+
+
+async def lock_schema(conn: AsyncConnection) -> None:
+    """Several worker processes of one service start at once; their DDL must not interleave.
+
+    On PostgreSQL a transaction-scoped advisory lock makes them take turns (the second finds the
+    tables made); on SQLite BEGIN IMMEDIATE already does.
+    """
+    if conn.dialect.name == "postgresql":
+        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
 
 
 def _add_missing_columns(conn: Connection, tables: list[Table]) -> list[str]:

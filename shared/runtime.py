@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Table
+from sqlalchemy import Table, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import metrics
@@ -15,10 +16,12 @@ from shared.audit import AuditRecord, make_append_only
 from shared.bus.consumer import EventConsumer, Handler, ProcessedEvent
 from shared.bus.outbox import OutboxRecord, OutboxRelay
 from shared.bus.watch import BrokerWatch
-from shared.db import create_schema, make_engine, ping, session_factory
+from shared.db import create_schema, is_postgres, make_engine, ping, session_factory
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
+
+STARTUP_LOCK_KEY = 0x52_5A_0002  # distinct from the schema lock, which is taken inside it
 
 # Tables every service has besides its own: the bus's outbox and tracking, and the audit log.
 BUS_TABLES: tuple[Table, ...] = (OutboxRecord.__table__, ProcessedEvent.__table__,  # type: ignore[attr-defined]
@@ -54,6 +57,25 @@ class ServiceRuntime:
         await make_append_only(self.engine)
         if added:
             log.info("schema migrated: added %s", ", ".join(added))
+
+    @asynccontextmanager
+    async def startup_lock(self) -> AsyncIterator[None]:
+        """Worker processes of one service start together; migrations and seeds run one process at a time.
+
+        PostgreSQL: a session advisory lock held on its own connection. SQLite: every transaction
+        already takes the write lock up front (BEGIN IMMEDIATE), so seeds see each other's rows.
+        """
+        if not is_postgres(self.engine):
+            yield
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": STARTUP_LOCK_KEY})
+            await conn.commit()
+            try:
+                yield
+            finally:
+                await conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": STARTUP_LOCK_KEY})
+                await conn.commit()
 
     async def start_bus(self) -> None:
         s = self.settings

@@ -134,9 +134,10 @@ def service_app(*, title: str, runtime: ServiceRuntime, service_dir: Path, route
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await runtime.start_database()
-        if on_start is not None:
-            await on_start(runtime)
+        async with runtime.startup_lock():
+            await runtime.start_database()
+            if on_start is not None:
+                await on_start(runtime)
         bus = asyncio.create_task(runtime.start_bus())
         yield
         bus.cancel()
