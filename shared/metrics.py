@@ -14,6 +14,8 @@ OUTBOX_OLDEST_SECONDS = Gauge("regiozorg_outbox_oldest_pending_seconds", "Age of
                               ["service"])
 CONSUMED = Counter("regiozorg_events_consumed_total", "Events whose effect was committed", ["consumer", "topic"])
 DUPLICATES = Counter("regiozorg_events_duplicate_total", "Redelivered events skipped", ["consumer", "topic"])
+CONSUMER_LAG = Gauge("regiozorg_consumer_lag", "Records on the broker not yet consumed, per consumer group and topic",
+                     ["consumer", "topic"])
 DEAD_LETTERS = Counter("regiozorg_dead_letters_total", "Events sent to a .dlq topic", ["consumer", "topic"])
 HANDLER_RETRIES = Counter("regiozorg_handler_retries_total", "Handler attempts that failed and were retried",
                           ["consumer"])

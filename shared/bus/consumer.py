@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka.errors import IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -111,13 +112,32 @@ class EventConsumer:
                         offsets[tp] = OffsetAndMetadata(record.offset + 1, "")
                 if offsets:
                     await self._commit(offsets)
-                    if self.on_committed:
-                        self.on_committed()
+                await self._report_lag()
+                if offsets and self.on_committed:
+                    self.on_committed()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("consumer %s: %s; continuing", self.name, exc.__class__.__name__)
                 await asyncio.sleep(1)
+
+    async def _report_lag(self) -> None:
+        """Records not yet consumed, per topic: the highwater of the last fetch minus our position, summed
+        over the partitions this worker holds (a partition counts from its first fetch on)."""
+        assert self._consumer is not None
+        lag = dict.fromkeys(self.topics, 0)
+        for tp in list(self._consumer.assignment()):
+            try:
+                highwater = self._consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                # Short limit: a partition whose position is being reset must not hold up consuming.
+                position = await asyncio.wait_for(self._consumer.position(tp), 0.5)
+            except (AssertionError, IllegalStateError, TimeoutError):
+                continue  # revoked or reset meanwhile; the next batch reports it
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
+        for topic, behind in lag.items():
+            metrics.CONSUMER_LAG.labels(self.name, topic).set(behind)
 
     async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
         assert self._consumer is not None
