@@ -15,31 +15,16 @@ from shared.bus.envelope import Event
 from shared.bus.topics import TASK_CHANGED
 from shared.logs import JsonFormatter
 from shared.web import install
+from tests.json_logs import json_lines
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 PARENT_TRACE = "0af7651916cd43dd8448eb211c80319c"
 
 
-class JsonLines(logging.Handler):
-    """Formats at emit time, in the emitting context, as the services' stderr handler does."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.setFormatter(JsonFormatter("test"))
-        self.lines: list[dict] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-
 @pytest.fixture
 def log_lines() -> Iterator[list[dict]]:
-    handler = JsonLines()
-    logger = logging.getLogger("regiozorg.test")
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    yield handler.lines
-    logger.removeHandler(handler)
+    with json_lines("regiozorg.test") as lines:
+        yield lines
 
 
 def _event(traceparent: str | None = None) -> Event:
