@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: install run test clean
+.PHONY: install run test bench chaos clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ run: install
 test: install
 	$(BIN)/ruff check shared services infra tests
 	$(BIN)/python -m pytest -q
+
+# Not part of `make test`: the real stack under load (a few minutes); writes bench-report.json/.png.
+bench: install
+	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .regiozorg .pytest_cache test-artifacts

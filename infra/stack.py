@@ -118,12 +118,14 @@ class Stack:
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:
-                process.terminate()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGTERM)
         for process in self.processes.values():
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
+            # Workers of a supervisor that died first would live on; the group goes as a whole.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
         self.processes.clear()
         if self.broker:
             self.broker.stop()

@@ -1,0 +1,289 @@
+"""`make bench`: the real stack under load, measured against the floor of its bare parts, in one run.
+
+    python -m tests.bench [--databases postgresql,sqlite] [--loads 50,150,300] [--load-seconds 20] ...
+
+Starts broker and services (or drives a running stack with --running), then per database:
+intake throughput (closed loop, referral Bundles/s accepted), and at each fixed offered load the
+end-to-end throughput and latency from POST to prestation recorded. Writes bench-report.json and
+bench-report.png in the repository root and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import simplejson
+from tqdm import tqdm
+
+from infra.stack import Stack
+from tests.bench import floor, report
+from tests.bench.load import Driver, Journey, StepFailed
+from tests.conftest import PostgresDatabases, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "unknown CPU")
+    memory = next((int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal")), 0)
+    return (f"{model}, {os.cpu_count()} cores, {memory / 2**20:.0f} GiB, Linux {platform.release()}, "
+            f"Python {platform.python_version()}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far (Linux /proc, clock ticks of 1/100 s)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / 100
+
+
+class CpuMeter:
+    """CPU seconds per part of the system (each service's processes, broker, PostgreSQL, this driver)."""
+
+    def __init__(self, stack: Stack | None) -> None:
+        self.stack = stack
+
+    def read(self) -> dict[str, float]:
+        found: dict[str, float] = {"driver": time.process_time()}
+        if self.stack is not None:
+            for name in self.stack.processes:
+                found[name] = sum(_cpu_or_zero(pid) for pid in self.stack.pids(name))
+            if self.stack.broker and self.stack.broker.process:
+                found["broker"] = _cpu_or_zero(self.stack.broker.process.pid)
+        postgres = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout.split()
+        found["postgresql"] = sum(_cpu_or_zero(int(pid)) for pid in postgres)
+        return found
+
+    def per_item(self, before: dict[str, float], items: int) -> dict[str, float]:
+        """Milliseconds of CPU each part spent per item since `before`."""
+        after = self.read()
+        return {part: round((after[part] - before.get(part, 0.0)) * 1000 / max(items, 1), 2) for part in after}
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
+
+
+@contextmanager
+def bench_stack(database: str, workers: int, postgres_server: str) -> Iterator[Stack]:
+    databases = PostgresDatabases(postgres_server)
+    urls = {name: databases.new(f"bench_{name}") for name in ("triage", "coordination", "billing_shadow")} \
+        if database == "postgresql" else {}
+    with tempfile.TemporaryDirectory(prefix="regiozorg-bench-") as data_dir:
+        stack = Stack(data_dir=Path(data_dir), ports={n: free_port() for n in ("triage", "coordination",
+                                                                               "billing_shadow")},
+                      broker_port=free_port(), database_urls=urls, workers={"triage": workers})
+        try:
+            stack.start(timeout=120)
+            yield stack
+        finally:
+            stack.stop()
+            databases.drop_all()
+
+
+async def intake_phase(driver: Driver, seconds: float, concurrency: int, meter: CpuMeter) -> dict[str, Any]:
+    """Closed loop: `concurrency` partners post referral Bundles back to back for `seconds`."""
+    accepted: list[Journey] = []
+    refused: list[str] = []
+    deadline = time.monotonic() + seconds
+    bar = tqdm(total=round(seconds), desc="intake", unit="s", leave=False)
+
+    async def partner() -> None:
+        while time.monotonic() < deadline:
+            journey = driver.new_journey()
+            try:
+                await driver.post(journey)
+            except StepFailed as exc:
+                refused.append(str(exc))
+                continue
+            accepted.append(journey)
+
+    async def ticker() -> None:
+        while time.monotonic() < deadline:
+            await asyncio.sleep(1)
+            bar.update(1)
+
+    started, cpu = time.monotonic(), time.process_time()
+    spent = meter.read()
+    await asyncio.gather(ticker(), *(partner() for _ in range(concurrency)))
+    elapsed = time.monotonic() - started
+    cpu_ms = meter.per_item(spent, len(accepted))
+    bar.close()
+    latencies = [j.accepted_at - j.posted_at for j in accepted if j.accepted_at]
+    # Let the front door's outbox drain before the next phase: those events are load too.
+    for journey in accepted:
+        await driver.tap.wait("request", journey.service_request or "", 300)
+    return {"accepted": len(accepted), "refused": len(refused), "refusals": sorted(set(refused))[:3],
+            "seconds": round(elapsed, 2), "intake_rps": round(len(accepted) / elapsed, 1),
+            "concurrency": concurrency, "post_latency_ms": percentiles(latencies),
+            "driver_cpu": round((time.process_time() - cpu) / elapsed, 2), "cpu_ms_per_referral": cpu_ms}
+
+
+async def load_phase(driver: Driver, rate: float, seconds: float, meter: CpuMeter) -> dict[str, Any]:
+    """Open loop: a new referral every 1/rate seconds for `seconds`, each worked to its prestation."""
+    count = max(1, round(rate * seconds))
+    started, cpu = time.monotonic(), time.process_time()
+    spent = meter.read()
+    tasks: list[asyncio.Task[None]] = []
+    journeys: list[Journey] = []
+    with tqdm(total=count, desc=f"{rate:g}/s", unit="req", leave=False) as bar:
+        for i in range(count):
+            delay = started + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            journey = driver.new_journey()
+            journeys.append(journey)
+            tasks.append(asyncio.create_task(driver.run(journey)))
+            bar.update(1)
+        offered_seconds = time.monotonic() - started
+        await asyncio.gather(*tasks)
+    wall = time.monotonic() - started
+    done = [j for j in journeys if j.latency is not None]
+    cpu_ms = meter.per_item(spent, len(done))
+    warm = min(5.0, seconds / 4)
+    window = [j for j in journeys if j.recorded_at and started + warm <= j.recorded_at <= started + seconds]
+    failed = [j for j in journeys if j.error]
+    return {"offered_rps": rate, "offered_actual_rps": round(count / max(offered_seconds, 1e-9), 1),
+            "seconds": seconds, "requests": count, "completed": len(done), "failed": len(failed),
+            "errors": sorted({j.error or "" for j in failed})[:5],
+            "achieved_rps": round(len(window) / (seconds - warm), 1),
+            "drain_seconds": round(wall - offered_seconds, 1),
+            "latency_ms": percentiles([j.latency for j in done if j.latency is not None]),
+            "driver_cpu": round((time.process_time() - cpu) / wall, 2), "cpu_ms_per_request": cpu_ms,
+            "stages_ms": stages(done)}
+
+
+STAGES = (("post", "posted_at", "accepted_at"), ("front door publishes", "accepted_at", "request_seen_at"),
+          ("triage call", "request_seen_at", "triaged_at"), ("Task made", "triaged_at", "task_seen_at"),
+          ("Task worked", "task_seen_at", "completed_at"), ("prestation recorded", "completed_at", "recorded_at"))
+
+
+def stages(journeys: list[Journey]) -> dict[str, dict[str, float]]:
+    """Where the latency goes: p50/p95/p99 of each step of the way."""
+    return {name: percentiles([getattr(j, end) - getattr(j, start) for j in journeys
+                               if getattr(j, end) is not None and getattr(j, start) is not None])
+            for name, start, end in STAGES}
+
+
+async def run_database(args: argparse.Namespace, *, triage: str, coordination: str, bootstrap: str,
+                       meter: CpuMeter) -> dict[str, Any]:
+    async with Driver(triage=triage, coordination=coordination, bootstrap=bootstrap,
+                      concurrency=max(256, args.intake_concurrency)) as driver:
+        warmup = [driver.new_journey() for _ in range(20)]
+        await asyncio.gather(*(driver.run(j) for j in warmup))
+        broken = [j.error for j in warmup if j.error]
+        if broken:
+            raise RuntimeError(f"the warm-up journeys failed: {broken[:3]}")
+        intake = await intake_phase(driver, args.intake_seconds, args.intake_concurrency, meter)
+        loads = []
+        for rate in args.loads:
+            loads.append(await load_phase(driver, rate, args.load_seconds, meter))
+            await asyncio.sleep(2)  # let stragglers (feeds, notifications) settle between loads
+        return {"intake": intake, "loads": loads, "retries": driver.retries}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--databases", default="postgresql,sqlite")
+    parser.add_argument("--triage-workers", type=int, default=2)
+    parser.add_argument("--intake-seconds", type=float, default=15)
+    parser.add_argument("--intake-concurrency", type=int, default=32)
+    parser.add_argument("--loads", default="50,150,300", help="offered loads, requests/s")
+    parser.add_argument("--load-seconds", type=float, default=20)
+    parser.add_argument("--postgres", default=os.environ.get("REGIOZORG_BENCH_POSTGRES_URL",
+                                                             "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--running", action="store_true",
+                        help="drive the stack `make run` started (ports 8001-8003, broker 19092) instead")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench-report.json")
+    args = parser.parse_args(argv)
+    args.loads = [float(x) for x in args.loads.split(",") if x]
+    databases = [d for d in args.databases.split(",") if d]
+    logging.basicConfig(level=logging.WARNING)
+
+    sample = Driver.sample_bundle()
+    print("floor: validating the referral Bundle on one core …", file=sys.stderr)
+    validate = floor.validate_rps(sample)
+    event_size = len(simplejson.dumps(sample).encode())
+    result: dict[str, Any] = {"machine": machine(), "command": "make bench " + " ".join(argv or sys.argv[1:]),
+                              "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                              "database": databases[0], "runs": {}}
+    insert: dict[str, float] = {}
+    produce: list[float] = []
+    for database in databases:
+        print(f"{database}: starting the stack …", file=sys.stderr)
+        if args.running:
+            triage, coordination, bootstrap = "http://127.0.0.1:8001", "http://127.0.0.1:8002", "127.0.0.1:19092"
+            run = asyncio.run(run_database(args, triage=triage, coordination=coordination, bootstrap=bootstrap,
+                                           meter=CpuMeter(None)))
+            produce.append(asyncio.run(floor.produce_rps(bootstrap, b"x" * event_size)))
+        else:
+            with bench_stack(database, args.triage_workers, args.postgres) as stack:
+                run = asyncio.run(run_database(args, triage=stack.url("triage"), coordination=stack.url("coordination"),
+                                               bootstrap=stack.bootstrap, meter=CpuMeter(stack)))
+                produce.append(asyncio.run(floor.produce_rps(stack.bootstrap, b"x" * event_size)))
+                if database == "postgresql":
+                    insert[database] = asyncio.run(floor.insert_rps_postgres(stack.database_urls["triage"],
+                                                                             b"x" * event_size))
+                else:
+                    insert[database] = floor.insert_rps_sqlite(stack.data_dir, b"x" * event_size)
+        intake_rps = run["intake"]["intake_rps"]
+        achieved = [p["achieved_rps"] for p in run["loads"]]
+        result["runs"][database] = {
+            "database": database, "triage_workers": args.triage_workers, "intake_rps": intake_rps,
+            "intake": run["intake"], "loads": run["loads"], "retries": run["retries"],
+            "e2e_rps": max(achieved, default=0.0),
+        }
+    result["floor"] = {"validate_rps": round(validate, 1), "produce_rps": round(max(produce), 1),
+                       "insert_rps": {db: round(rate, 1) for db, rate in insert.items()}}
+    for database, run in result["runs"].items():
+        run["ratios"] = {
+            "intake_per_worker_to_validate": round(run["intake_rps"] / args.triage_workers / validate, 3),
+            "intake_to_insert": round(run["intake_rps"] / insert[database], 3) if database in insert else None,
+            "e2e_to_produce": round(run["e2e_rps"] / result["floor"]["produce_rps"], 4),
+        }
+    headline = result["runs"][databases[0]]
+    target = min(headline["loads"], key=lambda p: abs(p["offered_rps"] - 150), default=None)
+    result.update({"intake_rps": headline["intake_rps"], "e2e_rps": headline["e2e_rps"],
+                   "latency_ms": target["latency_ms"] if target else None,
+                   "latency_at_offered_rps": target["offered_rps"] if target else None,
+                   "ratios": headline["ratios"]})
+    floor_of_db = result["floor"]["insert_rps"].get(databases[0])
+    result["floor"]["insert_rps_by_database"] = result["floor"]["insert_rps"]
+    result["floor"]["insert_rps"] = floor_of_db
+    report.write_json(result, args.out)
+    report.write_chart(result, args.out.with_suffix(".png"))
+    print(report.table(result))
+    print(f"\nwrote {args.out.name} and {args.out.with_suffix('.png').name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The benchmark's outputs: one JSON report, a PNG chart and a short table on stdout."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def write_json(report: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
+
+
+def write_chart(report: dict[str, Any], path: Path) -> None:
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for database, run in report["runs"].items():
+        loads = [p["offered_rps"] for p in run["loads"]]
+        if not loads:
+            continue
+        left.plot(loads, [p["achieved_rps"] for p in run["loads"]], marker="o", label=database)
+        for key, style in (("p50", "-"), ("p95", "--"), ("p99", ":")):
+            right.plot(loads, [p["latency_ms"][key] for p in run["loads"]], style, marker="o",
+                       label=f"{database} {key}")
+    top = max((p["offered_rps"] for run in report["runs"].values() for p in run["loads"]), default=1)
+    left.plot([0, top], [0, top], color="grey", linewidth=0.8, label="offered = achieved")
+    left.set(title="End-to-end throughput", xlabel="offered load (requests/s)",
+             ylabel="closed requests with a prestation (/s)")
+    right.set(title="Latency, POST → prestation recorded", xlabel="offered load (requests/s)", ylabel="ms",
+              yscale="log")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.suptitle(f"make bench — {report['machine']}", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def table(report: dict[str, Any]) -> str:
+    floor = report["floor"]
+    lines = [f"machine: {report['machine']}",
+             f"floor: validate {floor['validate_rps']:.0f} Bundles/s (1 core), "
+             f"produce {floor['produce_rps']:.0f} records/s, "
+             + ", ".join(f"insert {db} {rate:.0f} tx/s" for db, rate in floor["insert_rps_by_database"].items()),
+             "",
+             f"{'database':<11} {'workers':>7} {'intake/s':>9} {'per worker / validate':>22}",
+             ]
+    for database, run in report["runs"].items():
+        lines.append(f"{database:<11} {run['triage_workers']:>7} {run['intake_rps']:>9.1f} "
+                     f"{run['ratios']['intake_per_worker_to_validate']:>21.1%}")
+    lines += ["", f"{'database':<11} {'offered/s':>9} {'achieved/s':>10} {'done':>6} {'failed':>6} "
+                  f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'driver cpu':>10}"]
+    for database, run in report["runs"].items():
+        for p in run["loads"]:
+            lat = p["latency_ms"]
+            lines.append(f"{database:<11} {p['offered_rps']:>9.0f} {p['achieved_rps']:>10.1f} {p['completed']:>6} "
+                         f"{p['failed']:>6} {lat['p50']:>8.0f} {lat['p95']:>8.0f} {lat['p99']:>8.0f} "
+                         f"{p['driver_cpu']:>10.0%}")
+    lines += ["", "CPU per request, ms (lowest offered load; intake: per referral Bundle):"]
+    for database, run in report["runs"].items():
+        intake = run["intake"]["cpu_ms_per_referral"]
+        lines.append(f"{database:<11} intake  " + "  ".join(f"{k} {v:.1f}" for k, v in intake.items()))
+        if run["loads"]:
+            e2e = run["loads"][0]["cpu_ms_per_request"]
+            lines.append(f"{database:<11} e2e     " + "  ".join(f"{k} {v:.1f}" for k, v in e2e.items()))
+    return "\n".join(lines)
