@@ -65,9 +65,16 @@ class IntakeResult:
     pseudonym: str | None = None
 
 
-async def _replay(session: AsyncSession, key: str, caller: Caller) -> IntakeResult | None:
-    """A retried transaction answers with the first outcome, marked as not newly created."""
-    found = await session.get(BundleReceipt, key)
+async def _replay(session: AsyncSession, keys: list[str], caller: Caller) -> IntakeResult | None:
+    """A retried transaction answers with the first outcome, marked as not newly created; the first key (in the
+    order given) with a receipt decides."""
+    unique = list(dict.fromkeys(keys))
+    receipts: dict[str, BundleReceipt] = {}
+    for start in range(0, len(unique), 400):  # bound the bind variables of one statement
+        rows = (await session.execute(select(BundleReceipt).where(
+            BundleReceipt.identifier.in_(unique[start:start + 400])))).scalars()  # type: ignore[attr-defined]
+        receipts.update((r.identifier, r) for r in rows)
+    found = next((receipts[key] for key in unique if key in receipts), None)
     if found is None:
         return None
     response = loads(found.response)
@@ -108,11 +115,19 @@ def _business_identifiers(entry: Entry) -> list[tuple[str, str, str]]:
                               if i["system"]))
 
 
-async def _find_by_identifier(session: AsyncSession, resource_type: str, system: str, value: str) -> str | None:
-    row = (await session.execute(select(ResourceIdentifier.resource_id).where(
-        ResourceIdentifier.resource_type == resource_type, ResourceIdentifier.system == system,
-        ResourceIdentifier.value == value))).first()
-    return row[0] if row else None
+async def _known_identifiers(session: AsyncSession,
+                             wanted: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
+    """The stored resource id of each (type, system, value) that is known here, in one query per 300."""
+    pairs = sorted(wanted)
+    known: dict[tuple[str, str, str], str] = {}
+    for start in range(0, len(pairs), 300):  # three bind variables each
+        rows = await session.execute(select(
+            ResourceIdentifier.resource_type, ResourceIdentifier.system, ResourceIdentifier.value,
+            ResourceIdentifier.resource_id).where(tuple_(
+                ResourceIdentifier.resource_type, ResourceIdentifier.system, ResourceIdentifier.value,
+            ).in_(pairs[start:start + 300])))
+        known.update(((kind, system, value), rid) for kind, system, value, rid in rows)
+    return known
 
 
 def _parse_if_none_exist(query: str) -> tuple[str, str] | None:
@@ -156,7 +171,8 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
     """Store a referral Bundle all or nothing; a retry of the same Bundle or ServiceRequest changes nothing."""
     bundle_ident = bundle.get("identifier") if isinstance(bundle.get("identifier"), dict) else None
     if bundle_ident and bundle_ident.get("value"):
-        replayed = await _replay(session, f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}", caller)
+        replayed = await _replay(session, [f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}"],
+                                 caller)
         if replayed:
             return replayed
     entries = bundle.get("entry")
@@ -178,34 +194,42 @@ async def create_service_request(session: AsyncSession, *, resource: dict[str, A
     return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key)
 
 
-async def _existing(session: AsyncSession, entry: Entry, claimed: dict[tuple[str, str, str], str]) -> str | None:
+def _lookups(entry: Entry) -> list[tuple[str, str, str]]:
+    """The identifiers by which an entry may name a stored resource: its ifNoneExist, then its own."""
+    parsed = _parse_if_none_exist(entry.if_none_exist or "")
+    return [*([(entry.type, *parsed)] if parsed else []), *_business_identifiers(entry)]
+
+
+def _existing(entry: Entry, known: dict[tuple[str, str, str], str],
+              claimed: dict[tuple[str, str, str], str]) -> str | None:
     """The stored resource an entry is: named by its ifNoneExist, else by any business identifier already known
     here or earlier in the same Bundle (the same organisation or patient is never stored twice)."""
     parsed = _parse_if_none_exist(entry.if_none_exist or "")
-    named = await _find_by_identifier(session, entry.type, *parsed) if parsed else None
+    named = known.get((entry.type, *parsed)) if parsed else None
     if named:
         return named
     for key in _business_identifiers(entry):
-        known = claimed.get(key) or await _find_by_identifier(session, *key)
-        if known:
-            return known
+        found = claimed.get(key) or known.get(key)
+        if found:
+            return found
     return None
 
 
 async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, traceparent: str | None,
                  pseudonym_key: bytes) -> IntakeResult:
-    for key in _replay_keys(referral):
-        replayed = await _replay(session, key, caller)
-        if replayed:
-            return replayed
+    replayed = await _replay(session, _replay_keys(referral), caller)
+    if replayed:
+        return replayed
 
     now = _now()
     assigned: dict[str, str] = {}
     statuses: dict[int, str] = {}
     reused: set[int] = set()
     claimed: dict[tuple[str, str, str], str] = {}
+    known = await _known_identifiers(session, {key for entry in referral.entries
+                                               if entry is not referral.service_request for key in _lookups(entry)})
     for entry in referral.entries:
-        existing = None if entry is referral.service_request else await _existing(session, entry, claimed)
+        existing = None if entry is referral.service_request else _existing(entry, known, claimed)
         resource_id = existing or new_id()
         if existing:
             reused.add(entry.index)
@@ -228,7 +252,10 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         patient_id = referral.patient_reference.split("/", 1)[1]
 
     request_id = new_id()
-    record = await session.get(PatientRecord, patient_id)
+    # A Patient stored just now under a new id has no record yet: no need to ask.
+    new_patient = referral.patient is not None and referral.patient.index not in reused
+    record = None if new_patient else await session.get(PatientRecord, patient_id)
+    created_record = record is None
     if record is None:
         key = pseudonym(referral.bsn, pseudonym_key) if referral.bsn else pseudonym_for_unidentified(
             request_id, pseudonym_key)
@@ -256,7 +283,9 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     sr = referral.service_request.resource
     open_dbc = any(ext.get("url") == events.OPEN_DBC_EXTENSION and ext.get("valueBoolean") is True
                    for ext in sr.get("extension", []) or [])
-    open_request = await _open_request_for(session, record.pseudonym)
+    # A record made just now has no requests: its pseudonym is new (an unidentified patient's comes from this
+    # request) or comes from a BSN no other record holds (the column is unique, so a concurrent twin fails).
+    open_request = None if created_record else await _open_request_for(session, record.pseudonym)
     if open_request is not None:
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
                                   service_request_id=sr["id"], received_at=now))
