@@ -27,6 +27,10 @@ from joserfc.jwk import KeySet, RSAKey
 from shared.fhir import FhirError, Issue
 
 TOKEN_LIFETIME_SECONDS = 300
+FOLDER_CHECK_SECONDS = 1.0
+# A client secret verified once is taken on its word for this long (scrypt costs ~40 ms of CPU per check).
+VERIFIED_SECRET_SECONDS = 300
+VERIFIED_SECRET_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,7 @@ class SigningKeys:
         self._keys: list[tuple[int, RSAKey]] = []
         self._set: KeySet | None = None
         self._set_kids: tuple[str | None, ...] = ()
+        self._checked_at = float("-inf")  # monotonic time the folder was last looked at by key_set
         folder.mkdir(parents=True, exist_ok=True)
         if not any(folder.glob("*.json")):
             self.rotate()
@@ -91,6 +96,7 @@ class SigningKeys:
         draft.touch(0o600)
         draft.write_text(json.dumps(key.as_dict(private=True)))
         draft.rename(path)
+        self._checked_at = float("-inf")
         return kid
 
     @staticmethod
@@ -104,10 +110,13 @@ class SigningKeys:
             files = sorted(self.folder.glob("*.json"), key=self._created)
             loaded = [(self._created(p), RSAKey.import_key(json.loads(p.read_text()))) for p in files]
             self._keys, self._stamp = loaded, stamp
+        return self._retire(self._keys)
+
+    def _retire(self, keys: list[tuple[int, RSAKey]]) -> list[tuple[int, RSAKey]]:
         now = time.time_ns()
         # A key is retired once its successor has been signing for longer than a token lives.
-        return [(created, key) for i, (created, key) in enumerate(self._keys)
-                if i == len(self._keys) - 1 or self._keys[i + 1][0] + self.retire_after * 10**9 > now]
+        return [(created, key) for i, (created, key) in enumerate(keys)
+                if i == len(keys) - 1 or keys[i + 1][0] + self.retire_after * 10**9 > now]
 
     @property
     def current(self) -> RSAKey:
@@ -116,9 +125,18 @@ class SigningKeys:
     def jwks(self) -> dict[str, Any]:
         return {"keys": [key.as_dict(private=False) for _, key in self._current_keys()]}
 
-    def key_set(self) -> KeySet:
-        """The verifying keys, rebuilt only when the folder changed or a key retired (every token check asks)."""
-        current = self._current_keys()
+    def key_set(self, kid: str | None = None) -> KeySet:
+        """The verifying keys, rebuilt only when the folder changed or a key retired.
+
+        Every token check asks, so the folder is looked at once per second at most, and at once for a key id
+        not seen yet (another worker may just have rotated).
+        """
+        now = time.monotonic()
+        if (self._set is not None and now - self._checked_at < FOLDER_CHECK_SECONDS
+                and (kid is None or kid in self._set_kids)):
+            current = self._retire(self._keys)
+        else:
+            current, self._checked_at = self._current_keys(), now
         kids = tuple(key.kid for _, key in current)
         if self._set is None or self._set_kids != kids:
             self._set, self._set_kids = KeySet([key for _, key in current]), kids
@@ -131,9 +149,27 @@ def hash_secret(secret: str, salt: bytes | None = None) -> str:
     return f"scrypt${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
 
 
+_verified: dict[bytes, float] = {}  # sha256 of (stored hash, secret) -> monotonic time it stops counting
+
+
 def verify_secret(secret: str, stored: str) -> bool:
+    """Check a secret against its scrypt hash; a secret that matched recently is not hashed again.
+
+    Only matches are remembered, under a digest of the stored hash and the secret (never the secret), so a
+    changed secret or hash misses, and every wrong guess still pays the full scrypt cost.
+    """
+    remembered = hashlib.sha256(f"{stored}\0{secret}".encode()).digest()
+    now = time.monotonic()
+    if _verified.get(remembered, 0.0) > now:
+        return True
     _, salt, _digest = stored.split("$")
-    return hmac.compare_digest(hash_secret(secret, base64.b64decode(salt)), stored)
+    if not hmac.compare_digest(hash_secret(secret, base64.b64decode(salt)), stored):
+        return False
+    if len(_verified) >= VERIFIED_SECRET_LIMIT:
+        for key in [k for k, until in _verified.items() if until <= now] or list(_verified)[:1]:
+            del _verified[key]
+    _verified[remembered] = now + VERIFIED_SECRET_SECONDS
+    return True
 
 
 class TokenIssuer:
@@ -165,7 +201,7 @@ class TokenVerifier:
 
     async def key_set(self, kid: str | None) -> KeySet:
         if self.local is not None:  # the issuer itself reads its key folder, no HTTP round trip
-            return self.local.key_set()
+            return self.local.key_set(kid)
         known = self._keys is not None and any(k.kid == kid for k in self._keys.keys)
         if known:
             assert self._keys is not None
