@@ -152,6 +152,11 @@ async def effective_line(session: AsyncSession, request_id: str) -> PrestationLi
     """The line that currently stands for a request: the newest original or rebill that no credit cancels."""
     lines = list((await session.execute(select(PrestationLine).where(
         PrestationLine.acute_request_id == request_id).order_by(PrestationLine.sequence))).scalars())
+    return _standing(lines)
+
+
+def _standing(lines: list[PrestationLine]) -> PrestationLine | None:
+    """Of one request's lines in sequence order, the one that stands."""
     credited = {line.corrects for line in lines if line.kind == "credit"}
     standing = [line for line in lines if line.kind != "credit" and line.id not in credited]
     return standing[-1] if standing else None
@@ -310,9 +315,16 @@ async def build_feed(session: AsyncSession, *, uzovi: str, period: str) -> dict[
     rows = list((await session.execute(select(PrestationLine).where(
         PrestationLine.uzovi == uzovi, PrestationLine.period == period))).scalars())
     entries = [ledger.Entry(r.acute_request_id, r.kind, r.quantity, _values(r)) for r in rows]
+    # Every line of these requests, in any month or for any insurer (a rebill may have moved one), in one query.
+    of_request: dict[str, list[PrestationLine]] = {}
+    for line in (await session.execute(select(PrestationLine).where(PrestationLine.acute_request_id.in_(  # type: ignore[attr-defined]
+            select(PrestationLine.acute_request_id).where(PrestationLine.uzovi == uzovi,
+                                                          PrestationLine.period == period)))
+            .order_by(PrestationLine.acute_request_id, PrestationLine.sequence))).scalars():
+        of_request.setdefault(line.acute_request_id, []).append(line)
     effective = []
     for request_id in sorted({r.acute_request_id for r in rows}):
-        standing = await effective_line(session, request_id)
+        standing = _standing(of_request.get(request_id, []))
         if standing is not None and standing.uzovi == uzovi and standing.period == period:
             effective.append(ledger.Entry(request_id, standing.kind, 1, _values(standing)))
     return ledger.aggregate(uzovi, period, entries, effective)
