@@ -71,12 +71,14 @@ def _acute_request_id(resource: dict[str, Any]) -> str:
     raise PoisonMessage("the resource names no acute request (basedOn identifier)")
 
 
-async def _locked_fact(session: AsyncSession, request_id: str, pseudonym: str) -> RequestFact:
+async def _locked_fact(session: AsyncSession, request_id: str, pseudonym: str, **values: Any) -> RequestFact:
     """Facts of one request are handled one transaction at a time; otherwise, on PostgreSQL, a contact and
-    the close arriving together could each miss the other's uncommitted row and nobody would derive."""
+    the close arriving together could each miss the other's uncommitted row and nobody would derive.
+
+    A fact made here starts with `values` (inserted with them rather than updated right after)."""
     fact = await session.get(RequestFact, request_id, with_for_update=True)
     if fact is None:
-        fact = RequestFact(id=request_id, pseudonym=pseudonym)
+        fact = RequestFact(id=request_id, **{"pseudonym": pseudonym, **values})
         session.add(fact)
         await session.flush()  # a concurrent first insert fails here and the consumer retries
     return fact
@@ -96,7 +98,7 @@ async def on_triage_completed(session: AsyncSession, event: Event, *, grace: tim
                        "triaged_at": datetime.fromisoformat(order["authoredOn"])}
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__}") from exc
-    fact = await _locked_fact(session, request_id, str(fact_values["pseudonym"]))
+    fact = await _locked_fact(session, request_id, **fact_values)
     for name, value in fact_values.items():
         setattr(fact, name, value)
     session.add(fact)
