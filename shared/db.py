@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from sqlalchemy import Column, Connection, Table, event, inspect, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.schema import CreateColumn
 from sqlmodel import SQLModel
@@ -114,6 +115,28 @@ def _literal_default(column: Column) -> str:  # type: ignore[type-arg]
     if isinstance(value, int | float):
         return f" DEFAULT {value}"
     return " DEFAULT '" + str(value).replace("'", "''") + "'"
+
+
+# PostgreSQL: connection exception, insufficient resources, operator intervention (shutdown,
+# cannot connect now), transaction rollback (serialisation failure, deadlock); and 55000,
+# "database … is not currently accepting connections".
+TRANSIENT_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "40"})
+TRANSIENT_SQLSTATES = frozenset({"55000"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """A failure of the database itself (away, restarting, refusing, overloaded), not of the work."""
+    if isinstance(exc, OperationalError | InterfaceError):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    for candidate in (exc.orig, getattr(exc.orig, "__cause__", None)):
+        state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
+        if isinstance(state, str):
+            return state[:2] in TRANSIENT_SQLSTATE_CLASSES or state in TRANSIENT_SQLSTATES
+    return False
 
 
 async def ping(engine: AsyncEngine) -> None:

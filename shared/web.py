@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shared import audit, audit_views, console, metrics, tracing
 from shared.auth import TokenVerifier
 from shared.console import ConsoleAuth, LoginRequired, templates
+from shared.db import database_unavailable
 from shared.fhir import FhirError, Issue, operation_outcome
 from shared.i18n import LANG_COOKIE, LANGUAGES
 from shared.responses import FhirJSONResponse
@@ -62,9 +63,16 @@ def install(app: FastAPI, *, service: str, max_body_bytes: int) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         # Answered outside the middleware, so the request's trace is passed along by hand.
         traceparent = getattr(request.state, "traceparent", None)
+        headers = {"traceparent": traceparent} if traceparent else {}
+        if database_unavailable(exc):
+            # Nothing was applied and nothing is wrong with the request: the client should try again.
+            log.warning("database unavailable: %s", exc.__class__.__name__, extra={"traceparent": traceparent})
+            return outcome_response(503, [Issue("error", "transient", "the database is unavailable; the request "
+                                                "was not applied, retry it shortly")],
+                                    {**headers, "Retry-After": "2"})
         log.exception("unexpected error: %s", exc.__class__.__name__, extra={"traceparent": traceparent})
         return outcome_response(500, [Issue("fatal", "exception", "internal error; the request was not applied")],
-                                {"traceparent": traceparent} if traceparent else None)
+                                headers or None)
 
     @app.middleware("http")
     async def _limits_and_metrics(request: Request, call_next):  # type: ignore[no-untyped-def]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
+from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
@@ -24,6 +25,7 @@ from shared import metrics, tracing
 from shared.bus.envelope import EnvelopeError, Event, decode
 from shared.bus.topics import dlq
 from shared.bus.watch import BrokerWatch
+from shared.db import database_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -167,17 +169,34 @@ class EventConsumer:
             except PoisonMessage as exc:
                 await self._dead_letter(record, exc, attempts=attempt)
                 return
-            except TRANSIENT as exc:
-                metrics.HANDLER_RETRIES.labels(self.name).inc()
-                log.warning("consumer %s: %s (transient); retrying", self.name, exc.__class__.__name__)
-                await asyncio.sleep(min(5.0, self.retry_seconds * 2 ** min(attempt, 5)))
-                attempt -= 1
             except Exception as exc:
                 metrics.HANDLER_RETRIES.labels(self.name).inc()
+                if await self._infrastructure_failed(exc):
+                    # The database (or broker) is away: no attempt is used up, however long it takes.
+                    log.warning("consumer %s: %s (transient); retrying", self.name, exc.__class__.__name__)
+                    await asyncio.sleep(min(5.0, self.retry_seconds * 2 ** min(attempt, 5)))
+                    attempt -= 1
+                    continue
                 if attempt >= self.max_attempts:
                     await self._dead_letter(record, exc, attempts=attempt)
                     return
                 await asyncio.sleep(self.retry_seconds * 2 ** (attempt - 1))
+
+    async def _infrastructure_failed(self, exc: BaseException) -> bool:
+        """Whether a failure came from the infrastructure rather than from the message.
+
+        Known shapes (connection errors, PostgreSQL's connection, shutdown, resource and
+        serialisation SQLSTATEs) say so at once; for anything else the database is asked: if it
+        cannot answer now, the failure is not the message's fault either.
+        """
+        if isinstance(exc, TRANSIENT) or database_unavailable(exc):
+            return True
+        try:
+            async with self.sessions() as session:
+                await asyncio.wait_for(session.execute(text("SELECT 1")), 5)
+        except Exception:
+            return True
+        return False
 
     async def apply(self, event: Event) -> bool:
         """Run the handler once for this event id, in the event's trace; False when it had been processed already."""

@@ -98,6 +98,14 @@ class Journey:
     error: str | None = None
 
     @property
+    def stage(self) -> str:
+        """The last step this journey got through."""
+        reached = [name for name, moment in (("posted", self.accepted_at), ("request seen", self.request_seen_at),
+                                             ("triaged", self.triaged_at), ("Task seen", self.task_seen_at),
+                                             ("Task completed", self.completed_at)) if moment is not None]
+        return reached[-1] if reached else "nothing"
+
+    @property
     def latency(self) -> float | None:
         return None if self.recorded_at is None else self.recorded_at - self.posted_at
 
@@ -320,7 +328,7 @@ class Driver:
             await self.post(journey)
             await self.finish(journey)
         except (StepFailed, TimeoutError) as exc:
-            journey.error = f"{exc.__class__.__name__}: {exc}"
+            journey.error = f"{exc.__class__.__name__} after {journey.stage}: {exc}"
 
     async def finish(self, journey: Journey) -> None:
         disposition, organisation, worker, contact = journey.route
