@@ -26,5 +26,10 @@ test: install
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
+# Every fault (kill -9 of each service and of the broker, PostgreSQL refusing, poison records) under load,
+# then nothing lost or duplicated; a short version of each case is part of `make test`.
+chaos: install
+	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
+
 clean:
 	rm -rf .regiozorg .pytest_cache test-artifacts

@@ -34,6 +34,7 @@ from services.triage.models import (
     TriageDecision,
 )
 from shared.auth import Caller
+from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
 from shared.fhir import FhirError, Issue, dumps, loads, resolve_bundle_references
@@ -470,7 +471,11 @@ async def worklist(session: AsyncSession, *, statuses: tuple[str, ...]) -> list[
 
 async def close_request(session: AsyncSession, event: Event) -> None:
     """Coordination closed the acute request: it leaves every open list here."""
-    request_id = event.subject.rsplit("/", 1)[-1]
+    closed = event.json()
+    if not isinstance(closed, dict) or closed.get("resourceType") != "ServiceRequest" \
+            or closed.get("status") != "completed" or not isinstance(closed.get("id"), str):
+        raise PoisonMessage("acute-request-closed value is not a completed ServiceRequest")
+    request_id = closed["id"]
     request = await session.get(AcuteRequest, request_id)
     if request is not None and request.status != "closed":
         request.status = "closed"

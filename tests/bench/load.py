@@ -171,8 +171,13 @@ class Tap:
                 for record in records:
                     self._take(record.topic, record.value, now)
 
-    def _take(self, topic: str, value: bytes, now: float) -> None:
-        body = simplejson.loads(value)
+    def _take(self, topic: str, value: bytes | None, now: float) -> None:
+        try:
+            body = simplejson.loads(value or b"")
+        except ValueError:
+            return  # not the product's (the chaos suite feeds poison records into these topics)
+        if not isinstance(body, dict):
+            return
         if topic == REFERRAL_RECEIVED:
             request_id = _identifier(body.get("identifier", []), ACUTE_REQUEST_SYSTEM)
             if request_id and body.get("id"):
