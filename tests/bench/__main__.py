@@ -1,6 +1,6 @@
 """`make bench`: the real stack under load, measured against the floor of its bare parts, in one run.
 
-    python -m tests.bench [--databases postgresql,sqlite] [--loads 50,150,300] [--load-seconds 20] ...
+    python -m tests.bench [--databases postgresql,sqlite] [--loads 5,10,20,40] [--load-seconds 20] ...
 
 Starts broker and services (or drives a running stack with --running), then per database:
 intake throughput (closed loop, referral Bundles/s accepted), and at each fixed offered load the
@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--triage-workers", type=int, default=2)
     parser.add_argument("--intake-seconds", type=float, default=15)
     parser.add_argument("--intake-concurrency", type=int, default=32)
-    parser.add_argument("--loads", default="50,150,300", help="offered loads, requests/s")
+    parser.add_argument("--loads", default="5,10,20,40", help="offered loads, requests/s")
     parser.add_argument("--load-seconds", type=float, default=20)
     parser.add_argument("--postgres", default=os.environ.get("REGIOZORG_BENCH_POSTGRES_URL",
                                                              "postgresql://postgres@127.0.0.1:5432/postgres"))
@@ -227,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     args.loads = [float(x) for x in args.loads.split(",") if x]
     databases = [d for d in args.databases.split(",") if d]
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("aiokafka").setLevel(logging.ERROR)
 
     sample = Driver.sample_bundle()
     print("floor: validating the referral Bundle on one core …", file=sys.stderr)

@@ -29,7 +29,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from infra.client import ACT_CODE, TASK_OUTPUT, service_request_of
 from infra.referrals import DEMO_PATIENTS, referral_bundle
 from shared.bus.topics import PRESTATION_RECORDED, REFERRAL_RECEIVED, TASK_CHANGED
+from shared.bus.watch import BrokerWatch
 from shared.region import DEMO_CLIENTS
+from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -121,14 +123,27 @@ class Tap:
         self.lines_seen: dict[str, int] = {}
         self._waiters: dict[tuple[str, str], list[asyncio.Future[Any]]] = {}
         self._consumer: AIOKafkaConsumer | None = None
+        # A restarted embedded broker has new, shorter logs that the old positions may already lie
+        # within; like the services, the tap reads from the start again when the epoch changes.
+        self._watch = BrokerWatch(bootstrap, partitions=ServiceSettings().topic_partitions, service="bench")
+        self._watch.on_new_epoch(self._on_new_epoch)
+        self._epoch: str | None = None
+        self._rewind = False
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                           auto_offset_reset="earliest", max_poll_records=2000)
         await self._consumer.start()
+        await self._watch.start()
+        self._epoch = self._watch.epoch
         await self._assign()
         self._task = asyncio.create_task(self._run(), name="tap")
+
+    async def _on_new_epoch(self, epoch: str) -> None:
+        if self._epoch not in (None, epoch):
+            self._rewind = True
+        self._epoch = epoch
 
     async def _assign(self) -> None:
         assert self._consumer is not None
@@ -148,6 +163,7 @@ class Tap:
         if self._task:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
+        await self._watch.stop()
         if self._consumer:
             await self._consumer.stop()
 
@@ -155,6 +171,9 @@ class Tap:
         assert self._consumer is not None
         while True:
             try:
+                if self._rewind:
+                    self._rewind = False
+                    await self._assign()
                 batch = await self._consumer.getmany(timeout_ms=200)
             except asyncio.CancelledError:
                 raise
