@@ -17,6 +17,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
@@ -206,12 +208,10 @@ class EventConsumer:
     async def _apply_once(self, event: Event) -> bool:
         try:
             async with self.sessions() as session, session.begin():
-                done = await session.get(ProcessedEvent, (self.name, event.id))
-                if done is not None:
+                if not await self._claim(session, event):
                     metrics.DUPLICATES.labels(self.name, event.topic).inc()
                     return False
                 await self.handler(session, event)
-                session.add(ProcessedEvent(consumer=self.name, event_id=event.id, topic=event.topic))
         except IntegrityError:
             # Another worker of this service committed the same event first.
             async with self.sessions() as session:
@@ -221,6 +221,19 @@ class EventConsumer:
             raise
         metrics.CONSUMED.labels(self.name, event.topic).inc()
         return True
+
+    async def _claim(self, session: AsyncSession, event: Event) -> bool:
+        """Record the event id first, in the effect's transaction: one statement says whether it is new.
+
+        A worker handling the same event at the same time waits on the key here, then finds it taken;
+        a rolled-back effect takes its processed row with it.
+        """
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        claimed = await session.execute(
+            insert(ProcessedEvent).values(consumer=self.name, event_id=event.id, topic=event.topic,
+                                          processed_at=datetime.now(UTC))
+            .on_conflict_do_nothing().returning(ProcessedEvent.event_id))  # type: ignore[arg-type]
+        return claimed.first() is not None
 
     async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, *, attempts: int) -> None:
         assert self._dlq_producer is not None
