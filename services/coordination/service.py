@@ -434,18 +434,20 @@ async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent:
     routed = await session.get(RoutedRequest, request_id, with_for_update=True)
     if routed is None or routed.status == "closed":
         return
-    statuses = (await session.execute(select(TaskRecord.status).where(
-        TaskRecord.acute_request_id == request_id))).scalars().all()
-    if not statuses or any(s not in TERMINAL for s in statuses):
+    # Read after the lock, so of two Tasks finishing together the second sees the first. The Encounters
+    # come in the same statement: each belongs to one of these Tasks.
+    rows = (await session.execute(
+        select(TaskRecord.status, EncounterRecord.id)
+        .outerjoin(EncounterRecord, EncounterRecord.task_id == TaskRecord.id)  # type: ignore[arg-type]
+        .where(TaskRecord.acute_request_id == request_id))).all()
+    if not rows or any(status not in TERMINAL for status, _ in rows):
         return
+    encounter_ids = [encounter_id for _, encounter_id in rows if encounter_id is not None]
     now = _now()
     routed.status, routed.closed_at = "closed", now
     session.add(routed)
     episodes.note(session, pseudonym=routed.pseudonym, at=now, kind="closed", text="acute aanvraag afgesloten",
                   reference=f"ServiceRequest/{request_id}")
-    await session.flush()
-    encounter_ids = list((await session.execute(select(EncounterRecord.id).where(
-        EncounterRecord.acute_request_id == request_id))).scalars())
     enqueue(session, events.acute_request_closed(request_id=request_id, pseudonym=routed.pseudonym, closed_at=now,
                                                  encounter_ids=encounter_ids, traceparent=traceparent))
 
