@@ -419,6 +419,8 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
         raise FhirError(409, Issue("error", "conflict", f"acute request {request_id} is already {request.status}; "
                                                         "it is not triaged twice unless re-triage is chosen, "
                                                         "with a reason"))
+    # Read before the request changes: a query after would flush it, and due_at would be a second UPDATE.
+    targets = await configuration.targets(session)
     now = _now()
     request.status = "triaged"
     request.urgency = decision.urgency
@@ -426,7 +428,7 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     request.assigned_org = org.token
     request.triaged_at = now
     request.triaged_by = caller.subject
-    request.due_at = due_by(decision.urgency, _aware(request.received_at), await configuration.targets(session))
+    request.due_at = due_by(decision.urgency, _aware(request.received_at), targets)
     request.received_at = _aware(request.received_at)
     session.add(request)
     session.add(TriageDecision(acute_request_id=request.id, urgency=decision.urgency,
