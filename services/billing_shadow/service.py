@@ -117,12 +117,13 @@ async def on_contact_delivered(session: AsyncSession, event: Event, *, grace: ti
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"contact-delivered value is not a readable Encounter: {exc.__class__.__name__}") from exc
     request_id = _acute_request_id(encounter)
-    await _locked_fact(session, request_id, pseudonym)
+    # Held here: an unreferenced fact leaves the session's identity map and rederive would read it again.
+    fact = await _locked_fact(session, request_id, pseudonym)
     if await session.get(ContactFact, contact_id) is None:
         session.add(ContactFact(id=contact_id, acute_request_id=request_id, act_class=act_class, performer=performer,
                                 start=start))
         await session.flush()
-    await rederive(session, request_id, traceparent=event.traceparent, grace=grace)
+    await rederive(session, request_id, traceparent=event.traceparent, grace=grace, fact=fact)
 
 
 async def on_acute_request_closed(session: AsyncSession, event: Event, *, grace: timedelta) -> None:
@@ -165,12 +166,13 @@ def _standing(lines: list[PrestationLine]) -> PrestationLine | None:
 
 
 async def rederive(session: AsyncSession, request_id: str, *, traceparent: str | None, grace: timedelta,
-                   reason: str | None = None, actor: str = "derivation") -> PrestationLine | None:
+                   reason: str | None = None, actor: str = "derivation",
+                   fact: RequestFact | None = None) -> PrestationLine | None:
     """Derive and price the request from all facts known now. Lines are only ever added: a change credits
     the standing line and rebills it. Until the line locks, changed facts do this by themselves; after the
     lock only a person does (a billing officer's correction, a hospital's report), with a reason."""
     await session.flush()
-    fact = await session.get(RequestFact, request_id)
+    fact = fact or await session.get(RequestFact, request_id)
     if fact is None or fact.closed_at is None or fact.triaged_at is None:
         return None  # the remaining facts are still on their way
     contact_rows = list((await session.execute(select(ContactFact).where(
