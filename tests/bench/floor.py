@@ -27,15 +27,22 @@ from fhir.resources.R4B.bundle import Bundle
 from shared.bus.envelope import Event
 
 
-def validate_rps(bundle: dict[str, Any], seconds: float = 3.0) -> float:
-    """Bundles per second that `Bundle.model_validate_json` accepts, from the same bytes the API receives."""
+def validate_rps(bundle: dict[str, Any], seconds: float = 2.0, repeats: int = 3) -> float:
+    """Bundles per second that `Bundle.model_validate_json` accepts, from the same bytes the API receives.
+
+    The best of a few short runs: this shared machine's speed varies by a quarter from run to run,
+    and the floor is what the part can do.
+    """
     raw = json.dumps(bundle).encode()
     Bundle.model_validate_json(raw)  # warm up: pydantic builds its validators lazily
-    count, started = 0, time.perf_counter()
-    while time.perf_counter() - started < seconds:
-        Bundle.model_validate_json(raw)
-        count += 1
-    return count / (time.perf_counter() - started)
+    rates = []
+    for _ in range(repeats):
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            Bundle.model_validate_json(raw)
+            count += 1
+        rates.append(count / (time.perf_counter() - started))
+    return max(rates)
 
 
 async def produce_rps(bootstrap: str, payload: bytes, count: int = 20000) -> float:
