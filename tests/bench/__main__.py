@@ -154,14 +154,7 @@ async def load_phase(driver: Driver, rate: float, seconds: float, meter: CpuMete
     tasks: list[asyncio.Task[None]] = []
     journeys: list[Journey] = []
     with tqdm(total=count, desc=f"{rate:g}/s", unit="req", leave=False) as bar:
-        for i in range(count):
-            delay = started + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            journey = driver.new_journey()
-            journeys.append(journey)
-            tasks.append(asyncio.create_task(driver.run(journey)))
-            bar.update(1)
+        await driver.offer(rate, seconds, journeys, tasks, on_each=lambda: bar.update(1))
         offered_seconds = time.monotonic() - started
         await asyncio.gather(*tasks)
     wall = time.monotonic() - started

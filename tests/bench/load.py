@@ -18,7 +18,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -345,6 +345,21 @@ class Driver:
         assert response is not None
         journey.accepted_at = time.monotonic()
         journey.service_request = service_request_of(response.json())
+
+    async def offer(self, rate: float, seconds: float, journeys: list[Journey], tasks: list[asyncio.Task[None]],
+                    on_each: Callable[[], None] | None = None) -> None:
+        """Open loop: a new referral every 1/rate seconds for `seconds`, each run to its end in its own task
+        (appended to `journeys` and `tasks` as they start, so a caller can watch them meanwhile)."""
+        begin = time.monotonic()
+        for i in range(max(1, round(rate * seconds))):
+            delay = begin + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            journey = self.new_journey()
+            journeys.append(journey)
+            tasks.append(asyncio.create_task(self.run(journey)))
+            if on_each:
+                on_each()
 
     async def run(self, journey: Journey) -> None:
         """The whole way: post, triage, work the Task, wait until billing recorded the line."""

@@ -134,23 +134,12 @@ class Chaos:
             journeys: list[Journey] = []
             tasks: list[asyncio.Task[None]] = []
 
-            async def load() -> None:
-                count = max(1, round(rate * seconds))
-                begin = time.monotonic()
-                for i in range(count):
-                    delay = begin + i / rate - time.monotonic()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    journey = driver.new_journey()
-                    journeys.append(journey)
-                    tasks.append(asyncio.create_task(driver.run(journey)))
-
             async def inject() -> None:
                 if fault is not None:
                     await asyncio.sleep(seconds / 3)
                     await fault()
 
-            await asyncio.gather(load(), inject())
+            await asyncio.gather(driver.offer(rate, seconds, journeys, tasks), inject())
             await asyncio.gather(*tasks)
         accepted = [j for j in journeys if j.accepted_at is not None and j.service_request]
         ids = {j.service_request for j in accepted if j.service_request}
