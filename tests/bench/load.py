@@ -12,7 +12,6 @@ mid-request costs time, never a second referral: that is what the chaos suite le
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -177,11 +176,10 @@ class Tap:
                 batch = await self._consumer.getmany(timeout_ms=200)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the broker is being restarted: read again from the start
+            except Exception as exc:  # the broker is away: read again from the start once it answers
                 log.info("tap: %s; re-reading", exc.__class__.__name__)
+                self._rewind = True
                 await asyncio.sleep(0.5)
-                with contextlib.suppress(Exception):
-                    await self._assign()
                 continue
             if not batch:
                 continue

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import re
 import subprocess
 import sys
 import time
@@ -19,9 +20,12 @@ from pathlib import Path
 from tests.bench.__main__ import ROOT, CpuMeter, bench_stack, cpu_seconds, intake_phase, load_phase
 from tests.bench.load import Driver
 
+PRODUCT_FRAME = re.compile(r"(.*) \(((?:services|shared|infra)/[^:]*):\d+\)")
+
 
 def summarise(collapsed: Path, top: int) -> list[tuple[str, float]]:
-    """Inclusive share of samples per function of the product (shared/, services/, infra/) and per library."""
+    """Inclusive share of samples per function of the product (services/, shared/, infra/), as
+    "function [file]"; library frames only count towards the product function that called them."""
     inclusive: collections.Counter[str] = collections.Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
@@ -29,13 +33,10 @@ def summarise(collapsed: Path, top: int) -> list[tuple[str, float]]:
         if not count.isdigit():
             continue
         total += int(count)
-        seen = set()
-        for frame in stack.split(";"):
-            name = frame.split(" (")[0] + " (" + frame.split(" (")[-1].split(":")[0].rsplit("/", 2)[-1] \
-                if " (" in frame else frame
-            if name not in seen:
-                seen.add(name)
-                inclusive[name] += int(count)
+        names = {f"{m.group(1)} [{m.group(2)}]" for frame in stack.split(";")
+                 if (m := PRODUCT_FRAME.match(frame))}
+        for name in names:
+            inclusive[name] += int(count)
     return [(name, n / total) for name, n in inclusive.most_common(top)] if total else []
 
 
