@@ -18,7 +18,8 @@ from infra.broker import EmbeddedBroker
 from infra.stack import Stack
 
 ROOT = Path(__file__).resolve().parent.parent
-NL_CORE = ROOT.parent / "shared" / "data" / "nl-core"
+# The published Nictiz examples the tests read (source and licence: its README.md).
+NL_CORE = ROOT / "tests" / "data" / "nl-core"
 
 
 def free_port() -> int:

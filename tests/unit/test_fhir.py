@@ -6,7 +6,6 @@ import copy
 import json
 import xml.etree.ElementTree as ET
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,8 +24,8 @@ from shared.fhir import (
     to_xml,
     validate_resource,
 )
+from tests.conftest import NL_CORE
 
-NL_CORE = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "nl-core"
 EXAMPLES = sorted(path.stem for path in NL_CORE.glob("*.xml"))
 BSN = "111222333"
 
