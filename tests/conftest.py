@@ -1,6 +1,7 @@
 """Real services for the tests, chosen in order: an address from the environment, a container when a
 Docker engine answers, else the local service (Tansu started here; PostgreSQL at 127.0.0.1:5432).
-Nothing is skipped when a service is missing: the fixture fails and says why."""
+Nothing is skipped when a service is missing: the fixture fails and says why. A run in which anything was skipped
+fails (tests/no_skips.py), and so does a parametrised test with no parameters (pyproject.toml)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,18 @@ import pytest
 
 from infra.broker import EmbeddedBroker
 from infra.stack import Stack
+from tests.no_skips import NoSkips
 
 ROOT = Path(__file__).resolve().parent.parent
 # The published Nictiz examples the tests read (source and licence: its README.md).
 NL_CORE = ROOT / "tests" / "data" / "nl-core"
+# pytest's own fixture for running pytest inside a test (tests/unit/test_no_skips.py).
+pytest_plugins = ["pytester"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin("regiozorg-no-skips"):
+        config.pluginmanager.register(NoSkips(), "regiozorg-no-skips")
 
 
 def free_port() -> int:
