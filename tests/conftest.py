@@ -1,13 +1,12 @@
 """Real services for the tests, chosen in order: an address from the environment, a container when a
-Docker engine answers, else the local service (Tansu started here; PostgreSQL at 127.0.0.1:5432).
-Nothing is skipped when a service is missing: the fixture fails and says why. A run in which anything was skipped
-fails (tests/no_skips.py), and so does a parametrised test with no parameters (pyproject.toml)."""
+Docker engine answers, else a local service (Tansu started here; PostgreSQL at the local address if it answers,
+else an embedded one from the pinned wheel: tests/postgres.py). Nothing is skipped: a run in which anything was
+skipped fails (tests/no_skips.py), and so does a parametrised test with no parameters (pyproject.toml)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,10 +17,12 @@ import pytest
 from infra.broker import EmbeddedBroker
 from infra.stack import Stack
 from tests.no_skips import NoSkips
+from tests.postgres import URL_VARIABLE, PostgresChoice, chosen_postgres, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 # The published Nictiz examples the tests read (source and licence: its README.md).
 NL_CORE = ROOT / "tests" / "data" / "nl-core"
+POSTGRES_CHOICE = pytest.StashKey[PostgresChoice]()
 # pytest's own fixture for running pytest inside a test (tests/unit/test_no_skips.py).
 pytest_plugins = ["pytester"]
 
@@ -31,10 +32,9 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(NoSkips(), "regiozorg-no-skips")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    if POSTGRES_CHOICE in config.stash:
+        terminalreporter.write_line(f"PostgreSQL for this run: {config.stash[POSTGRES_CHOICE].describe()}")
 
 
 def _docker_answers() -> bool:
@@ -65,18 +65,13 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def postgres_server() -> Iterator[str]:
-    """A PostgreSQL server URL (postgresql://…/postgres) on which test databases are created."""
-    if os.environ.get("REGIOZORG_TEST_POSTGRES_URL"):
-        yield os.environ["REGIOZORG_TEST_POSTGRES_URL"]
-        return
-    if _docker_answers():
-        from testcontainers.postgres import PostgresContainer
-
-        with PostgresContainer("postgres:16", driver=None) as pg:
-            yield pg.get_connection_url()
-        return
-    yield "postgresql://postgres@127.0.0.1:5432/postgres"
+def postgres_server(pytestconfig: pytest.Config) -> Iterator[str]:
+    """A PostgreSQL server URL (postgresql://…/postgres) on which test databases are created; which server
+    (tests/postgres.py) is named in the run's summary."""
+    use_container = not os.environ.get(URL_VARIABLE) and _docker_answers()  # no 2 s ping when a URL is given
+    with chosen_postgres(os.environ, use_container=use_container) as choice:
+        pytestconfig.stash[POSTGRES_CHOICE] = choice
+        yield choice.url
 
 
 async def _create_database(server: str, name: str) -> None:
