@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.lock | cksum | cut -d' ' -f1)
 
-.PHONY: install run test bench chaos clean
+.PHONY: install chromium run test bench chaos clean
 
 $(STAMP): requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,21 @@ install: $(STAMP)
 run: install
 	$(BIN)/python -m infra.run
 
-test: install
+# Debian's Chromium for the browser tests, installed when missing (Playwright never downloads a browser).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test: installing Debian's chromium for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else \
+	    echo "make test needs Debian's chromium for the browser tests: run 'apt-get install chromium' as root" \
+	         "(or run make test as root, which installs it)" >&2; \
+	    exit 1; \
+	  fi; }
+
+# Fails when anything is skipped. PostgreSQL: REGIOZORG_TEST_POSTGRES_URL, a container when Docker answers,
+# the local server (REGIOZORG_TEST_POSTGRES_LOCAL, default 127.0.0.1:5432) or else an embedded one.
+test: install chromium
 	$(BIN)/ruff check shared services infra tests
 	$(BIN)/python -m pytest -q
 
