@@ -26,15 +26,21 @@ def normalise_url(url: str) -> str:
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    """An async engine for a service's database URL (SQLite file or PostgreSQL).
+
+    Statement parameters are hidden from error messages (`hide_parameters`): an error's text ends up in logs and
+    dead letters, and parameters can be a BSN, a name or a birth date (SPEC §10: never patient data in logs).
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _serialise_sqlite_writers(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+                               hide_parameters=True)
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -24,8 +25,18 @@ class JsonFormatter(logging.Formatter):
         if context is not None:
             entry["trace_id"], entry["span_id"] = context.trace_id, context.span_id
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False)
+
+
+# PostgreSQL's DETAIL line of a constraint error quotes the row's values ("Key (bsn)=(999990068) already
+# exists."); statement parameters are hidden by the engine (shared/db.make_engine).
+_DETAIL = re.compile(r"DETAIL:[^\n]*")
+
+
+def redact(text: str) -> str:
+    """The text of an exception without the values a database error quotes from the data (DETAIL lines)."""
+    return _DETAIL.sub("DETAIL: [values hidden]", text)
 
 
 def configure_logging(service: str, level: int = logging.INFO) -> None:
@@ -36,3 +47,12 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
     root.setLevel(level)
     # aiokafka narrates every reconnect attempt; our own warnings say what matters.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # uvicorn logs an unhandled error a second time with its own plain-text handler; through ours it is one JSON
+    # line with the exception redacted like every other.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    # Access lines quote query strings, and a search may name a patient (?identifier=…|<BSN>): requests are
+    # counted in /metrics and traced by our own lines instead.
+    logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -1,4 +1,4 @@
-"""The demo region of SPEC §5: organisations, machine clients and console users."""
+"""The demo region (README "First hour", docs/api.md): organisations, machine clients and console users."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 Partners authenticate with `private_key_jwt` (SMART Backend Services): a short-lived JWT signed
 with their own key (RS384 or ES384), `iss = sub = client_id`, `aud` = the token URL, a unique
-`jti`. `client_secret_basic` is accepted only in demo mode, for the demo clients of SPEC §5.
+`jti`. `client_secret_basic` is accepted only in demo mode, for the demo clients (shared/region.py).
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from shared.bus.envelope import EnvelopeError, Event, decode
 from shared.bus.topics import dlq
 from shared.bus.watch import BrokerWatch
 from shared.db import database_unavailable
+from shared.logs import redact
 
 log = logging.getLogger(__name__)
 
@@ -237,7 +238,7 @@ class EventConsumer:
 
     async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, *, attempts: int) -> None:
         assert self._dlq_producer is not None
-        error = "".join(traceback.format_exception_only(type(exc), exc)).strip()[:2000]
+        error = redact("".join(traceback.format_exception_only(type(exc), exc)).strip())[:2000]
         headers = list(record.headers or ()) + [
             ("dlq_error", error.encode()),
             ("dlq_consumer", self.name.encode()),
