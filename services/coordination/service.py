@@ -229,6 +229,10 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
         return current
     now = _now()
     status_from, status_to = current["status"], patched.get("status")
+    if status_from in TERMINAL:
+        # Its outcome (a delivered contact, a reason) has been acted on: an Encounter exists, billing derived.
+        raise FhirError(422, Issue("error", "business-rule", f"Task/{task_id} is {status_from}: a finished Task "
+                                                             "is not changed", ("Task.status",)))
     status_reason = patched.get("statusReason") or {}
     reason = status_reason.get("text") or next(
         (c.get("display") or c.get("code") for c in status_reason.get("coding", [])), None)

@@ -141,6 +141,10 @@ def test_task_moves_are_checked_versions_conflict_and_the_front_door_sees_the_re
                                  "code": "delivered-contact"}]},
             "valueCoding": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "HH"}}]}])
     assert done.status_code == 200
+    changed_afterwards = wijk.patch_task(task["id"], [{"op": "replace", "path": "/output/0/valueCoding/code",
+                                                       "value": "VR"}])
+    assert changed_afterwards.status_code == 422
+    assert changed_afterwards.json()["issue"][0]["expression"] == ["Task.status"]
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and request_id not in [i["id"] for i in ops.worklist("closed")]:
         time.sleep(0.2)
