@@ -14,6 +14,27 @@ ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 TASK_OUTPUT = "https://regiozorg.example/fhir/CodeSystem/task-output"
 
 
+def task_worker(organisation: str) -> str | None:
+    """The demo client that works the Tasks an organisation ("URA 90000020") owns: the one acting for it with
+    a Task scope that may update (SPEC §5); None when it has none (De Linde only reads, the transfer point has
+    no client), so nobody can work its Tasks through the API."""
+    return next((c.client_id for c in DEMO_CLIENTS if c.org.label == organisation
+                 and any(s.startswith("system/Task.") and "u" in s.split(".", 1)[1] for s in c.scopes)), None)
+
+
+def completion_patch(*, contact: str | None, start: str, end: str | None = None) -> list[dict[str, Any]]:
+    """The JSON Patch that completes a Task: status, executionPeriod (ISO 8601 with zone; `end` optional) and,
+    if a contact was delivered, the delivered-contact output with its v3 ActCode class (VR, HH or AMB; SPEC §7)."""
+    period = {"start": start, **({"end": end} if end else {})}
+    ops: list[dict[str, Any]] = [{"op": "replace", "path": "/status", "value": "completed"},
+                                 {"op": "add", "path": "/executionPeriod", "value": period}]
+    if contact:
+        ops.append({"op": "add", "path": "/output", "value": [{
+            "type": {"coding": [{"system": TASK_OUTPUT, "code": "delivered-contact"}]},
+            "valueCoding": {"system": ACT_CODE, "code": contact}}]})
+    return ops
+
+
 def service_request_of(transaction_response: dict[str, Any]) -> str:
     """The "ServiceRequest/<id>" a referral Bundle created (or found again), from the transaction-response."""
     return next(e["response"]["location"].rsplit("/", 2)[0] for e in transaction_response["entry"]
@@ -88,19 +109,28 @@ class ApiClient:
             extra["If-Match"] = if_match
         return self.http.patch(f"{self.coordination}/fhir/Task/{task_id}", json=operations, headers=self.headers(extra))
 
-    def work_task(self, task_id: str, *, contact: str | None, start: str) -> httpx.Response:
-        """Accept, start and complete a Task, recording the delivered contact (VR, HH, AMB) if any."""
+    def work_task(self, task_id: str, *, contact: str | None, start: str, end: str | None = None) -> httpx.Response:
+        """Accept, start and complete a Task, recording the delivered contact (VR, HH, AMB) if any; the first
+        refused step's response is returned as it is."""
         for status in ("accepted", "in-progress"):
             response = self.patch_task(task_id, [{"op": "replace", "path": "/status", "value": status}])
             if response.status_code != 200:
                 return response
-        ops: list[dict[str, Any]] = [{"op": "replace", "path": "/status", "value": "completed"},
-                                     {"op": "add", "path": "/executionPeriod", "value": {"start": start}}]
-        if contact:
-            ops.append({"op": "add", "path": "/output", "value": [{
-                "type": {"coding": [{"system": TASK_OUTPUT, "code": "delivered-contact"}]},
-                "valueCoding": {"system": ACT_CODE, "code": contact}}]})
-        return self.patch_task(task_id, ops)
+        return self.patch_task(task_id, completion_patch(contact=contact, start=start, end=end))
+
+    def record_contact(self, *, channel: str, bsn: str | None, name: str, birth_date: str | None,
+                       uzovi: str | None, complaint: str, caller: str = "patient") -> httpx.Response:
+        """A phone call or walk-in at the front door (`POST /api/v1/requests`, scope triage.write); the answer
+        holds the acute request and whether the contact was linked to an open one."""
+        body = {"channel": channel, "patient": {"bsn": bsn, "name": name, "birth_date": birth_date},
+                "uzovi": uzovi, "complaint": complaint, "caller": caller}
+        return self.http.post(f"{self.triage}/api/v1/requests", json=body, headers=self.headers())
+
+    def prestations(self) -> list[dict[str, Any]]:
+        """Billing's ledger lines of every month (scope billing.read)."""
+        response = self.http.get(f"{self.billing}/api/v1/prestations", headers=self.headers())
+        response.raise_for_status()
+        return list(response.json()["items"])
 
     def feed(self, uzovi: str, period: str) -> dict[str, Any]:
         response = self.http.get(f"{self.billing}/api/v1/feeds/{uzovi}", params={"period": period},

@@ -35,8 +35,10 @@ def referral_bundle(*, bsn: str | None, given: str = "Jan", family: str = "de Vr
                     gender: str = "unknown", uzovi: str | None = "9001", requester_agb: str | None = "01000001",
                     requester_ura: str | None = None, reason: str = "Dyspneu, toenemend sinds vanochtend",
                     priority: str = "urgent", referral_id: str | None = None,
-                    bundle_id: str | None = None, open_dbc: bool = False) -> dict[str, Any]:
-    """A transaction Bundle with Patient, optional Coverage, the requesting Organization and the ServiceRequest."""
+                    bundle_id: str | None = None, open_dbc: bool = False,
+                    authored_on: str = "2026-11-22T10:00:00+01:00") -> dict[str, Any]:
+    """A transaction Bundle with Patient, optional Coverage, the requesting Organization and the ServiceRequest
+    (`authored_on`: when the referrer wrote it, ISO 8601 with zone)."""
     patient_url, org_url, payer_url, sr_url, cov_url = (f"urn:uuid:{uuid.uuid4()}" for _ in range(5))
     referral_id = referral_id or uuid.uuid4().hex
     patient: dict[str, Any] = {"resourceType": "Patient", "meta": {"profile": [NL_CORE_PATIENT]},
@@ -74,7 +76,7 @@ def referral_bundle(*, bsn: str | None, given: str = "Jan", family: str = "de Vr
         "reasonCode": [{"text": reason}],
         "subject": {"reference": patient_url},
         "requester": {"reference": org_url},
-        "authoredOn": "2026-11-22T10:00:00+01:00",
+        "authoredOn": authored_on,
     }, "request": {"method": "POST", "url": "ServiceRequest",
                    "ifNoneExist": f"identifier={referral_system}|{referral_id}"}})
     if open_dbc:  # the referrer knows of a running DBC for this condition

@@ -9,25 +9,11 @@ import sys
 import threading
 from pathlib import Path
 
-from infra.client import ApiClient
-from infra.referrals import DEMO_PATIENTS, referral_bundle
+import httpx
+
+from infra.demo import DemoLoadError, load_demo_region
 from infra.stack import Stack
 from shared.region import DEMO_CLIENTS, DEMO_USERS
-
-
-def load_demo_region(stack: Stack) -> None:
-    """Referrals from De Linde for the demo patients; two of them triaged, so every console shows something."""
-    ehr = ApiClient("ehr-delinde", stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
-    ops = ApiClient("ops", stack.url("triage"), stack.url("coordination"), stack.url("billing_shadow"))
-    for patient in DEMO_PATIENTS:
-        response = ehr.post_referral(referral_bundle(bsn=patient.bsn, given=patient.given, family=patient.family,
-                                                     birth_date=patient.birth_date, gender=patient.gender,
-                                                     uzovi=patient.uzovi))
-        response.raise_for_status()
-    open_requests = ops.worklist()
-    plan = [("U3", "home-visit", "URA 90000020"), ("U4", "remote-advice", "URA 90000001")]
-    for item, (urgency, disposition, org) in zip(open_requests, plan, strict=False):
-        ops.triage_request(item["id"], urgency=urgency, disposition=disposition, organization=org).raise_for_status()
 
 
 def main() -> int:
@@ -44,7 +30,14 @@ def main() -> int:
         stack.start()
         marker = data_dir / "demo-loaded"
         if not marker.exists():
-            load_demo_region(stack)
+            print("Loading the demo region (a shift of acute requests, worked through the public APIs) ...",
+                  flush=True)
+            try:
+                load_demo_region(stack, progress=lambda line: print(line, flush=True))
+            except (DemoLoadError, httpx.HTTPError) as exc:
+                print(f"Loading the demo region failed: {exc}\nThe logs are in {data_dir / 'logs'}; remove "
+                      f"{data_dir} to start afresh.", file=sys.stderr, flush=True)
+                return 1
             marker.write_text("the demo region was loaded into this data folder\n")
             print("Demo region loaded.")
         print()

@@ -19,13 +19,16 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
 import simplejson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from infra.client import ACT_CODE, TASK_OUTPUT, service_request_of
+from infra.client import completion_patch, service_request_of
+from infra.demo import ROUTES as DEMO_ROUTES
+from infra.demo import Route
 from infra.referrals import DEMO_PATIENTS, referral_bundle
 from shared.bus.topics import PRESTATION_RECORDED, REFERRAL_RECEIVED, TASK_CHANGED
 from shared.bus.watch import BrokerWatch
@@ -37,18 +40,10 @@ log = logging.getLogger(__name__)
 ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-request"
 PARTNERS = ("ehr-delinde", "ehr-zuidrand")  # the clients that post referrals
 
-# disposition, organisation it is routed to, the client that works the Task there, delivered contact.
-# The transfer point (rtp-placement) has no machine client in the demo region, so nobody could
-# complete its Task; every other disposition is in the mix.
-ROUTES: tuple[tuple[str, str, str, str | None], ...] = (
-    ("remote-advice", "URA 90000001", "ops", "VR"),
-    ("home-visit", "URA 90000020", "ehr-wijk-oost", "HH"),
-    ("onsite-consult", "URA 90000001", "ops", "AMB"),
-    ("community-nursing", "URA 90000020", "ehr-wijk-oost", None),
-    ("gp-office-hours", "URA 90000010", "ehr-zuidrand", None),
-    ("hospital-referral", "URA 90000010", "ehr-zuidrand", None),
-    ("ambulance", "URA 90000001", "ops", None),
-)
+# The demo region's routes whose Task a client can work: only the GP practices (gp-office-hours, whose
+# client may read Tasks only) and the transfer point (rtp-placement, no client) are left out, since nobody
+# could complete their Tasks.
+ROUTES: tuple[Route, ...] = tuple(route for route in DEMO_ROUTES if route.worker)
 URGENCIES = ("U1", "U2", "U3", "U4", "U5")
 
 
@@ -84,7 +79,7 @@ class Journey:
     number: int
     partner: str
     bundle: dict[str, Any]
-    route: tuple[str, str, str, str | None]
+    route: Route
     urgency: str
     posted_at: float = 0.0
     accepted_at: float | None = None
@@ -368,19 +363,20 @@ class Driver:
             journey.error = f"{exc.__class__.__name__} after {journey.stage}: {exc}"
 
     async def finish(self, journey: Journey) -> None:
-        disposition, organisation, worker, contact = journey.route
+        route = journey.route
         sr = journey.service_request
         tap = self.tap
         journey.request_id = await tap.wait("request", sr, self.step_timeout)
         journey.request_seen_at = time.monotonic()
         await self._call("ops", "POST", f"{self.triage}/api/v1/requests/{journey.request_id}/triage", done=(409,),
-                         json={"urgency": journey.urgency, "disposition": disposition,
-                               "assigned_organization": organisation, "note": "bench"})
+                         json={"urgency": journey.urgency, "disposition": route.disposition,
+                               "assigned_organization": route.organisation, "note": "bench"})
         journey.triaged_at = time.monotonic()
         rid = journey.request_id
         journey.task_id = await tap.wait("task", rid, self.step_timeout)
         journey.task_seen_at = time.monotonic()
-        await self.work(worker, journey.task_id, contact)
+        assert route.worker is not None
+        await self.work(route.worker, journey.task_id, route.contact)
         journey.completed_at = time.monotonic()
         journey.recorded_at = await tap.wait("recorded", rid, self.step_timeout)
 
@@ -396,12 +392,8 @@ class Driver:
             following = steps[steps.index(status) + 1] if status in steps else "accepted"
             ops: list[dict[str, Any]] = [{"op": "replace", "path": "/status", "value": following}]
             if following == "completed":
-                ops.append({"op": "add", "path": "/executionPeriod",
-                            "value": {"start": time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())}})
-                if contact:
-                    ops.append({"op": "add", "path": "/output", "value": [{
-                        "type": {"coding": [{"system": TASK_OUTPUT, "code": "delivered-contact"}]},
-                        "valueCoding": {"system": ACT_CODE, "code": contact}}]})
+                # Full precision: a start cut to the second could lie before the request's receipt.
+                ops = completion_patch(contact=contact, start=datetime.now(UTC).isoformat())
             response = await self._call(client_id, "PATCH", url, json=ops, done=(409, 412, 422),
                                         headers={"Content-Type": "application/json-patch+json"})
             if response is not None:
