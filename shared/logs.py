@@ -36,3 +36,5 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
     root.setLevel(level)
     # aiokafka narrates every reconnect attempt; our own warnings say what matters.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # Alembic narrates its context at every step; the service logs one line on what the migration did.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

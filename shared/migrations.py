@@ -11,6 +11,7 @@ sharing), so the async engines run Alembic through `run_sync`. Operators use
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import re
 import uuid
@@ -291,7 +292,8 @@ def _require_baseline(conn: Connection, service: str) -> None:
             f"the database of {service} has tables but no migration history, and its schema is not that of the "
             f"release before migrations (revision {BASELINE}): " + "; ".join(differences[:10])
             + (f"; and {len(differences) - 10} more" if len(differences) > 10 else "")
-            + ". Start that release once against it (it completes its own schema), then this one.")
+            + ". Bring it to that schema first (an older release completes its own schema when started once; "
+              "changes made by hand must be undone), then start this release again.")
 
 
 def baseline_snapshot(conn: Connection, service: str) -> dict[str, Any]:
@@ -381,30 +383,29 @@ def _comparable(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 def snapshot_differences(expected: dict[str, Any], found: dict[str, Any]) -> list[str]:
     """What differs between two snapshots, one phrase per difference ("table x: column y missing")."""
-    result = []
-    for kind in ("tables", "triggers"):
-        want, have = expected[kind], found[kind]
-        noun = kind.rstrip("s")
-        result += [f"{noun} {name} missing" for name in sorted(set(want) - set(have))]
-        result += [f"{noun} {name} not expected" for name in sorted(set(have) - set(want))]
-        for name in sorted(set(want) & set(have)):
-            if want[name] == have[name]:
-                continue
-            if kind == "triggers":
-                result.append(f"trigger {name} differs")
-                continue
-            for part in want[name]:
-                if part == "columns":
-                    cols_want, cols_have = want[name]["columns"], have[name]["columns"]
-                    result += [f"table {name}: column {c} missing" for c in sorted(set(cols_want) - set(cols_have))]
-                    result += [f"table {name}: column {c} not expected"
-                               for c in sorted(set(cols_have) - set(cols_want))]
-                    result += [f"table {name}: column {c} is {cols_have[c]}, expected {cols_want[c]}"
-                               for c in sorted(set(cols_want) & set(cols_have)) if cols_want[c] != cols_have[c]]
-                elif want[name][part] != have[name][part]:
-                    result.append(f"table {name}: {part.replace('_', ' ')} {have[name][part]}, "
-                                  f"expected {want[name][part]}")
+    result = _named_differences("table", expected["tables"], found["tables"], values=False)
+    result += _named_differences("trigger", expected["triggers"], found["triggers"])
+    for name in sorted(set(expected["tables"]) & set(found["tables"])):
+        want, have = expected["tables"][name], found["tables"][name]
+        result += [f"table {name}: {phrase}" for phrase in _named_differences("column", want["columns"],
+                                                                              have["columns"])]
+        if want["primary_key"] != have["primary_key"]:
+            result.append(f"table {name}: primary key {have['primary_key']}, expected {want['primary_key']}")
+        for part, noun in (("indexes", "index"), ("unique", "unique constraint"), ("foreign_keys", "foreign key")):
+            described = {json.dumps(item): item for item in (*want[part], *have[part])}
+            result += [f"table {name}: {phrase}" for phrase in _named_differences(
+                noun, {key: 1 for key in map(json.dumps, want[part])}, {key: 1 for key in map(json.dumps, have[part])},
+                label=lambda key, d=described: " ".join(map(str, d[key][:2])))]
     return result
+
+
+def _named_differences(noun: str, want: dict[str, Any], have: dict[str, Any], *, values: bool = True,
+                       label: Any = lambda name: name) -> list[str]:
+    """Names in one mapping and not the other, and (with `values`) names whose values differ."""
+    return ([f"{noun} {label(name)} missing" for name in sorted(set(want) - set(have))]
+            + [f"{noun} {label(name)} not expected" for name in sorted(set(have) - set(want))]
+            + [f"{noun} {label(name)} is {have[name]}, expected {want[name]}"
+               for name in sorted(set(want) & set(have)) if values and want[name] != have[name]])
 
 
 def _known_service(service: str) -> str:
