@@ -91,7 +91,6 @@ def alembic_config(service: str, connection: Connection | None = None) -> Config
     """A programmatic Alembic configuration of one service, using `connection` if given."""
     config = Config()
     config.set_main_option("script_location", str(script_location(service)))
-    config.attributes["service"] = service
     config.attributes["connection"] = connection
     return config
 
@@ -248,7 +247,10 @@ def _downgrade(conn: Connection, service: str, revision: str, allow_base: bool) 
     if target is None and not allow_base:
         raise SchemaError(f"taking {service} back to {revision} would go before the baseline ({BASELINE}) and drop "
                           "every table with its data; the oldest revision to go back to is the baseline")
-    command.downgrade(config, target or "base")
+    try:
+        command.downgrade(config, target or "base")
+    except CommandError as exc:
+        raise SchemaError(f"cannot take {service} back to {revision}: {exc}") from exc
     return Migration(service, before, _current(conn), script.get_current_head() or "")
 
 
