@@ -1,7 +1,8 @@
 """NEN 7513 audit log: every access to patient data, and every refusal, as an append-only FHIR AuditEvent.
 
 Each service keeps its own log in its own database. The table cannot be changed or emptied:
-triggers refuse UPDATE and DELETE on both SQLite and PostgreSQL, and no code path tries.
+triggers refuse UPDATE and DELETE on both SQLite and PostgreSQL (made by every service's baseline
+migration, `services/<service>/migrations/versions/0001_baseline.py`), and no code path tries.
 """
 
 from __future__ import annotations
@@ -12,12 +13,11 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import Column, Index, Text, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
 from shared.auth import Caller
-from shared.db import lock_schema
 from shared.identifiers import PSEUDONYM_SYSTEM
 
 log = logging.getLogger(__name__)
@@ -45,34 +45,6 @@ class AuditRecord(SQLModel, table=True):
     patient: str | None = Field(default=None, max_length=64)
     entity: str = Field(max_length=500)
     content: str = Field(sa_column=Column(Text, nullable=False))
-
-
-_APPEND_ONLY = {
-    "sqlite": [
-        "CREATE TRIGGER IF NOT EXISTS audit_event_no_update BEFORE UPDATE ON audit_event "
-        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-        "CREATE TRIGGER IF NOT EXISTS audit_event_no_delete BEFORE DELETE ON audit_event "
-        "BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END",
-    ],
-    "postgresql": [
-        "CREATE OR REPLACE FUNCTION audit_event_append_only() RETURNS trigger AS $$ "
-        "BEGIN RAISE EXCEPTION 'the audit log is append-only'; END; $$ LANGUAGE plpgsql",
-        "DROP TRIGGER IF EXISTS audit_event_append_only ON audit_event",
-        "CREATE TRIGGER audit_event_append_only BEFORE UPDATE OR DELETE OR TRUNCATE ON audit_event "
-        "FOR EACH STATEMENT EXECUTE FUNCTION audit_event_append_only()",
-    ],
-}
-
-
-async def make_append_only(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await lock_schema(conn)
-        await _append_only(conn)
-
-
-async def _append_only(conn: AsyncConnection) -> None:
-    for statement in _APPEND_ONLY.get(conn.dialect.name, []):
-        await conn.execute(text(statement))
 
 
 def audit_event(*, record_id: str, recorded: datetime, service: str, caller: Caller | None, subtype: str,

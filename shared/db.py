@@ -1,17 +1,14 @@
-"""Database engines and sessions: SQLite (embedded default, WAL) or PostgreSQL, one database per service."""
+"""Database engines and sessions: SQLite (embedded default, WAL) or PostgreSQL, one database per service.
+
+The schema is made and changed by migrations (shared/migrations.py), never here."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from pathlib import Path
 
-from sqlalchemy import Column, Connection, Table, event, inspect, text
+from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.schema import CreateColumn
-from sqlmodel import SQLModel
-
-SCHEMA_LOCK_KEY = 0x52_5A_0001  # any constant shared by the processes of one database
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
 def normalise_url(url: str) -> str:
@@ -68,59 +65,6 @@ def is_postgres(engine: AsyncEngine) -> bool:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
-
-
-async def create_schema(engine: AsyncEngine, tables: Iterable[Table]) -> list[str]:
-    """Create the service's own tables and add columns that a newer version defines (additive migration).
-
-    Returns the columns added, as "table.column". Each service names its tables explicitly.
-    """
-    table_list = list(tables)
-    async with engine.begin() as conn:
-        await lock_schema(conn)
-        await conn.run_sync(lambda sync: SQLModel.metadata.create_all(sync, tables=table_list))
-        return await conn.run_sync(lambda sync: _add_missing_columns(sync, table_list))
-
-
-async def lock_schema(conn: AsyncConnection) -> None:
-    """Several worker processes of one service start at once; their DDL must not interleave.
-
-    On PostgreSQL a transaction-scoped advisory lock makes them take turns (the second finds the
-    tables made); on SQLite BEGIN IMMEDIATE already does.
-    """
-    if conn.dialect.name == "postgresql":
-        await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCHEMA_LOCK_KEY})
-
-
-def _add_missing_columns(conn: Connection, tables: list[Table]) -> list[str]:
-    inspector = inspect(conn)
-    added = []
-    for table in tables:
-        existing = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in table.columns:
-            if column.name in existing:
-                continue
-            if not column.nullable and column.server_default is None and column.default is None:
-                raise RuntimeError(f"cannot add required column {table.name}.{column.name} without a default; "
-                                   "write a migration")
-            ddl = CreateColumn(column).compile(dialect=conn.dialect)
-            default = _literal_default(column)
-            conn.execute(text(f'ALTER TABLE {table.name} ADD COLUMN {ddl}{default}'))
-            added.append(f"{table.name}.{column.name}")
-    return added
-
-
-def _literal_default(column: Column) -> str:  # type: ignore[type-arg]
-    """Existing rows get the column's scalar default, so a NOT NULL column can be added."""
-    default = column.default
-    if column.nullable or default is None or not getattr(default, "is_scalar", False):
-        return ""
-    value = default.arg  # type: ignore[union-attr]
-    if isinstance(value, bool):
-        return f" DEFAULT {'TRUE' if value else 'FALSE'}"
-    if isinstance(value, int | float):
-        return f" DEFAULT {value}"
-    return " DEFAULT '" + str(value).replace("'", "''") + "'"
 
 
 # PostgreSQL: connection exception, insufficient resources, operator intervention (shutdown,

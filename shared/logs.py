@@ -47,6 +47,8 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
     root.setLevel(level)
     # aiokafka narrates every reconnect attempt; our own warnings say what matters.
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    # Alembic narrates its context at every step; the service logs one line on what the migration did.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     # uvicorn logs an unhandled error a second time with its own plain-text handler; through ours it is one JSON
     # line with the exception redacted like every other.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):

@@ -4,28 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from sqlalchemy import Table, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared import metrics
-from shared.audit import AuditRecord, make_append_only
-from shared.bus.consumer import EventConsumer, Handler, ProcessedEvent
-from shared.bus.outbox import OutboxRecord, OutboxRelay
+from shared import metrics, migrations
+from shared.bus.consumer import EventConsumer, Handler
+from shared.bus.outbox import OutboxRelay
 from shared.bus.watch import BrokerWatch
-from shared.db import create_schema, is_postgres, make_engine, ping, session_factory
+from shared.db import is_postgres, make_engine, ping, session_factory
 from shared.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 STARTUP_LOCK_KEY = 0x52_5A_0002  # distinct from the schema lock, which is taken inside it
-
-# Tables every service has besides its own: the bus's outbox and tracking, and the audit log.
-BUS_TABLES: tuple[Table, ...] = (OutboxRecord.__table__, ProcessedEvent.__table__,  # type: ignore[attr-defined]
-                                 AuditRecord.__table__)  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -38,7 +33,6 @@ class Subscription:
 @dataclass
 class ServiceRuntime:
     settings: ServiceSettings
-    tables: Iterable[Table]
     subscriptions: list[Subscription] = field(default_factory=list)
     background: list[Callable[[ServiceRuntime], Awaitable[None]]] = field(default_factory=list)
     engine: AsyncEngine = field(init=False)
@@ -53,10 +47,17 @@ class ServiceRuntime:
         self.sessions = session_factory(self.engine)
 
     async def start_database(self) -> None:
-        added = await create_schema(self.engine, [*BUS_TABLES, *self.tables])
-        await make_append_only(self.engine)
-        if added:
-            log.info("schema migrated: added %s", ", ".join(added))
+        """Migrate the database to this release's head (services/<service>/migrations).
+
+        Outside demo mode a database that a newer release migrated is refused (migrations.SchemaAhead):
+        this code would misread it. In demo mode it is used as it is, with a warning.
+        """
+        try:
+            result = await migrations.migrate(self.engine, self.settings.service_name, ahead_ok=self.settings.demo)
+        except migrations.SchemaError as exc:
+            log.critical("refusing to start: %s", exc)
+            raise
+        log.info(migrations.describe(result))
 
     @asynccontextmanager
     async def startup_lock(self) -> AsyncIterator[None]:

@@ -8,13 +8,13 @@ from typing import Any
 from sqlalchemy import select
 
 from services.billing_shadow import service
-from services.billing_shadow.models import TABLES, PrestationLine
+from services.billing_shadow.models import PrestationLine
 from services.coordination import events as coordination_events
 from services.triage import events as triage_events
 from services.triage.models import AcuteRequest
+from shared import migrations
 from shared.bus.envelope import Event
-from shared.db import create_schema, make_engine, session_factory
-from shared.runtime import BUS_TABLES
+from shared.db import make_engine, session_factory
 from shared.settings import CODESYSTEM_BASE
 
 START = datetime(2026, 11, 10, 20, 0, tzinfo=UTC)
@@ -61,7 +61,7 @@ class Books:
         self.sessions = session_factory(self.engine)
 
     async def open(self) -> Books:
-        await create_schema(self.engine, [*BUS_TABLES, *TABLES])
+        await migrations.migrate(self.engine, "billing_shadow")
         async with self.sessions() as session, session.begin():
             await service.seed_tariffs(session)
         return self

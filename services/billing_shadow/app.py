@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from services.billing_shadow import service
 from services.billing_shadow.api import feeds
 from services.billing_shadow.console import views
-from services.billing_shadow.models import TABLES
 from services.billing_shadow.settings import BillingSettings
 from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, TRIAGE_COMPLETED
 from shared.logs import configure_logging
@@ -37,7 +36,7 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
             await service.seed_tariffs(session)
 
     grace = timedelta(hours=settings.lock_grace_hours)
-    runtime = ServiceRuntime(settings=settings, tables=TABLES, background=[feed_publisher], subscriptions=[
+    runtime = ServiceRuntime(settings=settings, background=[feed_publisher], subscriptions=[
         Subscription("triage-completed", [TRIAGE_COMPLETED], partial(service.on_triage_completed, grace=grace)),
         Subscription("contact-delivered", [CONTACT_DELIVERED], partial(service.on_contact_delivered, grace=grace)),
         Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED],

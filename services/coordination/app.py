@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from services.coordination import episodes, notifications, service
 from services.coordination.api import fhir, work
 from services.coordination.console import views
-from services.coordination.models import TABLES
 from services.coordination.settings import CoordinationSettings
 from shared.bus.topics import REFERRAL_RECEIVED, TRIAGE_COMPLETED
 from shared.logs import configure_logging
@@ -21,7 +20,7 @@ from shared.web import service_app
 def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
     settings = settings or CoordinationSettings()
     configure_logging(settings.service_name)
-    runtime = ServiceRuntime(settings=settings, tables=TABLES, subscriptions=[
+    runtime = ServiceRuntime(settings=settings, subscriptions=[
         Subscription("triage-completed", [TRIAGE_COMPLETED], service.on_triage_completed),
         Subscription("referral-received", [REFERRAL_RECEIVED], episodes.on_referral_received)])
     sender = notifications.Sender(sessions=runtime.sessions, base_url=settings.public_url,

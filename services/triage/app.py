@@ -9,7 +9,6 @@ from fastapi import FastAPI
 from services.triage import accounts, clients, configuration, service
 from services.triage.api import fhir, oauth, oidc, requests
 from services.triage.console import views
-from services.triage.models import TABLES
 from services.triage.settings import TriageSettings
 from shared.auth import SigningKeys, TokenIssuer, TokenVerifier
 from shared.bus.topics import ACUTE_REQUEST_CLOSED
@@ -22,7 +21,7 @@ from shared.web import service_app
 def create_app(settings: TriageSettings | None = None) -> FastAPI:
     settings = settings or TriageSettings()
     configure_logging(settings.service_name)
-    runtime = ServiceRuntime(settings=settings, tables=TABLES, subscriptions=[
+    runtime = ServiceRuntime(settings=settings, subscriptions=[
         Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED], service.close_request)])
     signing_keys = SigningKeys(settings.data_dir / "keys" / "signing")
     verifier = TokenVerifier(jwks_url=settings.resolved_jwks_url, issuer=settings.issuer,

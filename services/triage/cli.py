@@ -22,17 +22,19 @@ from pathlib import Path
 from sqlalchemy import select
 
 from services.triage import clients
-from services.triage.models import TABLES, OAuthClient
+from services.triage.models import OAuthClient
 from services.triage.settings import TriageSettings
+from shared import migrations
 from shared.auth import SigningKeys
-from shared.db import create_schema, make_engine, session_factory
+from shared.db import make_engine, session_factory
 from shared.identifiers import org_token, parse_org
 
 
 async def _in_session(settings: TriageSettings, action) -> None:  # type: ignore[no-untyped-def]
     engine = make_engine(settings.resolved_database_url)
     try:
-        await create_schema(engine, TABLES)
+        # As the service does at start, so that a client can be registered before its first start.
+        await migrations.migrate(engine, "triage", ahead_ok=settings.demo)
         async with session_factory(engine)() as session, session.begin():
             await action(session)
     finally:
@@ -84,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_in_session(settings, lambda s: clients.remove_key(s, client_id=args.client_id,
                                                                            kid=args.kid)))
             print(f"removed key {args.kid} from {args.client_id}")
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, migrations.SchemaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -11,8 +11,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.triage import accounts
-from services.triage.models import TABLES
-from shared.db import create_schema, make_engine, session_factory
+from shared import migrations
+from shared.db import make_engine, session_factory
 
 pytestmark = pytest.mark.integration
 CLIENTS = accounts.console_clients({"triage": "http://t", "coordination": "http://c", "billing_shadow": "http://b"})
@@ -21,7 +21,7 @@ CLIENTS = accounts.console_clients({"triage": "http://t", "coordination": "http:
 @pytest.fixture
 async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = make_engine(database_url)
-    await create_schema(engine, TABLES)
+    await migrations.migrate(engine, "triage")
     factory = session_factory(engine)
     async with factory() as session, session.begin():
         await accounts.create_account(session, username="nurse.jansen", display_name="N. Jansen", role="triagist",

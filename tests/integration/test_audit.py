@@ -6,9 +6,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared import audit
+from shared import audit, migrations
 from shared.auth import Caller
-from shared.db import create_schema, make_engine, session_factory
+from shared.db import make_engine, session_factory
 
 pytestmark = pytest.mark.integration
 NURSE = Caller(subject="triagist", kind="user", org="http://fhir.nl/fhir/NamingSystem/ura|90000001",
@@ -18,8 +18,7 @@ NURSE = Caller(subject="triagist", kind="user", org="http://fhir.nl/fhir/NamingS
 async def test_audit_events_can_be_added_and_found_but_never_changed_or_removed(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        await create_schema(engine, [audit.AuditRecord.__table__])  # type: ignore[attr-defined]
-        await audit.make_append_only(engine)
+        await migrations.migrate(engine, "coordination")
         sessions = session_factory(engine)
         await audit.record_now(sessions, service="triage", caller=NURSE, subtype="read", entity="ServiceRequest/1",
                                patient="p-" + "a" * 32)

@@ -15,13 +15,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from infra.broker import EmbeddedBroker
+from shared import migrations
 from shared.bus.consumer import EventConsumer, PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import OutboxRecord, OutboxRelay, enqueue
 from shared.bus.topics import PRESTATION_RECORDED, REFERRAL_RECEIVED, dlq
 from shared.bus.watch import BrokerWatch
-from shared.db import create_schema, make_engine, session_factory
-from shared.runtime import BUS_TABLES
+from shared.db import make_engine, session_factory
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -48,7 +48,10 @@ class Harness:
         self.marker = uuid.uuid4().hex
 
     async def start(self) -> None:
-        await create_schema(self.engine, [*BUS_TABLES, Effect.__table__])  # type: ignore[attr-defined]
+        # A service's database (the bus tables come with every service) plus this test's effect table.
+        await migrations.migrate(self.engine, "triage")
+        async with self.engine.begin() as conn:
+            await conn.run_sync(Effect.__table__.create, checkfirst=True)  # type: ignore[attr-defined]
         await self.watch.start()
         await self.relay.start()
 

@@ -13,8 +13,8 @@ from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.triage import clients
-from services.triage.models import TABLES
-from shared.db import create_schema, make_engine, session_factory
+from shared import migrations
+from shared.db import make_engine, session_factory
 
 pytestmark = pytest.mark.integration
 TOKEN_URL = "https://regiozorg.example/oauth/token"
@@ -25,7 +25,7 @@ EC = ECKey.generate_key("P-384", parameters={"kid": "ec-1", "alg": "ES384"})
 @pytest.fixture
 async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = make_engine(database_url)
-    await create_schema(engine, TABLES)
+    await migrations.migrate(engine, "triage")
     factory = session_factory(engine)
     async with factory() as session, session.begin():
         await clients.register(session, client_id="ehr-test", org="http://fhir.nl/fhir/NamingSystem/ura|90000010",

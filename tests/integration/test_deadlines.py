@@ -9,13 +9,13 @@ import pytest
 from sqlalchemy import select
 
 from services.coordination import service
-from services.coordination.models import TABLES, TaskRecord
+from services.coordination.models import TaskRecord
 from services.triage import events as triage_events
 from services.triage.models import AcuteRequest
+from shared import migrations
 from shared.bus.outbox import OutboxRecord
 from shared.bus.topics import TASK_OVERDUE
-from shared.db import create_schema, make_engine, session_factory
-from shared.runtime import BUS_TABLES
+from shared.db import make_engine, session_factory
 from shared.settings import CODESYSTEM_BASE
 
 pytestmark = pytest.mark.integration
@@ -26,7 +26,7 @@ AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 async def test_overdue_tasks_are_reported_once_and_due_times_compare_in_utc(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        await create_schema(engine, [*BUS_TABLES, *TABLES])
+        await migrations.migrate(engine, "coordination")
         sessions = session_factory(engine)
         now = datetime.now(UTC)
         for n, due in enumerate([now - timedelta(minutes=5), now + timedelta(hours=2)]):

@@ -21,13 +21,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from infra import ops
+from shared import migrations
 from shared.bus.consumer import EventConsumer, PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import PARKED, OutboxRecord, OutboxRelay, enqueue
 from shared.bus.topics import CONTACT_DELIVERED, TASK_CHANGED, TASK_OVERDUE, dlq
 from shared.bus.watch import BrokerWatch
-from shared.db import create_schema, make_engine, session_factory
-from shared.runtime import BUS_TABLES
+from shared.db import make_engine, session_factory
 from tests.conftest import ROOT, free_port
 from tests.json_logs import json_lines
 
@@ -58,7 +58,9 @@ class Bus:
         self.consumers: list[EventConsumer] = []
 
     async def start(self) -> None:
-        await create_schema(self.engine, [*BUS_TABLES, OpsEffect.__table__])  # type: ignore[attr-defined]
+        await migrations.migrate(self.engine, "triage")
+        async with self.engine.begin() as conn:
+            await conn.run_sync(OpsEffect.__table__.create, checkfirst=True)  # type: ignore[attr-defined]
         await self.watch.start()
 
     async def start_relay(self) -> OutboxRelay:

@@ -1,0 +1,98 @@
+"""A region's databases as plain data, the same on SQLite and PostgreSQL: every row of every table of a service.
+
+`python -m tests.migrations.capture` wrote `data/region-0001.json` with these functions at the baseline
+revisions; the upgrade tests load it into empty databases at that revision and migrate them to head.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, MetaData, func, select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared import migrations
+
+DATA = Path(__file__).resolve().parent / "data"
+REGION = DATA / "region-0001.json"
+RELEASE_BEFORE_MIGRATIONS = DATA / "release-before-migrations.json"
+
+
+def encode(value: Any) -> Any:
+    """A column value as JSON; what JSON has no type for is tagged (ISO 8601 times and dates, base64 bytes)."""
+    if isinstance(value, datetime):
+        return {"datetime": value.isoformat()}
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    if isinstance(value, bytes):
+        return {"base64": base64.b64encode(value).decode()}
+    return value
+
+
+def decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        (kind, text_value), = value.items()
+        return {"datetime": datetime.fromisoformat, "date": date.fromisoformat,
+                "base64": base64.b64decode}[kind](text_value)
+    return value
+
+
+async def dump(engine: AsyncEngine, service: str) -> dict[str, dict[str, Any]]:
+    """Every table of the service (its models' tables and the bus tables): columns and rows in key order."""
+    metadata = migrations.service_metadata(service)
+    found: dict[str, dict[str, Any]] = {}
+    async with engine.connect() as conn:
+        for name, table in sorted(metadata.tables.items()):
+            rows = (await conn.execute(select(table).order_by(*table.primary_key.columns))).all()
+            found[name] = {"columns": [c.name for c in table.columns],
+                           "rows": [[encode(value) for value in row] for row in rows]}
+    return found
+
+
+async def load(engine: AsyncEngine, tables: dict[str, dict[str, Any]]) -> None:
+    """Insert dumped rows into a database whose schema has those tables and columns (reflected, not the models:
+    the schema is that of the revision the dump was taken at, whatever the models say today)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_insert, tables)
+
+
+def _insert(conn: Connection, tables: dict[str, dict[str, Any]]) -> None:
+    metadata = MetaData()
+    metadata.reflect(conn, only=list(tables))
+    for name, content in tables.items():
+        if content["rows"]:
+            conn.execute(metadata.tables[name].insert(),
+                         [dict(zip(content["columns"], map(decode, row), strict=True)) for row in content["rows"]])
+    if conn.dialect.name == "postgresql":
+        # Rows came with their keys; the sequences behind serial keys go on after the highest, as a restore does.
+        for name, table in metadata.tables.items():
+            for column in table.primary_key.columns:
+                sequence = conn.execute(text("SELECT pg_get_serial_sequence(:t, :c)"),
+                                        {"t": name, "c": column.name}).scalar()
+                highest = conn.execute(select(func.max(column))).scalar()
+                if sequence and highest is not None:
+                    conn.execute(text("SELECT setval(:s, :v)"), {"s": sequence, "v": highest})
+
+
+async def counts(engine: AsyncEngine) -> dict[str, int]:
+    """Rows per table of a database (the Alembic version table left out)."""
+    def count(conn: Connection) -> dict[str, int]:
+        metadata = MetaData()
+        metadata.reflect(conn)
+        return {name: int(conn.execute(select(func.count()).select_from(table)).scalar_one())
+                for name, table in sorted(metadata.tables.items()) if name != migrations.VERSION_TABLE}
+
+    async with engine.connect() as conn:
+        return await conn.run_sync(count)
+
+
+def region() -> dict[str, Any]:
+    return dict(json.loads(REGION.read_text()))
+
+
+def dumped_counts(service: str) -> dict[str, int]:
+    return {name: len(content["rows"]) for name, content in region()["databases"][service].items()}
