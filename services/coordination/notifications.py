@@ -1,20 +1,24 @@
-"""Partner notifications ("notified pull"): FHIR R4 Subscriptions in the R4B backport style, rest-hook with
-id-only payloads, filtered on Task owner.
+"""Partner notifications ("notified pull"): FHIR R4 topic-based Subscriptions as the HL7 Subscriptions R5
+Backport IG (hl7.fhir.uv.subscriptions-backport) defines them for R4, rest-hook with id-only payloads, filtered
+on Task owner. The older form `criteria: Task?owner=…` is accepted as well and behaves the same.
 
 Every Task change adds a numbered notification for each matching subscription in the same transaction,
 so nothing is lost across a restart; a sender delivers them strictly in event-number order, retries with
 exponential backoff and turns the subscription to `error` once a receiver has been failing for longer
-than the give-up horizon (24 hours by default). Every attempt is recorded.
+than the give-up horizon (24 hours by default). Every attempt is recorded, and every event stays
+retrievable by its number (`$events`), so a receiver that sees a gap fetches what it missed.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import parse_qsl, urlparse
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -22,14 +26,29 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.coordination.models import DeliveryAttempt, Notification, SubscriptionRecord
 from shared.auth import Caller
-from shared.fhir import FhirError, Issue
+from shared.fhir import FhirError, Issue, validate_resource
 from shared.identifiers import org_token, parse_org
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
-TOPIC = "https://regiozorg.example/fhir/SubscriptionTopic/task-owner"
+BACKPORT_OPERATIONS = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition"
+FILTER_CRITERIA = f"{BACKPORT}/backport-filter-criteria"
+PAYLOAD_CONTENT = f"{BACKPORT}/backport-payload-content"
+HEARTBEAT_PERIOD = f"{BACKPORT}/backport-heartbeat-period"
+TIMEOUT = f"{BACKPORT}/backport-timeout"
+CHANNEL_TYPE = f"{BACKPORT}/backport-channel-type"
+STATUS_PROFILE = f"{BACKPORT}/backport-subscription-status-r4"
+SUBSCRIPTION_PROFILE = f"{BACKPORT}/backport-subscription"
+# The one topic coordination offers: a Task was created or got a new version. Advertised on the
+# CapabilityStatement; its only filter is the Task's owner.
+TOPIC = "https://regiozorg.example/fhir/SubscriptionTopic/task-changed"
 # Longer than one send may take (HTTP timeout below); after a crash another worker resumes once it ends.
 LEASE = timedelta(seconds=15)
 SEND_TIMEOUT_SECONDS = 5
+LEGACY_HEARTBEAT_SECONDS = 60
+EVENTS_PER_PAGE = 100
+_PAYLOAD_TYPES = ("application/fhir+json", "application/json")
+_OWNER_KEYS = ("owner", "owner:identifier")
+_SERVER_SET = {("Subscription.status",), ("Subscription.reason",)}
 
 
 @dataclass(frozen=True)
@@ -42,6 +61,23 @@ class RetryPolicy:
         return timedelta(seconds=min(self.max_backoff_seconds, self.base_seconds * 2 ** max(0, attempts - 1)))
 
 
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    """What a Subscription asks for, checked: whose Tasks, where to, how often a heartbeat.
+
+    `form` is "backport" (criteria = TOPIC, filter in `backport-filter-criteria`) or "criteria" (the older
+    `Task?owner=…`); `owner` is the organisation token "system|value"; `heartbeat_seconds` 0 means none;
+    `timeout_seconds` is how long one delivery attempt may take.
+    """
+
+    form: str
+    owner: str
+    endpoint: str
+    headers: tuple[str, ...]
+    heartbeat_seconds: int
+    timeout_seconds: int
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -50,59 +86,158 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _extension(element: dict[str, Any], name: str) -> Any:
-    for ext in element.get("extension", []) or []:
-        if ext.get("url") == f"{BACKPORT}/{name}":
-            return next((v for k, v in ext.items() if k.startswith("value")), None)
-    return None
+def _extensions(element: Any, url: str) -> list[tuple[int, dict[str, Any]]]:
+    """(index in `extension`, extension) of every extension with this url on an element or a primitive's `_x`."""
+    extensions = element.get("extension") if isinstance(element, dict) else None
+    return [(index, ext) for index, ext in enumerate(extensions if isinstance(extensions, list) else [])
+            if isinstance(ext, dict) and ext.get("url") == url]
 
 
-async def create(session: AsyncSession, *, body: dict[str, Any], caller: Caller) -> SubscriptionRecord:
-    """Accept a rest-hook subscription on the caller's own Tasks; the handshake follows from the sender."""
-    issues: list[Issue] = []
-    if body.get("resourceType") != "Subscription":
-        raise FhirError(400, Issue("error", "structure", "a Subscription resource is required", ("resourceType",)))
-    channel = body.get("channel") or {}
-    criteria = str(body.get("criteria") or "")
-    owner = caller.org
-    if not criteria.startswith("Task?owner="):
-        issues.append(Issue("error", "not-supported", "criteria must be Task?owner=<system>|<value>",
-                            ("Subscription.criteria",)))
-    else:
+def _value(extension: dict[str, Any]) -> Any:
+    return next((v for k, v in extension.items() if k.startswith("value")), None)
+
+
+def _extension(element: Any, url: str) -> Any:
+    found = _extensions(element, url)
+    return _value(found[0][1]) if found else None
+
+
+def _owner_filter_issues(text: str, caller_org: str, where: str) -> list[Issue]:
+    """What is wrong with a filter string: "[Task?]owner=<org>" (several joined by &) naming only the caller."""
+    search = text.strip()
+    resource, question, query = search.partition("?")
+    if not question or "=" in resource:  # no resource type: the string is the query itself
+        resource, query = "Task", search
+    if resource != "Task":
+        return [Issue("error", "not-supported", f"the topic is about Task, not {resource or 'nothing'}", (where,))]
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not pairs:
+        return [Issue("error", "value", "a filter is Task?owner=<system>|<value>", (where,))]
+    owners: set[str] = set()
+    for key, value in pairs:
+        if key not in _OWNER_KEYS:
+            return [Issue("error", "not-supported", f"the topic filters on owner only, not {key!r}", (where,))]
         try:
-            owner = org_token(*parse_org(criteria.removeprefix("Task?owner=")))
+            owners.add(org_token(*parse_org(value.removeprefix("Organization?identifier="))))
         except ValueError as exc:
-            issues.append(Issue("error", "value", str(exc), ("Subscription.criteria",)))
-        if owner != caller.org:
-            issues.append(Issue("error", "forbidden", "a partner subscribes to its own organisation's Tasks only",
-                                ("Subscription.criteria",)))
-    if channel.get("type") != "rest-hook":
+            return [Issue("error", "value", str(exc), (where,))]
+    if owners != {caller_org}:
+        return [Issue("error", "forbidden", "a partner subscribes to its own organisation's Tasks only", (where,))]
+    return []
+
+
+def _backport_filter_issues(body: dict[str, Any], caller_org: str) -> list[Issue]:
+    """Without a filter the topic is every organisation's Tasks: narrowed to the caller's (and echoed so)."""
+    issues: list[Issue] = []
+    for index, extension in _extensions(body.get("_criteria"), FILTER_CRITERIA):
+        where = f"Subscription.criteria.extension[{index}].valueString"
+        if not isinstance(extension.get("valueString"), str):
+            issues.append(Issue("error", "structure", "backport-filter-criteria takes a valueString", (where,)))
+            continue
+        issues += _owner_filter_issues(extension["valueString"], caller_org, where)
+    return issues
+
+
+def _seconds(channel: dict[str, Any], url: str, low: int, high: int, what: str) -> tuple[int | None, list[Issue]]:
+    found = _extensions(channel, url)
+    if not found:
+        return None, []
+    index, value = found[0][0], _value(found[0][1])
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        return None, [Issue("error", "value", f"{what} must be {low} to {high} seconds",
+                            (f"Subscription.channel.extension[{index}]",))]
+    return value, []
+
+
+def parse(body: dict[str, Any], *, caller_org: str) -> SubscriptionRequest:
+    """Check a Subscription in the backport-IG form or the older criteria form; no database involved.
+
+    Raises FhirError 400 when the body is no Subscription, 422 (each issue with the FHIRPath of the offending
+    element) for: an unknown topic or criteria, a filter on another organisation or on anything but the
+    owner, a channel other than rest-hook, a non-http(s) endpoint, a payload other than id-only FHIR JSON,
+    a heartbeat period outside 5–86400 s or a timeout outside 1–3600 s. Source: hl7.fhir.uv.subscriptions-backport
+    (Subscription profile `backport-subscription`, extensions on criteria and channel).
+    """
+    if not isinstance(body, dict) or body.get("resourceType") != "Subscription":
+        raise FhirError(400, Issue("error", "structure", "a Subscription resource is required", ("resourceType",)))
+    # status is the server's to set, and reason is not needed here: their absence is no reason to refuse.
+    issues = [i for i in validate_resource(body) if i.code != "required" or i.expression not in _SERVER_SET]
+    if issues:
+        raise FhirError(422, issues)
+    criteria = str(body.get("criteria") or "")
+    channel = body.get("channel") or {}
+    # Whatever the form, the only owner a caller may ask for is its own organisation.
+    form = "backport" if criteria == TOPIC else "criteria"
+    if form == "backport":
+        issues += _backport_filter_issues(body, caller_org)
+    elif criteria.startswith("Task?"):
+        issues += _owner_filter_issues(criteria, caller_org, "Subscription.criteria")
+    else:
+        issues.append(Issue("error", "not-supported",
+                            f"unknown topic: criteria is the topic {TOPIC} (filter in backport-filter-criteria) "
+                            "or Task?owner=<system>|<value>", ("Subscription.criteria",)))
+    if channel.get("type") != "rest-hook" or _extensions(channel.get("_type"), CHANNEL_TYPE):
         issues.append(Issue("error", "not-supported", "channel.type must be rest-hook", ("Subscription.channel.type",)))
     endpoint = str(channel.get("endpoint") or "")
     if urlparse(endpoint).scheme not in ("http", "https") or not urlparse(endpoint).netloc:
         issues.append(Issue("error", "value", "channel.endpoint must be an http(s) URL",
                             ("Subscription.channel.endpoint",)))
-    content = _extension(channel.get("_payload") or {}, "backport-payload-content") or "id-only"
+    if channel.get("payload") not in (None, *_PAYLOAD_TYPES):
+        issues.append(Issue("error", "not-supported", "notifications are sent as application/fhir+json",
+                            ("Subscription.channel.payload",)))
+    content = _extension(channel.get("_payload"), PAYLOAD_CONTENT) or "id-only"
     if content != "id-only":
         issues.append(Issue("error", "not-supported", "only id-only payloads are sent (notified pull)",
-                            ("Subscription.channel.payload",)))
-    heartbeat = _extension(channel, "backport-heartbeat-period") or 60
-    if not isinstance(heartbeat, int) or not 5 <= heartbeat <= 86400:
-        issues.append(Issue("error", "value", "heartbeat period must be 5 to 86400 seconds",
-                            ("Subscription.channel.extension",)))
-    headers = [h for h in channel.get("header", []) or [] if isinstance(h, str) and ":" in h]
+                            ("Subscription.channel.payload.extension",)))
+    heartbeat, found = _seconds(channel, HEARTBEAT_PERIOD, 5, 86400, "the heartbeat period")
+    issues += found
+    timeout, found = _seconds(channel, TIMEOUT, 1, 3600, "the timeout")
+    issues += found
     if issues:
         raise FhirError(422, issues)
-    record = SubscriptionRecord(id=uuid.uuid4().hex, owner_org=owner, endpoint=endpoint, headers=json.dumps(headers),
-                                heartbeat_seconds=int(heartbeat), created_by=caller.subject, content="")
-    record.content = json.dumps(_resource(record, body))
+    if heartbeat is None:  # the IG sends no heartbeat unless asked; the older form always had one a minute
+        heartbeat = 0 if form == "backport" else LEGACY_HEARTBEAT_SECONDS
+    headers = tuple(h for h in channel.get("header", []) or [] if isinstance(h, str) and ":" in h)
+    return SubscriptionRequest(form=form, owner=caller_org, endpoint=endpoint, headers=headers,
+                               heartbeat_seconds=heartbeat,
+                               timeout_seconds=min(timeout or SEND_TIMEOUT_SECONDS, SEND_TIMEOUT_SECONDS))
+
+
+def accepted(body: dict[str, Any], wanted: SubscriptionRequest) -> dict[str, Any]:
+    """The Subscription as accepted: criteria, filter, heartbeat and timeout as they will be applied."""
+    accepted_body = copy.deepcopy(body)
+    accepted_body.pop("id", None)
+    if wanted.form == "backport":
+        accepted_body["criteria"] = TOPIC
+        criteria_element = accepted_body.get("_criteria") if isinstance(accepted_body.get("_criteria"), dict) else {}
+        others = [e for e in criteria_element.get("extension", []) if e.get("url") != FILTER_CRITERIA]
+        accepted_body["_criteria"] = {**criteria_element, "extension": [
+            *others, {"url": FILTER_CRITERIA, "valueString": f"Task?owner={wanted.owner}"}]}
+    else:
+        accepted_body["criteria"] = f"Task?owner={wanted.owner}"
+    channel = accepted_body.setdefault("channel", {})
+    extensions = [e for e in channel.get("extension", []) if e.get("url") not in (HEARTBEAT_PERIOD, TIMEOUT)]
+    if wanted.heartbeat_seconds:
+        extensions.append({"url": HEARTBEAT_PERIOD, "valueUnsignedInt": wanted.heartbeat_seconds})
+    extensions.append({"url": TIMEOUT, "valueUnsignedInt": wanted.timeout_seconds})
+    channel["extension"] = extensions
+    return accepted_body
+
+
+async def create(session: AsyncSession, *, body: dict[str, Any], caller: Caller) -> SubscriptionRecord:
+    """Accept a rest-hook subscription on the caller's own Tasks; the handshake follows from the sender."""
+    wanted = parse(body, caller_org=caller.org)
+    record = SubscriptionRecord(id=uuid.uuid4().hex, owner_org=wanted.owner, endpoint=wanted.endpoint,
+                                headers=json.dumps(list(wanted.headers)), heartbeat_seconds=wanted.heartbeat_seconds,
+                                created_by=caller.subject, content=json.dumps(accepted(body, wanted)))
+    record.content = json.dumps(_resource(record))
     session.add(record)
     return record
 
 
-def _resource(record: SubscriptionRecord, body: dict[str, Any] | None = None) -> dict[str, Any]:
-    base = dict(body or json.loads(record.content))
-    base.update({"id": record.id, "status": record.status, "criteria": f"Task?owner={record.owner_org}"})
+def _resource(record: SubscriptionRecord) -> dict[str, Any]:
+    base = json.loads(record.content)
+    base.update({"id": record.id, "status": record.status})
     if record.error:
         base["error"] = record.error
     else:
@@ -111,10 +246,17 @@ def _resource(record: SubscriptionRecord, body: dict[str, Any] | None = None) ->
 
 
 def resource(record: SubscriptionRecord) -> dict[str, Any]:
+    """The Subscription resource as its owner reads it: what was accepted, with the current status and error."""
     return _resource(record)
 
 
+def _timeout(record: SubscriptionRecord) -> float:
+    value = _extension(json.loads(record.content).get("channel"), TIMEOUT)
+    return float(value) if isinstance(value, int) and 0 < value <= SEND_TIMEOUT_SECONDS else SEND_TIMEOUT_SECONDS
+
+
 async def get(session: AsyncSession, *, subscription_id: str, caller: Caller) -> SubscriptionRecord:
+    """The caller's own subscription; anyone else's, like an unknown id, is a 404 (no hint that it exists)."""
     record = await session.get(SubscriptionRecord, subscription_id)
     if record is None or record.owner_org != caller.org:
         raise FhirError(404, Issue("error", "not-found", f"Subscription/{subscription_id} is not known"))
@@ -133,32 +275,80 @@ async def notify(session: AsyncSession, *, task_id: str, owner: str) -> None:
                                  focus=f"Task/{task_id}"))
 
 
-def bundle(record: SubscriptionRecord, *, kind: str, base_url: str,
-           notification: Notification | None = None) -> dict[str, Any]:
-    """A backport notification Bundle: SubscriptionStatus parameters and, for an event, only the Task's id."""
-    now = _now().isoformat()
+def event_range(since: str | None, until: str | None) -> tuple[int, int | None]:
+    """Parse `$events`' eventsSinceNumber and eventsUntilNumber (both inclusive, strings of digits ≥ 1).
+
+    Returns (first, last or None for "up to the latest"); raises FhirError 400 naming the parameter.
+    """
+    numbers: list[int | None] = []
+    for name, text in (("eventsSinceNumber", since), ("eventsUntilNumber", until)):
+        if text is None or text == "":
+            numbers.append(None)
+        elif text.isdigit() and int(text) >= 1:
+            numbers.append(int(text))
+        else:
+            raise FhirError(400, Issue("error", "invalid", f"{name} must be an event number (1 or more)", (name,)))
+    first, last = numbers[0] or 1, numbers[1]
+    if last is not None and last < first:
+        raise FhirError(400, Issue("error", "invalid", "eventsUntilNumber is before eventsSinceNumber",
+                                   ("eventsUntilNumber",)))
+    return first, last
+
+
+async def events(session: AsyncSession, *, record: SubscriptionRecord, first: int, last: int | None,
+                 limit: int = EVENTS_PER_PAGE) -> list[Notification]:
+    """This subscription's events numbered first..last (inclusive), delivered or not, at most `limit`."""
+    query = select(Notification).where(Notification.subscription_id == record.id,
+                                       Notification.event_number >= first)  # type: ignore[operator]
+    if last is not None:
+        query = query.where(Notification.event_number <= last)  # type: ignore[operator]
+    return list((await session.execute(query.order_by(Notification.event_number).limit(limit))).scalars())
+
+
+def status_parameters(record: SubscriptionRecord, *, kind: str, base_url: str,
+                      notifications: Sequence[Notification] = ()) -> dict[str, Any]:
+    """The R4 SubscriptionStatus (`Parameters`, profile backport-subscription-status-r4) for one Subscription.
+
+    `kind` is the IG's notification type: handshake, heartbeat, event-notification, query-status or
+    query-event; each notification adds a `notification-event` part (event-number, timestamp, focus).
+    """
     parameters: list[dict[str, Any]] = [
         {"name": "subscription", "valueReference": {"reference": f"{base_url}/fhir/Subscription/{record.id}"}},
         {"name": "topic", "valueCanonical": TOPIC},
-        {"name": "status", "valueCode": record.status if record.status != "requested" else "active"},
+        {"name": "status", "valueCode": record.status},
         {"name": "type", "valueCode": kind},
         {"name": "events-since-subscription-start", "valueString": str(record.events_since_start)},
     ]
-    entries: list[dict[str, Any]] = []
-    if notification is not None:
-        focus = f"{base_url}/fhir/{notification.focus}"
+    for notification in notifications:
         parameters.append({"name": "notification-event", "part": [
             {"name": "event-number", "valueString": str(notification.event_number)},
             {"name": "timestamp", "valueInstant": _aware(notification.created_at).isoformat()},  # type: ignore[union-attr]
-            {"name": "focus", "valueReference": {"reference": focus}}]})
-        entries.append({"fullUrl": focus, "request": {"method": "PUT", "url": notification.focus},
-                        "response": {"status": "200"}})
-    status = {"resourceType": "Parameters", "id": uuid.uuid4().hex,
-              "meta": {"profile": [f"{BACKPORT}/backport-subscription-status-r4"]}, "parameter": parameters}
-    return {"resourceType": "Bundle", "id": uuid.uuid4().hex, "type": "history", "timestamp": now,
+            {"name": "focus", "valueReference": {"reference": f"{base_url}/fhir/{notification.focus}"}}]})
+    if record.error and kind in ("query-status", "query-event"):
+        parameters.append({"name": "error", "valueCodeableConcept": {"text": record.error}})
+    return {"resourceType": "Parameters", "id": uuid.uuid4().hex, "meta": {"profile": [STATUS_PROFILE]},
+            "parameter": parameters}
+
+
+def bundle(record: SubscriptionRecord, *, kind: str, base_url: str,
+           notifications: Sequence[Notification] = ()) -> dict[str, Any]:
+    """A notification Bundle (`history`, profile backport-subscription-notification-r4): the status Parameters
+    first, then per event an id-only entry naming the Task (fullUrl and request, no resource)."""
+    status = status_parameters(record, kind=kind, base_url=base_url, notifications=notifications)
+    entries = [{"fullUrl": f"{base_url}/fhir/{n.focus}", "request": {"method": "PUT", "url": n.focus},
+                "response": {"status": "200"}} for n in notifications]
+    return {"resourceType": "Bundle", "id": uuid.uuid4().hex, "type": "history", "timestamp": _now().isoformat(),
             "entry": [{"fullUrl": f"urn:uuid:{status['id']}", "resource": status,
                        "request": {"method": "GET", "url": f"{base_url}/fhir/Subscription/{record.id}/$status"},
                        "response": {"status": "200"}}, *entries]}
+
+
+def status_bundle(record: SubscriptionRecord, *, base_url: str) -> dict[str, Any]:
+    """`$status`' answer: a `searchset` Bundle holding this Subscription's status Parameters (type query-status)."""
+    status = status_parameters(record, kind="query-status", base_url=base_url)
+    return {"resourceType": "Bundle", "id": uuid.uuid4().hex, "type": "searchset", "total": 1,
+            "timestamp": _now().isoformat(),
+            "entry": [{"fullUrl": f"urn:uuid:{status['id']}", "resource": status, "search": {"mode": "match"}}]}
 
 
 class Sender:
@@ -214,19 +404,20 @@ class Sender:
                 return 0
             return int(await self._send(record, "event-notification", head))
         last = _aware(record.last_sent_at) or _aware(record.created_at)
-        if last is not None and now - last >= timedelta(seconds=record.heartbeat_seconds):
+        if record.heartbeat_seconds and last is not None and now - last >= timedelta(seconds=record.heartbeat_seconds):
             return int(await self._send(record, "heartbeat", None))
         return 0
 
     async def _send(self, record: SubscriptionRecord, kind: str, notification: Notification | None) -> bool:
-        body = bundle(record, kind=kind, base_url=self.base_url, notification=notification)
+        body = bundle(record, kind=kind, base_url=self.base_url,
+                      notifications=[notification] if notification is not None else [])
         headers = {"Content-Type": "application/fhir+json"}
         for header in json.loads(record.headers):
             name, _, value = header.partition(":")
             headers[name.strip()] = value.strip()
         status_code, error = None, None
         try:
-            response = await self.http.post(record.endpoint, json=body, headers=headers)
+            response = await self.http.post(record.endpoint, json=body, headers=headers, timeout=_timeout(record))
             status_code = response.status_code
             ok = 200 <= status_code < 300
             if not ok:

@@ -49,6 +49,23 @@ def _since(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def _subscription_capabilities() -> dict[str, Any]:
+    """Subscription as the R4 Subscriptions Backport IG advertises it: the topic, the profile, $status, $events."""
+    return {"type": "Subscription",
+            "extension": [{"url": f"{notifications.BACKPORT}/capabilitystatement-subscriptiontopic-canonical",
+                           "valueCanonical": notifications.TOPIC}],
+            "supportedProfile": [notifications.SUBSCRIPTION_PROFILE],
+            "documentation": (f"Topic {notifications.TOPIC}: a Task was created or changed. Filter "
+                              "(backport-filter-criteria) `Task?owner=<system>|<value>`, the caller's own "
+                              "organisation only (the default). rest-hook, id-only payloads. The older "
+                              "`criteria: Task?owner=<system>|<value>` is accepted too."),
+            "interaction": [{"code": c} for c in ("create", "read", "delete")],
+            "operation": [{"name": "status",
+                           "definition": f"{notifications.BACKPORT_OPERATIONS}/backport-subscription-status"},
+                          {"name": "events",
+                           "definition": f"{notifications.BACKPORT_OPERATIONS}/backport-subscription-events"}]}
+
+
 @router.get("/metadata")
 async def metadata(request: Request) -> JSONResponse:
     return _fhir({"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-22", "kind": "instance",
@@ -62,7 +79,7 @@ async def metadata(request: Request) -> JSONResponse:
                            ("owner", "reference"), ("requester", "reference"), ("status", "token"),
                            ("patient", "reference"), ("focus", "reference"), ("_lastUpdated", "date"),
                            ("_count", "number"), ("_offset", "number"))]},
-                      {"type": "Subscription", "interaction": [{"code": c} for c in ("create", "read", "delete")]},
+                      _subscription_capabilities(),
                       {"type": "Encounter", "interaction": [{"code": "search-type"}],
                        "searchParam": [{"name": "patient", "type": "reference"}]}]}]})
 
@@ -195,6 +212,41 @@ async def read_subscription(subscription_id: str, request: Request,
     async with request.app.state.runtime.sessions() as session:
         record = await notifications.get(session, subscription_id=subscription_id, caller=caller)
     return _fhir(notifications.resource(record))
+
+
+@router.get("/Subscription/{subscription_id}/$status")
+async def subscription_status(subscription_id: str, request: Request,
+                              caller: Caller = require_scope(resource="Subscription", action="r")) -> JSONResponse:
+    """The backport IG's `$status` on one Subscription: a searchset Bundle with its status Parameters."""
+    async with request.app.state.runtime.sessions() as session:
+        record = await notifications.get(session, subscription_id=subscription_id, caller=caller)
+    await audit.for_request(request, subtype="read", entity=f"Subscription/{subscription_id}/$status")
+    return _fhir(notifications.status_bundle(record, base_url=request.app.state.settings.public_url))
+
+
+@router.get("/Subscription/{subscription_id}/$events")
+async def subscription_events(subscription_id: str, request: Request,
+                              caller: Caller = require_scope(resource="Subscription", action="r"),
+                              events_since: Annotated[str | None, Query(alias="eventsSinceNumber")] = None,
+                              events_until: Annotated[str | None, Query(alias="eventsUntilNumber")] = None,
+                              content: str | None = None) -> JSONResponse:
+    """The backport IG's `$events`: the events numbered eventsSinceNumber..eventsUntilNumber (inclusive) as an
+    id-only `history` Bundle (status Parameters of type query-event first), at most 100, then a `next` link."""
+    first, last = notifications.event_range(events_since, events_until)
+    if content not in (None, "", "id-only", "empty", "full-resource"):
+        raise FhirError(400, Issue("error", "invalid", "content is empty, id-only or full-resource", ("content",)))
+    settings = request.app.state.settings
+    async with request.app.state.runtime.sessions() as session:
+        record = await notifications.get(session, subscription_id=subscription_id, caller=caller)
+        found = await notifications.events(session, record=record, first=first, last=last)
+    await audit.for_request(request, subtype="read",
+                            entity=f"Subscription/{subscription_id}/$events?{request.url.query}")
+    # content is a hint the IG lets a server ignore: notified pull always names the Task and no more.
+    body = notifications.bundle(record, kind="query-event", base_url=settings.public_url, notifications=found)
+    if len(found) == notifications.EVENTS_PER_PAGE and (last is None or found[-1].event_number < last):
+        body["link"] = [{"relation": "next", "url": str(request.url.include_query_params(
+            eventsSinceNumber=found[-1].event_number + 1))}]
+    return _fhir(body)
 
 
 @router.delete("/Subscription/{subscription_id}")
