@@ -1,5 +1,6 @@
 """Partner notifications to real HTTP receivers: in order, exactly once per event number, across an outage
-of the receiver and a crash of coordination; a receiver that never comes back ends in `error`."""
+of the receiver and a crash of coordination; a receiver that never comes back ends in `error`; the R4
+Subscriptions Backport IG form, with `$status` and `$events` for a receiver that lost an event."""
 
 from __future__ import annotations
 
@@ -23,11 +24,20 @@ pytestmark = pytest.mark.e2e
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 
 
-class Receiver:
-    """A partner's notification endpoint that can be taken down and brought back on the same port."""
+def event_number(body: dict[str, Any]) -> int | None:
+    for parameter in body["entry"][0]["resource"]["parameter"]:
+        if parameter["name"] == "notification-event":
+            return int(next(p["valueString"] for p in parameter["part"] if p["name"] == "event-number"))
+    return None
 
-    def __init__(self) -> None:
+
+class Receiver:
+    """A partner's notification endpoint that can be taken down and brought back on the same port; `loses`
+    names events it answers 2xx but drops, as a partner system that crashed after the answer would."""
+
+    def __init__(self, loses: frozenset[int] = frozenset()) -> None:
         self.port = free_port()
+        self.loses = loses
         self.received: list[dict[str, Any]] = []
         self._server: ThreadingHTTPServer | None = None
 
@@ -36,11 +46,13 @@ class Receiver:
         return f"http://127.0.0.1:{self.port}/notify"
 
     def start(self) -> None:
-        received = self.received
+        received, loses = self.received, self.loses
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                if event_number(body) not in loses:
+                    received.append(body)
                 self.send_response(200)
                 self.end_headers()
 
@@ -61,11 +73,7 @@ class Receiver:
         found = []
         for body in self.received:
             params = {p["name"]: p for p in body["entry"][0]["resource"]["parameter"]}
-            number = None
-            if "notification-event" in params:
-                number = int(next(p["valueString"] for p in params["notification-event"]["part"]
-                                  if p["name"] == "event-number"))
-            found.append((params["type"]["valueCode"], number))
+            found.append((params["type"]["valueCode"], event_number(body)))
         return found
 
 
@@ -177,3 +185,120 @@ def test_subscribing_to_another_organisations_tasks_is_refused(stack: Stack) -> 
         "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:1/x"}})
     assert response.status_code == 422
     assert response.json()["issue"][0]["code"] == "forbidden"
+
+
+def parameters(status: dict[str, Any]) -> dict[str, Any]:
+    """A SubscriptionStatus Parameters by name; its notification-event parts as (event number, focus) pairs."""
+    found: dict[str, Any] = {"notification-event": []}
+    for parameter in status["parameter"]:
+        if parameter["name"] == "notification-event":
+            parts = {p["name"]: p for p in parameter["part"]}
+            found["notification-event"].append((int(parts["event-number"]["valueString"]),
+                                                parts["focus"]["valueReference"]["reference"]))
+        else:
+            found[parameter["name"]] = next(v for k, v in parameter.items() if k.startswith("value"))
+    return found
+
+
+def backport_subscription(topic: str, filters: list[str], endpoint: str) -> dict[str, Any]:
+    """A Subscription as a partner following the R4 Subscriptions Backport IG writes it."""
+    return {"resourceType": "Subscription", "status": "requested", "reason": "Taken van Wijkverpleging Oost",
+            "meta": {"profile": [f"{BACKPORT}/backport-subscription"]},
+            "criteria": topic,
+            "_criteria": {"extension": [{"url": f"{BACKPORT}/backport-filter-criteria", "valueString": f}
+                                        for f in filters]},
+            "channel": {"type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json",
+                        "_payload": {"extension": [{"url": f"{BACKPORT}/backport-payload-content",
+                                                    "valueCode": "id-only"}]},
+                        "extension": [{"url": f"{BACKPORT}/backport-heartbeat-period", "valueUnsignedInt": 3600},
+                                      {"url": f"{BACKPORT}/backport-timeout", "valueUnsignedInt": 3}]}}
+
+
+def advertised_topic(stack: Stack) -> str:
+    """The topic canonical on coordination's CapabilityStatement, found as a partner's EHR would find it."""
+    metadata = httpx.get(f"{stack.url('coordination')}/fhir/metadata").json()
+    subscription = next(r for r in metadata["rest"][0]["resource"] if r["type"] == "Subscription")
+    assert {o["name"] for o in subscription["operation"]} >= {"status", "events"}
+    return next(e["valueCanonical"] for e in subscription["extension"]
+                if e["url"] == f"{BACKPORT}/capabilitystatement-subscriptiontopic-canonical")
+
+
+def test_a_backport_subscription_is_notified_and_fetches_the_event_it_lost_by_number(stack: Stack) -> None:
+    coordination = stack.url("coordination")
+    wijk = stack.client("ehr-wijk-oost")
+    receiver = Receiver(loses=frozenset({1}))
+    receiver.start()
+    topic = advertised_topic(stack)
+    created = httpx.post(f"{coordination}/fhir/Subscription", headers=wijk.headers(), json=backport_subscription(
+        topic, ["Task?owner=http://fhir.nl/fhir/NamingSystem/ura|90000020"], receiver.url))
+    assert created.status_code == 201, created.text
+    subscription_id = created.json()["id"]
+    assert created.json()["criteria"] == topic
+    wait_until(lambda: subscription(stack, "ehr-wijk-oost", subscription_id)["status"] == "active", 30, "handshake")
+    handshake = parameters(receiver.received[0]["entry"][0]["resource"])
+    assert (handshake["type"], handshake["topic"]) == ("handshake", topic)
+    assert handshake["subscription"]["reference"] == f"{coordination}/fhir/Subscription/{subscription_id}"
+
+    route_to(stack, "999990056", "URA 90000020")
+    route_to(stack, "999990068", "URA 90000020")
+    wait_until(lambda: [n for _, n in receiver.events() if n] == [2], 30, "the second notification")
+    second = parameters(receiver.received[-1]["entry"][0]["resource"])
+    assert second["type"] == "event-notification" and second["topic"] == topic
+    assert [n for n, _ in second["notification-event"]] == [2]  # 1 is missing: the receiver sees the gap
+
+    missed = httpx.get(f"{coordination}/fhir/Subscription/{subscription_id}/$events", headers=wijk.headers(),
+                       params={"eventsSinceNumber": "1", "eventsUntilNumber": "1", "content": "id-only"})
+    assert missed.status_code == 200, missed.text
+    assert missed.json()["type"] == "history"
+    status = parameters(missed.json()["entry"][0]["resource"])
+    assert status["type"] == "query-event"
+    [(number, focus)] = status["notification-event"]
+    assert number == 1 and focus.startswith(f"{coordination}/fhir/Task/")
+    assert focus != second["notification-event"][0][1]
+    assert [e["fullUrl"] for e in missed.json()["entry"][1:]] == [focus]
+    task = httpx.get(focus, headers=wijk.headers())
+    assert task.status_code == 200
+    assert task.json()["owner"]["identifier"]["value"] == "90000020"
+
+    both = httpx.get(f"{coordination}/fhir/Subscription/{subscription_id}/$events", headers=wijk.headers())
+    assert [n for n, _ in parameters(both.json()["entry"][0]["resource"])["notification-event"]] == [1, 2]
+
+    answer = httpx.get(f"{coordination}/fhir/Subscription/{subscription_id}/$status", headers=wijk.headers())
+    assert answer.status_code == 200 and answer.json()["type"] == "searchset"
+    current = parameters(answer.json()["entry"][0]["resource"])
+    assert (current["type"], current["status"], current["events-since-subscription-start"], current["topic"]) == (
+        "query-status", "active", "2", topic)
+
+    zuidrand = stack.client("ehr-zuidrand")
+    for operation in ("$status", "$events"):
+        other = httpx.get(f"{coordination}/fhir/Subscription/{subscription_id}/{operation}",
+                          headers=zuidrand.headers())
+        assert other.status_code == 404 and other.json()["resourceType"] == "OperationOutcome"
+    with sqlite3.connect(stack.data_dir / "coordination.db") as db:
+        audited = db.execute("SELECT entity, outcome, agent_org FROM audit_event WHERE entity LIKE ? "
+                             "OR entity LIKE ? ORDER BY recorded",
+                             (f"Subscription/{subscription_id}/$%", f"GET /fhir/Subscription/{subscription_id}/$%"),
+                             ).fetchall()
+    assert [(entity.split("?")[0].rsplit("/", 1)[-1], outcome) for entity, outcome, _ in audited] == [
+        ("$events", "0"), ("$events", "0"), ("$status", "0"), ("$status", "4"), ("$events", "4")]
+    assert [org for _, _, org in audited] == ["http://fhir.nl/fhir/NamingSystem/ura|90000020"] * 3 + [
+        "http://fhir.nl/fhir/NamingSystem/ura|90000010"] * 2
+    receiver.stop()
+
+
+def test_a_backport_filter_on_another_organisation_or_an_unknown_topic_is_refused_with_the_location(
+        stack: Stack) -> None:
+    coordination = stack.url("coordination")
+    wijk = stack.client("ehr-wijk-oost")
+    topic = advertised_topic(stack)
+    others = httpx.post(f"{coordination}/fhir/Subscription", headers=wijk.headers(), json=backport_subscription(
+        topic, ["Task?owner=http://fhir.nl/fhir/NamingSystem/ura|90000010"], "http://127.0.0.1:1/x"))
+    assert others.status_code == 422
+    assert [(i["code"], i["expression"]) for i in others.json()["issue"]] == [
+        ("forbidden", ["Subscription.criteria.extension[0].valueString"])]
+    unknown = httpx.post(f"{coordination}/fhir/Subscription", headers=wijk.headers(), json=backport_subscription(
+        "https://regiozorg.example/fhir/SubscriptionTopic/patient-admitted",
+        ["Task?owner=http://fhir.nl/fhir/NamingSystem/ura|90000020"], "http://127.0.0.1:1/x"))
+    assert unknown.status_code == 422
+    assert [(i["code"], i["expression"]) for i in unknown.json()["issue"]] == [
+        ("not-supported", ["Subscription.criteria"])]
