@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +27,8 @@ ACTIONS = {"create": "C", "read": "R", "update": "U", "delete": "D", "search": "
 OUTCOME_SUCCESS, OUTCOME_REFUSED, OUTCOME_ERROR = "0", "4", "8"
 PURPOSE_TREATMENT, PURPOSE_OPERATIONS, PURPOSE_PAYMENT = "TREAT", "HOPERAT", "HPAYMT"
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 
 
 class AuditRecord(SQLModel, table=True):
@@ -49,8 +52,12 @@ class AuditRecord(SQLModel, table=True):
 
 def audit_event(*, record_id: str, recorded: datetime, service: str, caller: Caller | None, subtype: str,
                 outcome: str, patient: str | None, entity: str, purpose: str,
-                description: str | None) -> dict[str, Any]:
-    """The FHIR R4 AuditEvent: who (and for which organisation), what, which patient, when, outcome, why."""
+                description: str | None, granted_by: Sequence[str] = ()) -> dict[str, Any]:
+    """The FHIR R4 AuditEvent: who (and for which organisation), what, which patient, when, outcome, why.
+
+    `granted_by`: references ("Task/<id>") of the Tasks whose treatment relationship allowed the access, each an
+    entity with the object role "Security Resource" (NEN 7513: on which grant the data was read).
+    """
     agent: dict[str, Any] = {"requestor": True,
                              "who": {"identifier": {"value": caller.subject if caller else "anonymous"},
                                      "display": f"{caller.kind if caller else 'unauthenticated'}"},
@@ -63,11 +70,15 @@ def audit_event(*, record_id: str, recorded: datetime, service: str, caller: Cal
         if caller.role:
             agent["role"] = [{"text": caller.role}]
     entities: list[dict[str, Any]] = [{"what": {"display": entity}, "type": {
-        "system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2", "display": "System Object"}}]
+        "system": ENTITY_TYPE, "code": "2", "display": "System Object"}}]
     if patient:
         entities.insert(0, {"what": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": patient}},
-                            "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type",
-                                     "code": "1", "display": "Person"}})
+                            "type": {"system": ENTITY_TYPE, "code": "1", "display": "Person"}})
+    entities += [{"what": {"reference": reference},
+                  "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                  "role": {"system": OBJECT_ROLE, "code": "13", "display": "Security Resource"},
+                  "description": "the Task whose owner treats this patient: the treatment relationship that "
+                                 "allowed this access"} for reference in granted_by]
     event: dict[str, Any] = {
         "resourceType": "AuditEvent", "id": record_id,
         "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest",
@@ -85,14 +96,16 @@ def audit_event(*, record_id: str, recorded: datetime, service: str, caller: Cal
 
 async def record(session: AsyncSession, *, service: str, caller: Caller | None, subtype: str, entity: str,
                  patient: str | None = None, outcome: str = OUTCOME_SUCCESS, purpose: str = PURPOSE_TREATMENT,
-                 description: str | None = None) -> None:
-    """Add an audit event to the caller's transaction (for changes: it commits with them)."""
+                 description: str | None = None, granted_by: Sequence[str] = ()) -> None:
+    """Add an audit event to the caller's transaction (for changes: it commits with them); `granted_by` as in
+    `audit_event`."""
     # Text from a request (a path, a refusal) may hold a NUL, which PostgreSQL cannot store.
     entity, description = entity.replace("\x00", "\\0"), description.replace("\x00", "\\0") if description else None
     record_id = uuid.uuid4().hex
     now = datetime.now(UTC)
     content = audit_event(record_id=record_id, recorded=now, service=service, caller=caller, subtype=subtype,
-                          outcome=outcome, patient=patient, entity=entity, purpose=purpose, description=description)
+                          outcome=outcome, patient=patient, entity=entity, purpose=purpose, description=description,
+                          granted_by=granted_by)
     session.add(AuditRecord(id=record_id, recorded=now, service=service, action=ACTIONS[subtype], subtype=subtype,
                             outcome=outcome, agent=caller.subject if caller else "anonymous",
                             agent_kind=caller.kind if caller else "none", agent_org=caller.org if caller else "",
@@ -118,12 +131,14 @@ async def search(session: AsyncSession, *, patient: str | None, count: int) -> l
 
 
 async def for_request(request: Any, *, subtype: str, entity: str, patient: str | None = None,
-                      purpose: str = PURPOSE_TREATMENT, caller: Caller | None = None) -> None:
-    """Audit a successful read or search made by this request's caller."""
+                      purpose: str = PURPOSE_TREATMENT, caller: Caller | None = None,
+                      granted_by: Sequence[str] = ()) -> None:
+    """Audit a successful read or search made by this request's caller (`granted_by`: the Tasks whose treatment
+    relationship allowed it, as in `audit_event`)."""
     state = request.app.state
     await record_now(state.runtime.sessions, service=state.settings.service_name,
                      caller=caller or getattr(request.state, "caller", None), subtype=subtype, entity=entity,
-                     patient=patient, purpose=purpose)
+                     patient=patient, purpose=purpose, granted_by=granted_by)
 
 
 def subtype_of(method: str) -> str:

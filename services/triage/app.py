@@ -6,12 +6,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.triage import accounts, clients, configuration, service
+from services.triage import access, accounts, clients, configuration, service
 from services.triage.api import fhir, oauth, oidc, requests
 from services.triage.console import views
 from services.triage.settings import TriageSettings
 from shared.auth import SigningKeys, TokenIssuer, TokenVerifier
-from shared.bus.topics import ACUTE_REQUEST_CLOSED
+from shared.bus.topics import ACUTE_REQUEST_CLOSED, TASK_CHANGED
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
 from shared.session import Signer
@@ -22,7 +22,9 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     settings = settings or TriageSettings()
     configure_logging(settings.service_name)
     runtime = ServiceRuntime(settings=settings, subscriptions=[
-        Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED], service.close_request)])
+        Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED], service.close_request),
+        # Who owns which Task: the treatment grants of the access rule (access.py).
+        Subscription("task-changed", [TASK_CHANGED], access.on_task_changed)])
     signing_keys = SigningKeys(settings.data_dir / "keys" / "signing")
     verifier = TokenVerifier(jwks_url=settings.resolved_jwks_url, issuer=settings.issuer,
                              audience=settings.token_audience, local=signing_keys)

@@ -111,6 +111,43 @@ class TriageDecision(SQLModel, table=True):
     retriage_reason: str | None = Field(default=None, max_length=500)  # set when the nurse chose to re-triage
 
 
+class ReferralEntry(SQLModel, table=True):
+    """A resource that came in with a referral's Bundle, by the referral's ServiceRequest: with the request's
+    ServiceRequests and Patient, what a treatment grant on the acute request opens (services/triage/access.py)."""
+
+    __tablename__ = "referral_entry"
+
+    service_request_id: str = Field(primary_key=True, max_length=64)
+    resource_type: str = Field(primary_key=True, max_length=64)
+    resource_id: str = Field(primary_key=True, max_length=64)
+
+
+class TaskOwnership(SQLModel, table=True):
+    """One version of a coordination Task as `task-changed` reported it: the facts treatment grants are made of."""
+
+    __tablename__ = "task_ownership"
+
+    task_id: str = Field(primary_key=True, max_length=64)
+    version: int = Field(primary_key=True)
+    acute_request_id: str = Field(max_length=64)
+    owner: str = Field(max_length=120)  # "system|value"
+    status: str = Field(max_length=32)
+    at: datetime  # the version's meta.lastUpdated, UTC
+
+
+class TreatmentGrant(SQLModel, table=True):
+    """An organisation's treatment relationship with an acute request through one Task, from `since` until
+    `ended_at` (None: it still owns the Task); rebuilt from the Task's known versions (domain/grants.py)."""
+
+    __tablename__ = "treatment_grant"
+    __table_args__ = (Index("ix_treatment_grant_org_request", "org", "acute_request_id"),)
+
+    pk: int | None = Field(default=None, primary_key=True)
+    task_id: str = Field(index=True, max_length=64)
+    org: str = Field(max_length=120)  # "system|value"
+    acute_request_id: str = Field(max_length=64)
+    since: datetime
+    ended_at: datetime | None = None
 
 
 class OAuthClient(SQLModel, table=True):
@@ -200,5 +237,6 @@ class DirectoryEntry(SQLModel, table=True):
 
 
 TABLES = [m.__table__ for m in (StoredResource, ResourceIdentifier, BundleReceipt, PatientRecord,  # type: ignore[attr-defined]
-                                AcuteRequest, LinkedContact, TriageDecision, OAuthClient, UsedAssertion,
-                                ConsoleAccount, LoginFailure, AuthorizationCode, UrgencyTarget, DirectoryEntry)]
+                                AcuteRequest, LinkedContact, TriageDecision, ReferralEntry, TaskOwnership,
+                                TreatmentGrant, OAuthClient, UsedAssertion, ConsoleAccount, LoginFailure,
+                                AuthorizationCode, UrgencyTarget, DirectoryEntry)]

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.triage import configuration, events
+from services.triage import access, configuration, events
 from services.triage.domain.referral import (
     DIRECTORY_TYPES,
     Entry,
@@ -29,6 +29,7 @@ from services.triage.models import (
     BundleReceipt,
     LinkedContact,
     PatientRecord,
+    ReferralEntry,
     ResourceIdentifier,
     StoredResource,
     TriageDecision,
@@ -39,7 +40,7 @@ from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
 from shared.fhir import FhirError, Issue, dumps, loads, resolve_bundle_references
 from shared.identifiers import BSN_SYSTEM, is_valid_bsn, parse_org, pseudonym, pseudonym_for_unidentified
-from shared.region import FRONT_DOOR, organisation
+from shared.region import organisation
 
 OPEN_STATUSES = ("open", "triaged")
 
@@ -81,7 +82,7 @@ async def _replay(session: AsyncSession, keys: list[str], caller: Caller) -> Int
     response = loads(found.response)
     sr_id = _service_request_id(response)
     row = await session.get(StoredResource, ("ServiceRequest", sr_id))
-    if row is None or not _may_see(row, caller):
+    if row is None or not access.submitted(row, caller):
         # Another organisation's referral: neither its outcome nor its ids are this caller's to see.
         raise FhirError(409, Issue("error", "duplicate", "this identifier belongs to a referral of another "
                                                          "organisation; use an identifier system of your own"))
@@ -161,7 +162,8 @@ async def _stored_targets(session: AsyncSession, resources: list[object], caller
         for start in range(0, len(pairs), 400):  # bound the bind variables of one statement
             rows = (await session.execute(select(StoredResource).where(
                 tuple_(StoredResource.resource_type, StoredResource.id).in_(pairs[start:start + 400])))).scalars()
-            loaded.update({f"{r.resource_type}/{r.id}": loads(r.content) for r in rows if _may_see(r, caller)})
+            loaded.update({f"{r.resource_type}/{r.id}": loads(r.content) for r in rows
+                           if access.submitted(r, caller)})
         found.update(loaded)
         wanted = followed_references(loaded.values())
     return found
@@ -266,6 +268,11 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         session.add(record)
 
     response_entries = []
+    sr_id = referral.service_request.resource["id"]
+    came_with = {(entry.type, entry.resource["id"]) for entry in referral.entries
+                 if entry.type not in DIRECTORY_TYPES and entry is not referral.service_request}
+    for resource_type, rid in sorted(came_with):  # what a treatment grant on this request opens (access.py)
+        session.add(ReferralEntry(service_request_id=sr_id, resource_type=resource_type, resource_id=rid))
     for entry in referral.entries:
         rid = entry.resource["id"]
         if entry.index not in reused:
@@ -493,16 +500,30 @@ async def directory(session: AsyncSession) -> list[dict[str, Any]]:
              "open_now": p.open_at(now)} for p in await configuration.providers(session)]
 
 
+@dataclass
+class ReadResult:
+    resource: dict[str, Any]
+    patient: str | None  # the pseudonym of the resource's patient
+    grant: str | None  # "Task/<id>" when a treatment grant opened the resource (access.py), else None
+
+
 async def read_resource(session: AsyncSession, *, resource_type: str, resource_id: str, caller: Caller,
-                        version: str | None = None) -> tuple[dict[str, Any], str | None]:
-    """The resource (at `version` when given) and the pseudonym of its patient."""
+                        treatment_window: timedelta, version: str | None = None) -> ReadResult:
+    """The resource (at `version` when given), the pseudonym of its patient and the grant it was read on.
+
+    `treatment_window`: how long an ended treatment grant still opens data. Raises FhirError 404, the same as
+    for an unknown id, when the caller may not read it.
+    """
     row = await session.get(StoredResource, (resource_type, resource_id))
-    if row is None or not _may_see(row, caller):
+    decided = await access.decide(session, caller=caller, rows=[row], at=_now(),
+                                  window=treatment_window) if row is not None else {}
+    if row is None or (resource_type, resource_id) not in decided:
         raise FhirError(404, Issue("error", "not-found", f"{resource_type}/{resource_id} is not known"))
     if version is not None and version != str(row.version_id):
         raise FhirError(404, Issue("error", "not-found", f"version {version} of {resource_type}/{resource_id} "
                                                          "is not known"))
-    return loads(row.content), await pseudonym_of(session, row.patient_id)
+    return ReadResult(loads(row.content), await pseudonym_of(session, row.patient_id),
+                      decided[(resource_type, resource_id)].grant)
 
 
 async def pseudonym_of(session: AsyncSession, patient_id: str | None) -> str | None:
@@ -511,28 +532,25 @@ async def pseudonym_of(session: AsyncSession, patient_id: str | None) -> str | N
     return record.pseudonym if record else None
 
 
-def _may_see(row: StoredResource, caller: Caller) -> bool:
-    # A partner sees what it submitted; the front door sees everything that came in.
-    return caller.org == FRONT_DOOR.token or row.owner_org == caller.org
-
-
 @dataclass
 class SearchPage:
     resources: list[dict[str, Any]]
     total: int
+    grants: list[str] = field(default_factory=list)  # the Tasks whose treatment grants opened resources found
 
 
 async def search_service_requests(session: AsyncSession, *, caller: Caller, patient: list[str], status: list[str],
                                   identifier: list[str], last_updated: list[str], count: int,
-                                  offset: int) -> SearchPage:
+                                  offset: int, treatment_window: timedelta) -> SearchPage:
     """One page of the ServiceRequests the caller may see, newest first, and how many match in all.
 
     Each list holds the values of one parameter: repeats must all hold (AND), commas within a value are
-    alternatives (OR), as FHIR search defines.
+    alternatives (OR), as FHIR search defines. The caller may see what access.decide allows, with treatment
+    grants ended less than `treatment_window` ago.
     """
-    query = select(StoredResource).where(StoredResource.resource_type == "ServiceRequest")
-    if caller.org != FRONT_DOOR.token:
-        query = query.where(StoredResource.owner_org == caller.org)
+    now = _now()
+    query = select(StoredResource).where(StoredResource.resource_type == "ServiceRequest",
+                                         access.findable_service_requests(caller, at=now, window=treatment_window))
     for value in patient:
         query = query.where(StoredResource.patient_id.in_(  # type: ignore[union-attr]
             [ref.rsplit("/", 1)[-1] for ref in value.split(",")]))
@@ -546,8 +564,11 @@ async def search_service_requests(session: AsyncSession, *, caller: Caller, pati
         query = query.where(_date_condition(value))
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
     page = query.order_by(StoredResource.last_updated.desc(), StoredResource.id.desc())  # type: ignore[attr-defined]
-    rows = (await session.execute(page.offset(offset).limit(count))).scalars() if count else []
-    return SearchPage([loads(r.content) for r in rows], total)
+    rows = list((await session.execute(page.offset(offset).limit(count))).scalars()) if count else []
+    decided = await access.decide(session, caller=caller, rows=rows, at=now, window=treatment_window)
+    found = [r for r in rows if (r.resource_type, r.id) in decided]
+    grants = dict.fromkeys(g for r in found if (g := decided[(r.resource_type, r.id)].grant))
+    return SearchPage([loads(r.content) for r in found], total, list(grants))
 
 
 def _token(token: str) -> ColumnElement[bool]:

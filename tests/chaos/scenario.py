@@ -28,7 +28,14 @@ from aiokafka import AIOKafkaProducer
 from infra.ops import read_dead_letters
 from infra.stack import Stack
 from shared.bus.envelope import Event
-from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, REFERRAL_RECEIVED, TRIAGE_COMPLETED, dlq
+from shared.bus.topics import (
+    ACUTE_REQUEST_CLOSED,
+    CONTACT_DELIVERED,
+    REFERRAL_RECEIVED,
+    TASK_CHANGED,
+    TRIAGE_COMPLETED,
+    dlq,
+)
 from tests.bench.load import Driver, Journey
 
 # Who consumes what (the subscriptions in services/*/app.py): each must dead-letter a poison record.
@@ -37,6 +44,7 @@ CONSUMERS: dict[str, set[str]] = {
     TRIAGE_COMPLETED: {"coordination.triage-completed", "billing_shadow.triage-completed"},
     CONTACT_DELIVERED: {"billing_shadow.contact-delivered"},
     ACUTE_REQUEST_CLOSED: {"billing_shadow.acute-request-closed", "triage.acute-request-closed"},
+    TASK_CHANGED: {"triage.task-changed"},
 }
 
 

@@ -96,3 +96,27 @@ def region() -> dict[str, Any]:
 
 def dumped_counts(service: str) -> dict[str, int]:
     return {name: len(content["rows"]) for name, content in region()["databases"][service].items()}
+
+
+def counts_at_head(service: str) -> dict[str, int]:
+    """Rows per table of the captured region once migrated to head: the dump's, and what later revisions made.
+
+    Triage's 0002 links the region's one referral to what came in with it (its Patient and Coverage; the two
+    Organizations are directory data, not the patient's) and starts the grant tables empty.
+    """
+    added = {"triage": {"referral_entry": 2, "task_ownership": 0, "treatment_grant": 0}}.get(service, {})
+    return {**dumped_counts(service), **added}
+
+
+def counts_when_served(service: str) -> dict[str, int]:
+    """Rows per table of the migrated region once its services ran on a new broker, before anything was asked of
+    them: coordination publishes its outbox again, and triage, which consumes `task-changed` since 0002, keeps
+    each version of the region's one Task (one processed event each) and the one grant of its one owner."""
+    counts = counts_at_head(service)
+    if service == "triage":
+        outbox = region()["databases"]["coordination"]["outbox"]
+        topic = outbox["columns"].index("topic")
+        versions = sum(1 for row in outbox["rows"] if row[topic] == "regiozorg.coordination.task-changed.v1")
+        counts.update(processed_event=counts["processed_event"] + versions, task_ownership=versions,
+                      treatment_grant=1)
+    return counts

@@ -128,8 +128,9 @@ async def create_service_request(request: Request, media_type: ResponseFormat,
         session, resource=resource, if_none_exist=request.headers.get("if-none-exist"), caller=caller,
         traceparent=request.headers.get("traceparent"), pseudonym_key=settings.pseudonym_key_bytes))
     async with request.app.state.runtime.sessions() as session:
-        stored, _ = await service.read_resource(session, resource_type="ServiceRequest",
-                                                resource_id=result.service_request_id, caller=caller)
+        stored = (await service.read_resource(session, resource_type="ServiceRequest",
+                                              resource_id=result.service_request_id, caller=caller,
+                                              treatment_window=settings.treatment_window)).resource
     version = stored["meta"]["versionId"]
     headers = {**_version_headers(stored),
                "Location": f"{_base(request)}/ServiceRequest/{stored['id']}/_history/{version}"}
@@ -167,10 +168,14 @@ async def _read(request: Request, media_type: str, caller: Caller, resource_type
         # Not a FHIR id, so nothing stored here has it; the database never sees such input.
         raise FhirError(404, Issue("error", "not-found", f"{resource_type}/{resource_id} is not known"))
     async with request.app.state.runtime.sessions() as session:
-        resource, patient = await service.read_resource(session, resource_type=resource_type,
-                                                        resource_id=resource_id, caller=caller, version=version)
+        found = await service.read_resource(session, resource_type=resource_type, resource_id=resource_id,
+                                            caller=caller, version=version,
+                                            treatment_window=request.app.state.settings.treatment_window)
     entity = f"{resource_type}/{resource_id}" + (f"/_history/{version}" if version else "")
-    await audit.for_request(request, subtype="read", entity=entity, patient=patient)
+    # A read on a treatment grant names the Task that granted it; its purpose is treatment (NEN 7513).
+    await audit.for_request(request, subtype="read", entity=entity, patient=found.patient,
+                            purpose=audit.PURPOSE_TREATMENT, granted_by=[found.grant] if found.grant else [])
+    resource = found.resource
     headers = _version_headers(resource)
     if _not_modified(request.headers.get("if-none-match"), resource.get("meta", {}).get("versionId", "1")):
         return Response(status_code=304, headers=headers)
@@ -220,12 +225,13 @@ async def search_service_requests(request: Request, media_type: ResponseFormat,
     async with request.app.state.runtime.sessions() as session:
         page = await service.search_service_requests(
             session, caller=caller, patient=values("patient"), status=values("status"),
-            identifier=values("identifier"), last_updated=values("_lastUpdated"), count=count, offset=offset)
+            identifier=values("identifier"), last_updated=values("_lastUpdated"), count=count, offset=offset,
+            treatment_window=request.app.state.settings.treatment_window)
         patients = values("patient")
         single = patients[0].rsplit("/", 1)[-1] if len(patients) == 1 and "," not in patients[0] else None
         pseudonym = await service.pseudonym_of(session, single)
     await audit.for_request(request, subtype="search", entity=f"ServiceRequest?{request.url.query}",
-                            patient=pseudonym)
+                            patient=pseudonym, purpose=audit.PURPOSE_TREATMENT, granted_by=page.grants)
     base = _base(request)
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": page.total,
               "link": _page_links(request, base, page.total, count, offset),
@@ -265,7 +271,11 @@ def capability_statement(base_url: str) -> dict[str, Any]:
             "documentation": "A referral is a transaction Bundle (POST [base]) or a ServiceRequest for a Patient "
                              "stored here (POST [base]/ServiceRequest, If-None-Exist: identifier=system|value). "
                              "Responses are JSON unless _format=xml or Accept asks for XML. A partner reads and "
-                             "finds only what it submitted.",
+                             "finds what it submitted, and, while its organisation owns a coordination Task for an "
+                             "acute request (or owned one that ended less than the treatment window ago, 7 days "
+                             "by default), that request's Patient, ServiceRequests, Coverage, Condition, "
+                             "Observation and QuestionnaireResponse; each such read is audited with purpose TREAT "
+                             "and the Task.",
             "security": {"service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
                                                   "code": "SMART-on-FHIR"}]}],
                          "description": "OAuth 2.0 client credentials; token at /oauth/token"},
