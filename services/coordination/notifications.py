@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.coordination.models import DeliveryAttempt, Notification, SubscriptionRecord
 from shared.auth import Caller
-from shared.fhir import FhirError, Issue
+from shared.fhir import FhirError, Issue, validate_resource
 from shared.identifiers import org_token, parse_org
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
@@ -50,9 +50,10 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment if moment is None or moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _extension(element: dict[str, Any], name: str) -> Any:
-    for ext in element.get("extension", []) or []:
-        if ext.get("url") == f"{BACKPORT}/{name}":
+def _extension(element: Any, name: str) -> Any:
+    extensions = element.get("extension") if isinstance(element, dict) else None
+    for ext in extensions if isinstance(extensions, list) else []:
+        if isinstance(ext, dict) and ext.get("url") == f"{BACKPORT}/{name}":
             return next((v for k, v in ext.items() if k.startswith("value")), None)
     return None
 
@@ -62,7 +63,7 @@ async def create(session: AsyncSession, *, body: dict[str, Any], caller: Caller)
     issues: list[Issue] = []
     if body.get("resourceType") != "Subscription":
         raise FhirError(400, Issue("error", "structure", "a Subscription resource is required", ("resourceType",)))
-    channel = body.get("channel") or {}
+    channel = body.get("channel") if isinstance(body.get("channel"), dict) else {}
     criteria = str(body.get("criteria") or "")
     owner = caller.org
     if not criteria.startswith("Task?owner="):
@@ -90,7 +91,11 @@ async def create(session: AsyncSession, *, body: dict[str, Any], caller: Caller)
     if not isinstance(heartbeat, int) or not 5 <= heartbeat <= 86400:
         issues.append(Issue("error", "value", "heartbeat period must be 5 to 86400 seconds",
                             ("Subscription.channel.extension",)))
-    headers = [h for h in channel.get("header", []) or [] if isinstance(h, str) and ":" in h]
+    given_headers = channel.get("header")
+    headers = [h for h in given_headers if isinstance(h, str) and ":" in h] if isinstance(given_headers, list) else []
+    # After the rules above, so a partner reads first what this service does not do; then what FHIR does not allow.
+    reported = {issue.expression for issue in issues}
+    issues += [issue for issue in validate_resource(body) if issue.expression not in reported]
     if issues:
         raise FhirError(422, issues)
     record = SubscriptionRecord(id=uuid.uuid4().hex, owner_org=owner, endpoint=endpoint, headers=json.dumps(headers),
