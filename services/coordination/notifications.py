@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.coordination.models import DeliveryAttempt, Notification, SubscriptionRecord
 from shared.auth import Caller
-from shared.fhir import FhirError, Issue, validate_resource
+from shared.fhir import FhirError, Issue, unresolved_placeholders, validate_resource
 from shared.identifiers import org_token, parse_org
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
@@ -95,7 +95,8 @@ async def create(session: AsyncSession, *, body: dict[str, Any], caller: Caller)
     headers = [h for h in given_headers if isinstance(h, str) and ":" in h] if isinstance(given_headers, list) else []
     # After the rules above, so a partner reads first what this service does not do; then what FHIR does not allow.
     reported = {issue.expression for issue in issues}
-    issues += [issue for issue in validate_resource(body) if issue.expression not in reported]
+    issues += [issue for issue in [*validate_resource(body), *unresolved_placeholders(body, "Subscription", ())]
+               if issue.expression not in reported]
     if issues:
         raise FhirError(422, issues)
     record = SubscriptionRecord(id=uuid.uuid4().hex, owner_org=owner, endpoint=endpoint, headers=json.dumps(headers),

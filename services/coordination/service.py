@@ -23,7 +23,7 @@ from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
 from shared.console import local_time
-from shared.fhir import FhirError, Issue, dumps, empty_elements, loads, validate_resource
+from shared.fhir import FhirError, Issue, dumps, empty_elements, loads, unresolved_placeholders, validate_resource
 from shared.fhirpatch import apply_fhirpath_patch
 from shared.identifiers import PSEUDONYM_SYSTEM
 from shared.region import FRONT_DOOR, organisation
@@ -202,7 +202,9 @@ def _check_patched(patched: dict[str, Any], changed: set[str]) -> None:
     empty = [issue for issue in empty_elements(patched, "Task") if in_changed(issue)]
     if empty:
         raise FhirError(400, empty)
-    invalid = [issue for issue in validate_resource(patched, path="Task") if in_changed(issue)]
+    # Outside a transaction no urn:uuid:/urn:oid: placeholder names anything.
+    invalid = [issue for issue in [*validate_resource(patched, path="Task"),
+                                   *unresolved_placeholders(patched, "Task", ())] if in_changed(issue)]
     if invalid:
         raise FhirError(422, invalid)
 

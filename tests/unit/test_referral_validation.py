@@ -193,6 +193,8 @@ RULES: list[tuple[str, Callable[[dict[str, Any]], None], set[str]]] = [
     ("entry has no resource", entry_change(PAYER, "resource", None),
      {"Bundle.entry[2].resource", "Bundle.entry[3].resource.payor[0]"}),
     ("resource type not accepted in a referral", appending(basic_resource), {"Bundle.entry[5].resource.resourceType"}),
+    ("resource type not a string", setting("resourceType", ["Organization"], PAYER),
+     {"Bundle.entry[2].resource.resourceType", "Bundle.entry[3].resource.payor[0]"}),
     ("two ServiceRequests", appending(second_service_request), {"Bundle.entry"}),
     ("no ServiceRequest", drop_service_request, {"Bundle.entry"}),
     ("fullUrl used twice", appending(condition_reusing_the_patients_full_url), {"Bundle.entry[5].fullUrl"}),

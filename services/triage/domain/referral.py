@@ -197,7 +197,7 @@ def _entry(index: int, raw: object, seen_urls: set[str], issues: list[Issue]) ->
     elif full_url:
         seen_urls.add(full_url)
     rtype = resource.get("resourceType")
-    if rtype not in ACCEPTED_TYPES:
+    if not isinstance(rtype, str) or rtype not in ACCEPTED_TYPES:
         issues.append(Issue("error", "not-supported", f"resource type {rtype!r} is not accepted in a referral",
                             (f"{where}.resource.resourceType",)))
         return None
