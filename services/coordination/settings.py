@@ -23,4 +23,5 @@ class CoordinationSettings(ServiceSettings):
 
     @property
     def clock_tolerance(self) -> timedelta:
+        """COORDINATION_CLOCK_TOLERANCE_SECONDS as the timedelta the executionPeriod rule takes."""
         return timedelta(seconds=self.clock_tolerance_seconds)
