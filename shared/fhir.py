@@ -6,7 +6,7 @@ import copy
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache, lru_cache, partial
@@ -42,6 +42,7 @@ _REFERENCE = re.compile(
     r"(/_history/[A-Za-z0-9\-.]{1,64})?"
 )
 _ABSTRACT_RESOURCES = {"Resource", "DomainResource"}
+PLACEHOLDER_PREFIXES = ("urn:uuid:", "urn:oid:")
 _BSN = re.compile(r"(?<!\d)\d{9}(?!\d)")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _PYDANTIC_ERRORS = {
@@ -73,11 +74,16 @@ class FhirError(Exception):
 
 
 @dataclass(frozen=True)
-class _Field:
+class FhirElement:
+    """One element of a FHIR type as its model declares it: repeating or not, its type (with the model of a complex
+    type), the codes of a required binding when the model knows them all, and the choice group ("value" for
+    valueCoding) of a choice element."""
+
     many: bool
     type: str
     model: type[FHIRAbstractModel] | None
     codes: frozenset[str]
+    choice: str | None = None
 
     @property
     def primitive(self) -> bool:
@@ -111,16 +117,24 @@ def loads(text: str | bytes) -> Any:
 
 
 def parse_body(body: bytes, content_type: str | None) -> dict:
+    """The resource in a request body, FHIR JSON or XML by its content type (JSON when none is given).
+
+    Raises FhirError 415 for another content type, and 400 for what is not FHIR at the level of the format: malformed
+    JSON or XML, a DOCTYPE, duplicate JSON properties, control characters, a body that is not an object, and every
+    empty element (`{}`, `[]`, `""`; XML `<code/>`), all of those named at once.
+    """
     mime = (content_type or "").split(";")[0].strip().lower()
     if mime and mime not in _JSON_TYPES | _XML_TYPES:
         raise FhirError(415, Issue("error", "not-supported", f"Unsupported content type '{mime}'"))
     is_xml = mime in _XML_TYPES
+    control = None
     try:
         if is_xml:
-            return _xml_resource(_safe_xml(body), "")
-        data = json.loads(body, parse_float=Decimal, object_pairs_hook=_json_object, parse_constant=_no_constant)
-        control = _control_character_path(data, str(data.get("resourceType", "Resource"))
-                                          if isinstance(data, dict) else "Resource")
+            data = _xml_resource(_safe_xml(body), "")
+        else:
+            data = json.loads(body, parse_float=Decimal, object_pairs_hook=_json_object, parse_constant=_no_constant)
+            control = _control_character_path(data, _root(data))
+        empty = empty_elements(data, _root(data))
     except (ET.ParseError, ValueError) as exc:
         raise _structure(f"Malformed {'XML' if is_xml else 'JSON'}: {exc}") from None
     except RecursionError:
@@ -130,10 +144,54 @@ def parse_body(body: bytes, content_type: str | None) -> dict:
         raise _structure("FHIR strings do not contain control characters other than tab, CR and LF", control)
     if not isinstance(data, dict):
         raise _structure("A FHIR JSON body must be an object")
+    if empty:
+        raise FhirError(400, empty)
     return data
 
 
+def empty_elements(node: Any, path: str) -> list[Issue]:
+    """Every element of `node` (a resource as JSON, at FHIRPath `path`) that has neither a value nor children, at
+    its location: `{}`, `[]` and `""`, in extensions, contained resources and Bundle entries too.
+
+    Source: FHIR R4 ele-1 ("All FHIR elements must have a @value or children") and the JSON format (an array with no
+    items is left out, not sent empty). fhir.resources accepts `{}` and `[]`. Nulls are left to validate_resource:
+    inside primitive arrays they align values with their extensions.
+    """
+    found: list[Issue] = []
+    _collect_empty(node, path, found)
+    return found
+
+
+def _collect_empty(node: Any, path: str, found: list[Issue]) -> None:
+    if isinstance(node, dict):
+        if not node:
+            found.append(_empty_issue(path, "an object without properties"))
+        for key, value in node.items():
+            if key != "resourceType":
+                _collect_empty(value, f"{path}.{key.removeprefix('_')}", found)
+    elif isinstance(node, list):
+        if not node:
+            found.append(_empty_issue(path, "an array without items"))
+        for index, item in enumerate(node):
+            _collect_empty(item, f"{path}[{index}]", found)
+    elif isinstance(node, str) and not node:
+        found.append(_empty_issue(path, "an empty string"))
+
+
+def _empty_issue(path: str, what: str) -> Issue:
+    return Issue("error", "structure", f"{path} is {what}: a FHIR element has a value or children, so leave out an "
+                                       "element that has neither (an array with no items is absent, not [])", (path,))
+
+
+def _root(data: Any) -> str:
+    resource_type = data.get("resourceType") if isinstance(data, dict) else None
+    return resource_type if isinstance(resource_type, str) and resource_type else "Resource"
+
+
 def validate_resource(data: dict, *, path: str | None = None) -> list[Issue]:
+    """Every problem of a resource as FHIR R4 (R4B models) defines it, located by FHIRPath from `path` (default: its
+    resourceType): empty elements, JSON shapes and types, codes of required bindings the model knows in full, nested
+    resourceTypes, then what pydantic reports. An empty list means valid."""
     resource_type = data.get("resourceType") if isinstance(data, dict) else None
     model = _resource_model(resource_type) if isinstance(resource_type, str) else None
     root = path or (resource_type if model else "Resource")
@@ -143,7 +201,7 @@ def validate_resource(data: dict, *, path: str | None = None) -> list[Issue]:
         return [Issue("error", "required", "The resource has no resourceType", (root,))]
     if model is None:
         return [Issue("error", "not-supported", f"Unknown resourceType '{resource_type}'", (root,))]
-    issues = list(_json_issues(data, model, root))
+    issues = [*empty_elements(data, root), *_json_issues(data, model, root)]
     flagged = {issue.expression for issue in issues}
     try:
         model.model_validate(data)
@@ -190,6 +248,32 @@ def iter_references(resource: dict) -> Iterator[tuple[str, str]]:
     yield from _references(resource, str(resource.get("resourceType", "Resource")))
 
 
+def unresolved_placeholders(resource: dict, path: str, full_urls: Collection[str]) -> list[Issue]:
+    """Each `urn:uuid:` or `urn:oid:` reference anywhere in `resource` (at FHIRPath `path`: extensions, contained
+    resources and backbone elements included) that is not the fullUrl of an entry in `full_urls`, located at its
+    Reference element.
+
+    Source: FHIR R4 http.html#trules: a transaction replaces such placeholders by the ids it assigns to the entries
+    they name; one that names no entry would be stored as a reference to nothing. Outside a Bundle (no fullUrls)
+    every placeholder is unresolved.
+    """
+    return [Issue("error", "not-found", f"{where.removesuffix('.reference')}: {reference} is the fullUrl of no entry "
+                                        "of this Bundle", (where.removesuffix(".reference"),))
+            for where, reference in _references(resource, path)
+            if reference.lower().startswith(PLACEHOLDER_PREFIXES) and reference not in full_urls]
+
+
+def resource_model(name: str) -> type[FHIRAbstractModel] | None:
+    """The fhir.resources (R4B) model of a concrete resource type, None for anything else."""
+    return _resource_model(name)
+
+
+def elements(model: type[FHIRAbstractModel]) -> dict[str, FhirElement]:
+    """The elements of a FHIR type's model by JSON property name (a choice element by each of its names:
+    valueCoding, valueString, ...), in FHIR element order."""
+    return _fields(model)
+
+
 # --- model metadata ---------------------------------------------------------------------------------------
 
 
@@ -203,7 +287,7 @@ def _resource_model(name: str) -> type[FHIRAbstractModel] | None:
 
 
 @cache
-def _fields(model: type[FHIRAbstractModel]) -> dict[str, _Field]:
+def _fields(model: type[FHIRAbstractModel]) -> dict[str, FhirElement]:
     prefix = determine_version_prefix_from_class(model)
     aliases = model.get_alias_mapping()
     fields = {}
@@ -214,7 +298,9 @@ def _fields(model: type[FHIRAbstractModel]) -> dict[str, _Field]:
         codes = (info.json_schema_extra or {}).get("enum_values", [])  # type: ignore[union-attr]
         # enum_values is scraped from the element's short text; "+" / "etc." / prose mark it as incomplete.
         complete = codes and not any(code in ("+", "etc.") or " " in code for code in codes)
-        fields[name] = _Field(is_list_type(info), type_name, complex_model, frozenset(codes if complete else ()))
+        choice = (info.json_schema_extra or {}).get("one_of_many")  # type: ignore[union-attr]
+        fields[name] = FhirElement(is_list_type(info), type_name, complex_model,
+                                   frozenset(codes if complete else ()), choice if isinstance(choice, str) else None)
     return fields
 
 
@@ -389,7 +475,7 @@ def _xml_element(element: ET.Element, model: type[FHIRAbstractModel], path: str,
     return data
 
 
-def _xml_value(element: ET.Element, field: _Field, path: str) -> tuple[Any, dict | None]:
+def _xml_value(element: ET.Element, field: FhirElement, path: str) -> tuple[Any, dict | None]:
     if field.type == "xhtml":
         return _xhtml_string(element), None
     if field.type == "Resource":
@@ -462,7 +548,8 @@ def _fill_xml(element: ET.Element, data: dict, model: type[FHIRAbstractModel], p
             _append_xml(element, name, field, value, extension, path)
 
 
-def _append_xml(parent: ET.Element, name: str, field: _Field, value: Any, extension: dict | None, path: str) -> None:
+def _append_xml(parent: ET.Element, name: str, field: FhirElement, value: Any, extension: dict | None,
+                path: str) -> None:
     if value is None and extension is None:
         return
     child = ET.SubElement(parent, name)

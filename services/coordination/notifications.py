@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.coordination.models import DeliveryAttempt, Notification, SubscriptionRecord
 from shared.auth import Caller
-from shared.fhir import FhirError, Issue, validate_resource
+from shared.fhir import FhirError, Issue, unresolved_placeholders, validate_resource
 from shared.identifiers import org_token, parse_org
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
@@ -161,7 +161,8 @@ def parse(body: dict[str, Any], *, caller_org: str) -> SubscriptionRequest:
     if not isinstance(body, dict) or body.get("resourceType") != "Subscription":
         raise FhirError(400, Issue("error", "structure", "a Subscription resource is required", ("resourceType",)))
     # status is the server's to set, and reason is not needed here: their absence is no reason to refuse.
-    issues = [i for i in validate_resource(body) if i.code != "required" or i.expression not in _SERVER_SET]
+    issues = [i for i in [*validate_resource(body), *unresolved_placeholders(body, "Subscription", ())]
+              if i.code != "required" or i.expression not in _SERVER_SET]
     if issues:
         raise FhirError(422, issues)
     criteria = str(body.get("criteria") or "")

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import copy
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonpatch
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination import episodes, events, notifications
+from services.coordination.domain.contact import execution_period, received_at
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
 from services.coordination.models import EncounterRecord, RoutedRequest, TaskRecord, TaskTransition, TaskVersion
 from shared.auth import Caller
@@ -22,7 +23,8 @@ from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
 from shared.console import local_time
-from shared.fhir import FhirError, Issue, dumps, loads
+from shared.fhir import FhirError, Issue, dumps, empty_elements, loads, unresolved_placeholders, validate_resource
+from shared.fhirpatch import apply_fhirpath_patch
 from shared.identifiers import PSEUDONYM_SYSTEM
 from shared.region import FRONT_DOOR, organisation
 
@@ -190,34 +192,46 @@ def _validate_outputs(task: dict[str, Any], codesystem_base: str) -> tuple[str, 
     return delivered
 
 
-def _period_start(task: dict[str, Any], default: datetime) -> tuple[datetime, datetime | None]:
-    period = task.get("executionPeriod") or {}
-    try:
-        start = datetime.fromisoformat(period["start"]) if period.get("start") else default
-        end = datetime.fromisoformat(period["end"]) if period.get("end") else None
-    except ValueError as exc:
-        raise FhirError(422, Issue("error", "value", "executionPeriod must hold ISO 8601 dateTimes with a zone",
-                                   ("Task.executionPeriod",))) from exc
-    if start.tzinfo is None or (end is not None and end.tzinfo is None):
-        raise FhirError(422, Issue("error", "value", "executionPeriod dateTimes need a time zone",
-                                   ("Task.executionPeriod",)))
-    return start, end
+def _check_patched(patched: dict[str, Any], changed: set[str]) -> None:
+    """The patched Task as FHIR: an element left or made empty is 400, anything else invalid in what changed 422
+    (what did not change was valid when it was stored)."""
+    def in_changed(issue: Issue) -> bool:
+        return any(e == f"Task.{name}" or e.startswith((f"Task.{name}.", f"Task.{name}["))
+                   for e in issue.expression for name in changed)
+
+    empty = [issue for issue in empty_elements(patched, "Task") if in_changed(issue)]
+    if empty:
+        raise FhirError(400, empty)
+    # Outside a transaction no urn:uuid:/urn:oid: placeholder names anything.
+    invalid = [issue for issue in [*validate_resource(patched, path="Task"),
+                                   *unresolved_placeholders(patched, "Task", ())] if in_changed(issue)]
+    if invalid:
+        raise FhirError(422, invalid)
 
 
-async def patch_task(session: AsyncSession, *, task_id: str, operations: list[dict[str, Any]],
-                     if_match: str | None, caller: Caller, codesystem_base: str,
-                     traceparent: str | None) -> dict[str, Any]:
-    """Apply a JSON Patch of the workflow elements; the status change goes through the one transition function."""
+async def patch_task(session: AsyncSession, *, task_id: str, operations: list[dict[str, Any]] | None = None,
+                     fhirpath_patch: dict[str, Any] | None = None, if_match: str | None, caller: Caller,
+                     codesystem_base: str, clock_tolerance: timedelta, traceparent: str | None) -> dict[str, Any]:
+    """Apply a JSON Patch (`operations`) or a FHIRPath Patch (`fhirpath_patch`, a Parameters resource) of the
+    workflow elements: every write of a Task (PATCH, PUT, the consoles) comes through here. The status change goes
+    through the one transition function; the patched Task must be valid FHIR (400 for an empty element, 422 for
+    the rest) and a delivered contact's executionPeriod plausible (domain.contact, with `clock_tolerance`)."""
     record = await get_task(session, task_id, caller, lock=True)
     if if_match is not None and if_match.strip() not in (f'W/"{record.version}"', f'"{record.version}"'):
         raise FhirError(412, Issue("error", "conflict", f"Task/{task_id} is at version {record.version}, "
                                                         f"not {if_match}"))
     current = loads(record.content)
-    try:
-        patched = jsonpatch.apply_patch(copy.deepcopy(current), operations)
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
-        raise FhirError(422, Issue("error", "processing", f"the patch cannot be applied: {exc}")) from exc
+    if fhirpath_patch is not None:
+        patched = apply_fhirpath_patch(current, fhirpath_patch)
+    else:
+        try:
+            patched = jsonpatch.apply_patch(copy.deepcopy(current), operations or [])
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
+            raise FhirError(422, Issue("error", "processing", f"the patch cannot be applied: {exc}")) from exc
+    if not isinstance(patched, dict):
+        raise FhirError(422, Issue("error", "processing", "the patch replaces the Task by something else"))
     changed = {k for k in set(current) | set(patched) if current.get(k) != patched.get(k)}
+    _check_patched(patched, changed)
     if "owner" in changed:
         return await _reassign(session, record=record, current=current, patched=patched, changed=changed,
                                caller=caller, traceparent=traceparent)
@@ -262,6 +276,13 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
         raise FhirError(403, Issue("error", "forbidden", "only the owner records progress on this Task"))
 
     delivered = _validate_outputs(patched, codesystem_base)
+    period = None
+    if "executionPeriod" in changed or (status_to == "completed" and delivered is not None):
+        routed = await session.get(RoutedRequest, record.acute_request_id)
+        period = execution_period(patched.get("executionPeriod"), now=now, tolerance=clock_tolerance,
+                                  received=received_at(loads(routed.order)) if routed else None)
+        if period.issues:
+            raise FhirError(422, period.issues)
     if delivered is not None and status_to != "completed":
         raise FhirError(422, Issue("error", "business-rule", "a delivered contact is recorded when the Task is "
                                                              "completed", ("Task.output",)))
@@ -276,9 +297,8 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     enqueue(session, events.task_changed(patched, pseudonym=record.pseudonym, traceparent=traceparent))
     await notifications.notify(session, task_id=task_id, owner=record.owner)
 
-    if status_to == "completed" and delivered is not None:
-        start, end = _period_start(patched, now)
-        await _record_encounter(session, record=record, act_class=delivered[0], start=start, end=end,
+    if status_to == "completed" and delivered is not None and period is not None:
+        await _record_encounter(session, record=record, act_class=delivered[0], start=period.start, end=period.end,
                                 traceparent=traceparent)
     if record.status in TERMINAL:
         await _close_if_done(session, record.acute_request_id, traceparent=traceparent)
@@ -355,32 +375,6 @@ async def escalate(session: AsyncSession, *, task_id: str, reason: str, caller: 
                   organisation_token=caller.org, reference=f"Task/{task_id}",
                   text=f"taak geëscaleerd bij {episodes.name_of(record.owner)}: {reason}")
     return task
-
-
-def fhirpath_patch_to_json_patch(parameters: dict[str, Any]) -> list[dict[str, Any]]:
-    """FHIRPath Patch (a Parameters resource) for Task's own elements, as the equivalent JSON Patch."""
-    if parameters.get("resourceType") != "Parameters":
-        raise FhirError(400, Issue("error", "structure", "FHIRPath Patch is a Parameters resource"))
-    operations = []
-    for i, op in enumerate(parameters.get("parameter", []) or []):
-        parts = {p.get("name"): p for p in op.get("part", []) or []}
-        kind = (parts.get("type") or {}).get("valueCode")
-        path = str((parts.get("path") or {}).get("valueString", ""))
-        value = next((v for k, v in (parts.get("value") or {}).items() if k.startswith("value")), None)
-        where = (f"Parameters.parameter[{i}]",)
-        if kind == "replace" and path.startswith("Task.") and "." not in path[5:]:
-            operations.append({"op": "add", "path": f"/{path[5:]}", "value": value})
-        elif kind == "add" and path == "Task" and (parts.get("name") or {}).get("valueString"):
-            operations.append({"op": "add", "path": f"/{parts['name']['valueString']}", "value": value})
-        elif kind == "delete" and path.startswith("Task.") and "." not in path[5:]:
-            operations.append({"op": "remove", "path": f"/{path[5:]}"})
-        else:
-            raise FhirError(422, Issue("error", "not-supported", "supported: replace, add and delete of Task's own "
-                                                                 "elements (Task.status, Task.businessStatus, ...)",
-                                       where))
-        if value is None and kind != "delete":
-            raise FhirError(422, Issue("error", "required", "the operation has no value[x]", where))
-    return operations
 
 
 def json_patch_for_update(current: dict[str, Any], updated: dict[str, Any], task_id: str) -> list[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from pydantic import Field
 
 from shared.settings import ServiceSettings
@@ -15,3 +17,11 @@ class CoordinationSettings(ServiceSettings):
     notify_base_seconds: float = Field(1.0, validation_alias="COORDINATION_NOTIFY_BASE_SECONDS")
     notify_max_backoff_seconds: float = Field(3600, validation_alias="COORDINATION_NOTIFY_MAX_BACKOFF_SECONDS")
     notify_give_up_seconds: float = Field(24 * 3600, validation_alias="COORDINATION_NOTIFY_GIVE_UP_SECONDS")
+    # A partner's clock and ours differ a little: how far a delivered contact may seem to start before the request
+    # was received, or to lie in the future, before it is refused as implausible.
+    clock_tolerance_seconds: float = Field(120, ge=0, le=3600, validation_alias="COORDINATION_CLOCK_TOLERANCE_SECONDS")
+
+    @property
+    def clock_tolerance(self) -> timedelta:
+        """COORDINATION_CLOCK_TOLERANCE_SECONDS as the timedelta the executionPeriod rule takes."""
+        return timedelta(seconds=self.clock_tolerance_seconds)

@@ -391,6 +391,52 @@ def test_invalid_referral_gets_422_with_the_location_and_stores_nothing(stack: S
     assert search(stack, ops, identifier=referral_id)["total"] == 0
 
 
+DANGLING = "urn:uuid:75ca5045-3136-4da5-8f17-03448485e22b"
+
+
+def test_a_placeholder_no_entry_has_fails_the_transaction_at_its_reference_and_stores_nothing(stack: Stack) -> None:
+    ehr, ops = stack.client("ehr-delinde"), stack.client("ops")
+    before = ops.worklist("open,triaged,closed")
+    bundle = referral_bundle(bsn=next(_BSNS), referral_id="dangling-reason")
+    bundle["entry"][4]["resource"]["reasonReference"] = [{"reference": DANGLING}]
+    response = ehr.post_referral(bundle)
+    assert response.status_code == 422, response.text
+    assert [issue["expression"] for issue in response.json()["issue"]] == [
+        ["Bundle.entry[4].resource.reasonReference[0]"]]
+    assert ops.worklist("open,triaged,closed") == before
+    assert search(stack, ops, identifier="dangling-reason")["total"] == 0
+
+
+def observation_entry(bundle: dict[str, Any], **empty: Any) -> dict[str, Any]:
+    observation = {"resourceType": "Observation", "status": "final", "code": {"text": "Ademfrequentie"},
+                   "subject": {"reference": bundle["entry"][0]["fullUrl"]}, **empty}
+    return {"fullUrl": "urn:uuid:3a7d0c52-0000-4000-8000-000000000001", "resource": observation,
+            "request": {"method": "POST", "url": "Observation"}}
+
+
+@pytest.mark.parametrize(("empty", "as_xml", "locations"), [
+    ({"identifier": [{}]}, False, ["Bundle.entry[5].resource.identifier[0]"]),
+    ({"note": []}, False, ["Bundle.entry[5].resource.note"]),
+    ({"code": {}}, False, ["Bundle.entry[5].resource.code"]),
+    ({"identifier": [{}], "code": {}, "note": [{"text": ""}]}, True,
+     ["Bundle.entry[5].resource.identifier[0]", "Bundle.entry[5].resource.code",
+      "Bundle.entry[5].resource.note[0].text"]),
+], ids=["identifier", "note", "code", "xml"])
+def test_an_empty_element_anywhere_is_400_naming_each_and_stores_nothing(stack: Stack, empty: dict[str, Any],
+                                                                       as_xml: bool, locations: list[str]) -> None:
+    ehr, ops = stack.client("ehr-delinde"), stack.client("ops")
+    before = ops.worklist("open,triaged,closed")
+    referral_id = f"empty-{'-'.join(empty)}-{as_xml}"
+    bundle = referral_bundle(bsn=next(_BSNS), referral_id=referral_id)
+    bundle["entry"].append(observation_entry(bundle, **empty))
+    response = ehr.http.post(f"{stack.url('triage')}/fhir", content=to_xml(bundle) if as_xml else json.dumps(bundle),
+                             headers=ehr.headers({"Content-Type": FHIR_XML if as_xml else FHIR_JSON}))
+    assert response.status_code == 400, response.text
+    assert sorted(issue["expression"][0] for issue in response.json()["issue"]) == sorted(locations)
+    assert ops.worklist("open,triaged,closed") == before
+    assert search(stack, ops, identifier=referral_id)["total"] == 0
+
+
 BILLION_LAUGHS = (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol"><!ENTITY lol2 "&lol;&lol;&lol;">]>'
                   b'<Bundle xmlns="http://hl7.org/fhir"><type value="&lol2;"/></Bundle>')
 EXTERNAL_ENTITY = (b'<?xml version="1.0"?><!DOCTYPE b [<!ENTITY x SYSTEM "file:///etc/passwd">]>'
@@ -410,7 +456,7 @@ EXTERNAL_ENTITY = (b'<?xml version="1.0"?><!DOCTYPE b [<!ENTITY x SYSTEM "file:/
     ("", b"{}", "text/plain", 415),
     ("", b'{"resourceType": "Bundle", "type": "transaction", "entry": ["x", {"request": "POST"}]}', FHIR_JSON, 422),
     ("", b'{"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "ServiceRequest",'
-         b' "status": "active", "intent": "order", "subject": "Patient/1", "requester": []}}]}', FHIR_JSON, 422),
+         b' "status": "active", "intent": "order", "subject": "Patient/1", "requester": ["x"]}}]}', FHIR_JSON, 422),
     ("/ServiceRequest", b"{not json", FHIR_JSON, 400),
     ("/ServiceRequest", b'{"resourceType": "Patient"}', FHIR_JSON, 422),
     ("/ServiceRequest", b"<ServiceRequest xmlns='http://hl7.org/fhir'><status value='active'/></ServiceRequest>",

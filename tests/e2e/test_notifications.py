@@ -302,3 +302,26 @@ def test_a_backport_filter_on_another_organisation_or_an_unknown_topic_is_refuse
     assert unknown.status_code == 422
     assert [(i["code"], i["expression"]) for i in unknown.json()["issue"]] == [
         ("not-supported", ["Subscription.criteria"])]
+
+
+def own_subscription(**changes: Any) -> dict[str, Any]:
+    return {"resourceType": "Subscription", "status": "requested", "reason": "Taken van Wijkverpleging Oost",
+            "criteria": "Task?owner=URA 90000020",
+            "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:1/x"}, **changes}
+
+
+@pytest.mark.parametrize(("body", "status", "location"), [
+    (own_subscription(channel="rest-hook"), 422, "Subscription.channel"),
+    (own_subscription(channel={"type": "rest-hook", "endpoint": "http://127.0.0.1:1/x", "header": []}), 400,
+     "Subscription.channel.header"),
+    (own_subscription(status="on"), 422, "Subscription.status"),
+    (own_subscription(extension=[{"url": "https://ehr.example.nl/ext/about",
+                                  "valueReference": {"reference": "urn:uuid:75ca5045-3136-4da5-8f17-03448485e22b"}}]),
+     422, "Subscription.extension[0].valueReference"),
+], ids=["channel-not-an-object", "empty-header", "unknown-status", "dangling-placeholder"])
+def test_a_subscription_that_is_not_valid_fhir_is_refused_at_its_location(stack: Stack, body: dict[str, Any],
+                                                                          status: int, location: str) -> None:
+    response = httpx.post(f"{stack.url('coordination')}/fhir/Subscription", json=body,
+                          headers=stack.client("ehr-wijk-oost").headers())
+    assert response.status_code == status, response.text
+    assert location in {e for issue in response.json()["issue"] for e in issue.get("expression", [])}

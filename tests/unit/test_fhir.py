@@ -22,6 +22,7 @@ from shared.fhir import (
     ref_id,
     resolve_bundle_references,
     to_xml,
+    unresolved_placeholders,
     validate_resource,
 )
 from tests.conftest import NL_CORE
@@ -445,3 +446,54 @@ def test_xml_element_that_must_be_an_attribute_is_rejected() -> None:
     with pytest.raises(FhirError) as caught:
         parse_body(body, FHIR_XML)
     assert caught.value.issues[0].expression == ("Patient.extension[0].url",)
+
+
+OBSERVATION_WITH_EMPTY_ELEMENTS = [
+    (b'{"resourceType": "Observation", "status": "final", "code": {"text": "RR"}, "identifier": [{}]}', FHIR_JSON,
+     {"Observation.identifier[0]"}),
+    (b'{"resourceType": "Observation", "status": "final", "code": {"text": "RR"}, "note": []}', FHIR_JSON,
+     {"Observation.note"}),
+    (b'{"resourceType": "Observation", "status": "final", "code": {}}', FHIR_JSON, {"Observation.code"}),
+    (b'{"resourceType": "Observation", "status": "final", "code": {"text": ""}, "_status": {"extension": []},'
+     b' "contained": [{"resourceType": "Patient", "name": [{"given": []}]}]}', FHIR_JSON,
+     {"Observation.code.text", "Observation.status.extension", "Observation.contained[0].name[0].given"}),
+    (b"<Observation xmlns='http://hl7.org/fhir'><identifier/><status value='final'/><code/>"
+     b"<!-- a comment is no content --><note><text value=''/></note></Observation>", FHIR_XML,
+     {"Observation.identifier[0]", "Observation.code", "Observation.note[0].text"}),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "empty"), OBSERVATION_WITH_EMPTY_ELEMENTS,
+                         ids=["identifier", "note", "code", "nested", "xml"])
+def test_every_empty_element_is_refused_with_400_at_its_location(body: bytes, content_type: str,
+                                                                 empty: set[str]) -> None:
+    with pytest.raises(FhirError) as caught:
+        parse_body(body, content_type)
+    assert caught.value.status_code == 400
+    assert expressions(caught.value.issues) == empty
+    assert {issue.code for issue in caught.value.issues} == {"structure"}
+
+
+def test_validation_reports_empty_elements_of_a_resource_not_read_from_a_body() -> None:
+    task = {"resourceType": "Task", "status": "completed", "intent": "order", "businessStatus": {},
+            "output": [{"type": {"coding": []}, "valueString": "x"}]}
+    assert expressions(validate_resource(task)) == {"Task.businessStatus", "Task.output[0].type.coding"}
+
+
+def test_placeholders_that_name_no_entry_are_located_at_their_reference_element() -> None:
+    service_request = {
+        "resourceType": "ServiceRequest", "subject": {"reference": "urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"},
+        "reasonReference": [{"reference": "urn:uuid:75ca5045-3136-4da5-8f17-03448485e22b"}],
+        "extension": [{"url": "https://x.example/e", "valueReference": {"reference": "URN:OID:1.2.3"}}],
+        "contained": [{"resourceType": "Condition", "subject": {"reference": "urn:uuid:1"}}],
+        "requester": {"reference": "Practitioner/p1"}, "insurance": [{"reference": "#coverage"}],
+    }
+    unresolved = unresolved_placeholders(service_request, "Bundle.entry[2].resource",
+                                         {"urn:uuid:0c3151bd-1cbf-4d64-b04d-cd9187a4c6e0"})
+    assert expressions(unresolved) == {"Bundle.entry[2].resource.reasonReference[0]",
+                                       "Bundle.entry[2].resource.extension[0].valueReference",
+                                       "Bundle.entry[2].resource.contained[0].subject"}
+    assert {issue.code for issue in unresolved} == {"not-found"}
+    assert expressions(unresolved_placeholders(service_request, "ServiceRequest", ())) == {
+        "ServiceRequest.subject", "ServiceRequest.reasonReference[0]", "ServiceRequest.extension[0].valueReference",
+        "ServiceRequest.contained[0].subject"}

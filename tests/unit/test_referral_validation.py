@@ -78,7 +78,7 @@ def appending(entry: Callable[[dict[str, Any]], dict[str, Any]]) -> Callable[[di
 
 def second_service_request(bundle: dict[str, Any]) -> dict[str, Any]:
     return {"fullUrl": "urn:uuid:5d2c1f0a-0000-4000-8000-000000000002",
-            "resource": {**resource(bundle, SR), "identifier": []},
+            "resource": {k: v for k, v in resource(bundle, SR).items() if k != "identifier"},
             "request": {"method": "POST", "url": "ServiceRequest"}}
 
 
@@ -106,7 +106,43 @@ def logical_requester(system: str, value: str) -> Callable[[dict[str, Any]], Non
     return setting("requester", {"identifier": {"system": system, "value": value}})
 
 
+DANGLING = "urn:uuid:75ca5045-3136-4da5-8f17-03448485e22b"  # the fullUrl of no entry
+
+
+def extended(index: int, extension: dict[str, Any]) -> Callable[[dict[str, Any]], None]:
+    return setting("extension", [extension], index)
+
+
+def patient_contact_at(url: str) -> Callable[[dict[str, Any]], None]:
+    return setting("contact", [{"name": {"text": "Buurvrouw"}, "organization": reference(url)}], PATIENT)
+
+
+def contained_condition_of(url: str) -> Callable[[dict[str, Any]], None]:
+    return setting("contained", [{"resourceType": "Condition", "id": "c1", "subject": reference(url)}])
+
+
+def observation_with_empty_elements(bundle: dict[str, Any]) -> dict[str, Any]:
+    return {"fullUrl": "urn:uuid:5d2c1f0a-0000-4000-8000-000000000004",
+            "resource": {"resourceType": "Observation", "status": "final", "identifier": [{}], "note": [], "code": {},
+                         "subject": reference(urls(bundle)[PATIENT])},
+            "request": {"method": "POST", "url": "Observation"}}
+
+
 RULES: list[tuple[str, Callable[[dict[str, Any]], None], set[str]]] = [
+    ("reasonReference is a urn:uuid no entry has", setting("reasonReference", [reference(DANGLING)]),
+     {"Bundle.entry[4].resource.reasonReference[0]"}),
+    ("a urn:oid no entry has", setting("supportingInfo", [reference("urn:oid:2.16.840.1.113883.2.4.6.1.99")]),
+     {"Bundle.entry[4].resource.supportingInfo[0]"}),
+    ("a dangling placeholder in an extension",
+     extended(SR, {"url": "https://ehr.example.nl/fhir/ext/context", "valueReference": reference(DANGLING)}),
+     {"Bundle.entry[4].resource.extension[0].valueReference"}),
+    ("a dangling placeholder in a backbone element of another entry", patient_contact_at(DANGLING),
+     {"Bundle.entry[0].resource.contact[0].organization"}),
+    ("a dangling placeholder in a contained resource", contained_condition_of(DANGLING),
+     {"Bundle.entry[4].resource.contained[0].subject"}),
+    ("an Observation with an empty identifier, note and code", appending(observation_with_empty_elements),
+     {"Bundle.entry[5].resource.identifier[0]", "Bundle.entry[5].resource.note",
+      "Bundle.entry[5].resource.code"}),
     ("ServiceRequest.status missing", without("status"), {"Bundle.entry[4].resource.status"}),
     ("ServiceRequest.status not a request-status code", setting("status", "bogus"),
      {"Bundle.entry[4].resource.status"}),
@@ -157,6 +193,8 @@ RULES: list[tuple[str, Callable[[dict[str, Any]], None], set[str]]] = [
     ("entry has no resource", entry_change(PAYER, "resource", None),
      {"Bundle.entry[2].resource", "Bundle.entry[3].resource.payor[0]"}),
     ("resource type not accepted in a referral", appending(basic_resource), {"Bundle.entry[5].resource.resourceType"}),
+    ("resource type not a string", setting("resourceType", ["Organization"], PAYER),
+     {"Bundle.entry[2].resource.resourceType", "Bundle.entry[3].resource.payor[0]"}),
     ("two ServiceRequests", appending(second_service_request), {"Bundle.entry"}),
     ("no ServiceRequest", drop_service_request, {"Bundle.entry"}),
     ("fullUrl used twice", appending(condition_reusing_the_patients_full_url), {"Bundle.entry[5].fullUrl"}),
@@ -197,7 +235,9 @@ def test_an_unusable_bundle_identifier_is_refused_at_bundle_identifier(identifie
 def test_entry_that_is_not_an_object_is_refused_at_the_entry() -> None:
     bundle = referral_bundle(bsn=VALID_BSN, requester_agb="01000001")
     bundle["entry"][PATIENT] = "Patient"
-    assert locations(issues_of(read_referral(bundle))) == {"Bundle.entry[0]", "Bundle.entry[4].resource.subject"}
+    # The Coverage's beneficiary pointed at that entry: with it gone, the placeholder names no entry.
+    assert locations(issues_of(read_referral(bundle))) == {"Bundle.entry[0]", "Bundle.entry[4].resource.subject",
+                                                           "Bundle.entry[3].resource.beneficiary"}
 
 
 def test_every_problem_is_reported_at_once() -> None:
@@ -346,6 +386,7 @@ def test_service_request_posted_on_its_own_for_a_stored_patient_is_a_referral() 
     (service_request(requester=reference("Organization/unknown")), {"ServiceRequest.requester"}),
     (service_request(requester={"identifier": {"system": URA_SYSTEM, "value": "123456789"}}),
      {"ServiceRequest.requester.identifier.value"}),
+    (service_request(reasonReference=[reference(DANGLING)]), {"ServiceRequest.reasonReference[0]"}),
     ({"resourceType": "Patient"}, {"ServiceRequest.resourceType"}),
 ])
 def test_service_request_posted_on_its_own_is_refused_at_locations_rooted_at_service_request(

@@ -12,11 +12,12 @@ from fastapi.responses import JSONResponse
 from services.coordination import episodes, notifications, service
 from shared import audit
 from shared.auth import Caller, require_scope
-from shared.fhir import FHIR_JSON, FhirError, Issue, loads
+from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, loads, parse_body
 from shared.identifiers import org_token, parse_org
 from shared.responses import FhirJSONResponse
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
+_XML_TYPES = {FHIR_XML, "application/xml", "text/xml"}
 
 
 def _fhir(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -28,6 +29,17 @@ def _searchset(request: Request, resources: list[dict[str, Any]]) -> JSONRespons
                   "link": [{"relation": "self", "url": str(request.url)}],
                   "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                             for r in resources]})
+
+
+async def _resource_body(request: Request) -> dict[str, Any]:
+    """A FHIR resource sent in JSON, read by the same rules as at the front door (shared.fhir.parse_body: 400 for
+    malformed JSON, duplicate properties, control characters or any empty element). Coordination speaks JSON only:
+    an XML body is 415."""
+    mime = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if mime in _XML_TYPES:
+        raise FhirError(415, Issue("error", "not-supported", "coordination takes FHIR resources as "
+                                                             "application/fhir+json"))
+    return parse_body(await request.body(), mime)
 
 
 def _owner_param(value: str) -> str:
@@ -136,17 +148,14 @@ async def update_task(task_id: str, request: Request,
     if_match = request.headers.get("if-match")
     if not if_match:
         raise FhirError(428, Issue("error", "required", "PUT needs If-Match with the version you read"))
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
+    body = await _resource_body(request)
     state = request.app.state
     async with state.runtime.sessions() as session, session.begin():
         current = await service.get_task(session, task_id, caller)
-        operations = service.json_patch_for_update(loads(current.content), body if isinstance(body, dict) else {},
-                                                   task_id)
+        operations = service.json_patch_for_update(loads(current.content), body, task_id)
         task = await service.patch_task(session, task_id=task_id, operations=operations, if_match=if_match,
                                         caller=caller, codesystem_base=state.settings.codesystem_base,
+                                        clock_tolerance=state.settings.clock_tolerance,
                                         traceparent=request.headers.get("traceparent"))
         await audit.record(session, service="coordination", caller=caller, subtype="update",
                            entity=f"Task/{task_id} (PUT) → {task['status']}",
@@ -168,24 +177,26 @@ async def read_task(task_id: str, request: Request,
 async def patch_task(task_id: str, request: Request,
                      caller: Caller = require_scope(resource="Task", action="u")) -> JSONResponse:
     content_type = request.headers.get("content-type", "")
-    if "json-patch+json" not in content_type and "fhir+json" not in content_type:
+    mime = content_type.split(";")[0].strip().lower()
+    operations, fhirpath_patch = None, None
+    if mime == "application/json-patch+json":
+        try:
+            operations = json.loads(await request.body())
+        except ValueError as exc:
+            raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
+        if not isinstance(operations, list):
+            raise FhirError(400, Issue("error", "structure", "a JSON Patch is an array of operations"))
+    elif mime == FHIR_JSON:
+        fhirpath_patch = await _resource_body(request)
+    else:
         raise FhirError(415, Issue("error", "not-supported", "PATCH takes application/json-patch+json (JSON Patch) "
                                                              "or application/fhir+json (FHIRPath Patch)"))
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
-    if "fhir+json" in content_type:
-        operations = service.fhirpath_patch_to_json_patch(body if isinstance(body, dict) else {})
-    elif isinstance(body, list):
-        operations = body
-    else:
-        raise FhirError(400, Issue("error", "structure", "a JSON Patch is an array of operations"))
     state = request.app.state
     async with state.runtime.sessions() as session, session.begin():
         task = await service.patch_task(session, task_id=task_id, operations=operations,
-                                        if_match=request.headers.get("if-match"), caller=caller,
-                                        codesystem_base=state.settings.codesystem_base,
+                                        fhirpath_patch=fhirpath_patch, if_match=request.headers.get("if-match"),
+                                        caller=caller, codesystem_base=state.settings.codesystem_base,
+                                        clock_tolerance=state.settings.clock_tolerance,
                                         traceparent=request.headers.get("traceparent"))
         await audit.record(session, service="coordination", caller=caller, subtype="update",
                            entity=f"Task/{task_id} → {task['status']}", patient=task["for"]["identifier"]["value"])
@@ -196,12 +207,9 @@ async def patch_task(task_id: str, request: Request,
 @router.post("/Subscription", status_code=201)
 async def create_subscription(request: Request,
                               caller: Caller = require_scope(resource="Subscription", action="c")) -> JSONResponse:
-    try:
-        body = json.loads(await request.body())
-    except ValueError as exc:
-        raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
+    body = await _resource_body(request)
     async with request.app.state.runtime.sessions() as session, session.begin():
-        record = await notifications.create(session, body=body if isinstance(body, dict) else {}, caller=caller)
+        record = await notifications.create(session, body=body, caller=caller)
     return _fhir(notifications.resource(record), status_code=201,
                  headers={"Location": f"{request.app.state.settings.public_url}/fhir/Subscription/{record.id}"})
 

@@ -118,11 +118,13 @@ async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id:
                    csrf_token: Annotated[str, Form()], to: Annotated[str, Form()],
                    reason: Annotated[str, Form(max_length=500)]) -> Response:
     system, _, value = to.partition("|")
-    operations = [{"op": "replace", "path": "/owner", "value": {"identifier": {"system": system, "value": value}}},
-                  {"op": "add", "path": "/statusReason", "value": {"text": reason}}]
+    operations = [{"op": "replace", "path": "/owner", "value": {"identifier": {"system": system, "value": value}}}]
+    if reason.strip():  # without one the reassignment names the new owner as its reason
+        operations.append({"op": "add", "path": "/statusReason", "value": {"text": reason}})
+    settings = request.app.state.settings
     return await _act(request, user, pseudonym, csrf_token, lambda s: service.patch_task(
-        s, task_id=task_id, operations=operations, if_match=None, caller=user,
-        codesystem_base=request.app.state.settings.codesystem_base, traceparent=None), f"Task/{task_id} reassigned")
+        s, task_id=task_id, operations=operations, if_match=None, caller=user, codesystem_base=settings.codesystem_base,
+        clock_tolerance=settings.clock_tolerance, traceparent=None), f"Task/{task_id} reassigned")
 
 
 @router.post("/patients/{pseudonym}/tasks/{task_id}/escalate")

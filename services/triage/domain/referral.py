@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.fhir import Issue, bundle_reference, ref_id, validate_resource
+from shared.fhir import Issue, bundle_reference, ref_id, unresolved_placeholders, validate_resource
 from shared.identifiers import AGB_SYSTEM, BSN_SYSTEM, URA_SYSTEM, UZOVI_SYSTEM, validate_identifier
 
 ACCEPTED_TYPES = frozenset({
@@ -197,7 +197,7 @@ def _entry(index: int, raw: object, seen_urls: set[str], issues: list[Issue]) ->
     elif full_url:
         seen_urls.add(full_url)
     rtype = resource.get("resourceType")
-    if rtype not in ACCEPTED_TYPES:
+    if not isinstance(rtype, str) or rtype not in ACCEPTED_TYPES:
         issues.append(Issue("error", "not-supported", f"resource type {rtype!r} is not accepted in a referral",
                             (f"{where}.resource.resourceType",)))
         return None
@@ -235,6 +235,10 @@ def _read(entries: list[Entry], issues: list[Issue], stored: Mapping[str, dict[s
 
     requester_org = _resolve_requester(sr, targets, issues)
     uzovi = _resolve_uzovi(entries, targets, issues)
+    reported = {issue.expression for issue in issues}
+    for entry in entries:
+        issues.extend(issue for issue in unresolved_placeholders(entry.resource, entry.path, full_urls.keys())
+                      if issue.expression not in reported)
 
     if issues:
         return issues
