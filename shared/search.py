@@ -408,7 +408,8 @@ async def fetch(session: AsyncSession, query: Select[Any], *, order_by: Sequence
 def searchset(*, base: str, resource_type: str, search: Search, total: int,
               resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """The searchset Bundle: `total` (all matches), absolute fullUrls on `base` (the service's public FHIR base),
-    and `self`, `first`, `previous` and `next` links that repeat exactly the parameters used."""
+    and `self`, `first`, `previous` and `next` links that repeat exactly the parameters used; no `entry` when the
+    page is empty."""
     def url(offset: int) -> str:
         query = urlencode([*search.used, ("_count", str(search.count)), ("_offset", str(offset))],
                           quote_via=quote, safe=":|,/")
@@ -419,9 +420,10 @@ def searchset(*, base: str, resource_type: str, search: Search, total: int,
         links.append({"relation": "previous", "url": url(max(0, search.offset - search.count))})
     if search.count and search.offset + search.count < total:
         links.append({"relation": "next", "url": url(search.offset + search.count)})
-    return {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links,
-            "entry": [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                      for r in resources]}
+    entries = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+               for r in resources]
+    bundle = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
+    return {**bundle, "entry": entries} if entries else bundle  # FHIR JSON has no empty arrays
 
 
 def paging_documentation(*, default_count: int, max_count: int, order: str) -> str:
