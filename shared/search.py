@@ -39,6 +39,8 @@ _DATE = re.compile(r"(?P<year>[0-9]{4})(?:-(?P<month>[0-9]{2})(?:-(?P<day>[0-9]{
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 _UNESCAPED_COMMA = re.compile(r"(?<!\\),")
 _WHOLE_NUMBER = re.compile(r"[0-9]{1,9}")  # nine digits at most: no page lies beyond, and no integer overflows
+# Bounds on one request's conditions: far beyond any real search, and well within the databases' expression limits.
+MAX_CRITERIA, MAX_ALTERNATIVES = 50, 100
 
 
 def _refused(parameter: str, message: str, code: str = "value") -> FhirError:
@@ -79,7 +81,7 @@ def parse_date(value: str, *, now: datetime, parameter: str = "date") -> DateVal
     A '+' of an offset sent unencoded arrives as a space and is read as '+'. Without an offset the value is local
     (`LOCAL_ZONE`), so a day is that day in the Netherlands, daylight saving included. Fractions beyond
     microseconds are cut to the microsecond. `now` (aware) anchors `ap`. Raises FhirError 400 naming the
-    parameter when the value is no FHIR date, or its range starts before 0001-01-01 UTC.
+    parameter when the value is no FHIR date, or its range starts outside the years 0001 to 9999 in UTC.
     """
     prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
     text = (value[2:] if value[:2] in DATE_PREFIXES else value).replace(" ", "+")
@@ -99,7 +101,7 @@ def parse_date(value: str, *, now: datetime, parameter: str = "date") -> DateVal
     except ValueError as exc:
         raise _refused(parameter, f"{value!r} is not a valid date or time ({exc})") from exc
     except OverflowError as exc:
-        raise _refused(parameter, f"{value!r} lies before 0001-01-01T00:00Z, the first instant searched") from exc
+        raise _refused(parameter, f"{value!r} lies outside the instants searched (0001 to 9999 in UTC)") from exc
     end = _range_end(start_there, start, part, len(fraction))
     return DateValue(prefix, start, end, prefix + text if value[:2] in DATE_PREFIXES else text,
                      _matches(prefix, start, end, now))
@@ -324,6 +326,8 @@ def parse(items: Iterable[tuple[str, str]], *, parameters: Mapping[str, SearchPa
             raise _refused(key, "contains a control character")
         criterion = _criterion(parameter, modifier or None, value, now, key)
         if criterion is not None:
+            if len(criteria) == MAX_CRITERIA:
+                raise _refused(key, f"a search takes at most {MAX_CRITERIA} conditions")
             criteria.append(criterion)
             used.append((key, ",".join(d.text for d in criterion.dates) if criterion.dates else value))
     if unknown and handling(prefer) == "strict":
@@ -349,6 +353,8 @@ def _criterion(parameter: SearchParameter, modifier: str | None, value: str, now
     alternatives = tuple(v.replace("\\,", ",") for v in _UNESCAPED_COMMA.split(value) if v)
     if not alternatives:
         return None
+    if len(alternatives) > MAX_ALTERNATIVES:
+        raise _refused(key, f"takes at most {MAX_ALTERNATIVES} alternatives")
     dates = tuple(parse_date(v, now=now, parameter=key) for v in alternatives) if parameter.type == "date" else ()
     return Criterion(parameter.name, modifier, alternatives, dates)
 

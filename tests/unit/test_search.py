@@ -326,3 +326,34 @@ def test_json_text_reads_a_path_on_sqlite_and_compiles_for_postgresql(database: 
         select(reference).compile(dialect=postgresql.dialect()))
     with pytest.raises(ValueError):
         search.json_text(document.c.content, "focus'); DROP TABLE doc; --")
+
+
+KEYS = st.sampled_from(["status", "status:not", "status:missing", "status:text", "owner", "owner:identifier",
+                        "owner:missing", "_lastUpdated", "_lastUpdated:missing", "_count", "_offset", "_format",
+                        "unknown", "owner.name", "_sort"])
+VALUES = st.one_of(st.text(max_size=40), st.from_regex(r"(eq|ne|gt|lt|ge|le|sa|eb|ap)?[0-9]{4}(-[0-9]{2}){0,2}"
+                                                       r"(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?"
+                                                       r"([ +-][0-9]{2}:[0-9]{2}|Z)?)?", fullmatch=True))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(KEYS, VALUES), max_size=6), st.sampled_from([None, "handling=strict"]))
+def test_any_query_is_read_or_refused_with_a_4xx_and_what_is_read_runs_on_the_database(
+        database: Connection, items: list[tuple[str, str]], prefer: str | None) -> None:
+    try:
+        read = parsed(*items, prefer=prefer)
+    except FhirError as refused:
+        assert refused.status_code == 400 and refused.issues[0].expression
+        return
+    query = select(TABLE.c.id).where(*read.conditions(PARAMETERS))
+    database.execute(query).all()
+    str(query.compile(dialect=postgresql.dialect()))
+    bundle = search.searchset(base="https://c.example/fhir", resource_type="Thing", search=read, total=0, resources=[])
+    assert parse_qsl(urlsplit(bundle["link"][0]["url"]).query, keep_blank_values=True)[:len(read.used)] == list(
+        read.used)
+
+
+def test_a_search_has_bounded_conditions_and_alternatives() -> None:
+    assert refusal(*[("status", "a")] * (search.MAX_CRITERIA + 1))[0] == 400
+    assert refusal(("status", ",".join(["a"] * (search.MAX_ALTERNATIVES + 1))))[0] == 400
+    assert len(parsed(*[("status", ",".join(["a"] * search.MAX_ALTERNATIVES))] * search.MAX_CRITERIA).criteria) == 50
