@@ -486,6 +486,7 @@ def _focus_condition(criterion: search.Criterion) -> ColumnElement[bool]:
 
 
 TASK_SEARCH = {parameter.name: parameter for parameter in (
+    search.token("_id", TaskRecord.id, documentation="The Task's logical id."),
     search.reference("owner", TaskRecord.owner, read=_organisation_key("owner"), identifier=True,
                      documentation="Task.owner, an organisation: system|value, URA 90000020, AGB 01000001, digits "
                                    "or Organization?identifier=system|value."),

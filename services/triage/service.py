@@ -536,6 +536,7 @@ def _identifier_condition(criterion: search.Criterion) -> ColumnElement[bool]:
 
 
 SERVICE_REQUEST_SEARCH = {parameter.name: parameter for parameter in (
+    search.token("_id", StoredResource.id, documentation="The ServiceRequest's logical id."),
     search.reference("patient", StoredResource.patient_id, read=patient_key,
                      documentation="The Patient stored here: Patient/<id>, <id> or its absolute URL."),
     search.token("status", StoredResource.status, system="http://hl7.org/fhir/request-status",

@@ -546,7 +546,7 @@ def test_capability_statement_states_the_interactions_and_search_parameters_serv
     resources = {r["type"]: r for r in rest["resource"]}
     sr = resources["ServiceRequest"]
     assert [i["code"] for i in sr["interaction"]] == ["create", "read", "vread", "search-type"]
-    assert sorted(p["name"] for p in sr["searchParam"]) == ["_lastUpdated", "identifier", "patient", "status"]
+    assert sorted(p["name"] for p in sr["searchParam"]) == ["_id", "_lastUpdated", "identifier", "patient", "status"]
     documented = {p["name"]: p["documentation"] for p in sr["searchParam"]}
     assert "Modifiers: :not, :missing;" in documented["status"]
     assert "Modifiers: :not, :missing;" in documented["identifier"]

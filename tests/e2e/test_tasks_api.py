@@ -250,7 +250,7 @@ def test_capability_statement_lists_exactly_the_search_parameters_modifiers_and_
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
     params = {kind: {p["name"]: p for p in resources[kind].get("searchParam", [])} for kind in resources}
     assert {name: p["type"] for name, p in params["Task"].items()} == {
-        "owner": "reference", "requester": "reference", "status": "token", "patient": "reference",
+        "_id": "token", "owner": "reference", "requester": "reference", "status": "token", "patient": "reference",
         "focus": "reference", "_lastUpdated": "date"}
     assert "Modifiers: :not, :missing;" in params["Task"]["status"]["documentation"]
     assert "Modifiers: :identifier, :missing;" in params["Task"]["owner"]["documentation"]

@@ -75,6 +75,8 @@ async def test_task_search_matches_and_counts_alike_on_both_backends(database_ur
         assert await found(("focus", "sr1,sr0")) == (["t1", "t0"], 2)
         assert await found(("focus", "https://triage.example/fhir/ServiceRequest/sr1")) == (["t1"], 1)
         assert await found(("patient", "p-2")) == (["t2"], 1)
+        assert await found(("_id", "t1,t3"), ("status:not", "in-progress")) == (["t3", "t1"], 2)
+        assert await found(("_id:not", "t1,t3")) == (["t4", "t2", "t0"], 3)
         assert await found(("patient:identifier", "https://other.example/ids|p-2")) == ([], 0)
     finally:
         await engine.dispose()
@@ -108,6 +110,7 @@ async def test_service_request_identifier_and_audit_date_searches_on_both_backen
         assert await requests(("identifier:not", "ref-1")) == (["sr0", "sr2"], 2)
         assert await requests(("identifier:missing", "true")) == (["sr0", "sr2"], 2)
         assert await requests(("status:not", "active")) == (["sr0"], 1)
+        assert await requests(("_id", "sr2,sr0")) == (["sr0", "sr2"], 2)
         assert await requests(("patient", "Patient/pat"), ("_count", "1"), ("_offset", "1")) == (["sr1"], 3)
         assert await requests(("patient", "Practitioner/pat")) == ([], 0)
         assert await requests(("_lastUpdated", f"ge{(NOW - timedelta(days=1)).isoformat()}")) == (["sr0", "sr1"], 2)
