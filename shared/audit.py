@@ -18,8 +18,9 @@ from sqlalchemy import Column, Index, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
+from shared import search as fhir_search
 from shared.auth import Caller
-from shared.identifiers import PSEUDONYM_SYSTEM
+from shared.identifiers import PSEUDONYM_SYSTEM, searched_pseudonym
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +125,28 @@ async def record_now(sessions: async_sessionmaker[AsyncSession], **kwargs: Any) 
 
 
 async def search(session: AsyncSession, *, patient: str | None, count: int) -> list[dict[str, Any]]:
+    """The newest `count` events, of one patient (pseudonym) or of all: the admin's console page."""
     query = select(AuditRecord).order_by(AuditRecord.recorded.desc()).limit(count)  # type: ignore[attr-defined]
     if patient:
         query = query.where(AuditRecord.patient == patient)
     return [json.loads(r.content) for r in (await session.execute(query)).scalars()]
+
+
+SEARCH = {parameter.name: parameter for parameter in (
+    fhir_search.reference("patient", AuditRecord.patient, read=searched_pseudonym, identifier=True,
+                          documentation="The patient the event is about, by pseudonym: <pseudonym> or "
+                                        f"{PSEUDONYM_SYSTEM}|<pseudonym>; :missing=true finds events about no "
+                                        "patient."),
+    fhir_search.date_parameter("date", AuditRecord.recorded, documentation="AuditEvent.recorded."),
+)}
+
+
+async def find(session: AsyncSession, *, request: fhir_search.Search) -> tuple[list[dict[str, Any]], int]:
+    """One page of the events that meet every criterion of `SEARCH`, newest first, and how many match in all."""
+    query = select(AuditRecord).where(*request.conditions(SEARCH))
+    page = await fhir_search.fetch(session, query, count=request.count, offset=request.offset,
+                                   order_by=(AuditRecord.recorded.desc(), AuditRecord.id.desc()))  # type: ignore[attr-defined]
+    return [json.loads(r.content) for r in page.rows], page.total
 
 
 async def for_request(request: Any, *, subtype: str, entity: str, patient: str | None = None,

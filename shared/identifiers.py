@@ -66,6 +66,13 @@ def validate_identifier(system: str, value: str) -> str | None:
     return None
 
 
+def searched_pseudonym(value: str) -> str | None:
+    """A patient as a search parameter names it: `<pseudonym>` or `<pseudonym system>|<pseudonym>`; the pseudonym,
+    or None for another system (which matches nothing)."""
+    system, _, key = value.rpartition("|")
+    return key or None if system in ("", PSEUDONYM_SYSTEM) else None
+
+
 def _keyed_hash(message: str, key: bytes) -> str:
     # An empty key would reduce the pseudonym to a plain hash, reversible by hashing every possible BSN.
     if not key:

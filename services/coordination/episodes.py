@@ -16,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination.models import EpisodeRecord, LeadHandover, TimelineEntry
+from shared import search
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.fhir import FhirError, Issue
-from shared.identifiers import PSEUDONYM_SYSTEM, parse_org
+from shared.identifiers import PSEUDONYM_SYSTEM, parse_org, searched_pseudonym
 from shared.region import ORGANISATIONS, organisation
 
 ACUTE_CARE = "acute zorg"
@@ -91,6 +92,21 @@ def episode_resource(episode: EpisodeRecord, base_url: str) -> dict[str, Any]:
 async def episodes_of(session: AsyncSession, pseudonym: str) -> list[EpisodeRecord]:
     return list((await session.execute(select(EpisodeRecord).where(EpisodeRecord.pseudonym == pseudonym)
                                        .order_by(EpisodeRecord.started_at))).scalars())
+
+
+SEARCH = {parameter.name: parameter for parameter in (
+    search.reference("patient", EpisodeRecord.pseudonym, read=searched_pseudonym, identifier=True, missing=False,
+                     required=True, documentation=f"EpisodeOfCare.patient, by pseudonym: <pseudonym> or "
+                                                  f"{PSEUDONYM_SYSTEM}|<pseudonym>."),
+)}
+
+
+async def search_episodes(session: AsyncSession, *, request: search.Search) -> tuple[list[EpisodeRecord], int]:
+    """One page of the episodes that meet `SEARCH`, earliest first, and how many match in all."""
+    page = await search.fetch(session, select(EpisodeRecord).where(*request.conditions(SEARCH)),
+                              order_by=(EpisodeRecord.started_at, EpisodeRecord.id), count=request.count,
+                              offset=request.offset)
+    return page.rows, page.total
 
 
 async def _episode(session: AsyncSession, episode_id: str) -> EpisodeRecord:

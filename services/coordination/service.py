@@ -6,18 +6,21 @@ Functions take the session and the caller explicitly and never commit; the edge 
 from __future__ import annotations
 
 import copy
+import re
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonpatch
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination import episodes, events, notifications
 from services.coordination.domain.contact import execution_period, received_at
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
 from services.coordination.models import EncounterRecord, RoutedRequest, TaskRecord, TaskTransition, TaskVersion
+from shared import search
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
@@ -25,8 +28,9 @@ from shared.bus.outbox import enqueue
 from shared.console import local_time
 from shared.fhir import FhirError, Issue, dumps, empty_elements, loads, unresolved_placeholders, validate_resource
 from shared.fhirpatch import apply_fhirpath_patch
-from shared.identifiers import PSEUDONYM_SYSTEM
+from shared.identifiers import PSEUDONYM_SYSTEM, org_token, parse_org, searched_pseudonym
 from shared.region import FRONT_DOOR, organisation
+from shared.search import json_text
 
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DELIVERED_CLASSES = {"VR": "virtual", "HH": "home health", "AMB": "ambulatory"}
@@ -450,37 +454,81 @@ async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent:
                                                  encounter_ids=encounter_ids, traceparent=traceparent))
 
 
-async def search_tasks(session: AsyncSession, *, caller: Caller, owner: str | None, status: str | None,
-                       patient: str | None, last_updated: datetime | None, count: int, offset: int = 0,
-                       requester: str | None = None, focus: str | None = None) -> list[dict[str, Any]]:
-    query = select(TaskRecord)
+def _organisation_key(parameter: str) -> Callable[[str], str]:
+    """An organisation as owner or requester is searched: `system|value`, `URA 90000020`, `AGB 01000001`, digits or
+    `Organization?identifier=system|value`; anything else is 400 naming the parameter."""
+    def read(value: str) -> str:
+        try:
+            return org_token(*parse_org(value.removeprefix("Organization?identifier=")))
+        except ValueError as exc:
+            raise FhirError(400, Issue("error", "value", f"{parameter}: {exc}", (parameter,))) from exc
+    return read
+
+
+_SERVICE_REQUEST = re.compile(r"(?:(?:.*/)?ServiceRequest/)?([A-Za-z0-9\-.]{1,64})")
+_FOCUS_REFERENCE = json_text(TaskRecord.content, "focus", "reference")
+
+
+def _focus_condition(criterion: search.Criterion) -> ColumnElement[bool]:
+    """focus: the referral's ServiceRequest as `ServiceRequest/<id>`, `<id>` or an absolute URL ending in that;
+    Task.focus.reference holds it relative or absolute."""
+    keys = [f"ServiceRequest/{form[1]}" for value in criterion.values
+            if (form := _SERVICE_REQUEST.fullmatch(value)) is not None]
+    if not keys:
+        return false()
+    return or_(_FOCUS_REFERENCE.in_(keys), *(_FOCUS_REFERENCE.endswith(f"/{key}", autoescape=True) for key in keys))
+
+
+TASK_SEARCH = {parameter.name: parameter for parameter in (
+    search.token("_id", TaskRecord.id, documentation="The Task's logical id."),
+    search.reference("owner", TaskRecord.owner, read=_organisation_key("owner"), identifier=True,
+                     documentation="Task.owner, an organisation: system|value, URA 90000020, AGB 01000001, digits "
+                                   "or Organization?identifier=system|value."),
+    search.reference("requester", TaskRecord.requester, read=_organisation_key("requester"), identifier=True,
+                     documentation="Task.requester, an organisation, written as for owner."),
+    search.token("status", TaskRecord.status, system="http://hl7.org/fhir/task-status",
+                 documentation="Task.status: a code, or http://hl7.org/fhir/task-status|<code>; :not matches a "
+                               "Task with none of the codes."),
+    search.reference("patient", TaskRecord.pseudonym, read=searched_pseudonym, identifier=True,
+                     documentation=f"Task.for, the patient by pseudonym: <pseudonym> or {PSEUDONYM_SYSTEM}|"
+                                   "<pseudonym>."),
+    search.SearchParameter("focus", "reference", "Task.focus, the referral: ServiceRequest/<id>, <id> or the "
+                           "ServiceRequest's absolute URL at the front door.", _focus_condition),
+    search.date_parameter("_lastUpdated", TaskRecord.last_updated,
+                          documentation="meta.lastUpdated: when the Task was made or last changed."),
+)}
+
+
+async def search_tasks(session: AsyncSession, *, caller: Caller,
+                       request: search.Search) -> tuple[list[dict[str, Any]], int]:
+    """One page of the Tasks the caller may see that meet every criterion of `TASK_SEARCH`, most recently changed
+    first, and how many match in all. A partner sees the Tasks its organisation owns or requested; the front door
+    and case managers see all."""
+    query = select(TaskRecord).where(*request.conditions(TASK_SEARCH))
     if caller.org != FRONT_DOOR.token and caller.role != "casemanager":
         query = query.where((TaskRecord.owner == caller.org) | (TaskRecord.requester == caller.org))
-    if owner:
-        query = query.where(TaskRecord.owner == owner)
-    if status:
-        query = query.where(TaskRecord.status.in_(status.split(",")))  # type: ignore[attr-defined]
-    if patient:
-        query = query.where(TaskRecord.pseudonym == patient.split("|")[-1])
-    if last_updated:
-        query = query.where(TaskRecord.last_updated >= last_updated)
-    if requester:
-        query = query.where(TaskRecord.requester == requester)
-    query = query.order_by(TaskRecord.last_updated.desc(), TaskRecord.id)  # type: ignore[attr-defined]
-    if not focus:
-        rows = (await session.execute(query.offset(offset).limit(count + 1))).scalars()
-        return [loads(r.content) for r in rows]
-    # focus is a reference inside the resource: filtered here, then paged.
-    matching = [t for t in (loads(r.content) for r in (await session.execute(query.limit(5000))).scalars())
-                if t.get("focus", {}).get("reference", "").endswith(focus)]
-    return matching[offset:offset + count + 1]
+    page = await search.fetch(session, query, count=request.count, offset=request.offset,
+                              order_by=(TaskRecord.last_updated.desc(), TaskRecord.id))  # type: ignore[attr-defined]
+    return [loads(r.content) for r in page.rows], page.total
 
 
-async def encounters_of(session: AsyncSession, *, caller: Caller, patient: str) -> list[dict[str, Any]]:
-    query = select(EncounterRecord).where(EncounterRecord.pseudonym == patient.split("|")[-1])
+ENCOUNTER_SEARCH = {parameter.name: parameter for parameter in (
+    search.reference("patient", EncounterRecord.pseudonym, read=searched_pseudonym, identifier=True, missing=False,
+                     required=True, documentation=f"Encounter.subject, the patient by pseudonym: <pseudonym> or "
+                                                  f"{PSEUDONYM_SYSTEM}|<pseudonym>."),
+)}
+
+
+async def search_encounters(session: AsyncSession, *, caller: Caller,
+                            request: search.Search) -> tuple[list[dict[str, Any]], int]:
+    """One page of the delivered contacts (Encounters) that meet `ENCOUNTER_SEARCH`, earliest first, and how many
+    match in all; a partner sees those its organisation performed."""
+    query = select(EncounterRecord).where(*request.conditions(ENCOUNTER_SEARCH))
     if caller.org != FRONT_DOOR.token and caller.role != "casemanager":
         query = query.where(EncounterRecord.performer == caller.org)
-    return [loads(r.content) for r in (await session.execute(query.order_by(EncounterRecord.start))).scalars()]
+    page = await search.fetch(session, query, count=request.count, offset=request.offset,
+                              order_by=(EncounterRecord.start, EncounterRecord.id))
+    return [loads(r.content) for r in page.rows], page.total
 
 
 async def flag_overdue(session: AsyncSession, *, now: datetime | None = None, limit: int = 200) -> int:

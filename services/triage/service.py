@@ -5,13 +5,12 @@ Functions take the session and the caller explicitly and never commit; the edge 
 
 from __future__ import annotations
 
-import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import access, configuration, events
@@ -34,6 +33,7 @@ from services.triage.models import (
     StoredResource,
     TriageDecision,
 )
+from shared import search
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
@@ -539,36 +539,57 @@ class SearchPage:
     grants: list[str] = field(default_factory=list)  # the Tasks whose treatment grants opened resources found
 
 
-async def search_service_requests(session: AsyncSession, *, caller: Caller, patient: list[str], status: list[str],
-                                  identifier: list[str], last_updated: list[str], count: int,
-                                  offset: int, treatment_window: timedelta) -> SearchPage:
-    """One page of the ServiceRequests the caller may see, newest first, and how many match in all.
+def patient_key(value: str) -> str | None:
+    """`Patient/<id>`, `<id>` or the Patient's absolute URL: the local id; a reference to another type matches
+    nothing."""
+    kind, _, key = value.rpartition("/")
+    return key or None if not kind or kind == "Patient" or kind.endswith("/Patient") else None
 
-    Each list holds the values of one parameter: repeats must all hold (AND), commas within a value are
-    alternatives (OR), as FHIR search defines. The caller may see what access.decide allows, with treatment
-    grants ended less than `treatment_window` ago.
+
+def _identifier_condition(criterion: search.Criterion) -> ColumnElement[bool]:
+    """identifier: a ServiceRequest with an identifier matching one of the tokens; `:not` one without any such
+    identifier; `:missing` one without (true) or with (false) any identifier."""
+    of_requests = select(ResourceIdentifier.resource_id).where(ResourceIdentifier.resource_type == "ServiceRequest")
+    if criterion.modifier == "missing":
+        has_any = StoredResource.id.in_(of_requests)  # type: ignore[attr-defined]
+        return not_(has_any) if criterion.missing else has_any
+    matched = StoredResource.id.in_(  # type: ignore[attr-defined]
+        of_requests.where(or_(*(_token(token) for token in criterion.values))))
+    return not_(matched) if criterion.modifier == "not" else matched
+
+
+SERVICE_REQUEST_SEARCH = {parameter.name: parameter for parameter in (
+    search.token("_id", StoredResource.id, documentation="The ServiceRequest's logical id."),
+    search.reference("patient", StoredResource.patient_id, read=patient_key,
+                     documentation="The Patient stored here: Patient/<id>, <id> or its absolute URL."),
+    search.token("status", StoredResource.status, system="http://hl7.org/fhir/request-status",
+                 documentation="ServiceRequest.status: a code, or http://hl7.org/fhir/request-status|<code>."),
+    search.SearchParameter("identifier", "token", "ServiceRequest.identifier: system|value, system| (any value of "
+                           "that system) or value (in any system); :not matches a ServiceRequest with none of them.",
+                           _identifier_condition, ("not", "missing")),
+    search.date_parameter("_lastUpdated", StoredResource.last_updated,
+                          documentation="meta.lastUpdated: when the ServiceRequest was stored."),
+)}
+
+
+async def search_service_requests(session: AsyncSession, *, caller: Caller, request: search.Search,
+                                  treatment_window: timedelta) -> SearchPage:
+    """One page of the ServiceRequests the caller may see that meet every criterion (`SERVICE_REQUEST_SEARCH`),
+    newest first, and how many match in all.
+
+    The caller may see what access.decide allows (SPEC §10), with treatment grants ended less than
+    `treatment_window` ago; `grants` names the Tasks whose grants opened what was found.
     """
     now = _now()
     query = select(StoredResource).where(StoredResource.resource_type == "ServiceRequest",
-                                         access.findable_service_requests(caller, at=now, window=treatment_window))
-    for value in patient:
-        query = query.where(StoredResource.patient_id.in_(  # type: ignore[union-attr]
-            [ref.rsplit("/", 1)[-1] for ref in value.split(",")]))
-    for value in status:
-        query = query.where(StoredResource.status.in_(value.split(",")))  # type: ignore[union-attr]
-    for value in identifier:
-        query = query.where(StoredResource.id.in_(  # type: ignore[attr-defined]
-            select(ResourceIdentifier.resource_id).where(ResourceIdentifier.resource_type == "ServiceRequest",
-                                                         or_(*(_token(token) for token in value.split(","))))))
-    for value in last_updated:
-        query = query.where(_date_condition(value))
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    page = query.order_by(StoredResource.last_updated.desc(), StoredResource.id.desc())  # type: ignore[attr-defined]
-    rows = list((await session.execute(page.offset(offset).limit(count))).scalars()) if count else []
-    decided = await access.decide(session, caller=caller, rows=rows, at=now, window=treatment_window)
-    found = [r for r in rows if (r.resource_type, r.id) in decided]
+                                         access.findable_service_requests(caller, at=now, window=treatment_window),
+                                         *request.conditions(SERVICE_REQUEST_SEARCH))
+    page = await search.fetch(session, query, count=request.count, offset=request.offset,
+                              order_by=(StoredResource.last_updated.desc(), StoredResource.id.desc()))  # type: ignore[attr-defined]
+    decided = await access.decide(session, caller=caller, rows=page.rows, at=now, window=treatment_window)
+    found = [r for r in page.rows if (r.resource_type, r.id) in decided]
     grants = dict.fromkeys(g for r in found if (g := decided[(r.resource_type, r.id)].grant))
-    return SearchPage([loads(r.content) for r in found], total, list(grants))
+    return SearchPage([loads(r.content) for r in found], page.total, list(grants))
 
 
 def _token(token: str) -> ColumnElement[bool]:
@@ -578,44 +599,3 @@ def _token(token: str) -> ColumnElement[bool]:
     system, _, value = token.partition("|")
     condition = ResourceIdentifier.system == system
     return and_(condition, ResourceIdentifier.value == value) if value else condition  # type: ignore[return-value]
-
-
-_DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le")
-_PARTIAL_DATE = re.compile(r"([0-9]{4})(?:-([0-9]{2}))?")
-_DATE_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-                        r"(T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]+)?)?(Z|[+-][0-9]{2}:[0-9]{2})?)?")
-
-
-def _date_condition(value: str) -> ColumnElement[bool]:
-    """A FHIR date search on lastUpdated: the value is a range as wide as its precision (a day, a second)."""
-    prefix = value[:2] if value[:2] in _DATE_PREFIXES else "eq"
-    start, end = _date_range(value[2:] if value[:2] in _DATE_PREFIXES else value)
-    column = StoredResource.last_updated
-    return {"eq": and_(column >= start, column < end), "ne": or_(column < start, column >= end),  # type: ignore[return-value]
-            "gt": column >= end, "ge": column >= start, "lt": column < start, "le": column < end}[prefix]
-
-
-def _date_range(raw: str) -> tuple[datetime, datetime]:
-    raw = raw.replace(" ", "+")  # an unencoded "+" of a time zone offset arrives as a space
-    partial = _PARTIAL_DATE.fullmatch(raw)
-    full = _DATE_TIME.fullmatch(raw)
-    try:
-        if partial:
-            year = int(partial[1])
-            if partial[2] is None:
-                return datetime(year, 1, 1, tzinfo=UTC), datetime(year + 1, 1, 1, tzinfo=UTC)
-            month = int(partial[2])
-            start = datetime(year, month, 1, tzinfo=UTC)
-            return start, datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-        if not full:
-            raise ValueError(raw)
-        moment = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise FhirError(400, Issue("error", "value", "_lastUpdated must be a FHIR date or dateTime with an optional "
-                                                     f"{'/'.join(_DATE_PREFIXES)} prefix",
-                                   ("_lastUpdated",))) from exc
-    moment = (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
-    time, seconds, fraction = full[1], full[2], full[3]
-    width = (timedelta(days=1) if not time else timedelta(minutes=1) if not seconds
-             else timedelta(seconds=1) if not fraction else timedelta(microseconds=1))
-    return moment, moment + width

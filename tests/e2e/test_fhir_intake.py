@@ -8,6 +8,7 @@ import json
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from itertools import count
 from typing import Any
@@ -296,6 +297,60 @@ def test_search_by_identifier_patient_status_and_last_updated(stack: Stack, xml_
     assert search(stack, ehr, identifier="nl-core-xml-1", _lastUpdated=f"gt{day}")["total"] == 0
 
 
+def test_date_prefixes_an_offset_sent_unencoded_and_the_not_modifier_find_what_the_specification_says(
+        stack: Stack, xml_referral: NlCoreReferral) -> None:
+    ehr = stack.client("ehr-delinde")
+    sr_id = xml_referral.location("ServiceRequest").split("/")[1]
+    stored_at = datetime.fromisoformat(read(stack, ehr, f"ServiceRequest/{sr_id}")["meta"]["lastUpdated"])
+
+    def unencoded(query: str) -> dict[str, Any]:
+        # As clients send it: the "+" of the offset is not percent-encoded, so it arrives as a space.
+        response = ehr.http.get(f"{stack.url('triage')}/fhir/ServiceRequest?identifier=nl-core-xml-1&{query}",
+                                headers=ehr.headers())
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    in_amsterdam_winter = stored_at.astimezone(timezone(timedelta(hours=1))).isoformat()
+    assert ids(unencoded("_lastUpdated=ge2026-11-01T00:00:00+01:00")) == [sr_id]
+    assert ids(unencoded(f"_lastUpdated=ge{in_amsterdam_winter}")) == [sr_id]
+    later = (stored_at + timedelta(microseconds=1)).astimezone(timezone(timedelta(hours=1))).isoformat()
+    assert unencoded(f"_lastUpdated=ge{later}")["total"] == 0
+    assert unencoded(f"_lastUpdated=lt{later}")["total"] == 1
+    self_link = next(link["url"] for link in unencoded(f"_lastUpdated=ge{later}")["link"] if link["relation"] == "self")
+    assert "_lastUpdated=ge" + later.replace("+", "%2B") in self_link  # read, and named, as "+01:00"
+
+    everything = search(stack, ehr)["total"]
+    assert everything >= 1
+    before_2000 = search(stack, ehr, _lastUpdated="lt2000-01-01")
+    assert (before_2000["type"], before_2000["total"], ids(before_2000)) == ("searchset", 0, [])
+    assert search(stack, ehr, _lastUpdated="ge2000-01-01")["total"] == everything
+    assert search(stack, ehr, _lastUpdated="sa2000")["total"] == everything
+    assert search(stack, ehr, _lastUpdated="eb2000")["total"] == 0
+    assert ids(search(stack, ehr, identifier="nl-core-xml-1", _lastUpdated=f"ap{stored_at.isoformat()}")) == [sr_id]
+    assert search(stack, ehr, identifier="nl-core-xml-1", **{"status:not": "active"})["total"] == 0
+    assert ids(search(stack, ehr, identifier="nl-core-xml-1", **{"status:not": "completed,revoked"})) == [sr_id]
+    assert ids(search(stack, ehr, identifier="nl-core-xml-1", **{"patient:missing": "false"})) == [sr_id]
+    assert search(stack, ehr, **{"identifier:not": "nl-core-xml-1"})["total"] == everything - 1
+
+
+def test_unknown_parameters_are_ignored_and_left_out_of_the_self_link_unless_handling_is_strict(
+        stack: Stack, xml_referral: NlCoreReferral) -> None:
+    ehr = stack.client("ehr-delinde")
+    sr_id = xml_referral.location("ServiceRequest").split("/")[1]
+    lenient = search(stack, ehr, identifier="nl-core-xml-1", subject="Patient/1", _sort="-_lastUpdated")
+    assert ids(lenient) == [sr_id]
+    self_link = next(link["url"] for link in lenient["link"] if link["relation"] == "self")
+    assert "identifier=nl-core-xml-1" in self_link and "subject" not in self_link and "_sort" not in self_link
+    strict = fhir_get(stack, ehr, "ServiceRequest", {"Prefer": "handling=strict"}, identifier="nl-core-xml-1",
+                      subject="Patient/1", _sort="-_lastUpdated")
+    assert strict.status_code == 400
+    assert strict.json()["issue"][0]["expression"] == ["subject", "_sort"]
+    unsupported = fhir_get(stack, ehr, "ServiceRequest", {"Prefer": "handling=lenient"}, **{"status:text": "x"})
+    assert unsupported.status_code == 400
+    assert unsupported.json()["issue"][0]["expression"] == ["status:text"]
+    assert ":text" in unsupported.json()["issue"][0]["diagnostics"]
+
+
 def test_count_pages_through_all_matches_with_next_links_and_a_total(stack: Stack) -> None:
     zuidrand = stack.client("ehr-zuidrand")  # the only partner that refers in this module's paging test
     posted = []
@@ -474,16 +529,18 @@ def test_unreadable_or_unusable_bodies_get_a_4xx_operation_outcome(stack: Stack,
 
 
 @pytest.mark.parametrize(("path", "params", "status"), [
-    ("ServiceRequest", {"subject": "Patient/1"}, 400),
-    ("ServiceRequest", {"status:not": "active"}, 400),
-    ("ServiceRequest", {"_sort": "-_lastUpdated"}, 400),
+    ("ServiceRequest", {"status:text": "active"}, 400),
+    ("ServiceRequest", {"identifier:of-type": "x"}, 400),
+    ("ServiceRequest", {"_lastUpdated:not": "2026"}, 400),
+    ("ServiceRequest", {"patient:missing": "maybe"}, 400),
     ("ServiceRequest", {"_count": "-1"}, 400),
     ("ServiceRequest", {"_count": "many"}, 400),
     ("ServiceRequest", {"_offset": "1.5"}, 400),
     ("ServiceRequest", {"_offset": "99999999999999999999999"}, 400),
     ("ServiceRequest", {"identifier": "a\x00b"}, 400),
     ("ServiceRequest", {"_lastUpdated": "yesterday"}, 400),
-    ("ServiceRequest", {"_lastUpdated": "sa2026-01-01"}, 400),
+    ("ServiceRequest", {"_lastUpdated": "2026-02-30"}, 400),
+    ("ServiceRequest", {"_lastUpdated": "ge2026-11-01T00:00:00+25:00"}, 400),
     ("ServiceRequest", {"_format": "text/html"}, 406),
     ("ServiceRequest/x/_history/%00", {}, 404),
     ("Basic/1", {}, 404),
@@ -535,7 +592,15 @@ def test_capability_statement_states_the_interactions_and_search_parameters_serv
     resources = {r["type"]: r for r in rest["resource"]}
     sr = resources["ServiceRequest"]
     assert [i["code"] for i in sr["interaction"]] == ["create", "read", "vread", "search-type"]
-    assert sorted(p["name"] for p in sr["searchParam"]) == ["_lastUpdated", "identifier", "patient", "status"]
+    assert sorted(p["name"] for p in sr["searchParam"]) == ["_id", "_lastUpdated", "identifier", "patient", "status"]
+    documented = {p["name"]: p["documentation"] for p in sr["searchParam"]}
+    assert "Modifiers: :not, :missing;" in documented["status"]
+    assert "Modifiers: :not, :missing;" in documented["identifier"]
+    assert "Modifiers: :missing;" in documented["patient"]
+    assert "Prefixes: eq ne gt lt ge le sa eb ap" in documented["_lastUpdated"]
+    assert {p["name"]: p["type"] for p in resources["AuditEvent"]["searchParam"]} == {"patient": "reference",
+                                                                                     "date": "date"}
+    assert "handling=strict" in sr["documentation"] and "_count 0 to 500" in sr["documentation"]
     assert sr["conditionalRead"] == "not-match" and sr["conditionalCreate"] is True
     assert [i["code"] for i in resources["Patient"]["interaction"]] == ["read", "vread"]
     as_xml = httpx.get(f"{stack.url('triage')}/fhir/metadata", params={"_format": "xml"})
@@ -567,6 +632,8 @@ def test_fhirpy_creates_reads_refreshes_and_searches_service_requests(stack: Sta
 
     found = fhir.resources("ServiceRequest").search(identifier=f"{REFERRAL_SYSTEM}|fhirpy-1").fetch()
     assert [r.id for r in found] == [created.id]
+    assert fhir.resources("ServiceRequest").search(patient=patient).count() == 2  # _count=0 and fhirpy's own extra
+    assert fhir.resources("ServiceRequest").search(patient=patient, _lastUpdated="lt2000-01-01").count() == 0
     of_patient = fhir.resources("ServiceRequest").search(patient=patient).limit(1).fetch_all()
     assert len(of_patient) == 2 and created.id in [r.id for r in of_patient]
 

@@ -1,21 +1,28 @@
 """The Task API a partner EHR and the front door rely on: versions, history, PUT and FHIRPath Patch,
-reassignment, paging."""
+reassignment, paging; and coordination's searches as the FHIR search specification reads (dates, modifiers,
+unknown parameters, totals) on Task, Encounter, EpisodeOfCare and AuditEvent."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
+from itertools import count
 from typing import Any
 
 import httpx
 import pytest
+from fhirpy import SyncFHIRClient
 
-from infra.client import ACT_CODE, TASK_OUTPUT, completion_patch, service_request_of
+from infra.client import ACT_CODE, TASK_OUTPUT, ApiClient, completion_patch, service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import Stack
+from shared.identifiers import is_valid_bsn
 from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
+# Fresh BSNs that pass the 11-proof, for the search tests' patients.
+_BSNS = (bsn for bsn in (f"{n:09d}" for n in count(900300000)) if is_valid_bsn(bsn))
+TRANSFER_POINT = "URA 90000030"
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +30,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from started_stack(tmp_path_factory, "tasks")
 
 
-def new_task(stack: Stack, bsn: str, organisation: str, owner_client: str) -> dict[str, Any]:
+def new_task(stack: Stack, bsn: str, organisation: str, owner_client: str,
+             disposition: str = "home-visit") -> dict[str, Any]:
     ops = stack.client("ops")
     posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn))
     sr = service_request_of(posted.json())
     request_id = ops.request_for(sr)["id"]
-    ops.triage_request(request_id, urgency="U3", disposition="home-visit", organization=organisation) \
+    ops.triage_request(request_id, urgency="U3", disposition=disposition, organization=organisation) \
         .raise_for_status()
     return stack.client(owner_client).wait_for_task(request_id)
 
@@ -191,3 +199,171 @@ def test_task_writes_that_are_not_valid_fhir_get_a_4xx_operation_outcome(stack: 
 @pytest.fixture(scope="module")
 def requested_task(stack: Stack) -> str:
     return str(new_task(stack, "999990093", "URA 90000020", "ehr-wijk-oost")["id"])
+
+
+def searched(stack: Stack, who: ApiClient, path: str = "Task", headers: dict[str, str] | None = None,
+             **params: str) -> httpx.Response:
+    return httpx.get(f"{stack.url('coordination')}/fhir/{path}", params=params, headers=who.headers(headers))
+
+
+def searchset(stack: Stack, who: ApiClient, path: str = "Task", **params: str) -> dict[str, Any]:
+    response = searched(stack, who, path, **params)
+    assert response.status_code == 200, response.text
+    bundle = dict(response.json())
+    assert bundle["resourceType"] == "Bundle" and bundle["type"] == "searchset"
+    return bundle
+
+
+def ids(bundle: dict[str, Any]) -> list[str]:
+    return [e["resource"]["id"] for e in bundle.get("entry", [])]
+
+
+def link(bundle: dict[str, Any], relation: str) -> str | None:
+    return next((x["url"] for x in bundle["link"] if x["relation"] == relation), None)
+
+
+def test_total_of_a_paged_search_is_the_number_of_matches_and_count_zero_answers_it_alone(stack: Stack) -> None:
+    ops = stack.client("ops")
+    made = {new_task(stack, next(_BSNS), TRANSFER_POINT, "ops", "rtp-placement")["id"] for _ in range(5)}
+
+    page = searchset(stack, ops, owner=TRANSFER_POINT, _count="1")
+    assert page["total"] == 5 and len(ids(page)) == 1
+    seen = ids(page)
+    while (following := link(page, "next")) is not None:
+        assert following.startswith(f"{stack.url('coordination')}/fhir/Task?")
+        page = httpx.get(following, headers=ops.headers()).json()
+        assert page["total"] == 5
+        seen += ids(page)
+    assert sorted(seen) == sorted(made)
+    only_total = searchset(stack, ops, owner=TRANSFER_POINT, _count="0")
+    assert only_total["total"] == 5 and "entry" not in only_total
+
+    every_task = ids(searchset(stack, ops, _count="500"))
+    assert len(every_task) > 5
+    assert searchset(stack, ops, _count="1")["total"] == len(every_task)
+    assert searchset(stack, ops, _count="0")["total"] == len(every_task)
+
+    fhir = SyncFHIRClient(f"{stack.url('coordination')}/fhir", authorization=f"Bearer {ops.token()}")
+    tasks = fhir.resources("Task").search(owner=TRANSFER_POINT)
+    assert tasks.count() == 5
+    assert sorted(t.id for t in tasks.limit(2).fetch_all()) == sorted(made)  # fhirpy follows the next links
+
+
+def test_last_updated_with_an_offset_sent_unencoded_and_every_prefix_finds_the_right_tasks(stack: Stack) -> None:
+    ops = stack.client("ops")
+    earlier = new_task(stack, next(_BSNS), "URA 90000020", "ehr-wijk-oost")
+    later = new_task(stack, next(_BSNS), "URA 90000020", "ehr-wijk-oost")
+    changed = {t["id"]: datetime.fromisoformat(t["meta"]["lastUpdated"])
+               for t in (e["resource"] for e in searchset(stack, ops, _count="500")["entry"])}
+    assert changed[later["id"]] > changed[earlier["id"]]
+
+    def unencoded(query: str) -> dict[str, Any]:
+        # As clients send it: the "+" of the offset is not percent-encoded, so it arrives as a space.
+        response = httpx.get(f"{stack.url('coordination')}/fhir/Task?_count=500&{query}", headers=ops.headers())
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    november = datetime(2026, 10, 31, 23, 0, tzinfo=UTC)
+    assert sorted(ids(unencoded("_lastUpdated=ge2026-11-01T00:00:00+01:00"))) == sorted(
+        task for task, at in changed.items() if at >= november)
+    before_2000 = unencoded("_lastUpdated=lt2000-01-01")
+    assert before_2000["total"] == 0 and "entry" not in before_2000
+
+    boundary = changed[later["id"]].astimezone(timezone(timedelta(hours=1))).isoformat()
+    at_or_after = ids(unencoded(f"_lastUpdated=ge{boundary}"))
+    before = ids(unencoded(f"_lastUpdated=lt{boundary}"))
+    assert sorted(at_or_after) == sorted(task for task, at in changed.items() if at >= changed[later["id"]])
+    assert later["id"] in at_or_after and earlier["id"] in before
+    assert sorted(at_or_after + before) == sorted(changed)
+    assert ids(unencoded(f"_lastUpdated={boundary}")) == [later["id"]]
+    assert later["id"] not in ids(unencoded(f"_lastUpdated=ne{boundary}"))
+    assert ids(unencoded(f"_lastUpdated=gt{boundary}")) == ids(unencoded(f"_lastUpdated=sa{boundary}"))
+    assert later["id"] in ids(unencoded(f"_lastUpdated=le{boundary}"))
+    assert later["id"] in ids(unencoded(f"_lastUpdated=ap{boundary}"))
+    assert earlier["id"] in ids(unencoded(f"_lastUpdated=eb{boundary}"))
+    self_link = link(unencoded(f"_lastUpdated=ge{boundary}"), "self")
+    assert self_link is not None and "_lastUpdated=ge" + boundary.replace("+", "%2B") in self_link
+
+
+def test_not_and_missing_modifiers_work_other_modifiers_and_strict_unknown_parameters_are_refused(
+        stack: Stack) -> None:
+    ops, wijk = stack.client("ops"), stack.client("ehr-wijk-oost")
+    done = new_task(stack, next(_BSNS), "URA 90000020", "ehr-wijk-oost")
+    worked = wijk.work_task(done["id"], contact="HH", start=datetime.now(UTC).isoformat())
+    assert worked.status_code == 200, worked.text
+    statuses = {t["id"]: t["status"] for t in (e["resource"] for e in searchset(stack, ops, _count="500")["entry"])}
+    assert "completed" in statuses.values() and set(statuses.values()) != {"completed"}
+
+    not_completed = searchset(stack, ops, _count="500", **{"status:not": "completed"})
+    assert sorted(ids(not_completed)) == sorted(t for t, status in statuses.items() if status != "completed")
+    assert not_completed["total"] == len(ids(not_completed))
+    assert searchset(stack, ops, **{"owner:missing": "false"})["total"] == len(statuses)
+    assert searchset(stack, ops, **{"owner:missing": "true"})["total"] == 0
+    assert ids(searchset(stack, ops, **{"owner:identifier": "http://fhir.nl/fhir/NamingSystem/ura|90000020",
+                                        "status": "completed", "patient": done["for"]["identifier"]["value"]})) == [
+        done["id"]]
+
+    for key in ("status:text", "owner:Organization", "focus:missing", "_lastUpdated:below"):
+        refused = searched(stack, ops, **{key: "x"})
+        assert refused.status_code == 400, key
+        assert refused.json()["resourceType"] == "OperationOutcome"
+        assert refused.json()["issue"][0]["expression"] == [key]
+
+    lenient = searchset(stack, ops, _count="500", status="completed", _include="Task:patient", foo="bar")
+    assert sorted(ids(lenient)) == sorted(t for t, status in statuses.items() if status == "completed")
+    self_link = link(lenient, "self")
+    assert self_link is not None and "status=completed" in self_link
+    assert "foo" not in self_link and "_include" not in self_link
+    strict = searched(stack, ops, headers={"Prefer": "handling=strict"}, status="completed", foo="bar")
+    assert strict.status_code == 400 and strict.json()["issue"][0]["expression"] == ["foo"]
+    assert searched(stack, ops, **{"_format": "xml"}).status_code == 406
+
+
+def test_encounter_episode_and_audit_searches_page_count_and_refuse_alike(stack: Stack) -> None:
+    ops, wijk = stack.client("ops"), stack.client("ehr-wijk-oost")
+    before = datetime.now(UTC)
+    task = new_task(stack, next(_BSNS), "URA 90000020", "ehr-wijk-oost")
+    patient = task["for"]["identifier"]["value"]
+    assert wijk.work_task(task["id"], contact="VR", start=datetime.now(UTC).isoformat()).status_code == 200
+
+    encounters = searchset(stack, wijk, "Encounter", patient=patient)
+    assert encounters["total"] == 1 and encounters["entry"][0]["fullUrl"].startswith(
+        f"{stack.url('coordination')}/fhir/Encounter/")
+    only_total = searchset(stack, wijk, "Encounter", _count="0",
+                           **{"patient:identifier": f"https://regiozorg.example/fhir/NamingSystem/patient-pseudonym|"
+                                                    f"{patient}"})
+    assert only_total["total"] == 1 and "entry" not in only_total
+    missing = searched(stack, wijk, "Encounter")
+    assert missing.status_code == 400 and missing.json()["issue"][0]["expression"] == ["patient"]
+    assert searched(stack, wijk, "Encounter", **{"patient:missing": "false"}).status_code == 400
+
+    episodes = searchset(stack, ops, "EpisodeOfCare", patient=patient, _count="0")
+    assert episodes["total"] >= 1 and "entry" not in episodes
+    assert searched(stack, ops, "EpisodeOfCare", **{"patient:text": patient}).status_code == 400
+
+    since = before.isoformat()
+    audit = searchset(stack, ops, "AuditEvent", date=f"ge{since}", _count="1")
+    assert audit["total"] > 1 and len(ids(audit)) == 1 and link(audit, "next") is not None
+    assert searchset(stack, ops, "AuditEvent", date=f"ge{since}", _count="0")["total"] >= audit["total"]
+    assert searchset(stack, ops, "AuditEvent", date="lt2000-01-01")["total"] == 0
+    about_patient = searchset(stack, ops, "AuditEvent", patient=patient, _count="500")
+    assert about_patient["total"] == len(ids(about_patient)) >= 1
+    assert all(e["resource"]["entity"][0]["what"]["identifier"]["value"] == patient for e in about_patient["entry"])
+    assert searched(stack, ops, "AuditEvent", {"Prefer": "handling=strict"}, subtype="read").status_code == 400
+
+
+def test_capability_statement_lists_exactly_the_search_parameters_modifiers_and_prefixes(stack: Stack) -> None:
+    statement = httpx.get(f"{stack.url('coordination')}/fhir/metadata").json()
+    resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
+    params = {kind: {p["name"]: p for p in resources[kind].get("searchParam", [])} for kind in resources}
+    assert {name: p["type"] for name, p in params["Task"].items()} == {
+        "_id": "token", "owner": "reference", "requester": "reference", "status": "token", "patient": "reference",
+        "focus": "reference", "_lastUpdated": "date"}
+    assert "Modifiers: :not, :missing;" in params["Task"]["status"]["documentation"]
+    assert "Modifiers: :identifier, :missing;" in params["Task"]["owner"]["documentation"]
+    assert "Modifiers: none;" in params["Task"]["focus"]["documentation"]
+    assert "Prefixes: eq ne gt lt ge le sa eb ap" in params["Task"]["_lastUpdated"]["documentation"]
+    assert set(params["Encounter"]) == set(params["EpisodeOfCare"]) == {"patient"}
+    assert "Required." in params["Encounter"]["patient"]["documentation"]
+    assert set(params["AuditEvent"]) == {"patient", "date"}
+    assert "handling=strict" in resources["Task"]["documentation"]

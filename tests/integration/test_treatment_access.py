@@ -18,7 +18,7 @@ from infra.referrals import referral_bundle
 from services.triage import access, service
 from services.triage.domain.grants import ACUTE_REQUEST_SYSTEM
 from services.triage.models import AcuteRequest, StoredResource, TaskOwnership, TreatmentGrant
-from shared import audit, migrations
+from shared import audit, migrations, search
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
@@ -33,6 +33,12 @@ pytestmark = pytest.mark.integration
 
 KEY = b"test-pseudonym-key"
 WEEK = timedelta(days=7)
+
+
+def by_patient(patient_id: str) -> search.Search:
+    """`GET /fhir/ServiceRequest?patient=<id>` as the API reads it."""
+    return search.parse([("patient", patient_id)], parameters=service.SERVICE_REQUEST_SEARCH, prefer=None,
+                        now=datetime.now(UTC), default_count=50, max_count=500)
 
 
 def client(org: str, subject: str) -> Caller:
@@ -166,14 +172,11 @@ async def test_the_task_owner_reads_its_requests_data_and_nothing_else_of_the_pa
 
     async with sessions() as session:
         mine = await service.search_service_requests(
-            session, caller=WIJK, patient=[first.resources["Patient"]], status=[], identifier=[], last_updated=[],
-            count=50, offset=0, treatment_window=WEEK)
+            session, caller=WIJK, request=by_patient(first.resources["Patient"]), treatment_window=WEEK)
         theirs = await service.search_service_requests(
-            session, caller=ZUIDRAND, patient=[first.resources["Patient"]], status=[], identifier=[],
-            last_updated=[], count=50, offset=0, treatment_window=WEEK)
+            session, caller=ZUIDRAND, request=by_patient(first.resources["Patient"]), treatment_window=WEEK)
         submitter = await service.search_service_requests(
-            session, caller=DELINDE, patient=[first.resources["Patient"]], status=[], identifier=[],
-            last_updated=[], count=50, offset=0, treatment_window=WEEK)
+            session, caller=DELINDE, request=by_patient(first.resources["Patient"]), treatment_window=WEEK)
     assert [r["id"] for r in mine.resources] == [first.resources["ServiceRequest"]] and mine.total == 1
     assert mine.grants == ["Task/t1"]
     assert theirs.resources == [] and theirs.total == 0 and theirs.grants == []

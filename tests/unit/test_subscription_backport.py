@@ -3,7 +3,6 @@ the status Parameters and Bundles sent and served ($status, $events)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -223,7 +222,7 @@ def test_status_is_a_searchset_with_the_count_and_any_error() -> None:
 def test_the_capability_statement_is_valid_and_advertises_the_topic_and_both_operations() -> None:
     from services.coordination.api import fhir
 
-    capabilities = json.loads(asyncio.run(fhir.metadata(None)).body)  # type: ignore[arg-type]
+    capabilities = fhir.capability_statement("http://coordination.example")
     subscription = next(r for r in capabilities["rest"][0]["resource"] if r["type"] == "Subscription")
     assert validate_resource({**capabilities, "format": ["json"],
                               "rest": [{"mode": "server", "resource": [subscription]}]}) == []

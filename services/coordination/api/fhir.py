@@ -3,32 +3,31 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from services.coordination import episodes, notifications, service
-from shared import audit
+from shared import audit, audit_views, search
 from shared.auth import Caller, require_scope
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, loads, parse_body
-from shared.identifiers import org_token, parse_org
+from shared.identifiers import searched_pseudonym
 from shared.responses import FhirJSONResponse
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 _XML_TYPES = {FHIR_XML, "application/xml", "text/xml"}
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
 
 
 def _fhir(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
     return FhirJSONResponse(body, status_code=status_code, headers=headers)
 
 
-def _searchset(request: Request, resources: list[dict[str, Any]]) -> JSONResponse:
-    return _fhir({"resourceType": "Bundle", "type": "searchset", "total": len(resources),
-                  "link": [{"relation": "self", "url": str(request.url)}],
-                  "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                            for r in resources]})
+def _searchset(request: Request, resource_type: str, wanted: search.Search, resources: list[dict[str, Any]],
+               total: int) -> JSONResponse:
+    return _fhir(search.searchset(base=f"{request.app.state.settings.public_url}/fhir", resource_type=resource_type,
+                                  search=wanted, total=total, resources=resources))
 
 
 async def _resource_body(request: Request) -> dict[str, Any]:
@@ -42,23 +41,9 @@ async def _resource_body(request: Request) -> dict[str, Any]:
     return parse_body(await request.body(), mime)
 
 
-def _owner_param(value: str) -> str:
-    try:
-        return org_token(*parse_org(value.removeprefix("Organization?identifier=")))
-    except ValueError as exc:
-        raise FhirError(400, Issue("error", "value", f"owner: {exc}", ("owner",))) from exc
-
-
-def _since(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    raw = value[2:] if value[:2] in ("ge", "gt") else value
-    try:
-        moment = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise FhirError(400, Issue("error", "value", "_lastUpdated must be ge<ISO 8601 dateTime>",
-                                   ("_lastUpdated",))) from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+def _single_patient(wanted: search.Search) -> str | None:
+    patients = wanted.values("patient")
+    return searched_pseudonym(patients[0]) if len(patients) == 1 else None
 
 
 def _subscription_capabilities() -> dict[str, Any]:
@@ -80,43 +65,46 @@ def _subscription_capabilities() -> dict[str, Any]:
 
 @router.get("/metadata")
 async def metadata(request: Request) -> JSONResponse:
-    return _fhir({"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-22", "kind": "instance",
-                  "fhirVersion": "4.0.1", "format": [FHIR_JSON],
-                  "software": {"name": "Regiozorg coordination"},
-                  "rest": [{"mode": "server", "resource": [
-                      {"type": "Task", "interaction": [{"code": c} for c in (
-                          "read", "vread", "history-instance", "search-type", "patch", "update")],
-                       "versioning": "versioned-update", "updateCreate": False,
-                       "searchParam": [{"name": n, "type": t} for n, t in (
-                           ("owner", "reference"), ("requester", "reference"), ("status", "token"),
-                           ("patient", "reference"), ("focus", "reference"), ("_lastUpdated", "date"),
-                           ("_count", "number"), ("_offset", "number"))]},
-                      _subscription_capabilities(),
-                      {"type": "Encounter", "interaction": [{"code": "search-type"}],
-                       "searchParam": [{"name": "patient", "type": "reference"}]}]}]})
+    return _fhir(capability_statement(request.app.state.settings.public_url))
+
+
+def capability_statement(public_url: str) -> dict[str, Any]:
+    """Coordination's CapabilityStatement: exactly the interactions, search parameters (with their modifiers and
+    prefixes) and the subscription topic it serves; `public_url` is the service's configured public address."""
+    paging = search.paging_documentation
+    return {"resourceType": "CapabilityStatement", "status": "active", "date": "2026-11-22", "kind": "instance",
+            "fhirVersion": "4.0.1", "format": [FHIR_JSON],
+            "software": {"name": "Regiozorg coordination"},
+            "implementation": {"description": "Regiozorg coordination",
+                               "url": f"{public_url}/fhir"},
+            "rest": [{"mode": "server", "resource": [
+                {"type": "Task", "interaction": [{"code": c} for c in (
+                    "read", "vread", "history-instance", "search-type", "patch", "update")],
+                 "versioning": "versioned-update", "updateCreate": False,
+                 "searchParam": [p.capability() for p in service.TASK_SEARCH.values()],
+                 "documentation": paging(default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE,
+                                         order="Most recently changed first.")},
+                _subscription_capabilities(),
+                {"type": "Encounter", "interaction": [{"code": "search-type"}],
+                 "searchParam": [p.capability() for p in service.ENCOUNTER_SEARCH.values()],
+                 "documentation": paging(default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE,
+                                         order="Earliest first.")},
+                {"type": "EpisodeOfCare", "interaction": [{"code": "search-type"}],
+                 "searchParam": [p.capability() for p in episodes.SEARCH.values()],
+                 "documentation": "With the scope coordination.write. " + paging(
+                     default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE, order="Earliest first.")},
+                audit_views.capability()]}]}
 
 
 @router.get("/Task")
-async def search_tasks(request: Request, caller: Caller = require_scope(resource="Task", action="s"),
-                       owner: str | None = None, status: str | None = None, patient: str | None = None,
-                       requester: str | None = None, focus: str | None = None,
-                       last_updated: Annotated[str | None, Query(alias="_lastUpdated")] = None,
-                       count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
-                       offset: Annotated[int, Query(alias="_offset", ge=0)] = 0) -> JSONResponse:
+async def search_tasks(request: Request, caller: Caller = require_scope(resource="Task", action="s")) -> JSONResponse:
+    wanted = search.read_request(request, service.TASK_SEARCH, default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE)
+    search.require_json(wanted)
     async with request.app.state.runtime.sessions() as session:
-        found = await service.search_tasks(session, caller=caller, owner=_owner_param(owner) if owner else None,
-                                           status=status, patient=patient, last_updated=_since(last_updated),
-                                           count=count, offset=offset, focus=focus,
-                                           requester=_owner_param(requester) if requester else None)
+        tasks, total = await service.search_tasks(session, caller=caller, request=wanted)
     await audit.for_request(request, subtype="search", entity=f"Task?{request.url.query}",
-                            patient=patient.split("|")[-1] if patient else None)
-    page = _searchset(request, found[:count])
-    if len(found) > count:
-        page_body = json.loads(page.body)
-        page_body["link"].append({"relation": "next", "url": str(request.url.include_query_params(
-            _offset=offset + count))})
-        return _fhir(page_body)
-    return page
+                            patient=_single_patient(wanted))
+    return _searchset(request, "Task", wanted, tasks, total)
 
 
 @router.get("/Task/{task_id}/_history")
@@ -268,19 +256,25 @@ async def delete_subscription(subscription_id: str, request: Request,
 
 
 @router.get("/EpisodeOfCare")
-async def search_episodes(request: Request, patient: str,
+async def search_episodes(request: Request,
                           caller: Caller = require_scope(scope="coordination.write")) -> JSONResponse:
-    pseudonym = patient.split("|")[-1]
+    wanted = search.read_request(request, episodes.SEARCH, default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE)
+    search.require_json(wanted)
     async with request.app.state.runtime.sessions() as session:
-        found = await episodes.episodes_of(session, pseudonym)
-    await audit.for_request(request, subtype="search", entity="EpisodeOfCare?patient", patient=pseudonym)
-    return _searchset(request, [episodes.episode_resource(e, request.app.state.settings.public_url) for e in found])
+        found, total = await episodes.search_episodes(session, request=wanted)
+    await audit.for_request(request, subtype="search", entity=f"EpisodeOfCare?{request.url.query}",
+                            patient=_single_patient(wanted))
+    base_url = request.app.state.settings.public_url
+    return _searchset(request, "EpisodeOfCare", wanted, [episodes.episode_resource(e, base_url) for e in found], total)
 
 
 @router.get("/Encounter")
-async def search_encounters(request: Request, patient: str,
+async def search_encounters(request: Request,
                             caller: Caller = require_scope(resource="Task", action="s")) -> JSONResponse:
+    wanted = search.read_request(request, service.ENCOUNTER_SEARCH, default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE)
+    search.require_json(wanted)
     async with request.app.state.runtime.sessions() as session:
-        found = await service.encounters_of(session, caller=caller, patient=patient)
-    await audit.for_request(request, subtype="search", entity="Encounter?patient", patient=patient.split("|")[-1])
-    return _searchset(request, found)
+        found, total = await service.search_encounters(session, caller=caller, request=wanted)
+    await audit.for_request(request, subtype="search", entity=f"Encounter?{request.url.query}",
+                            patient=_single_patient(wanted))
+    return _searchset(request, "Encounter", wanted, found, total)

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
@@ -17,24 +16,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import service
 from services.triage.domain.referral import ACCEPTED_TYPES
-from shared import audit
+from shared import audit, audit_views, search
 from shared.auth import Caller, CurrentCaller, require_scope, scope_allows
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, parse_body, to_xml
 from shared.responses import FhirJSONResponse
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 
-SEARCH_PARAMETERS = {
-    "patient": ("reference", "Patient/<id> or <id>; commas for alternatives"),
-    "status": ("token", "ServiceRequest.status; commas for alternatives"),
-    "identifier": ("token", "system|value, system| or value; commas for alternatives"),
-    "_lastUpdated": ("date", "eq (default), ne, gt, ge, lt, le prefixes; the value's precision is its range; "
-                             "repeat for a period"),
-}
 PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
-RESULT_PARAMETERS = {"_count", "_offset", "_format"}
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x1f\x7f]")
 _FORMATS = {"json": FHIR_JSON, "application/json": FHIR_JSON, FHIR_JSON: FHIR_JSON,
             "xml": FHIR_XML, "text/xml": FHIR_XML, "application/xml": FHIR_XML, FHIR_XML: FHIR_XML}
 
@@ -194,64 +184,21 @@ async def vread(resource_type: str, resource_id: str, version_id: str, request: 
     return await _read(request, media_type, caller, resource_type, resource_id, version_id)
 
 
-def _whole_number(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None:
-        return default
-    # Nine digits at most: beyond that no page exists, and a database integer could overflow.
-    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
-        raise FhirError(400, Issue("error", "value", f"{name} must be a whole number of at most nine digits", (name,)))
-    return int(raw)
-
-
 @router.get("/ServiceRequest")
 async def search_service_requests(request: Request, media_type: ResponseFormat,
                                   caller: Caller = require_scope(resource="ServiceRequest", action="s")) -> Response:
-    params = request.query_params
-    unknown = sorted(set(params) - SEARCH_PARAMETERS.keys() - RESULT_PARAMETERS)
-    if unknown:
-        supported = ", ".join([*SEARCH_PARAMETERS, *sorted(RESULT_PARAMETERS)])
-        raise FhirError(400, Issue("error", "not-supported", f"unknown search parameter {', '.join(unknown)}; "
-                                                             f"supported: {supported}", tuple(unknown)))
-    for name, value in params.multi_items():
-        if _CONTROL_CHARACTER.search(value):
-            raise FhirError(400, Issue("error", "value", f"{name} contains a control character", (name,)))
-    count = min(_whole_number(request, "_count", PAGE_SIZE), MAX_PAGE_SIZE)
-    offset = _whole_number(request, "_offset", 0)
-
-    def values(name: str) -> list[str]:
-        return [v for v in params.getlist(name) if v]  # an empty parameter is no condition
-
+    wanted = search.read_request(request, service.SERVICE_REQUEST_SEARCH, default_count=PAGE_SIZE,
+                                 max_count=MAX_PAGE_SIZE)
     async with request.app.state.runtime.sessions() as session:
-        page = await service.search_service_requests(
-            session, caller=caller, patient=values("patient"), status=values("status"),
-            identifier=values("identifier"), last_updated=values("_lastUpdated"), count=count, offset=offset,
-            treatment_window=request.app.state.settings.treatment_window)
-        patients = values("patient")
-        single = patients[0].rsplit("/", 1)[-1] if len(patients) == 1 and "," not in patients[0] else None
-        pseudonym = await service.pseudonym_of(session, single)
+        page = await service.search_service_requests(session, caller=caller, request=wanted,
+                                                     treatment_window=request.app.state.settings.treatment_window)
+        patients = wanted.values("patient")
+        pseudonym = await service.pseudonym_of(session, service.patient_key(patients[0])
+                                               if len(patients) == 1 else None)
     await audit.for_request(request, subtype="search", entity=f"ServiceRequest?{request.url.query}",
                             patient=pseudonym, purpose=audit.PURPOSE_TREATMENT, granted_by=page.grants)
-    base = _base(request)
-    bundle = {"resourceType": "Bundle", "type": "searchset", "total": page.total,
-              "link": _page_links(request, base, page.total, count, offset),
-              "entry": [{"fullUrl": f"{base}/ServiceRequest/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                        for r in page.resources]}
-    return fhir_response(bundle, media_type)
-
-
-def _page_links(request: Request, base: str, total: int, count: int, offset: int) -> list[dict[str, str]]:
-    kept = [(k, v) for k, v in request.query_params.multi_items() if k not in ("_count", "_offset")]
-
-    def url(at: int) -> str:
-        return f"{base}/ServiceRequest?{urlencode([*kept, ('_count', count), ('_offset', at)])}"
-
-    links = [{"relation": "self", "url": url(offset)}, {"relation": "first", "url": url(0)}]
-    if offset > 0:
-        links.append({"relation": "previous", "url": url(max(0, offset - count))})
-    if count and offset + count < total:
-        links.append({"relation": "next", "url": url(offset + count)})
-    return links
+    return fhir_response(search.searchset(base=_base(request), resource_type="ServiceRequest", search=wanted,
+                                          total=page.total, resources=page.resources), media_type)
 
 
 def capability_statement(base_url: str) -> dict[str, Any]:
@@ -291,13 +238,11 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                 "conditionalCreate": True,
                 "conditionalRead": "not-match",
                 "referencePolicy": ["literal", "logical", "local"],
-                "searchParam": [{"name": name, "type": kind, "documentation": text}
-                                for name, (kind, text) in SEARCH_PARAMETERS.items()],
-                "documentation": f"Search pages: _count (0 to {MAX_PAGE_SIZE}, default {PAGE_SIZE}) and _offset, "
-                                 "with self, first, previous and next links and the total; other parameters and "
-                                 "modifiers are refused with 400.",
+                "searchParam": [p.capability() for p in service.SERVICE_REQUEST_SEARCH.values()],
+                "documentation": search.paging_documentation(default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE,
+                                                             order="Newest first."),
             }, *({"type": name, **readable,
                   "documentation": "As received in a referral; readable with its own or the ServiceRequest scope"}
-                 for name in sorted(ACCEPTED_TYPES - {"ServiceRequest"}))],
+                 for name in sorted(ACCEPTED_TYPES - {"ServiceRequest"})), audit_views.capability()],
         }],
     }
