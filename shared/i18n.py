@@ -45,6 +45,8 @@ ENGLISH: dict[str, str] = {
     "Wachtwoord (minstens 12 tekens)": "Password (at least 12 characters)", "Aanmaken": "Create",
     "Taal": "Language", "Open taken": "Open Tasks", "Coördinatie is nu niet bereikbaar.":
     "Coordination cannot be reached right now.", "Geen open taken.": "No open Tasks.",
+    # The partner console (coordination) and partner accounts (triage's users page).
+    "Organisatie (alleen voor de rol partner)": "Organisation (for the partner role only)",
 }
 
 
