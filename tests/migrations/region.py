@@ -16,6 +16,7 @@ from sqlalchemy import Connection, MetaData, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import migrations
+from shared.region import DEMO_USERS
 
 DATA = Path(__file__).resolve().parent / "data"
 REGION = DATA / "region-0001.json"
@@ -96,3 +97,14 @@ def region() -> dict[str, Any]:
 
 def dumped_counts(service: str) -> dict[str, int]:
     return {name: len(content["rows"]) for name, content in region()["databases"][service].items()}
+
+
+def counts_after_start(service: str) -> dict[str, int]:
+    """The dumped rows per table once the release at head has started on them in demo mode: the same, but for
+    the demo console users this release brings that the region did not have yet (triage seeds them at start)."""
+    found = dumped_counts(service)
+    if service == "triage":
+        accounts = region()["databases"]["triage"]["console_account"]
+        known = {dict(zip(accounts["columns"], row, strict=True))["username"] for row in accounts["rows"]}
+        found["console_account"] += len({u.username for u in DEMO_USERS} - known)
+    return found
