@@ -51,7 +51,8 @@ def main() -> int:
         print()
         print("Console logins (demo):")
         for user in DEMO_USERS:
-            print(f"  {user.username:12} {user.demo_password:18}" + (f" works for {user.org.name}" if user.org else ""))
+            bound = f"partner console of {user.org.name}" if user.org else ""
+            print(f"  {user.username:12} {user.demo_password:17} {bound}".rstrip())
         print("Machine clients (demo, client_secret_basic at /oauth/token):")
         for client in DEMO_CLIENTS:
             print(f"  {client.client_id:14} {client.demo_secret:20} acts for {client.org.label}")
