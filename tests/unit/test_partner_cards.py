@@ -157,3 +157,26 @@ def test_refusals_without_the_task_in_sight_say_it_is_no_longer_theirs() -> None
     assert cards.refusal(status_code=403, current="requested", action="start", reason=None) == ("forbidden", {})
     assert cards.refusal(status_code=422, current="cancelled", action="accept", reason=None) == (
         "final", {"action": "accepteren", "status": "geannuleerd"})
+
+
+def test_a_card_knows_when_the_task_started_and_how_it_ended() -> None:
+    due = datetime(2026, 11, 22, 14, 0)  # naive UTC, as SQLite returns it
+    moved = NOW - timedelta(minutes=30)
+    started = cards.card_of({"status": "in-progress"}, task_id="t1", status="in-progress", pseudonym="p-1",
+                            due=due, order=None, patient=None, started_at=moved, now=NOW, codesystem_base=BASE)
+    assert (started.group, started.started, started.moves, started.due) == (
+        "in-progress", moved, {"complete"}, datetime(2026, 11, 22, 14, 0, tzinfo=UTC))
+    own_start = {"executionPeriod": {"start": "2026-11-22T14:05:00+01:00"}}
+    assert cards.card_of(own_start, task_id="t1", status="in-progress", pseudonym="p-1", due=due, order=None,
+                         patient=None, started_at=moved, now=NOW, codesystem_base=BASE).started == \
+        datetime(2026, 11, 22, 13, 5, tzinfo=UTC)
+    completed = {"output": [{"valueCoding": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
+                                             "code": "HH"}}]}
+    done = cards.card_of(completed, task_id="t1", status="completed", pseudonym="p-1", due=due, order=None,
+                         patient={"name": "Jan de Vries"}, started_at=None, now=NOW, codesystem_base=BASE)
+    assert (done.group, done.delivered, done.moves, done.patient) == (
+        "finished", "HH", frozenset(), cards.PatientView(name="Jan de Vries"))
+    rejected = cards.card_of({"statusReason": {"text": "geen bed vrij"}, "output": [{"valueCoding": "x"}]},
+                             task_id="t1", status="rejected", pseudonym="p-1", due=due, order=None, patient=None,
+                             started_at=None, now=NOW, codesystem_base=BASE)
+    assert (rejected.outcome, rejected.delivered) == ("geen bed vrij", None)

@@ -42,10 +42,6 @@ async def patient_for(session: AsyncSession, pseudonym: str) -> dict[str, Any] |
     return None
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 async def _cards(session: AsyncSession, user: Caller, *, codesystem_base: str, now: datetime) -> list[cards.Card]:
     """The organisation's open Tasks and those it finished in the last day, as cards with their patient."""
     records = list((await session.execute(select(TaskRecord).where(
@@ -61,23 +57,9 @@ async def _cards(session: AsyncSession, user: Caller, *, codesystem_base: str, n
         TaskTransition.task_id.in_(started_ids), TaskTransition.to_status == "in-progress")  # type: ignore[attr-defined]
         .group_by(TaskTransition.task_id))).all()) if started_ids else {}
     patients = {p: await patient_for(session, p) for p in {r.pseudonym for r in records}}
-    today = now.astimezone(cards.AMSTERDAM).date()
-    found = []
-    for record in records:
-        task = loads(record.content)
-        begun = cards.instant((task.get("executionPeriod") or {}).get("start")) or (
-            _aware(started[record.id]) if record.id in started else None)
-        delivered = next((o.get("valueCoding", {}).get("code") for o in task.get("output") or []
-                          if isinstance(o, dict)), None)
-        found.append(cards.Card(
-            task_id=record.id, status=record.status, pseudonym=record.pseudonym, due=_aware(record.due_at),
-            group=cards.group_of(record.status, record.due_at, now),
-            inputs=cards.read_task(task, order=orders.get(record.acute_request_id), codesystem_base=codesystem_base),
-            patient=cards.read_patient(patients[record.pseudonym], today=today),
-            moves=cards.console_moves(record.status), started=begun,
-            outcome=(task.get("statusReason") or {}).get("text"),
-            delivered=delivered if delivered in cards.DELIVERED_CONTACTS else None))
-    return found
+    return [cards.card_of(loads(r.content), task_id=r.id, status=r.status, pseudonym=r.pseudonym, due=r.due_at,
+                          order=orders.get(r.acute_request_id), patient=patients[r.pseudonym],
+                          started_at=started.get(r.id), now=now, codesystem_base=codesystem_base) for r in records]
 
 
 async def _context(request: Request, user: Caller) -> dict[str, Any]:

@@ -206,6 +206,25 @@ def read_patient(patient: dict[str, Any] | None, *, today: date) -> PatientView 
                        address=_address(patient.get("address")), phone=_text(patient.get("phone")))
 
 
+def card_of(task: dict[str, Any], *, task_id: str, status: str, pseudonym: str, due: datetime,
+            order: dict[str, Any] | None, patient: dict[str, Any] | None, started_at: datetime | None, now: datetime,
+            codesystem_base: str) -> Card:
+    """One Task's card: its work (`read_task`), its patient (`read_patient`), where it goes on the page, the moves
+    the owner may make, when it was started (the Task's executionPeriod.start, else the time of its move to
+    in-progress, `started_at`) and, once finished, why or which contact was delivered."""
+    delivered = next((_dict(o.get("valueCoding")).get("code") for o in _list(task.get("output"))
+                      if isinstance(o, dict)), None)
+    return Card(task_id=task_id, status=status, pseudonym=pseudonym, due=_aware(due),
+                group=group_of(status, due, now),
+                inputs=read_task(task, order=order, codesystem_base=codesystem_base),
+                patient=read_patient(patient, today=now.astimezone(AMSTERDAM).date()),
+                moves=console_moves(status),
+                started=instant(_dict(task.get("executionPeriod")).get("start")) or (
+                    _aware(started_at) if started_at else None),
+                outcome=_text(_dict(task.get("statusReason")).get("text")),
+                delivered=delivered if delivered in DELIVERED_CONTACTS else None)
+
+
 def console_moves(status: str) -> frozenset[str]:
     """The console actions the owner may take on a Task in this status: exactly the owner's moves of the
     transition function (domain/task_state.py), so the page never offers a move it would refuse."""
