@@ -45,12 +45,14 @@ def main() -> int:
         for service, label in (("triage", "Triage console"), ("coordination", "Case-manager console"),
                                ("billing_shadow", "Billing console")):
             print(f"  {label:22} {stack.url(service)}/console   (API docs: {stack.url(service)}/docs)")
+        print(f"  {'Partner console':22} {stack.url('coordination')}/console/partner")
         print(f"  Kafka bootstrap        {stack.bootstrap}")
         print(f"  Data and logs          {data_dir}")
         print()
         print("Console logins (demo):")
         for user in DEMO_USERS:
-            print(f"  {user.username:12} {user.demo_password}")
+            bound = f"partner console of {user.org.name}" if user.org else ""
+            print(f"  {user.username:12} {user.demo_password:17} {bound}".rstrip())
         print("Machine clients (demo, client_secret_basic at /oauth/token):")
         for client in DEMO_CLIENTS:
             print(f"  {client.client_id:14} {client.demo_secret:20} acts for {client.org.label}")

@@ -12,6 +12,7 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.auth import Caller
 from shared.i18n import language, translator
-from shared.region import FRONT_DOOR
+from shared.region import FRONT_DOOR, care_provider
 from shared.session import Signer, load_or_create_key
 
 ROLE_SCOPES = {
@@ -34,7 +35,11 @@ ROLE_SCOPES = {
     "casemanager": frozenset({"coordination.write"}),
     "declaratie": frozenset({"billing.read", "billing.write"}),
     "beheer": frozenset({"triage.write", "coordination.write", "billing.read", "billing.write"}),
+    # Read, search and update the Tasks of its own organisation (the partner console), nothing else.
+    "partner": frozenset({"user/Task.rus"}),
 }
+# Roles that act for one organisation of the region (the `org` claim) instead of the front door.
+ORG_ROLES = frozenset({"partner"})
 
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -114,20 +119,46 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
-def console_user(*roles: str):  # type: ignore[no-untyped-def]
-    """A dependency admitting logged-in console users with one of these roles (`beheer` may open every console)."""
+def session_claims(claims: dict[str, Any], *, role_claim: str, org_claim: str) -> dict[str, str]:
+    """The console session made from a verified id_token's claims: `sub`, `name`, `role` and, for a role bound to an
+    organisation, `org` ("system|value" of a care provider of the region). Raises HTTPException 403 when the role is
+    not a console role or a partner's organisation is missing or not in the region."""
+    role = claims.get(role_claim)
+    if role not in ROLE_SCOPES:
+        raise HTTPException(403, "this account has no console role")
+    session = {"sub": str(claims["sub"]), "role": str(role), "name": str(claims.get("name", ""))}
+    if role in ORG_ROLES:
+        org = care_provider(str(claims.get(org_claim, "")))
+        if org is None:
+            raise HTTPException(403, f"a {role} account must belong to a care provider of the region")
+        session["org"] = org.token
+    return session
+
+
+def session_caller(session: dict[str, Any]) -> Caller:
+    """Who a console session acts as: its person and role, for its organisation (the front door unless the role
+    is bound to one). Tenancy for console users is decided here, as `current_caller` does for tokens."""
+    role = session["role"]
+    org = session.get("org") if role in ORG_ROLES else FRONT_DOOR.token
+    if not org:
+        raise HTTPException(403, f"this {role} session names no organisation; log in again")
+    return Caller(subject=session["sub"], kind="user", org=org, scopes=ROLE_SCOPES[role], role=role)
+
+
+def console_user(*roles: str, admin: bool = True):  # type: ignore[no-untyped-def]
+    """A dependency admitting logged-in console users with one of these roles; `beheer` may open every console
+    unless `admin` is False (the partner console: the admin treats no patients)."""
 
     async def dependency(request: Request) -> Caller:
         auth: ConsoleAuth = request.app.state.console_auth
         session = auth.sessions.loads(request.cookies.get(auth.cookie))
-        if session is None:
+        if session is None or session.get("role") not in ROLE_SCOPES:
             if request.method == "GET":
                 raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
             raise HTTPException(401, "log in to use the console")
-        caller = Caller(subject=session["sub"], kind="user", org=FRONT_DOOR.token, scopes=ROLE_SCOPES[session["role"]],
-                        role=session["role"])
+        caller = session_caller(session)
         request.state.caller = caller
-        if caller.role not in roles and caller.role != "beheer":
+        if caller.role not in roles and not (admin and caller.role == "beheer"):
             raise HTTPException(403, f"the role {caller.role} cannot open this console")
         return caller
 
@@ -188,11 +219,8 @@ async def callback(request: Request, code: str = "", state: str = "") -> Respons
         raise HTTPException(400, "the login service's answer could not be verified") from exc
     hours = settings.console_session_hours
     response = RedirectResponse(pending["next"], status_code=303)
-    role = claims.get(settings.oidc_role_claim)
-    if role not in ROLE_SCOPES:
-        raise HTTPException(403, "this account has no console role")
-    response.set_cookie(auth.cookie, auth.sessions.dumps({"sub": claims["sub"], "role": role,
-                                                          "name": claims.get("name", "")}, max_age=hours * 3600),
+    session = session_claims(claims, role_claim=settings.oidc_role_claim, org_claim=settings.oidc_org_claim)
+    response.set_cookie(auth.cookie, auth.sessions.dumps(session, max_age=hours * 3600),
                         httponly=True, samesite="lax", secure=auth.secure(request), max_age=hours * 3600)
     response.delete_cookie(auth.state_cookie, path="/console")
     return response

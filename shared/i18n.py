@@ -45,6 +45,46 @@ ENGLISH: dict[str, str] = {
     "Wachtwoord (minstens 12 tekens)": "Password (at least 12 characters)", "Aanmaken": "Create",
     "Taal": "Language", "Open taken": "Open Tasks", "Coördinatie is nu niet bereikbaar.":
     "Coordination cannot be reached right now.", "Geen open taken.": "No open Tasks.",
+    # The partner console (coordination) and partner accounts (triage's users page).
+    "Organisatie (alleen voor de rol partner)": "Organisation (for the partner role only)",
+    "Taken": "Tasks", "Er is iets veranderd: lijst verversen": "Something changed: refresh the list",
+    "Te laat": "Overdue", "Nieuw": "New", "Geaccepteerd": "Accepted", "Bezig": "In progress",
+    "Geen nieuwe taken.": "No new Tasks.", "Geen geaccepteerde taken.": "No accepted Tasks.",
+    "Geen taken onderweg.": "No Tasks in progress.", "Afgehandeld (laatste 24 uur)": "Finished (last 24 hours)",
+    "Taak": "Task", "te laat": "overdue", "jaar": "years", "Adres": "Address", "Telefoon": "Phone",
+    "Naam en adres zijn bij coördinatie niet bekend.": "Coordination does not know the name and address.",
+    "Triagenotitie": "Triage note", "Verwijzer": "Referrer", "Gestart": "Started", "Geleverd": "Delivered",
+    "Reden": "Reason", "Accepteren": "Accept", "Starten": "Start", "Afronden": "Complete", "Afwijzen": "Reject",
+    "Geleverd contact": "Delivered contact", "Begin": "Start", "Einde (leeg = nu)": "End (empty = now)",
+    "Contact vastleggen en afronden": "Record the contact and complete", "Reden (verplicht)": "Reason (required)",
+    "Taak afwijzen": "Reject the Task",
+    "nieuw": "new", "geaccepteerd": "accepted", "bezig": "in progress",
+    "gepauzeerd": "on hold", "afgerond": "completed", "afgewezen": "rejected", "geannuleerd": "cancelled",
+    "mislukt": "failed", "concept": "draft", "klaar": "ready", "foutief ingevoerd": "entered in error",
+    "accepteren": "accepting", "afwijzen": "rejecting", "starten": "starting", "afronden": "completing",
+    "man": "male", "vrouw": "female", "anders": "other", "geslacht onbekend": "gender unknown",
+    "Op afstand (VR)": "Remote (VR)", "Aan huis (HH)": "At home (HH)", "Op locatie (AMB)": "On site (AMB)",
+    "Taak geaccepteerd.": "Task accepted.", "Taak afgewezen.": "Task rejected.", "Taak gestart.": "Task started.",
+    "Taak afgerond, het contact is vastgelegd.": "Task completed, the contact is recorded.",
+    "Deze taak is niet (meer) van uw organisatie.": "This Task is not (or no longer) your organisation's.",
+    "Alleen de uitvoerende organisatie mag deze taak wijzigen.": "Only the performing organisation may change "
+    "this Task.",
+    "Deze taak is al {status}.": "This Task is already {status}.",
+    "Deze taak is al {status} en verandert niet meer: {action} kan niet.": "This Task is already {status} and "
+    "no longer changes: {action} it is not possible.",
+    "Deze taak is {status}: {action} kan nu niet.": "This Task is {status}: {action} it is not possible now.",
+    "Geef een reden om de taak af te wijzen.": "Give a reason to reject the Task.",
+    "Kies het geleverde contact: op afstand, aan huis of op locatie.": "Choose the delivered contact: remote, at "
+    "home or on site.",
+    "Begin en einde zijn geen geldige tijden (dag en tijd).": "Start and end are not valid times (day and time).",
+    "Het einde van het contact ligt vóór het begin.": "The contact ends before it starts.",
+    "Het contact kan niet in de toekomst beginnen of eindigen.": "The contact cannot start or end in the future.",
+    "De actie is geweigerd, er is niets veranderd: {detail}": "The action was refused, nothing changed: {detail}",
+    # Follow-up actions (triage's disposition displays, as a Task's code carries them).
+    "Advies op afstand": "Remote advice", "Visite aan huis": "Home visit", "Consult op de post": "Consult at the post",
+    "Wijkverpleging": "Community nursing", "Eigen huisarts volgende werkdag": "Own GP next working day",
+    "Verwijzing ziekenhuis": "Hospital referral", "Plaatsing via transferpunt": "Placement via the transfer point",
+    "Ambulance": "Ambulance",
 }
 
 

@@ -46,6 +46,13 @@ def organisation(system: str, value: str) -> Organisation | None:
     return next((o for o in ORGANISATIONS if o.system == system and o.value == value), None)
 
 
+def care_provider(token: str | None) -> Organisation | None:
+    """The region's care provider (any organisation but an insurer) with this "system|value" token, else None."""
+    system, _, value = (token or "").partition("|")
+    found = organisation(system, value)
+    return found if found is not None and found.kind != "insurer" else None
+
+
 @dataclass(frozen=True)
 class Client:
     client_id: str
@@ -78,8 +85,9 @@ DEMO_CLIENTS: tuple[Client, ...] = (
 class ConsoleUser:
     username: str
     demo_password: str
-    role: str  # triagist | casemanager | declaratie | beheer
+    role: str  # triagist | casemanager | declaratie | beheer | partner
     display_name: str
+    org: Organisation | None = None  # a partner works the Tasks of this organisation, and only those
 
 
 DEMO_USERS: tuple[ConsoleUser, ...] = (
@@ -87,4 +95,7 @@ DEMO_USERS: tuple[ConsoleUser, ...] = (
     ConsoleUser("casemanager", "demo-casemanager", "casemanager", "Casemanager (demo)"),
     ConsoleUser("declaratie", "demo-declaratie", "declaratie", "Declaratiemedewerker (demo)"),
     ConsoleUser("beheer", "demo-beheer", "beheer", "Beheerder (demo)"),
+    ConsoleUser("wijk-oost", "demo-wijk-oost", "partner", "Wijkverpleging Oost (demo)", _org("90000020")),
+    ConsoleUser("rtp", "demo-rtp", "partner", "Regionaal Transferpunt (demo)", _org("90000030")),
+    ConsoleUser("zuidrand", "demo-zuidrand", "partner", "Ziekenhuis Zuidrand (demo)", _org("90000010")),
 )

@@ -46,6 +46,8 @@ class ServiceSettings(BaseSettings):
     oidc_token_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_TOKEN_ENDPOINT")
     oidc_logout_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_LOGOUT_ENDPOINT")
     oidc_role_claim: str = Field("role", validation_alias="REGIOZORG_OIDC_ROLE_CLAIM")
+    # ... and, for a partner-console user, the organisation it works for ("system|value") in this claim.
+    oidc_org_claim: str = Field("org", validation_alias="REGIOZORG_OIDC_ORG_CLAIM")
 
     @property
     def demo(self) -> bool:

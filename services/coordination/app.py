@@ -1,4 +1,4 @@
-"""The coordination service process: Tasks across organisations and the case manager's console."""
+"""The coordination service process: Tasks across organisations, the case manager's and the partner console."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import FastAPI
 
 from services.coordination import episodes, notifications, service
 from services.coordination.api import fhir, work
-from services.coordination.console import views
+from services.coordination.console import partner, views
 from services.coordination.settings import CoordinationSettings
 from shared.bus.topics import REFERRAL_RECEIVED, TRIAGE_COMPLETED
 from shared.logs import configure_logging
@@ -41,4 +41,4 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
 
     runtime.background += [deliver_notifications, check_deadlines]
     return service_app(title="Regiozorg coordination", runtime=runtime, service_dir=Path(__file__).parent,
-                       routers=[fhir.router, work.router, views.router])
+                       routers=[fhir.router, work.router, views.router, partner.router])

@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage.models import AuthorizationCode, ConsoleAccount, LoginFailure
 from shared.auth import SigningKeys, hash_secret, verify_secret
-from shared.region import DEMO_USERS
+from shared.console import ORG_ROLES, ROLE_SCOPES
+from shared.region import DEMO_USERS, care_provider
 
-ROLES = ("triagist", "casemanager", "declaratie", "beheer")
+ROLES = tuple(ROLE_SCOPES)  # triagist, casemanager, declaratie, beheer, partner (bound to an organisation)
 MAX_FAILURES = 5
 LOCKOUT = timedelta(minutes=15)
 CODE_LIFETIME = timedelta(seconds=60)
@@ -56,13 +57,23 @@ async def seed_demo_accounts(session: AsyncSession) -> None:
     for user in DEMO_USERS:
         if await session.get(ConsoleAccount, user.username) is None:
             session.add(ConsoleAccount(username=user.username, display_name=user.display_name, role=user.role,
+                                       org=user.org.token if user.org else None,
                                        password_hash=hash_secret(user.demo_password), created_by="demo"))
 
 
 async def create_account(session: AsyncSession, *, username: str, display_name: str, role: str, password: str,
-                         created_by: str) -> ConsoleAccount:
+                         created_by: str, org: str | None = None) -> ConsoleAccount:
+    """A new console account; raises ValueError (shown to the admin) when a rule is broken.
+
+    `org` ("system|value") is required for a partner and must be a care provider of the region (shared/region.py),
+    and is refused for every other role: those act for the front door.
+    """
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    if role in ORG_ROLES and care_provider(org) is None:
+        raise ValueError(f"a {role} account belongs to one care provider of the region: choose its organisation")
+    if role not in ORG_ROLES and org:
+        raise ValueError(f"a {role} account acts for the front door and belongs to no other organisation")
     if not username.isascii() or not username.replace(".", "").replace("-", "").isalnum() or len(username) > 60:
         raise ValueError("a username is letters, digits, dots and dashes")
     if len(password) < 12:
@@ -70,7 +81,8 @@ async def create_account(session: AsyncSession, *, username: str, display_name: 
     if await session.get(ConsoleAccount, username) is not None:
         raise ValueError(f"the username {username} is taken")
     account = ConsoleAccount(username=username, display_name=display_name, role=role,
-                             password_hash=hash_secret(password), created_by=created_by)
+                             org=org if role in ORG_ROLES else None, password_hash=hash_secret(password),
+                             created_by=created_by)
     session.add(account)
     return account
 
@@ -139,9 +151,13 @@ async def redeem_code(session: AsyncSession, *, code: str, client_id: str, redir
 
 
 def id_token(*, keys: SigningKeys, issuer: str, client_id: str, account: ConsoleAccount, nonce: str | None) -> str:
+    """The OpenID Connect id_token of a console login: the person (`sub`, `name`), the console `role` and, for an
+    account bound to an organisation, that organisation as `org` ("system|value", as in access tokens)."""
     now = int(time.time())
     claims = {"iss": issuer, "sub": account.username, "aud": client_id, "iat": now, "exp": now + ID_TOKEN_SECONDS,
               "jti": uuid.uuid4().hex, "name": account.display_name, "role": account.role}
+    if account.org:
+        claims["org"] = account.org
     if nonce:
         claims["nonce"] = nonce
     key = keys.current

@@ -181,7 +181,9 @@ class ConsoleAccount(SQLModel, table=True):
 
     username: str = Field(primary_key=True, max_length=60)
     display_name: str = Field(max_length=200)
-    role: str = Field(max_length=20)  # triagist | casemanager | declaratie | beheer
+    role: str = Field(max_length=20)  # triagist | casemanager | declaratie | beheer | partner
+    # A partner account works one organisation's Tasks ("system|value"); the other roles act for the front door.
+    org: str | None = Field(default=None, max_length=120)
     password_hash: str = Field(max_length=200)
     created_by: str = Field(max_length=60)
     created_at: datetime = Field(default_factory=_now)

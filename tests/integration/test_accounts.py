@@ -1,4 +1,5 @@
-"""Console accounts: lockout after repeated failures, and single-use authorization codes bound by PKCE."""
+"""Console accounts: lockout after repeated failures, single-use authorization codes bound by PKCE, and partner
+accounts bound to one organisation of the region, whose console session acts for that organisation."""
 
 from __future__ import annotations
 
@@ -8,11 +9,16 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from fastapi import HTTPException
+from joserfc import jwt
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.triage import accounts
 from shared import migrations
+from shared.auth import Caller, SigningKeys
+from shared.console import session_caller, session_claims
 from shared.db import make_engine, session_factory
+from shared.region import FRONT_DOOR
 
 pytestmark = pytest.mark.integration
 CLIENTS = accounts.console_clients({"triage": "http://t", "coordination": "http://c", "billing_shadow": "http://b"})
@@ -92,3 +98,52 @@ async def test_code_is_single_use_and_bound_to_client_redirect_and_verifier(sess
                                ({"redirect_uri": "http://evil/console/callback"}, "another")):
         with pytest.raises(accounts.CodeRefused, match=message):
             await redeem(await new_code(), **overrides)
+
+
+RTP = "http://fhir.nl/fhir/NamingSystem/ura|90000030"
+
+
+@pytest.mark.parametrize(("role", "org", "refusal"), [
+    ("partner", None, "choose its organisation"),
+    ("partner", "http://fhir.nl/fhir/NamingSystem/uzovi|9001", "choose its organisation"),  # an insurer treats no one
+    ("partner", "http://fhir.nl/fhir/NamingSystem/ura|12345678", "choose its organisation"),  # not in the region
+    ("casemanager", RTP, "acts for the front door")])
+async def test_only_a_partner_belongs_to_an_organisation_and_only_to_a_care_provider_of_the_region(
+        sessions, role: str, org: str | None, refusal: str) -> None:
+    async with sessions() as session:
+        with pytest.raises(ValueError, match=refusal):
+            await accounts.create_account(session, username="rtp.de.wit", display_name="R. de Wit", role=role,
+                                          org=org, password="a long enough password", created_by="beheer")
+
+
+async def test_a_partner_account_logs_in_as_its_organisation(sessions, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    async with sessions() as session, session.begin():
+        await accounts.create_account(session, username="rtp.de.wit", display_name="R. de Wit", role="partner",
+                                      org=RTP, password="a long enough password", created_by="beheer")
+    async with sessions() as session, session.begin():
+        outcome = await accounts.authenticate(session, username="rtp.de.wit", password="a long enough password")
+        assert outcome.account is not None
+        code = await accounts.issue_code(session, client=CLIENTS["console-coordination"], username="rtp.de.wit",
+                                         code_challenge=challenge("v" * 50), nonce="n1")
+    async with sessions() as session, session.begin():
+        account, nonce = await accounts.redeem_code(session, code=code, client_id="console-coordination",
+                                                    redirect_uri="http://c/console/callback", code_verifier="v" * 50)
+    keys = SigningKeys(tmp_path / "signing")
+    token = accounts.id_token(keys=keys, issuer="http://t", client_id="console-coordination", account=account,
+                              nonce=nonce)
+    claims = jwt.decode(token, keys.key_set()).claims
+    assert (claims["role"], claims["org"]) == ("partner", RTP)
+    caller = session_caller(session_claims(claims, role_claim="role", org_claim="org"))
+    assert caller == Caller(subject="rtp.de.wit", kind="user", org=RTP, scopes=frozenset({"user/Task.rus"}),
+                            role="partner")
+    nurse = session_caller(session_claims({"sub": "nurse.jansen", "role": "triagist", "org": RTP},
+                                          role_claim="role", org_claim="org"))
+    assert nurse.org == FRONT_DOOR.token  # only a partner role is bound to an organisation, whatever a token says
+
+
+@pytest.mark.parametrize("org", [None, "", "http://fhir.nl/fhir/NamingSystem/uzovi|9002", "URA 90000030"])
+def test_a_partner_login_without_a_care_provider_of_the_region_is_refused(org: str | None) -> None:
+    claims = {"sub": "someone", "role": "partner", **({"org": org} if org is not None else {})}
+    with pytest.raises(HTTPException) as refused:
+        session_claims(claims, role_claim="role", org_claim="org")
+    assert refused.value.status_code == 403

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, MetaData, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared import migrations
+from shared.region import DEMO_USERS
 
 DATA = Path(__file__).resolve().parent / "data"
 REGION = DATA / "region-0001.json"
@@ -111,9 +112,13 @@ def counts_at_head(service: str) -> dict[str, int]:
 def counts_when_served(service: str) -> dict[str, int]:
     """Rows per table of the migrated region once its services ran on a new broker, before anything was asked of
     them: coordination publishes its outbox again, and triage, which consumes `task-changed` since 0002, keeps
-    each version of the region's one Task (one processed event each) and the one grant of its one owner."""
+    each version of the region's one Task (one processed event each) and the one grant of its one owner; triage
+    seeds the demo console users this release brings that the region did not have yet."""
     counts = counts_at_head(service)
     if service == "triage":
+        accounts = region()["databases"]["triage"]["console_account"]
+        known = {dict(zip(accounts["columns"], row, strict=True))["username"] for row in accounts["rows"]}
+        counts["console_account"] += len({u.username for u in DEMO_USERS} - known)
         outbox = region()["databases"]["coordination"]["outbox"]
         topic = outbox["columns"].index("topic")
         versions = sum(1 for row in outbox["rows"] if row[topic] == "regiozorg.coordination.task-changed.v1")

@@ -1,20 +1,35 @@
-"""Every label the triage console shows in Dutch has an English translation (the console's `?lang=en`)."""
+"""Every label the translated consoles show in Dutch has an English translation (`?lang=en`): the triage console,
+the partner console on coordination, and the labels the partner console builds in Python."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from services.coordination.console import partner, partner_cards
+from services.triage.domain.rules import DISPOSITIONS
 from shared.i18n import ENGLISH, translator
 
-TEMPLATES = [*Path("services/triage/console/templates").glob("*.html"), Path("shared/templates/base.html")]
+TEMPLATES = [*Path("services/triage/console/templates").glob("*.html"),
+             *Path("services/coordination/console/templates").glob("*.html"), Path("shared/templates/base.html")]
 LABEL = re.compile(r"""\bt\(["']([^"']+)["']\)""")
+PLACEHOLDER = re.compile(r"\{\w+\}")
 
 
 def test_every_translated_label_has_an_english_text() -> None:
     labels = {label for path in TEMPLATES for label in LABEL.findall(path.read_text())}
-    assert len(labels) > 40
+    assert len(labels) > 70
+    assert {"Triagenotitie", "Contact vastleggen en afronden", "Werklijst"} <= labels
     assert sorted(labels - ENGLISH.keys()) == []
+
+
+def test_the_partner_consoles_own_labels_and_messages_have_english_with_the_same_placeholders() -> None:
+    texts = [*partner_cards.STATUS_LABELS.values(), *partner_cards.ACTION_LABELS.values(),
+             *partner_cards.GENDER_LABELS.values(), *partner_cards.CONTACT_LABELS.values(),
+             *partner_cards.REFUSALS.values(), *partner.DONE.values(), *DISPOSITIONS.values()]
+    assert sorted(set(texts) - ENGLISH.keys()) == []
+    for text in texts:
+        assert sorted(PLACEHOLDER.findall(ENGLISH[text])) == sorted(PLACEHOLDER.findall(text)), text
 
 
 def test_dutch_is_the_default_and_english_is_chosen_explicitly() -> None:

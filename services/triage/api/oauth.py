@@ -80,7 +80,8 @@ async def token(request: Request, grant_type: Annotated[str, Form()] = "",
 
 async def _console_login(request: Request, *, code: str, redirect_uri: str, client_id: str,
                          code_verifier: str) -> JSONResponse:
-    """The console exchanges its code (public client, PKCE) for an id_token naming the person and role."""
+    """The console exchanges its code (public client, PKCE) for an id_token naming the person, role and, for a
+    partner, organisation; the access token acts for that organisation (the front door for the other roles)."""
     state = request.app.state
     if client_id not in accounts.console_clients(state.settings.public_urls):
         return _oauth_error(401, "invalid_client", "unknown console client")
@@ -92,7 +93,8 @@ async def _console_login(request: Request, *, code: str, redirect_uri: str, clie
         return _oauth_error(400, "invalid_grant", str(exc))
     scopes = tuple(sorted(ROLE_SCOPES[account.role]))
     return JSONResponse({
-        "access_token": state.issuer.issue(client_id=account.username, org=FRONT_DOOR.token, scopes=scopes),
+        "access_token": state.issuer.issue(client_id=account.username, org=account.org or FRONT_DOOR.token,
+                                           scopes=scopes),
         "id_token": accounts.id_token(keys=state.signing_keys, issuer=state.settings.issuer, client_id=client_id,
                                       account=account, nonce=nonce),
         "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "scope": " ".join(scopes)},

@@ -101,7 +101,7 @@ async def login(request: Request, username: Annotated[str, Form(max_length=60)],
                                description=outcome.refusal)
         return _login_page(request, params, error=outcome.refusal, status=401)
     await audit.record_now(request.app.state.runtime.sessions, service="triage",
-                           caller=Caller(subject=account.username, kind="user", org=FRONT_DOOR.token,
+                           caller=Caller(subject=account.username, kind="user", org=account.org or FRONT_DOOR.token,
                                          scopes=frozenset(), role=account.role),
                            subtype="login", entity="console login", purpose=audit.PURPOSE_OPERATIONS)
     response = await _redirect_with_code(request, checked, account.username, params)

@@ -25,6 +25,7 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 Nurse = Annotated[Caller, console_user("triagist")]
 Admin = Annotated[Caller, console_user("beheer")]
 CHANNELS = ("referral", "phone", "walk-in")
+PROVIDERS = [o for o in ORGANISATIONS if o.kind != "insurer"]  # whom a partner-console account may work for
 
 
 def _aware(m: datetime | None) -> datetime | None:
@@ -249,21 +250,24 @@ async def _users(request: Request, user: Caller, *, error: str | None, status: i
     async with request.app.state.runtime.sessions() as session:
         rows = await accounts.accounts(session)
     return request.app.state.templates.TemplateResponse(request, "users.html", {
-        "user": user, "accounts": rows, "roles": accounts.ROLES, "error": error,
+        "user": user, "accounts": rows, "roles": accounts.ROLES, "error": error, "providers": PROVIDERS,
+        "org_names": {o.token: f"{o.name} ({o.label})" for o in PROVIDERS},
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=status)
 
 
 @router.post("/users")
 async def create_user(request: Request, user: Admin, username: Annotated[str, Form(max_length=60)],
                       display_name: Annotated[str, Form(max_length=200)], role: Annotated[str, Form()],
-                      password: Annotated[str, Form(max_length=200)], csrf_token: Annotated[str, Form()]) -> Response:
+                      password: Annotated[str, Form(max_length=200)], csrf_token: Annotated[str, Form()],
+                      org: Annotated[str, Form(max_length=120)] = "") -> Response:
     request.app.state.console_auth.check_csrf(request, csrf_token)
     try:
         async with request.app.state.runtime.sessions() as session, session.begin():
             await accounts.create_account(session, username=username, display_name=display_name, role=role,
-                                          password=password, created_by=user.subject)
+                                          password=password, created_by=user.subject, org=org or None)
+            bound = f" for {org}" if org else ""
             await audit.record(session, service="triage", caller=user, subtype="create",
-                               entity=f"console account {username} ({role})", purpose=audit.PURPOSE_OPERATIONS)
+                               entity=f"console account {username} ({role}{bound})", purpose=audit.PURPOSE_OPERATIONS)
     except ValueError as exc:
         return await _users(request, user, error=str(exc), status=422)
     return RedirectResponse("/console/users", status_code=303)
