@@ -45,6 +45,9 @@ ENGLISH: dict[str, str] = {
     "Wachtwoord (minstens 12 tekens)": "Password (at least 12 characters)", "Aanmaken": "Create",
     "Taal": "Language", "Open taken": "Open Tasks", "Coördinatie is nu niet bereikbaar.":
     "Coordination cannot be reached right now.", "Geen open taken.": "No open Tasks.",
+    "Wie belt": "Caller", "patiënt zelf": "the patient", "naaste": "relative", "mantelzorger": "carer",
+    "zorgverlener": "professional", "Terugbelnummer": "Callback number", "Adres": "Address",
+    "Postcode": "Postal code", "Woonplaats": "City",
 }
 
 

@@ -15,3 +15,8 @@ class CoordinationSettings(ServiceSettings):
     notify_base_seconds: float = Field(1.0, validation_alias="COORDINATION_NOTIFY_BASE_SECONDS")
     notify_max_backoff_seconds: float = Field(3600, validation_alias="COORDINATION_NOTIFY_MAX_BACKOFF_SECONDS")
     notify_give_up_seconds: float = Field(24 * 3600, validation_alias="COORDINATION_NOTIFY_GIVE_UP_SECONDS")
+
+    @property
+    def front_door_fhir_base(self) -> str:
+        """The front door's FHIR base as partners reach it: Task.for and Task.focus are absolute URLs on it."""
+        return f"{self.triage_public_url.rstrip('/')}/fhir"

@@ -28,12 +28,20 @@ from aiokafka import AIOKafkaProducer
 from infra.ops import read_dead_letters
 from infra.stack import Stack
 from shared.bus.envelope import Event
-from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, REFERRAL_RECEIVED, TRIAGE_COMPLETED, dlq
+from shared.bus.topics import (
+    ACUTE_REQUEST_CLOSED,
+    CONTACT_DELIVERED,
+    PATIENT_CHANGED,
+    REFERRAL_RECEIVED,
+    TRIAGE_COMPLETED,
+    dlq,
+)
 from tests.bench.load import Driver, Journey
 
 # Who consumes what (the subscriptions in services/*/app.py): each must dead-letter a poison record.
 CONSUMERS: dict[str, set[str]] = {
     REFERRAL_RECEIVED: {"coordination.referral-received"},
+    PATIENT_CHANGED: {"coordination.patient-changed"},
     TRIAGE_COMPLETED: {"coordination.triage-completed", "billing_shadow.triage-completed"},
     CONTACT_DELIVERED: {"billing_shadow.contact-delivered"},
     ACUTE_REQUEST_CLOSED: {"billing_shadow.acute-request-closed", "triage.acute-request-closed"},

@@ -23,11 +23,22 @@ def _fhir(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] 
     return FhirJSONResponse(body, status_code=status_code, headers=headers)
 
 
-def _searchset(request: Request, resources: list[dict[str, Any]]) -> JSONResponse:
+def _searchset(request: Request, resources: list[dict[str, Any]],
+               included: list[tuple[dict[str, Any], str]] | None = None) -> JSONResponse:
+    """A searchset of the matches, then the included resources (each with its absolute fullUrl)."""
     return _fhir({"resourceType": "Bundle", "type": "searchset", "total": len(resources),
                   "link": [{"relation": "self", "url": str(request.url)}],
                   "entry": [{"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                            for r in resources]})
+                            for r in resources]
+                  + [{"fullUrl": url, "resource": r, "search": {"mode": "include"}} for r, url in included or []]})
+
+
+def _includes(values: list[str] | None) -> set[str]:
+    unknown = [v for v in values or [] if v not in service.INCLUDES]
+    if unknown:
+        raise FhirError(400, Issue("error", "not-supported", f"_include {unknown[0]!r} is not supported; supported: "
+                                                             f"{', '.join(service.INCLUDES)}", ("_include",)))
+    return set(values or [])
 
 
 def _owner_param(value: str) -> str:
@@ -58,8 +69,15 @@ async def metadata(request: Request) -> JSONResponse:
                       {"type": "Task", "interaction": [{"code": c} for c in (
                           "read", "vread", "history-instance", "search-type", "patch", "update")],
                        "versioning": "versioned-update", "updateCreate": False,
+                       "searchInclude": list(service.INCLUDES),
+                       "documentation": "`_include=Task:patient` and `_include=Task:focus` are answered by "
+                                        "coordination from what it holds, for the Tasks the caller may see (owner, "
+                                        "requester, case manager): the Patient as the front door last sent it "
+                                        "(fullUrl on the front door's FHIR base), and the focus ServiceRequest as "
+                                        "far as the routing order tells it (tagged SUBSETTED; the front door holds "
+                                        "the whole). Every included resource is an audited read.",
                        "searchParam": [{"name": n, "type": t} for n, t in (
-                           ("owner", "reference"), ("requester", "reference"), ("status", "token"),
+                           ("_id", "token"), ("owner", "reference"), ("requester", "reference"), ("status", "token"),
                            ("patient", "reference"), ("focus", "reference"), ("_lastUpdated", "date"),
                            ("_count", "number"), ("_offset", "number"))]},
                       {"type": "Subscription", "interaction": [{"code": c} for c in ("create", "read", "delete")]},
@@ -71,17 +89,26 @@ async def metadata(request: Request) -> JSONResponse:
 async def search_tasks(request: Request, caller: Caller = require_scope(resource="Task", action="s"),
                        owner: str | None = None, status: str | None = None, patient: str | None = None,
                        requester: str | None = None, focus: str | None = None,
+                       ids: Annotated[str | None, Query(alias="_id", max_length=2000)] = None,
+                       include: Annotated[list[str] | None, Query(alias="_include")] = None,
                        last_updated: Annotated[str | None, Query(alias="_lastUpdated")] = None,
                        count: Annotated[int, Query(alias="_count", ge=1, le=500)] = 50,
                        offset: Annotated[int, Query(alias="_offset", ge=0)] = 0) -> JSONResponse:
+    includes = _includes(include)
     async with request.app.state.runtime.sessions() as session:
         found = await service.search_tasks(session, caller=caller, owner=_owner_param(owner) if owner else None,
                                            status=status, patient=patient, last_updated=_since(last_updated),
-                                           count=count, offset=offset, focus=focus,
+                                           count=count, offset=offset, focus=focus, ids=ids,
                                            requester=_owner_param(requester) if requester else None)
+        extra = await service.included(session, caller=caller, tasks=found[:count], include=includes,
+                                       front_door_fhir_base=request.app.state.settings.front_door_fhir_base) \
+            if includes else []
     await audit.for_request(request, subtype="search", entity=f"Task?{request.url.query}",
                             patient=patient.split("|")[-1] if patient else None)
-    page = _searchset(request, found[:count])
+    for resource, _url, pseudonym, task_id in extra:
+        await audit.for_request(request, subtype="read", patient=pseudonym,
+                                entity=f"{resource['resourceType']}/{resource['id']} (_include of Task/{task_id})")
+    page = _searchset(request, found[:count], [(resource, url) for resource, url, *_ in extra])
     if len(found) > count:
         page_body = json.loads(page.body)
         page_body["link"].append({"relation": "next", "url": str(request.url.include_query_params(
