@@ -151,6 +151,10 @@ def test_the_owner_reads_what_to_do_and_for_whom_and_a_stranger_gets_nothing(sta
     assert "Yılmaz" not in stranger.text and "06-11223344" not in stranger.text
     unknown = httpx.get(f"{coordination}/fhir/Task", params={"_include": "Task:owner"}, headers=wijk.headers())
     assert unknown.status_code == 400 and unknown.json()["issue"][0]["expression"] == ["_include"]
+    stated = next(r for r in httpx.get(f"{coordination}/fhir/metadata").json()["rest"][0]["resource"]
+                  if r["type"] == "Task")
+    assert stated["searchInclude"] == ["Task:patient", "Task:focus"] and "_id" in [p["name"] for p in
+                                                                                  stated["searchParam"]]
 
     audit = httpx.get(f"{coordination}/fhir/AuditEvent", headers=ops.headers(),
                       params={"patient": task["for"]["identifier"]["value"], "_count": "200"}).json()
