@@ -119,11 +119,16 @@ class ApiClient:
         return self.patch_task(task_id, completion_patch(contact=contact, start=start, end=end))
 
     def record_contact(self, *, channel: str, bsn: str | None, name: str, birth_date: str | None,
-                       uzovi: str | None, complaint: str, caller: str = "patient") -> httpx.Response:
-        """A phone call or walk-in at the front door (`POST /api/v1/requests`, scope triage.write); the answer
-        holds the acute request and whether the contact was linked to an open one."""
-        body = {"channel": channel, "patient": {"bsn": bsn, "name": name, "birth_date": birth_date},
-                "uzovi": uzovi, "complaint": complaint, "caller": caller}
+                       uzovi: str | None, complaint: str, caller: str = "patient", callback_phone: str | None = None,
+                       address: tuple[str, str, str] | None = None) -> httpx.Response:
+        """A phone call or walk-in at the front door (`POST /api/v1/requests`, scope triage.write), with the
+        number to call back and the patient's home address (street and number, postal code, city) when known;
+        the answer holds the acute request and whether the contact was linked to an open one."""
+        body: dict[str, Any] = {"channel": channel, "patient": {"bsn": bsn, "name": name, "birth_date": birth_date},
+                                "uzovi": uzovi, "complaint": complaint, "caller": caller,
+                                "callback_phone": callback_phone}
+        if address:
+            body["address"] = dict(zip(("line", "postal_code", "city"), address, strict=True))
         return self.http.post(f"{self.triage}/api/v1/requests", json=body, headers=self.headers())
 
     def prestations(self) -> list[dict[str, Any]]:

@@ -205,6 +205,21 @@ def _name(patient: DemoPatient) -> str:
     return f"{patient.given} {patient.family}"
 
 
+STREETS = ("Dorpsstraat", "Kerkstraat", "Molenweg", "Schoolstraat", "Lindelaan", "Stationsweg", "Beukenlaan",
+           "Havenkade", "Julianastraat", "Brink")
+
+
+def home_of(number: int) -> tuple[str, str, str]:
+    """A fictional home address for the demo case with this number: street and number, postal code, city."""
+    return (f"{STREETS[number % len(STREETS)]} {number + 1}", f"{1230 + number // len(STREETS)} "
+            f"{'ABCDEFGH'[number % 8]}{'KLMN'[number % 4]}", "Oostdorp")
+
+
+def phone_of(number: int) -> str:
+    """A fictional mobile number for the demo case with this number (the caller's, when a relative called)."""
+    return f"06-{20_000_000 + 7919 * number:08d}"
+
+
 def load_demo_region(stack: Stack, *, cases: tuple[DemoCase, ...] = CASES, progress: Callable[[str], None] = print,
                      timeout: float = 60) -> list[Loaded]:
     """Work the demo shift through the running stack's public APIs: post every case's first contact, link the
@@ -273,7 +288,8 @@ def _first_contact(case: DemoCase, number: int, ops: ApiClient, client: Callable
             requester_agb=org.value if org.system == AGB_SYSTEM else None,
             requester_ura=org.value if org.system == URA_SYSTEM else None,
             priority=REFERRAL_PRIORITY.get(case.urgency or "", "urgent"), referral_id=f"demo-{number}",
-            bundle_id=f"demo-b{number}", open_dbc=case.open_dbc, authored_on=datetime.now(UTC).isoformat())
+            bundle_id=f"demo-b{number}", open_dbc=case.open_dbc, authored_on=datetime.now(UTC).isoformat(),
+            address=home_of(number), phone=phone_of(number))
         response = _checked(partner.post_referral(bundle), f"referral of {_name(patient)} by {case.via}")
         service_request = service_request_of(response.json())
         item = next((i for i in ops.worklist("open") if i["service_request"] == service_request), None)
@@ -283,7 +299,8 @@ def _first_contact(case: DemoCase, number: int, ops: ApiClient, client: Callable
     else:
         response = _checked(ops.record_contact(channel=case.channel, bsn=patient.bsn, name=_name(patient),
                                                birth_date=patient.birth_date, uzovi=patient.uzovi,
-                                               complaint=case.complaint, caller=case.caller),
+                                               complaint=case.complaint, caller=case.caller,
+                                               callback_phone=phone_of(number), address=home_of(number)),
                             f"{case.channel} contact of {_name(patient)}")
         body = response.json()
         if body["linked_to_open_request"]:

@@ -36,9 +36,11 @@ def referral_bundle(*, bsn: str | None, given: str = "Jan", family: str = "de Vr
                     requester_ura: str | None = None, reason: str = "Dyspneu, toenemend sinds vanochtend",
                     priority: str = "urgent", referral_id: str | None = None,
                     bundle_id: str | None = None, open_dbc: bool = False,
-                    authored_on: str = "2026-11-22T10:00:00+01:00") -> dict[str, Any]:
+                    authored_on: str = "2026-11-22T10:00:00+01:00", address: tuple[str, str, str] | None = None,
+                    phone: str | None = None, general_practitioner_agb: str | None = None) -> dict[str, Any]:
     """A transaction Bundle with Patient, optional Coverage, the requesting Organization and the ServiceRequest
-    (`authored_on`: when the referrer wrote it, ISO 8601 with zone)."""
+    (`authored_on`: when the referrer wrote it, ISO 8601 with zone). The Patient gets a home `address`
+    (street and number, postal code, city), a mobile `phone` and a GP practice (AGB) when given."""
     patient_url, org_url, payer_url, sr_url, cov_url = (f"urn:uuid:{uuid.uuid4()}" for _ in range(5))
     referral_id = referral_id or uuid.uuid4().hex
     patient: dict[str, Any] = {"resourceType": "Patient", "meta": {"profile": [NL_CORE_PATIENT]},
@@ -46,6 +48,14 @@ def referral_bundle(*, bsn: str | None, given: str = "Jan", family: str = "de Vr
                                "birthDate": birth_date, "gender": gender}
     if bsn:
         patient["identifier"] = [{"system": BSN_SYSTEM, "value": bsn}]
+    if address:
+        patient["address"] = [{"use": "home", "line": [address[0]], "postalCode": address[1], "city": address[2],
+                               "country": "NL"}]
+    if phone:
+        patient["telecom"] = [{"system": "phone", "value": phone, "use": "mobile"}]
+    if general_practitioner_agb:
+        patient["generalPractitioner"] = [{"identifier": {"system": AGB_SYSTEM, "value": general_practitioner_agb},
+                                           "display": "Huisartsenpraktijk"}]
     if requester_ura:
         org_ident = {"system": URA_SYSTEM, "value": requester_ura}
     else:

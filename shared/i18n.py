@@ -85,6 +85,9 @@ ENGLISH: dict[str, str] = {
     "Wijkverpleging": "Community nursing", "Eigen huisarts volgende werkdag": "Own GP next working day",
     "Verwijzing ziekenhuis": "Hospital referral", "Plaatsing via transferpunt": "Placement via the transfer point",
     "Ambulance": "Ambulance",
+    "Wie belt": "Caller", "patiënt zelf": "the patient", "naaste": "relative", "mantelzorger": "carer",
+    "zorgverlener": "professional", "Terugbelnummer": "Callback number",
+    "Postcode": "Postal code", "Woonplaats": "City",
 }
 
 

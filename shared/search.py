@@ -273,6 +273,7 @@ class Search:
     offset: int
     used: tuple[tuple[str, str], ...]
     format: str | None = None
+    include: tuple[str, ...] = ()  # the `_include` values asked for, each one the resource declares
 
     def values(self, name: str) -> list[str]:
         """Every alternative given for `name` without a modifier (or with :identifier), in order."""
@@ -294,20 +295,30 @@ def handling(prefer: str | None) -> str:
 
 
 def parse(items: Iterable[tuple[str, str]], *, parameters: Mapping[str, SearchParameter], prefer: str | None,
-          now: datetime, default_count: int, max_count: int) -> Search:
+          now: datetime, default_count: int, max_count: int, includes: Sequence[str] = ()) -> Search:
     """Read the query parameters of a search (decoded `(name, value)` pairs in request order).
 
     Rules (R4 search): a known parameter with an empty value is no condition; an unknown parameter is ignored
     unless `Prefer: handling=strict`, which refuses it; a modifier the parameter does not implement is refused
     whatever the handling; `_count` is 0 (the total alone) up to `max_count` (a larger one is read as
-    `max_count`), default `default_count`; `_offset` is a whole number; `_format` is kept for the route to check.
+    `max_count`), default `default_count`; `_offset` is a whole number; `_format` is kept for the route to check;
+    `_include` (repeatable) takes the values in `includes` (e.g. `Task:patient`), another value is refused, and
+    where the resource declares none it is an unknown parameter like any other.
     Raises FhirError 400 with an OperationOutcome naming the parameter or modifier.
     """
     criteria: list[Criterion] = []
     used: list[tuple[str, str]] = []
     unknown: list[str] = []
     paging: dict[str, str] = {}
+    include: list[str] = []
     for key, value in items:
+        if key == "_include" and includes:
+            if value not in includes:
+                raise _refused(key, f"{value!r} is not supported (supported: {', '.join(includes)})", "not-supported")
+            if value not in include:
+                include.append(value)
+                used.append((key, value))
+            continue
         if key in RESULT_PARAMETERS:
             if key in paging:
                 raise _refused(key, "is given more than once")
@@ -341,7 +352,7 @@ def parse(items: Iterable[tuple[str, str]], *, parameters: Mapping[str, SearchPa
     offset = _whole_number(paging, "_offset", 0)
     if "_format" in paging:
         used.append(("_format", paging["_format"]))
-    return Search(tuple(criteria), count, offset, tuple(used), paging.get("_format"))
+    return Search(tuple(criteria), count, offset, tuple(used), paging.get("_format"), tuple(include))
 
 
 def _criterion(parameter: SearchParameter, modifier: str | None, value: str, now: datetime,
@@ -377,11 +388,11 @@ class _Request(Protocol):
 
 
 def read_request(request: _Request, parameters: Mapping[str, SearchParameter], *, default_count: int = 50,
-                 max_count: int = 500, now: datetime | None = None) -> Search:
+                 max_count: int = 500, now: datetime | None = None, includes: Sequence[str] = ()) -> Search:
     """`parse` for a Starlette request: its query parameters and every Prefer header; `now` defaults to the clock."""
     return parse(request.query_params.multi_items(), parameters=parameters,
                  prefer=", ".join(request.headers.getlist("prefer")), now=now or datetime.now(UTC),
-                 default_count=default_count, max_count=max_count)
+                 default_count=default_count, max_count=max_count, includes=includes)
 
 
 def require_json(search: Search) -> None:
@@ -412,10 +423,11 @@ async def fetch(session: AsyncSession, query: Select[Any], *, order_by: Sequence
 
 
 def searchset(*, base: str, resource_type: str, search: Search, total: int,
-              resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+              resources: Iterable[Mapping[str, Any]],
+              included: Iterable[tuple[Mapping[str, Any], str]] = ()) -> dict[str, Any]:
     """The searchset Bundle: `total` (all matches), absolute fullUrls on `base` (the service's public FHIR base),
-    and `self`, `first`, `previous` and `next` links that repeat exactly the parameters used; no `entry` when the
-    page is empty."""
+    and `self`, `first`, `previous` and `next` links that repeat exactly the parameters used; then the `included`
+    resources (resource, absolute fullUrl) with search mode `include`; no `entry` when the page is empty."""
     def url(offset: int) -> str:
         query = urlencode([*search.used, ("_count", str(search.count)), ("_offset", str(offset))],
                           quote_via=quote, safe=":|,/")
@@ -428,6 +440,7 @@ def searchset(*, base: str, resource_type: str, search: Search, total: int,
         links.append({"relation": "next", "url": url(search.offset + search.count)})
     entries = [{"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r, "search": {"mode": "match"}}
                for r in resources]
+    entries += [{"fullUrl": url, "resource": r, "search": {"mode": "include"}} for r, url in included]
     bundle = {"resourceType": "Bundle", "type": "searchset", "total": total, "link": links}
     return {**bundle, "entry": entries} if entries else bundle  # FHIR JSON has no empty arrays
 

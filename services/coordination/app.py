@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -11,7 +12,7 @@ from services.coordination import episodes, notifications, service
 from services.coordination.api import fhir, work
 from services.coordination.console import partner, views
 from services.coordination.settings import CoordinationSettings
-from shared.bus.topics import REFERRAL_RECEIVED, TRIAGE_COMPLETED
+from shared.bus.topics import PATIENT_CHANGED, REFERRAL_RECEIVED, TRIAGE_COMPLETED
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
 from shared.web import service_app
@@ -21,8 +22,12 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
     settings = settings or CoordinationSettings()
     configure_logging(settings.service_name)
     runtime = ServiceRuntime(settings=settings, subscriptions=[
-        Subscription("triage-completed", [TRIAGE_COMPLETED], service.on_triage_completed),
-        Subscription("referral-received", [REFERRAL_RECEIVED], episodes.on_referral_received)])
+        Subscription("triage-completed", [TRIAGE_COMPLETED], partial(
+            service.on_triage_completed, front_door_fhir_base=settings.front_door_fhir_base,
+            codesystem_base=settings.codesystem_base)),
+        Subscription("referral-received", [REFERRAL_RECEIVED], episodes.on_referral_received),
+        Subscription("patient-changed", [PATIENT_CHANGED], partial(
+            service.on_patient_changed, codesystem_base=settings.codesystem_base))])
     sender = notifications.Sender(sessions=runtime.sessions, base_url=settings.public_url,
                                   policy=notifications.RetryPolicy(settings.notify_base_seconds,
                                                                    settings.notify_max_backoff_seconds,

@@ -189,6 +189,25 @@ class TimelineEntry(SQLModel, table=True):
     reference: str | None = Field(default=None, max_length=200)
 
 
+class CoordinatedPatient(SQLModel, table=True):
+    """A patient coordination holds Tasks for, as the front door last told it (patient-changed): the FHIR Patient
+    at its newest version, with the columns a case manager searches by. Never leaves coordination but to those
+    who treat or coordinate the patient (Task `_include`, the case-manager console)."""
+
+    __tablename__ = "coordinated_patient"
+    __table_args__ = (Index("ix_coordinated_patient_birth_date", "birth_date"),)
+
+    id: str = Field(primary_key=True, max_length=64)  # the front door's Patient id
+    pseudonym: str = Field(index=True, max_length=64)
+    version: int = 0  # meta.versionId at the front door
+    last_updated: datetime  # meta.lastUpdated at the front door
+    name: str = Field(default="", max_length=300)
+    birth_date: str | None = Field(default=None, max_length=10)
+    bsn: str | None = Field(default=None, index=True, max_length=9)
+    received_at: datetime = Field(default_factory=_now)
+    content: str = Field(sa_column=Column(Text, nullable=False))
+
+
 TABLES = [m.__table__ for m in (RoutedRequest, TaskRecord, TaskTransition, TaskVersion,  # type: ignore[attr-defined]
                                 EncounterRecord, SubscriptionRecord, Notification, DeliveryAttempt, EpisodeRecord,
-                                LeadHandover, TimelineEntry)]
+                                LeadHandover, TimelineEntry, CoordinatedPatient)]

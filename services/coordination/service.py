@@ -9,6 +9,7 @@ import copy
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +17,10 @@ import jsonpatch
 from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.coordination import episodes, events, notifications
+from services.coordination import episodes, events, notifications, patients
+from services.coordination.domain import task_content
 from services.coordination.domain.contact import execution_period, received_at
+from services.coordination.domain.person import contact_phone
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
 from services.coordination.models import EncounterRecord, RoutedRequest, TaskRecord, TaskTransition, TaskVersion
 from shared import search
@@ -38,7 +41,6 @@ PATCHABLE = frozenset({"status", "businessStatus", "statusReason", "output", "ex
 # Reassignment to another organisation: by the requester or a case manager, before anyone started.
 REASSIGNABLE_FROM = frozenset({"requested", "received", "rejected"})
 REASSIGNMENT = frozenset({"owner", "status", "businessStatus", "statusReason"})
-TASK_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/task"
 
 
 def _now() -> datetime:
@@ -49,65 +51,41 @@ def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
-def _org_token(reference: dict[str, Any]) -> str:
-    ident = reference.get("identifier") or {}
-    return f"{ident.get('system', '')}|{ident.get('value', '')}"
-
-
 def _identifier_reference(token: str) -> dict[str, Any]:
     system, _, value = token.partition("|")
     return {"identifier": {"system": system, "value": value}}
 
 
-async def on_triage_completed(session: AsyncSession, event: Event) -> None:
-    """A triaged request becomes a Task owned by the chosen organisation, due by the urgency's target time."""
+async def on_triage_completed(session: AsyncSession, event: Event, *, front_door_fhir_base: str,
+                              codesystem_base: str) -> None:
+    """A triaged request becomes a Task owned by the chosen organisation, due by the urgency's target time, saying
+    what to do and for whom (domain/task_content.py), with the contact phone of the patient coordination holds."""
     order = event.json()
     try:
-        request_id = order["id"]
-        pseudonym = order["subject"]["identifier"]["value"]
-        urgency = order["category"][0]["coding"][0]["code"]
-        disposition = order["code"]["coding"][0]["code"]
-        owner = _org_token(order["performer"][0])
-        requester = _org_token(order["requester"])
-        # Stored in UTC: a due time sent with an Amsterdam offset must compare correctly with now.
-        due = datetime.fromisoformat(order["occurrenceDateTime"]).astimezone(UTC)
-    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        routing = task_content.read_order(order)
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__} {exc}") from exc
+    request_id, pseudonym, due = routing.request_id, routing.pseudonym, routing.due
     routed = await session.get(RoutedRequest, request_id, with_for_update=True)
     now = _now()
-    retriage = next((e.get("valueString") for e in order.get("extension", [])
-                     if e.get("url", "").endswith("/retriage-reason")), None)
     if routed is None:
-        session.add(RoutedRequest(id=request_id, pseudonym=pseudonym, urgency=urgency, disposition=disposition,
-                                  due_at=due, order=dumps(order)))
+        session.add(RoutedRequest(id=request_id, pseudonym=pseudonym, urgency=routing.urgency,
+                                  disposition=routing.code["coding"][0]["code"], due_at=due, order=dumps(order)))
     else:
-        routed.urgency, routed.disposition, routed.due_at, routed.order = urgency, disposition, due, dumps(order)
+        routed.urgency, routed.disposition, routed.due_at, routed.order = (
+            routing.urgency, routing.code["coding"][0]["code"], due, dumps(order))
         session.add(routed)
-    if retriage:
-        await _cancel_unstarted(session, request_id=request_id, reason=f"opnieuw getrieerd: {retriage}",
+    if routing.retriage_reason:
+        await _cancel_unstarted(session, request_id=request_id,
+                                reason=f"opnieuw getrieerd: {routing.retriage_reason}",
                                 traceparent=event.traceparent, at=now)
+    patient = (await patients.by_id(session, routing.patient_id) if routing.patient_id else None) \
+        or await patients.by_pseudonym(session, pseudonym)
     task_id = uuid.uuid5(uuid.NAMESPACE_URL, f"task:{event.id}").hex
-    task: dict[str, Any] = {
-        "resourceType": "Task",
-        "id": task_id,
-        "meta": {"versionId": "1", "lastUpdated": now.isoformat()},
-        "identifier": [{"system": TASK_SYSTEM, "value": task_id}],
-        "basedOn": [{"identifier": {"system": events.ACUTE_REQUEST_SYSTEM, "value": request_id}}],
-        "status": "requested",
-        "intent": "order",
-        "priority": order.get("priority", "routine"),
-        "code": order["code"],
-        "for": {"identifier": {"system": PSEUDONYM_SYSTEM, "value": pseudonym}},
-        "authoredOn": now.isoformat(),
-        "lastModified": now.isoformat(),
-        "requester": _identifier_reference(requester),
-        "owner": _identifier_reference(owner),
-        "restriction": {"period": {"end": due.isoformat()}},
-    }
-    if order.get("basedOn"):
-        task["focus"] = order["basedOn"][0]
-    else:
-        task["focus"] = {"identifier": {"system": events.ACUTE_REQUEST_SYSTEM, "value": request_id}}
+    task = task_content.task_content(routing, task_id=task_id, at=now, front_door_fhir_base=front_door_fhir_base,
+                                     codesystem_base=codesystem_base,
+                                     contact_phone=contact_phone(patients.resource(patient)) if patient else None)
+    owner, requester = routing.owner, routing.requester
     session.add(TaskRecord(id=task_id, status="requested", owner=owner, requester=requester,
                            acute_request_id=request_id, source_event_id=event.id, pseudonym=pseudonym, due_at=due,
                            last_updated=now, content=dumps(task)))
@@ -115,10 +93,42 @@ async def on_triage_completed(session: AsyncSession, event: Event) -> None:
     enqueue(session, events.task_changed(task, pseudonym=pseudonym, traceparent=event.traceparent))
     await notifications.notify(session, task_id=task_id, owner=owner)
     await episodes.ensure_episode(session, pseudonym=pseudonym, member=owner)
+    what = f"triage {routing.urgency}" + (f" ({task_content.one_line(routing.complaint, 120)})"
+                                          if routing.complaint else "")
     episodes.note(session, pseudonym=pseudonym, at=now, kind="triage", organisation_token=requester,
                   reference=f"Task/{task_id}",
-                  text=f"triage {urgency}: {order['code']['coding'][0].get('display', disposition)} door "
-                       f"{episodes.name_of(owner)}, uiterlijk {local_time(due)}")
+                  text=f"{what}: {routing.code['coding'][0].get('display', routing.code['coding'][0]['code'])} door "
+                       f"{episodes.name_of(owner)}, uiterlijk {local_time(due)}"
+                       + (f"; notitie: {routing.note}" if routing.note else ""))
+
+
+async def on_patient_changed(session: AsyncSession, event: Event, *, codesystem_base: str) -> None:
+    """The front door knows the patient better (a new referral, a call with a new address or phone): keep its
+    newest version, and give the patient's open Tasks the current contact phone."""
+    try:
+        row = await patients.store(session, event.json())
+    except patients.NotAPatient as exc:
+        raise PoisonMessage(f"patient-changed value: {exc}") from exc
+    if row is None:  # an older or the same version: a redelivery, a replay, or overtaken
+        return
+    phone = contact_phone(patients.resource(row))
+    open_tasks = (await session.execute(select(TaskRecord).where(
+        TaskRecord.pseudonym == row.pseudonym, TaskRecord.status.not_in(TERMINAL))  # type: ignore[attr-defined]
+        .with_for_update())).scalars()
+    now = _now()
+    for record in list(open_tasks):
+        updated = task_content.with_contact_phone(loads(record.content), phone, codesystem_base)
+        if updated is None:
+            continue
+        record.version += 1
+        updated["meta"] = {**updated.get("meta", {}), "versionId": str(record.version),
+                           "lastUpdated": now.isoformat()}
+        updated["lastModified"] = now.isoformat()
+        record.content, record.last_updated = dumps(updated), now
+        session.add(record)
+        session.add(TaskVersion(task_id=record.id, version=record.version, content=record.content))
+        enqueue(session, events.task_changed(updated, pseudonym=record.pseudonym, traceparent=event.traceparent))
+        await notifications.notify(session, task_id=record.id, owner=record.owner)
 
 
 async def _cancel_unstarted(session: AsyncSession, *, request_id: str, reason: str, traceparent: str | None,
@@ -510,6 +520,90 @@ async def search_tasks(session: AsyncSession, *, caller: Caller,
     page = await search.fetch(session, query, count=request.count, offset=request.offset,
                               order_by=(TaskRecord.last_updated.desc(), TaskRecord.id))  # type: ignore[attr-defined]
     return [loads(r.content) for r in page.rows], page.total
+
+
+@dataclass(frozen=True)
+class Routed:
+    """An acute request as the case manager reads it: complaint, urgency, follow-up action, triage note."""
+
+    id: str
+    pseudonym: str
+    urgency: str
+    disposition: str  # its display, e.g. "Visite aan huis"
+    complaint: str
+    note: str
+    due_at: datetime
+    status: str  # open | closed
+    routed_at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "urgency": self.urgency, "disposition": self.disposition,
+                "complaint": self.complaint, "triage_note": self.note, "due_at": _aware(self.due_at).isoformat(),
+                "status": self.status}
+
+
+def _routed(row: RoutedRequest) -> Routed:
+    order = loads(row.order)
+    try:
+        routing = task_content.read_order(order)
+        complaint, note = routing.complaint, routing.note
+        display = routing.code["coding"][0].get("display") or row.disposition
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        complaint, note, display = "", "", row.disposition
+    return Routed(id=row.id, pseudonym=row.pseudonym, urgency=row.urgency, disposition=display, complaint=complaint,
+                  note=note, due_at=_aware(row.due_at), status=row.status, routed_at=_aware(row.routed_at))
+
+
+async def routed_requests(session: AsyncSession, *, ids: list[str] | None = None,
+                          pseudonyms: list[str] | None = None) -> list[Routed]:
+    """The acute requests with these ids or of these patients, newest first."""
+    query = select(RoutedRequest)
+    if ids is not None:
+        query = query.where(RoutedRequest.id.in_(ids))  # type: ignore[attr-defined]
+    if pseudonyms is not None:
+        query = query.where(RoutedRequest.pseudonym.in_(pseudonyms))  # type: ignore[attr-defined]
+    rows = (await session.execute(query.order_by(RoutedRequest.routed_at.desc()))).scalars()  # type: ignore[attr-defined]
+    return [_routed(r) for r in rows]
+
+
+INCLUDES = ("Task:patient", "Task:focus")
+
+
+async def included(session: AsyncSession, *, caller: Caller, tasks: list[dict[str, Any]], include: set[str],
+                   front_door_fhir_base: str) -> list[tuple[dict[str, Any], str, str, str]]:
+    """What `_include=Task:patient` and `_include=Task:focus` add to a page of Tasks, answered from what
+    coordination holds: the patient as the front door last sent it, and the focus ServiceRequest as far as the
+    routing order tells it (domain/task_content.referral_summary). Only for Tasks the caller may see (`may_see`:
+    owner, requester, case manager); each item is (resource, fullUrl, pseudonym, Task id) for the caller's
+    audit. A patient or request coordination does not hold is left out."""
+    base = front_door_fhir_base.rstrip("/")
+    ids = [t["id"] for t in tasks]
+    records = {r.id: r for r in (await session.execute(select(TaskRecord).where(
+        TaskRecord.id.in_(ids)))).scalars()} if ids else {}  # type: ignore[attr-defined]
+    found: dict[str, tuple[dict[str, Any], str, str, str]] = {}
+    for task in tasks:
+        record = records.get(task["id"])
+        if record is None or not may_see(caller, record):
+            continue
+        if "Task:patient" in include:
+            reference = str((task.get("for") or {}).get("reference", ""))
+            patient = await patients.by_id(session, reference.removeprefix(f"{base}/Patient/")) \
+                if reference.startswith(f"{base}/Patient/") else None
+            patient = patient or await patients.by_pseudonym(session, record.pseudonym)
+            if patient is not None:
+                url = f"{base}/Patient/{patient.id}"
+                found.setdefault(url, (patients.resource(patient), url, record.pseudonym, record.id))
+        focus_url = str((task.get("focus") or {}).get("reference", ""))
+        if "Task:focus" in include and focus_url.startswith(f"{base}/ServiceRequest/") and focus_url not in found:
+            routed = await session.get(RoutedRequest, record.acute_request_id)
+            if routed is None:
+                continue
+            routing = task_content.read_order(loads(routed.order))
+            summary = task_content.referral_summary(routing, front_door_fhir_base=base,
+                                                    closed=routed.status == "closed")
+            if summary is not None and f"{base}/ServiceRequest/{summary['id']}" == focus_url:
+                found[focus_url] = (summary, focus_url, record.pseudonym, record.id)
+    return list(found.values())
 
 
 ENCOUNTER_SEARCH = {parameter.name: parameter for parameter in (

@@ -25,3 +25,8 @@ class CoordinationSettings(ServiceSettings):
     def clock_tolerance(self) -> timedelta:
         """COORDINATION_CLOCK_TOLERANCE_SECONDS as the timedelta the executionPeriod rule takes."""
         return timedelta(seconds=self.clock_tolerance_seconds)
+
+    @property
+    def front_door_fhir_base(self) -> str:
+        """The front door's FHIR base as partners reach it: Task.for and Task.focus are absolute URLs on it."""
+        return f"{self.triage_public_url.rstrip('/')}/fhir"

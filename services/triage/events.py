@@ -1,4 +1,5 @@
-"""Events the front door publishes: a referral received and a triage completed (FHIR ServiceRequest values)."""
+"""Events the front door publishes: a referral received and a triage completed (FHIR ServiceRequest values), and
+the patient as the front door knows them (FHIR Patient, for coordination only)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ from typing import Any
 from services.triage.domain.rules import DISPOSITIONS, PRIORITY_OF_URGENCY
 from services.triage.models import AcuteRequest
 from shared.bus.envelope import Event
-from shared.bus.topics import REFERRAL_RECEIVED, TRIAGE_COMPLETED
+from shared.bus.topics import PATIENT_CHANGED, REFERRAL_RECEIVED, TRIAGE_COMPLETED
 from shared.identifiers import PSEUDONYM_SYSTEM, UZOVI_SYSTEM
-from shared.region import FRONT_DOOR
+from shared.region import FRONT_DOOR, organisation
 
 SOURCE = "/regiozorg/triage"
 ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-request"
@@ -17,6 +18,10 @@ RECEIVED_AT_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/rece
 CHANNEL_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/intake-channel"
 OPEN_DBC_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/open-dbc"
 RETRIAGE_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/retriage-reason"
+# The partner that sent the referral (the front door itself for a phone call or walk-in).
+REFERRER_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/referring-organization"
+# The patient's insurer, as the front door last heard it (on the Patient of patient-changed).
+INSURER_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/insurer"
 
 
 def _subject(pseudonym: str) -> dict[str, Any]:
@@ -33,9 +38,44 @@ def referral_received(request: AcuteRequest, service_request: dict[str, Any], *,
                     subject=f"ServiceRequest/{service_request['id']}", payload=value, traceparent=traceparent)
 
 
+def organisation_reference(token: str) -> dict[str, Any]:
+    """A logical reference to an organisation ("system|value"), with its name when the region knows it."""
+    system, _, value = token.partition("|")
+    if not (system and value):
+        return {"display": token}
+    known = organisation(system, value)
+    return {"identifier": {"system": system, "value": value}, **({"display": known.name} if known else {})}
+
+
+def patient_changed(patient: dict[str, Any], *, pseudonym: str, uzovi: str | None, traceparent: str | None) -> Event:
+    """The FHIR Patient as the front door holds it (its id, BSN, name, birth date, address, telecom, GP), with the
+    pseudonym added as an identifier and the insurer (UZOVI) as the `insurer` extension.
+
+    Published whenever a referral or a phone or walk-in contact names the patient, so coordination knows whom it
+    coordinates. Patient data rides in the value only: the key is the pseudonym and the subject `Patient/<id>`.
+    Only coordination consumes it; billing never must (SPEC §10).
+    """
+    value = dict(patient)
+    value["identifier"] = [{"system": PSEUDONYM_SYSTEM, "value": pseudonym},
+                           *(i for i in patient.get("identifier", []) or [] if i.get("system") != PSEUDONYM_SYSTEM)]
+    extensions = [e for e in patient.get("extension", []) or [] if e.get("url") != INSURER_EXTENSION]
+    if uzovi:
+        extensions.append({"url": INSURER_EXTENSION,
+                           "valueReference": organisation_reference(f"{UZOVI_SYSTEM}|{uzovi}")})
+    if extensions:
+        value["extension"] = extensions
+    else:
+        value.pop("extension", None)
+    return Event.of(topic=PATIENT_CHANGED, key=pseudonym, source=SOURCE, subject=f"Patient/{patient['id']}",
+                    payload=value, traceparent=traceparent)
+
+
 def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, traceparent: str | None,
-                     retriage_reason: str | None = None) -> Event:
-    """The routing order: who must do what for this acute request, by when."""
+                     retriage_reason: str | None = None, complaint: str = "") -> Event:
+    """The routing order: who must do what for this acute request, by when, and what coordination needs for the
+    Task besides: the complaint (`reasonCode`), the triage note, the referring organisation (extension), the
+    front door's Patient (`subject.reference`) and ServiceRequest (`basedOn`). Nothing here names the patient:
+    billing reads this topic too."""
     assert request.urgency and request.disposition and request.assigned_org and request.due_at and request.triaged_at
     org_system, org_value = request.assigned_org.split("|", 1)
     order: dict[str, Any] = {
@@ -52,13 +92,18 @@ def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, 
         "category": [{"coding": [{"system": f"{codesystem_base}urgency", "code": request.urgency}]}],
         "code": {"coding": [{"system": f"{codesystem_base}disposition", "code": request.disposition,
                              "display": DISPOSITIONS[request.disposition]}]},
-        "subject": _subject(request.pseudonym),
+        "subject": {**({"reference": f"Patient/{request.patient_id}"} if request.patient_id else {}),
+                    **_subject(request.pseudonym)},
         "occurrenceDateTime": request.due_at.isoformat(),
         "authoredOn": request.triaged_at.isoformat(),
         "requester": {"identifier": {"system": FRONT_DOOR.system, "value": FRONT_DOOR.value},
                       "display": FRONT_DOOR.name},
         "performer": [{"identifier": {"system": org_system, "value": org_value}}],
     }
+    order["extension"].append({"url": REFERRER_EXTENSION,
+                               "valueReference": organisation_reference(request.submitted_by)})
+    if complaint:
+        order["reasonCode"] = [{"text": complaint}]
     if request.open_dbc:
         order["extension"].append({"url": OPEN_DBC_EXTENSION, "valueBoolean": True})
     if retriage_reason:  # coordination cancels what was not started under the earlier triage

@@ -5,6 +5,7 @@ Functions take the session and the caller explicitly and never commit; the edge 
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,6 +44,7 @@ from shared.identifiers import BSN_SYSTEM, is_valid_bsn, parse_org, pseudonym, p
 from shared.region import organisation
 
 OPEN_STATUSES = ("open", "triaged")
+PHONE = re.compile(r"\+?[0-9][0-9 ()-]{5,30}")
 
 
 def _now() -> datetime:
@@ -266,6 +268,13 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         record = PatientRecord(id=patient_id, pseudonym=key, bsn=referral.bsn, birth_date=patient_res.get("birthDate"),
                                display_name=_patient_display(patient_res)[:300])  # the column's width
         session.add(record)
+    if referral.patient is not None and not new_patient:
+        # A known patient: what this referral says of them is newer than what the front door held.
+        patient = await _update_patient(session, patient_id, referral.patient.resource, now=now, known=known)
+    elif referral.patient is not None:
+        patient = None  # stored below with the other new entries
+    else:
+        patient = await _stored_patient(session, patient_id)
 
     response_entries = []
     sr_id = referral.service_request.resource["id"]
@@ -288,6 +297,11 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
                                               "location": f"{entry.type}/{rid}/_history/1", "etag": 'W/"1"',
                                               "lastModified": now.isoformat()}})
 
+    if referral.patient is not None and new_patient:
+        patient = referral.patient.resource
+    if patient is not None:
+        _remember_names(record, patient)
+
     sr = referral.service_request.resource
     open_dbc = any(ext.get("url") == events.OPEN_DBC_EXTENSION and ext.get("valueBoolean") is True
                    for ext in sr.get("extension", []) or [])
@@ -307,6 +321,9 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
                                received_at=now, open_dbc=open_dbc)
         session.add(request)
     enqueue(session, events.referral_received(request, sr, traceparent=traceparent))
+    if patient is not None:
+        enqueue(session, events.patient_changed(patient, pseudonym=record.pseudonym,
+                                                uzovi=referral.uzovi or request.uzovi, traceparent=traceparent))
 
     response = {"resourceType": "Bundle", "id": new_id(), "type": "transaction-response", "entry": response_entries}
     text = dumps(response)
@@ -340,6 +357,80 @@ async def _open_request_for(session: AsyncSession, key: str) -> AcuteRequest | N
     return (await session.execute(query)).scalars().first()
 
 
+async def _stored_patient(session: AsyncSession, patient_id: str) -> dict[str, Any] | None:
+    row = await session.get(StoredResource, ("Patient", patient_id))
+    return loads(row.content) if row is not None else None
+
+
+def merged_patient(stored: dict[str, Any], newer: dict[str, Any], *,
+                   only_if_missing: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """What the front door knows of a patient after a later referral or contact (pure; no meta or id change).
+
+    Every element the newer resource holds replaces the stored one (a new address, a new phone); elements it
+    leaves out are kept; identifiers are joined, so a BSN is never lost. Elements named in `only_if_missing`
+    are taken only when the stored Patient has none (a name typed for a lookup does not replace a referral's).
+    """
+    merged = dict(stored)
+    for element, value in newer.items():
+        if element in ("resourceType", "id", "meta", "identifier"):
+            continue
+        if element in only_if_missing and stored.get(element):
+            continue
+        merged[element] = value
+    identifiers = list(stored.get("identifier", []) or [])
+    seen = {(i.get("system"), i.get("value")) for i in identifiers}
+    identifiers += [i for i in newer.get("identifier", []) or [] if (i.get("system"), i.get("value")) not in seen]
+    if identifiers:
+        merged["identifier"] = identifiers
+    return merged
+
+
+async def _update_patient(session: AsyncSession, patient_id: str, newer: dict[str, Any], *, now: datetime,
+                          known: dict[tuple[str, str, str], str],
+                          only_if_missing: frozenset[str] = frozenset()) -> dict[str, Any] | None:
+    """Merge what a referral or contact says into the stored Patient: a new version when anything changed (the
+    previous one stays readable at coordination until its patient-changed arrives), else the stored one."""
+    row = await session.get(StoredResource, ("Patient", patient_id), with_for_update=True)
+    if row is None:
+        return None
+    stored = loads(row.content)
+    # An identifier that names another resource here is not this patient's to take.
+    newer = {**newer, "identifier": [i for i in newer.get("identifier", []) or []
+                                     if not isinstance(i, dict) or not i.get("system")
+                                     or known.get(("Patient", i["system"], str(i.get("value")))) in (None, patient_id)]}
+    merged = merged_patient(stored, newer, only_if_missing=only_if_missing)
+    # The narrative alone (the same example sent as XML, then as JSON, differs in its whitespace) is no news.
+    if {k: v for k, v in merged.items() if k not in ("meta", "text")} == \
+            {k: v for k, v in stored.items() if k not in ("meta", "text")}:
+        return stored
+    for ident in _identifiers(merged):
+        key = ("Patient", ident["system"], ident["value"])
+        if ident["system"] and key not in known and ident not in _identifiers(stored):
+            session.add(ResourceIdentifier(resource_type="Patient", system=ident["system"], value=ident["value"],
+                                           resource_id=patient_id))
+    row.version_id += 1
+    merged["meta"] = {**stored.get("meta", {}), "versionId": str(row.version_id), "lastUpdated": now.isoformat()}
+    row.content, row.last_updated = dumps(merged), now
+    session.add(row)
+    return merged
+
+
+def _remember_names(record: PatientRecord, patient: dict[str, Any]) -> None:
+    """The lookup columns follow the Patient (the nurse finds a patient by the name the front door knows now)."""
+    display = _patient_display(patient)[:300]
+    if display and display != record.display_name:
+        record.display_name = display
+    if patient.get("birthDate") and patient["birthDate"] != record.birth_date:
+        record.birth_date = patient["birthDate"]
+
+
+@dataclass
+class Address:
+    line: str
+    postal_code: str
+    city: str
+
+
 @dataclass
 class ContactInput:
     channel: str
@@ -348,46 +439,117 @@ class ContactInput:
     birth_date: str | None
     uzovi: str | None
     complaint: str
+    caller: str = "patient"  # patient | relative | carer | professional
+    callback_phone: str | None = None
+    address: Address | None = None
 
 
-async def record_contact(session: AsyncSession, *, contact: ContactInput, caller: Caller,
-                         pseudonym_key: bytes) -> tuple[AcuteRequest, bool]:
-    """A phone call or walk-in recorded by a nurse; returns the request and whether it was linked to an open one."""
+def contact_patient_details(contact: ContactInput) -> dict[str, Any]:
+    """The Patient elements a phone or walk-in contact tells (pure): name, birth date, home address, and the
+    callback number, as the patient's own telecom when the patient called, else as a contact person's."""
+    details: dict[str, Any] = {}
+    if contact.name:
+        details["name"] = [{"text": contact.name}]
+    if contact.birth_date:
+        details["birthDate"] = contact.birth_date
+    if contact.address and any((contact.address.line, contact.address.postal_code, contact.address.city)):
+        address: dict[str, Any] = {"use": "home"}
+        if contact.address.line:
+            address["line"] = [contact.address.line]
+        if contact.address.postal_code:
+            address["postalCode"] = contact.address.postal_code
+        if contact.address.city:
+            address["city"] = contact.address.city
+        details["address"] = [address]
+    if contact.callback_phone:
+        phone = {"system": "phone", "value": contact.callback_phone}
+        if contact.caller == "patient":
+            details["telecom"] = [phone]
+        else:
+            details["contact"] = [{"relationship": [{"text": contact.caller}], "telecom": [phone]}]
+    return details
+
+
+def front_door_service_request(request: AcuteRequest, *, service_request_id: str, caller_org: str,
+                               at: datetime) -> dict[str, Any]:
+    """The front door's own ServiceRequest for a phone call or walk-in (pure): what a partner's referral is for a
+    referral, so that a Task's focus always names a ServiceRequest at the front door."""
+    resource: dict[str, Any] = {
+        "resourceType": "ServiceRequest", "id": service_request_id,
+        "meta": {"versionId": "1", "lastUpdated": at.isoformat()},
+        "identifier": [{"system": events.ACUTE_REQUEST_SYSTEM, "value": request.id}],
+        "extension": [{"url": events.CHANNEL_EXTENSION, "valueCode": request.channel}],
+        "status": "active", "intent": "order",
+        "code": {"text": "Beoordeling acute zorg"},
+        "subject": {"reference": f"Patient/{request.patient_id}"},
+        "requester": events.organisation_reference(caller_org),
+        "authoredOn": at.isoformat(),
+    }
+    if request.complaint:
+        resource["reasonCode"] = [{"text": request.complaint}]
+    return resource
+
+
+async def record_contact(session: AsyncSession, *, contact: ContactInput, caller: Caller, pseudonym_key: bytes,
+                         traceparent: str | None = None) -> tuple[AcuteRequest, bool]:
+    """A phone call or walk-in recorded by a nurse; returns the request and whether it was linked to an open one.
+
+    A new patient is stored as a Patient; a known one (by BSN) gets what the contact tells of them (address,
+    phone). Either way coordination hears of the patient (patient-changed). A new request gets the front door's
+    own ServiceRequest."""
     if contact.bsn is not None and not is_valid_bsn(contact.bsn):
         raise FhirError(422, Issue("error", "value", "BSN fails the 11-proof", ("patient.bsn",)))
+    if contact.callback_phone is not None and not PHONE.fullmatch(contact.callback_phone):
+        raise FhirError(422, Issue("error", "value", "callback_phone must be a phone number: digits, optionally "
+                                                     "a leading +, spaces, dashes or brackets", ("callback_phone",)))
     now = _now()
     request_id = new_id()
     record: PatientRecord | None = None
     if contact.bsn:
         query = select(PatientRecord).where(PatientRecord.bsn == contact.bsn)
         record = (await session.execute(query)).scalars().first()
+    details = contact_patient_details(contact)
+    patient: dict[str, Any] | None
     if record is None:
         patient_id = new_id()
         key = pseudonym(contact.bsn, pseudonym_key) if contact.bsn else pseudonym_for_unidentified(
             request_id, pseudonym_key)
-        resource: dict[str, Any] = {"resourceType": "Patient", "id": patient_id,
-                                    "meta": {"versionId": "1", "lastUpdated": now.isoformat()}}
+        patient = {"resourceType": "Patient", "id": patient_id,
+                   "meta": {"versionId": "1", "lastUpdated": now.isoformat()}}
         if contact.bsn:
-            resource["identifier"] = [{"system": BSN_SYSTEM, "value": contact.bsn}]
+            patient["identifier"] = [{"system": BSN_SYSTEM, "value": contact.bsn}]
             session.add(ResourceIdentifier(resource_type="Patient", system=BSN_SYSTEM, value=contact.bsn,
                                            resource_id=patient_id))
-        if contact.name:
-            resource["name"] = [{"text": contact.name}]
-        if contact.birth_date:
-            resource["birthDate"] = contact.birth_date
+        patient.update(details)
         session.add(StoredResource(resource_type="Patient", id=patient_id, last_updated=now, owner_org=caller.org,
-                                   patient_id=patient_id, content=dumps(resource)))
+                                   patient_id=patient_id, content=dumps(patient)))
         record = PatientRecord(id=patient_id, pseudonym=key, bsn=contact.bsn, display_name=contact.name,
                                birth_date=contact.birth_date)
         session.add(record)
+    else:
+        patient = await _update_patient(session, record.id, details, now=now, known={},
+                                        only_if_missing=frozenset({"name", "birthDate"}))
     open_request = await _open_request_for(session, record.pseudonym)
     if open_request is not None:
         session.add(LinkedContact(acute_request_id=open_request.id, channel=contact.channel, received_at=now))
-        return open_request, True
-    request = AcuteRequest(id=request_id, pseudonym=record.pseudonym, patient_id=record.id, channel=contact.channel,
-                           complaint=contact.complaint, uzovi=contact.uzovi, submitted_by=caller.org, received_at=now)
-    session.add(request)
-    return request, False
+        request, linked = open_request, True
+    else:
+        request = AcuteRequest(id=request_id, pseudonym=record.pseudonym, patient_id=record.id,
+                               channel=contact.channel, complaint=contact.complaint, uzovi=contact.uzovi,
+                               submitted_by=caller.org, received_at=now)
+        sr_id = new_id()
+        request.service_request_id = sr_id
+        service_request = front_door_service_request(request, service_request_id=sr_id, caller_org=caller.org, at=now)
+        session.add(StoredResource(resource_type="ServiceRequest", id=sr_id, last_updated=now, owner_org=caller.org,
+                                   patient_id=record.id, status="active", content=dumps(service_request)))
+        session.add(ResourceIdentifier(resource_type="ServiceRequest", system=events.ACUTE_REQUEST_SYSTEM,
+                                       value=request.id, resource_id=sr_id))
+        session.add(request)
+        linked = False
+    if patient is not None:
+        enqueue(session, events.patient_changed(patient, pseudonym=record.pseudonym,
+                                                uzovi=contact.uzovi or request.uzovi, traceparent=traceparent))
+    return request, linked
 
 
 @dataclass
@@ -428,6 +590,7 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                                                         "with a reason"))
     # Read before the request changes: a query after would flush it, and due_at would be a second UPDATE.
     targets = await configuration.targets(session)
+    complaint = await _reason_of(session, request)
     now = _now()
     request.status = "triaged"
     request.urgency = decision.urgency
@@ -443,9 +606,18 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                                decided_by=caller.subject, decided_at=now,
                                retriage_reason=decision.retriage_reason if retriage else None))
     enqueue(session, events.triage_completed(request, note=decision.note, codesystem_base=codesystem_base,
-                                             traceparent=traceparent,
+                                             traceparent=traceparent, complaint=complaint,
                                              retriage_reason=decision.retriage_reason if retriage else None))
     return request
+
+
+async def _reason_of(session: AsyncSession, request: AcuteRequest) -> str:
+    """The complaint in the partner's words (the referral's reasons), else as recorded on the request."""
+    row = await session.get(StoredResource, ("ServiceRequest", request.service_request_id)) \
+        if request.service_request_id else None
+    reasons = [r.get("text", "") for r in (loads(row.content).get("reasonCode", []) or [] if row else [])
+               if isinstance(r, dict)]
+    return "; ".join(r for r in reasons if r)[:2000] or request.complaint
 
 
 async def history_of(session: AsyncSession, request: AcuteRequest) -> tuple[list[AcuteRequest], list[LinkedContact]]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 REFERRAL_RECEIVED = "regiozorg.triage.referral-received.v1"
+# The FHIR Patient as the front door holds it (names, BSN, address): for coordination only, never for billing.
+PATIENT_CHANGED = "regiozorg.triage.patient-changed.v1"
 TRIAGE_COMPLETED = "regiozorg.triage.triage-completed.v1"
 TASK_CHANGED = "regiozorg.coordination.task-changed.v1"
 CONTACT_DELIVERED = "regiozorg.coordination.contact-delivered.v1"
@@ -16,6 +18,7 @@ BROKER_EPOCH = "regiozorg.system.broker-epoch.v1"
 
 ALL_TOPICS: tuple[str, ...] = (
     REFERRAL_RECEIVED,
+    PATIENT_CHANGED,
     TRIAGE_COMPLETED,
     TASK_CHANGED,
     CONTACT_DELIVERED,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from infra.client import service_request_of
 from infra.referrals import referral_bundle
@@ -24,27 +24,44 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from started_stack(tmp_path_factory, "casemanager")
 
 
-def route(stack: Stack, bsn: str, urgency: str, disposition: str, organisation: str) -> str:
+# The patients of these tests: name, birth date, home address, mobile.
+PEOPLE = {
+    "999990019": ("Aaltje", "Bakker", "1937-11-02", ("Molenweg 3", "1234 AB", "Oostdorp"), "06-22334455"),
+    "999990044": ("Sören", "Müller-Lüdenscheidt", "1979-09-09", ("Havenkade 8", "1235 CD", "Oostdorp"), "06-33445566"),
+    "999990056": ("Fatma", "Yılmaz", "1990-04-17", ("Lindelaan 12", "1236 EF", "Oostdorp"), "06-44556677"),
+}
+
+
+def route(stack: Stack, bsn: str, urgency: str, disposition: str, organisation: str,
+          reason: str = "Val thuis, pijn in de heup", note: str = "") -> str:
     ops = stack.client("ops")
-    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn, reason="Val thuis, pijn in de heup"))
+    given, family, born, address, phone = PEOPLE[bsn]
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(
+        bsn=bsn, reason=reason, given=given, family=family, birth_date=born, address=address, phone=phone))
     sr = service_request_of(posted.json())
     item = ops.request_for(sr)
-    ops.triage_request(item["id"], urgency=urgency, disposition=disposition, organization=organisation) \
-        .raise_for_status()
+    ops.triage_request(item["id"], urgency=urgency, disposition=disposition, organization=organisation,
+                       note=note).raise_for_status()
     return str(item["patient"])
+
+
+def log_in(stack: Stack, browser: Browser) -> Page:
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    page.goto(f"{stack.url('coordination')}/console")
+    if page.locator("input[name=password]").count():
+        page.fill("input[name=username]", "casemanager")
+        page.fill("input[name=password]", "demo-casemanager")
+        page.keyboard.press("Enter")
+    page.wait_for_url(f"{stack.url('coordination')}/console")
+    return page
 
 
 def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, browser: Browser) -> None:
     patient = route(stack, "999990019", "U0", "home-visit", "URA 90000020")  # U0: due at once, so overdue
     SHOTS.mkdir(parents=True, exist_ok=True)
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
-    page.goto(f"{stack.url('coordination')}/console")
-    page.fill("input[name=username]", "casemanager")
-    page.fill("input[name=password]", "demo-casemanager")
-    page.keyboard.press("Enter")
-    page.wait_for_url(f"{stack.url('coordination')}/console")
+    page = log_in(stack, browser)
     deadline = time.monotonic() + 30
-    while patient not in page.inner_text("#lists"):
+    while "Aaltje Bakker" not in page.inner_text("#lists"):
         assert time.monotonic() < deadline, "the patient's Task did not show"
         page.reload()
     assert "(te laat)" in page.inner_text("#lists")
@@ -53,7 +70,8 @@ def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, br
     page.wait_for_function(f"document.getElementById('lists').innerText.includes('{other}')", timeout=30000)
     page.screenshot(path=str(SHOTS / "casemanager-worklists.png"), full_page=True)
 
-    page.click(f"#lists a:has-text('{patient}') >> nth=0")
+    page.click("#lists a:has-text('Aaltje Bakker') >> nth=0")
+    assert page.inner_text("#patient-name").startswith("Aaltje Bakker, ")
     page.click("text=Ik ben casemanager")
     main = page.inner_text("main")
     assert "verwijzing ontvangen: Val thuis, pijn in de heup" in main
@@ -97,3 +115,54 @@ def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, br
     page.screenshot(path=str(SHOTS / "casemanager-patient.png"), full_page=True)
     page.close()
 
+
+
+def test_case_manager_finds_a_patient_by_name_and_birth_date_and_reads_the_timeline_with_names(
+        stack: Stack, browser: Browser) -> None:
+    patient = route(stack, "999990056", "U2", "home-visit", "URA 90000020",
+                    reason="Koorts en rillingen, wond aan het onderbeen rood", note="Wond beoordelen binnen het uur")
+    page = log_in(stack, browser)
+    # The worklist names the patient, with age, complaint, urgency and triage note; the pseudonym stays small.
+    page.wait_for_function("document.getElementById('lists').innerText.includes('Fatma Yılmaz')", timeout=30000)
+    row = page.locator("#lists tr", has_text="Fatma Yılmaz").first
+    for shown in ("Koorts en rillingen", "U2", "Wond beoordelen binnen het uur", patient):
+        assert shown in row.inner_text(), shown
+    assert row.locator("a.patient").inner_text() == "Fatma Yılmaz"
+
+    page.fill("#patient-search input[name=name]", "yılmaz")
+    page.fill("#patient-search input[name=birthdate]", "1990-04-17")
+    page.click("#patient-search button")
+    page.wait_for_url("**/console/patients?*")
+    found = page.inner_text("#found")
+    assert "Fatma Yılmaz" in found and "Lindelaan 12, 1236 EF Oostdorp" in found and "06-44556677" in found
+    assert "Aaltje Bakker" not in found
+    page.screenshot(path=str(SHOTS / "casemanager-search.png"), full_page=True)
+    page.click("#found a.patient")
+    assert page.inner_text("#patient-name").startswith("Fatma Yılmaz, ")
+    details = page.inner_text("#person")
+    for shown in ("1990-04-17", "Lindelaan 12, 1236 EF Oostdorp", "06-44556677", "999990056",
+                  "Zorgverzekeraar Noord (UZOVI 9001)"):
+        assert shown in details, shown
+    requests = page.inner_text("#requests")
+    assert "Koorts en rillingen" in requests and "U2" in requests and "Wond beoordelen binnen het uur" in requests
+    main = page.inner_text("main")
+    assert "triage U2 (Koorts en rillingen, wond aan het onderbeen rood)" in main
+    assert "notitie: Wond beoordelen binnen het uur" in main
+    page.screenshot(path=str(SHOTS / "casemanager-patient-named.png"), full_page=True)
+
+    # A search with a name but no birth date is refused and says why; nobody is shown.
+    page.goto(f"{stack.url('coordination')}/console/patients?name=Bakker")
+    assert "naam én geboortedatum" in page.inner_text("[role=alert]") and page.locator("#found").count() == 0
+
+    ops = stack.client("ops")
+    timeline = httpx.get(f"{stack.url('coordination')}/api/v1/patients/{patient}/timeline",
+                         headers=ops.headers()).json()
+    assert timeline["person"]["name"] == "Fatma Yılmaz" and timeline["person"]["age"] >= 36
+    assert timeline["requests"][0]["complaint"].startswith("Koorts") and \
+        timeline["requests"][0]["triage_note"] == "Wond beoordelen binnen het uur"
+    audit = httpx.get(f"{stack.url('coordination')}/fhir/AuditEvent", params={"patient": patient},
+                      headers=ops.headers()).json()
+    what = "console patient search by name and birth date"
+    searches = [e["resource"] for e in audit["entry"] if e["resource"]["entity"][-1]["what"].get("display") == what]
+    assert searches and searches[0]["agent"][0]["who"]["identifier"]["value"] == "casemanager"
+    page.close()

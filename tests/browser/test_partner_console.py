@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -37,7 +37,7 @@ def routed(stack: Stack, *, bsn: str | None, complaint: str, urgency: str, dispo
     ops = stack.client("ops")
     posted = stack.client("ehr-delinde").post_referral(
         referral_bundle(bsn=bsn, given="Aaltje", family="Bakker", birth_date="1937-11-02", gender="female",
-                        reason=complaint))
+                        reason=complaint, address=("Kerkstraat 12", "1234 AB", "Oostdorp"), phone="06 12345678"))
     posted.raise_for_status()
     request_id = str(ops.request_for(service_request_of(posted.json()))["id"])
     ops.triage_request(request_id, urgency=urgency, disposition=disposition, organization=organisation,
@@ -92,8 +92,17 @@ def test_transfer_point_works_its_task_live_and_the_prestation_reaches_billing(s
     due = datetime.fromisoformat(task["restriction"]["period"]["end"]).astimezone(AMSTERDAM)
     shown_due = due.strftime("%H:%M" if due.date() == datetime.now(AMSTERDAM).date() else "%d-%m %H:%M")
     assert card.locator("time").inner_text() == shown_due
-    # Coordination holds no patients yet (partner.patient_for): the card names the patient by pseudonym.
-    assert pseudonym[:14] in card.locator(".patient").inner_text()
+    # The patient as the front door knows them (patient-changed), by name with age, address and phone.
+    born = date(1937, 11, 2)
+    today = datetime.now(AMSTERDAM).date()
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    wait_until(lambda: (page.reload(), "Aaltje Bakker" in card.locator(".patient").inner_text())[1],
+               "patient name on the card")
+    assert f"Aaltje Bakker, {age} jaar" in card.locator(".patient").inner_text()
+    assert pseudonym[:14] not in card.locator(".patient").inner_text()
+    address = card.locator(".address").inner_text()
+    assert "Kerkstraat 12" in address and "Oostdorp" in address
+    assert card.locator("a[href^='tel:']").inner_text() == "06 12345678"
     assert page.locator(f"#task-{elsewhere['id']}").count() == 0  # Wijkverpleging Oost's work is not shown
 
     # Live: a new Task for the transfer point appears without reloading the page.

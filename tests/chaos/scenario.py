@@ -31,6 +31,7 @@ from shared.bus.envelope import Event
 from shared.bus.topics import (
     ACUTE_REQUEST_CLOSED,
     CONTACT_DELIVERED,
+    PATIENT_CHANGED,
     REFERRAL_RECEIVED,
     TASK_CHANGED,
     TRIAGE_COMPLETED,
@@ -41,6 +42,7 @@ from tests.bench.load import Driver, Journey
 # Who consumes what (the subscriptions in services/*/app.py): each must dead-letter a poison record.
 CONSUMERS: dict[str, set[str]] = {
     REFERRAL_RECEIVED: {"coordination.referral-received"},
+    PATIENT_CHANGED: {"coordination.patient-changed"},
     TRIAGE_COMPLETED: {"coordination.triage-completed", "billing_shadow.triage-completed"},
     CONTACT_DELIVERED: {"billing_shadow.contact-delivered"},
     ACUTE_REQUEST_CLOSED: {"billing_shadow.acute-request-closed", "triage.acute-request-closed"},

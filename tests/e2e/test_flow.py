@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
+from sqlalchemy import Connection, MetaData, select
 
 from infra.client import service_request_of
 from infra.referrals import referral_bundle
@@ -19,10 +20,14 @@ from infra.stack import Stack
 from shared.bus.topics import (
     ACUTE_REQUEST_CLOSED,
     CONTACT_DELIVERED,
+    PATIENT_CHANGED,
     PRESTATION_FEED,
+    TASK_CHANGED,
+    TASK_OVERDUE,
     TRIAGE_COMPLETED,
     every_topic,
 )
+from shared.db import make_engine
 from tests.conftest import PostgresDatabases, free_port
 from tests.e2e.consoles import open_console
 
@@ -37,6 +42,14 @@ PLAN = [
     ("999990068", "onsite-consult", "URA 90000001", "ops", "AMB"),
     ("999990081", "gp-office-hours", "URA 90000010", "ehr-zuidrand", None),
 ]
+# Who they are: name, birth date, home address and mobile, which the privacy scan then looks for everywhere.
+PEOPLE = {
+    "999990007": ("Jan", "de Vries", "1941-03-12", ("Scanweg 1", "9901 AA", "Privacydorp"), "06-90000001"),
+    "999990019": ("Aaltje", "Bakker", "1937-11-02", ("Scanweg 2", "9901 AB", "Privacydorp"), "06-90000002"),
+    "999990056": ("Fatma", "Yılmaz", "1990-04-17", ("Scanweg 3", "9901 AC", "Privacydorp"), "06-90000003"),
+    "999990068": ("Kees", "Meijer", "1946-12-19", ("Scanweg 4", "9901 AD", "Privacydorp"), "06-90000004"),
+    "999990081": ("Gerda", "Huisman", "1947-09-09", ("Scanweg 5", "9901 AE", "Privacydorp"), "06-90000005"),
+}
 # From the demo tariff tables: 9001 contract prices and the shadow equivalents (2025+ NZa, illustrative).
 EXPECTED_LINES = [
     {"code": "ADV", "quantity": 2, "unit_price_cents": 3500, "amount_cents": 7000, "shadow_amount_cents": 650 + 650},
@@ -108,18 +121,76 @@ def read_all_topics(bootstrap: str) -> list[tuple[str, bytes, list[tuple[str, by
     return asyncio.run(read())
 
 
-def assert_no_patient_identifiers(stack: Stack, bsns: list[str], names: list[str]) -> None:
+def billing_rows(stack: Stack) -> list[tuple[str, str, str]]:
+    """Every value of every column of every table in billing's database: (table, column, value as text)."""
+    url = stack.database_urls.get("billing_shadow") or f"sqlite+aiosqlite:///{stack.data_dir / 'billing_shadow.db'}"
+
+    async def read() -> list[tuple[str, str, str]]:
+        engine = make_engine(url)
+        try:
+            async with engine.connect() as conn:
+                def everything(sync: Connection) -> list[tuple[str, str, str]]:
+                    metadata = MetaData()
+                    metadata.reflect(sync)
+                    return [(name, column, str(value)) for name, table in metadata.tables.items()
+                            for row in sync.execute(select(table)).mappings()
+                            for column, value in row.items() if value is not None]
+                return await conn.run_sync(everything)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(read())
+
+
+def assert_patient_data_stays_where_it_belongs(stack: Stack, people: dict[str, tuple[Any, ...]],
+                                               periods: set[str]) -> None:
+    """Names, BSNs and birth dates travel only in patient-changed values (to coordination); addresses too, and
+    phones besides in the Task's events; none of it is in a Kafka key or header, a log line, /metrics,
+    billing's database or any feed (JSON, CSV, the feed topic)."""
+    identifying = [v for bsn, (given, family, born, _, _) in people.items()
+                   for v in (bsn, family, f"{given} {family}", born)]
+    addresses = [part for *_, address, _ in people.values() for part in address]
+    phones = [phone for *_, phone in people.values()]
+    everything = [*identifying, *addresses, *phones]
     records = read_all_topics(stack.bootstrap)
-    assert {topic for topic, *_ in records} >= {TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED}
+    assert {topic for topic, *_ in records} >= {TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED,
+                                                 PATIENT_CHANGED, TASK_CHANGED, PRESTATION_FEED}
+    allowed = {PATIENT_CHANGED: everything, TASK_CHANGED: phones, TASK_OVERDUE: phones}
+    carried = b""
     for topic, key, headers, value in records:
         exposed = key + b" ".join(name.encode() + b"=" + raw for name, raw in headers)
-        for secret in [*bsns, *names]:
+        for secret in everything:
             assert secret.encode() not in exposed, f"{secret} in a key or header on {topic}"
-            assert secret.encode() not in value, f"{secret} in a value on {topic}"
+        may_carry = allowed.get(topic.removesuffix(".dlq"), [])
+        for secret in everything:
+            assert secret in may_carry or secret.encode() not in value, f"{secret} in a value on {topic}"
+        if topic == PATIENT_CHANGED:
+            carried += value
+    # The scan looks where the data is: coordination did receive every one of them.
+    assert [s for s in everything if s.encode() not in carried] == []
     for log in (stack.data_dir / "logs").glob("*.log"):
         text = log.read_text()
-        for secret in [*bsns, *names]:
+        for secret in everything:
             assert secret not in text, f"{secret} in {log.name}"
+    for service in ("triage", "coordination", "billing_shadow"):
+        metrics = httpx.get(f"{stack.url(service)}/metrics").text
+        assert f'service="{service}"' in metrics  # the page holds this service's series
+        for secret in everything:
+            assert secret not in metrics, f"{secret} in {service}'s /metrics"
+    rows = billing_rows(stack)
+    assert {table for table, *_ in rows} >= {"request_fact", "prestation_ledger", "feed_revision", "audit_event"}
+    for table, column, value in rows:
+        for secret in everything:
+            assert secret not in value, f"{secret} in billing's {table}.{column}"
+    for uzovi in ("9001", "9002"):
+        insurer = stack.client(f"insurer-{uzovi}")
+        for period in periods:
+            for path in (f"/api/v1/feeds/{uzovi}", f"/api/v1/feeds/{uzovi}.csv"):
+                feed = insurer.http.get(f"{stack.url('billing_shadow')}{path}", params={"period": period},
+                                        headers=insurer.headers())
+                assert feed.status_code == 200, feed.text
+                for secret in everything:
+                    assert secret not in feed.text, f"{secret} in {path}"
 
 
 def test_every_api_refuses_a_request_without_token(stack: Stack) -> None:
@@ -134,7 +205,9 @@ def test_every_api_refuses_a_request_without_token(stack: Stack) -> None:
 def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(stack: Stack) -> None:
     ehr = stack.client("ehr-delinde")
     ops = stack.client("ops")
-    bundles = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{n}", bundle_id=f"bundle-{n}")
+    bundles = [referral_bundle(bsn=bsn, uzovi="9001", referral_id=f"e2e-{n}", bundle_id=f"bundle-{n}",
+                               given=PEOPLE[bsn][0], family=PEOPLE[bsn][1], birth_date=PEOPLE[bsn][2],
+                               address=PEOPLE[bsn][3], phone=PEOPLE[bsn][4])
                for n, (bsn, *_) in enumerate(PLAN)]
     first = []
     for bundle in bundles:
@@ -180,7 +253,7 @@ def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(s
         assert len(tasks) == 1
         task = tasks[0]
         assert task["status"] == "requested"
-        assert task["focus"]["reference"] == f"ServiceRequest/{sr_of_bsn[bsn]}"
+        assert task["focus"]["reference"] == f"{stack.url('triage')}/fhir/ServiceRequest/{sr_of_bsn[bsn]}"
         assert task["owner"]["identifier"]["value"] == org.split()[1]
         assert "end" in task["restriction"]["period"]
         response = partner.work_task(task["id"], contact=contact, start=start)
@@ -222,7 +295,7 @@ def test_referrals_flow_to_an_exact_insurer_feed_and_reposting_changes_nothing(s
     assert len([i for i in all_requests if i["service_request"] and i["service_request"].split("/")[1] in sr_ids]) == 5
     assert len(ops.tasks(_count="500")) == 5
     assert insurer.feed("9001", period) == feed
-    assert_no_patient_identifiers(stack, [bsn for bsn, *_ in PLAN], ["de Vries"])
+    assert_patient_data_stays_where_it_belongs(stack, PEOPLE, {period})
 
 
 def test_insurer_reads_only_its_own_feed(stack: Stack) -> None:

@@ -37,7 +37,8 @@ async def test_overdue_tasks_are_reported_once_and_due_times_compare_in_utc(data
                                    due_at=due.astimezone(AMSTERDAM), triaged_at=now - timedelta(minutes=50))
             async with sessions() as session, session.begin():
                 await service.on_triage_completed(session, triage_events.triage_completed(
-                    request, note="", codesystem_base=CODESYSTEM_BASE, traceparent=None))
+                    request, note="", codesystem_base=CODESYSTEM_BASE, traceparent=None),
+                    front_door_fhir_base="https://voordeur.example/fhir", codesystem_base=CODESYSTEM_BASE)
         for expected in (1, 0):
             async with sessions() as session, session.begin():
                 assert await service.flag_overdue(session) == expected

@@ -25,9 +25,9 @@ def _fhir(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] 
 
 
 def _searchset(request: Request, resource_type: str, wanted: search.Search, resources: list[dict[str, Any]],
-               total: int) -> JSONResponse:
+               total: int, included: list[tuple[dict[str, Any], str]] | None = None) -> JSONResponse:
     return _fhir(search.searchset(base=f"{request.app.state.settings.public_url}/fhir", resource_type=resource_type,
-                                  search=wanted, total=total, resources=resources))
+                                  search=wanted, total=total, resources=resources, included=included or []))
 
 
 async def _resource_body(request: Request) -> dict[str, Any]:
@@ -81,9 +81,15 @@ def capability_statement(public_url: str) -> dict[str, Any]:
                 {"type": "Task", "interaction": [{"code": c} for c in (
                     "read", "vread", "history-instance", "search-type", "patch", "update")],
                  "versioning": "versioned-update", "updateCreate": False,
+                 "searchInclude": list(service.INCLUDES),
                  "searchParam": [p.capability() for p in service.TASK_SEARCH.values()],
                  "documentation": paging(default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE,
-                                         order="Most recently changed first.")},
+                                         order="Most recently changed first.") + (
+                     " `_include=Task:patient` and `_include=Task:focus` are answered by coordination from what it "
+                     "holds, for the Tasks the caller may see (owner, requester, case manager): the Patient as the "
+                     "front door last sent it (fullUrl on the front door's FHIR base), and the focus ServiceRequest "
+                     "as far as the routing order tells it (tagged SUBSETTED; the front door holds the whole). "
+                     "Every included resource is an audited read.")},
                 _subscription_capabilities(),
                 {"type": "Encounter", "interaction": [{"code": "search-type"}],
                  "searchParam": [p.capability() for p in service.ENCOUNTER_SEARCH.values()],
@@ -98,13 +104,20 @@ def capability_statement(public_url: str) -> dict[str, Any]:
 
 @router.get("/Task")
 async def search_tasks(request: Request, caller: Caller = require_scope(resource="Task", action="s")) -> JSONResponse:
-    wanted = search.read_request(request, service.TASK_SEARCH, default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE)
+    wanted = search.read_request(request, service.TASK_SEARCH, default_count=PAGE_SIZE, max_count=MAX_PAGE_SIZE,
+                                 includes=service.INCLUDES)
     search.require_json(wanted)
     async with request.app.state.runtime.sessions() as session:
         tasks, total = await service.search_tasks(session, caller=caller, request=wanted)
+        extra = await service.included(session, caller=caller, tasks=tasks, include=set(wanted.include),
+                                       front_door_fhir_base=request.app.state.settings.front_door_fhir_base) \
+            if wanted.include else []
     await audit.for_request(request, subtype="search", entity=f"Task?{request.url.query}",
                             patient=_single_patient(wanted))
-    return _searchset(request, "Task", wanted, tasks, total)
+    for resource, _url, pseudonym, task_id in extra:
+        await audit.for_request(request, subtype="read", patient=pseudonym,
+                                entity=f"{resource['resourceType']}/{resource['id']} (_include of Task/{task_id})")
+    return _searchset(request, "Task", wanted, tasks, total, [(resource, url) for resource, url, *_ in extra])
 
 
 @router.get("/Task/{task_id}/_history")

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from services.coordination import episodes, service
-from services.coordination.models import EpisodeRecord
+from services.coordination import episodes, patients, service
+from services.coordination.models import CoordinatedPatient, EpisodeRecord
 from shared import audit
 from shared.auth import Caller, require_scope
 from shared.fhir import FhirError, Issue
+from shared.identifiers import is_valid_bsn
 
 router = APIRouter(prefix="/api/v1", tags=["coordination"])
 
@@ -26,14 +28,46 @@ async def overdue(request: Request, caller: Caller = require_scope(scope="coordi
                       for r in rows]}
 
 
+def _patient_json(row: CoordinatedPatient, front_door_fhir_base: str) -> dict[str, object]:
+    return {"patient": row.pseudonym, "reference": f"{front_door_fhir_base}/Patient/{row.id}",
+            **patients.person(row).as_json()}
+
+
+@router.get("/patients")
+async def find_patients(request: Request, caller: Caller = require_scope(scope="coordination.write"),
+                        name: Annotated[str | None, Query(max_length=200)] = None,
+                        birthdate: Annotated[str | None, Query(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")] = None,
+                        bsn: Annotated[str | None, Query(pattern=r"^[0-9]{9}$")] = None) -> dict[str, object]:
+    """Case managers find a patient coordination holds Tasks for: by BSN, or by (part of) the name and the birth
+    date together. Each patient found is an audited search; so is a search that found nobody."""
+    if bsn and not is_valid_bsn(bsn):
+        raise FhirError(400, Issue("error", "value", "bsn fails the 11-proof", ("bsn",)))
+    async with request.app.state.runtime.sessions() as session:
+        try:
+            found = await patients.search(session, name=name, birth_date=birthdate, bsn=bsn)
+        except ValueError as exc:
+            raise FhirError(400, Issue("error", "required", str(exc), ("name", "birthdate", "bsn"))) from exc
+    what = "patient search by BSN" if bsn else "patient search by name and birth date"
+    for row in found or [None]:
+        await audit.for_request(request, subtype="search", entity=what, patient=row.pseudonym if row else None)
+    base = request.app.state.settings.front_door_fhir_base
+    return {"items": [_patient_json(row, base) for row in found]}
+
+
 @router.get("/patients/{pseudonym}/timeline")
 async def timeline(pseudonym: str, request: Request,
                    caller: Caller = require_scope(scope="coordination.write")) -> dict[str, object]:
+    """The patient's timeline, episodes and acute requests, named: `person` is what coordination knows of them
+    (null until the front door has told it)."""
     async with request.app.state.runtime.sessions() as session:
         entries = await episodes.timeline(session, pseudonym)
         cases = await episodes.episodes_of(session, pseudonym)
+        known = await patients.by_pseudonym(session, pseudonym)
+        requests = await service.routed_requests(session, pseudonyms=[pseudonym])
     await audit.for_request(request, subtype="read", entity="timeline", patient=pseudonym)
-    return {"patient": pseudonym,
+    base = request.app.state.settings.front_door_fhir_base
+    return {"patient": pseudonym, "person": _patient_json(known, base) if known else None,
+            "requests": [r.as_json() for r in requests],
             "episodes": [episodes.episode_resource(e, request.app.state.settings.public_url) for e in cases],
             "items": [{"at": (e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)).isoformat(), "kind": e.kind,
                        "organization": e.organisation, "actor": e.actor, "text": e.text, "reference": e.reference}

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.coordination import service
+from services.coordination import patients, service
 from services.coordination.console import partner_cards as cards
 from services.coordination.domain.task_state import TERMINAL
 from services.coordination.models import RoutedRequest, TaskRecord, TaskTransition
@@ -32,14 +32,12 @@ DONE = {"accept": "Taak geaccepteerd.", "reject": "Taak afgewezen.", "start": "T
 
 
 async def patient_for(session: AsyncSession, pseudonym: str) -> dict[str, Any] | None:
-    """The patient behind a pseudonym as coordination knows them, for the organisation treating them:
-    `{"name": str, "birth_date": "YYYY-MM-DD", "age": int, "gender": "male"|"female"|"other"|"unknown",
-    "address": str or {"line": [...], "postal_code": str, "city": str}, "phone": str}` (any key may be missing;
-    read by `partner_cards.read_patient`), or None when coordination holds nothing on the patient.
-
-    Coordination does not hold patients yet (issue 13, point 3 adds `services/coordination/patients.py`): until
-    this is pointed at that lookup every card shows the pseudonym and what the Task itself carries."""
-    return None
+    """The patient behind a pseudonym as coordination knows them (services/coordination/patients.py, fed by the
+    front door's patient-changed events), for the organisation treating them: `{"name": str, "birth_date":
+    "YYYY-MM-DD", "age": int, "gender": "male"|"female"|"other"|"unknown", "address": str, "phone": str}` (any value
+    may be None; read by `partner_cards.read_patient`), or None when coordination holds nothing on the patient."""
+    row = await patients.by_pseudonym(session, pseudonym)
+    return None if row is None else patients.person(row).as_json()
 
 
 async def _cards(session: AsyncSession, user: Caller, *, codesystem_base: str, now: datetime) -> list[cards.Card]:

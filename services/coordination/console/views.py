@@ -1,30 +1,35 @@
-"""The case manager's console: my patients and overdue work (live), a patient's timeline across
-organisations with the care team and lead, and the actions: take the case, hand over the lead role,
-reassign a Task, add a note; and the region's directory."""
+"""The case manager's console: my patients and overdue work (live), finding a patient by name and birth date or
+BSN, a patient's timeline across organisations with the care team and lead, and the actions: take the case, hand
+over the lead role, reassign a Task, add a note; and the region's directory. Patients appear by name and age; the
+pseudonym only as a technical reference."""
 
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.coordination import episodes, service
+from services.coordination import episodes, patients, service
+from services.coordination.domain.person import GENDERS
 from services.coordination.domain.task_state import TERMINAL
 from services.coordination.models import TaskRecord, TimelineEntry
 from shared import audit
 from shared.auth import Caller
 from shared.console import change_stream, console_user
 from shared.fhir import FhirError
+from shared.identifiers import is_valid_bsn
 from shared.region import ORGANISATIONS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 CaseManager = Annotated[Caller, console_user("casemanager")]
 PROVIDERS = [o for o in ORGANISATIONS if o.kind != "insurer"]
+BIRTH_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def _aware(moment: datetime) -> datetime:
@@ -37,8 +42,18 @@ async def _lists(request: Request, user: Caller) -> dict[str, object]:
         late = await service.overdue(session)
         open_tasks = list((await session.execute(select(TaskRecord).where(
             TaskRecord.status.not_in(TERMINAL)).order_by(TaskRecord.due_at).limit(200))).scalars())  # type: ignore[attr-defined]
+        tasks = [*late, *open_tasks]
+        known = await patients.by_pseudonyms(session, {e.pseudonym for e in mine} | {t.pseudonym for t in tasks})
+        routed = await service.routed_requests(session, ids=sorted({t.acute_request_id for t in tasks}))
+        latest = await service.routed_requests(session, pseudonyms=sorted({e.pseudonym for e in mine}))
+    today = patients.today()
+    latest_of: dict[str, service.Routed] = {}
+    for item in latest:  # newest first
+        latest_of.setdefault(item.pseudonym, item)
     return {"user": user, "mine": mine, "late": late, "open_tasks": open_tasks, "name_of": episodes.name_of,
-            "now": datetime.now(UTC), "aware": _aware}
+            "now": datetime.now(UTC), "aware": _aware,
+            "people": {p: patients.person(row, on=today) for p, row in known.items()},
+            "routed": {r.id: r for r in routed}, "latest": latest_of}
 
 
 @router.get("", response_class=HTMLResponse)
@@ -67,6 +82,35 @@ async def stream(request: Request, user: CaseManager) -> StreamingResponse:
     return change_stream(request, marker, interval=2)
 
 
+@router.get("/patients", response_class=HTMLResponse)
+async def find_patients(request: Request, user: CaseManager,
+                        name: Annotated[str, Query(max_length=200)] = "",
+                        birthdate: Annotated[str, Query(max_length=10)] = "",
+                        bsn: Annotated[str, Query(max_length=9)] = "") -> Response:
+    """Find a patient by (part of) the name and the birth date, or by BSN; each patient found is audited."""
+    name, birthdate, bsn = name.strip(), birthdate.strip(), bsn.strip()
+    searched = bool(name or birthdate or bsn)
+    found, error = [], None
+    if searched:
+        if bsn and not is_valid_bsn(bsn):
+            error = "Dit BSN is niet geldig (11-proef)."
+        elif not bsn and not (name and BIRTH_DATE.fullmatch(birthdate)):
+            error = "Zoek op naam én geboortedatum (jjjj-mm-dd), of op BSN."
+        else:
+            async with request.app.state.runtime.sessions() as session:
+                found = await patients.search(session, name=name or None, birth_date=birthdate or None,
+                                              bsn=bsn or None)
+            what = "console patient search by BSN" if bsn else "console patient search by name and birth date"
+            for row in found or [None]:
+                await audit.for_request(request, subtype="search", entity=what,
+                                        patient=row.pseudonym if row else None)
+    today = patients.today()
+    return request.app.state.templates.TemplateResponse(request, "search.html", {
+        "user": user, "form": {"name": name, "birthdate": birthdate, "bsn": bsn}, "searched": searched,
+        "error": error, "found": [(row.pseudonym, patients.person(row, on=today)) for row in found]},
+        status_code=400 if error else 200)
+
+
 @router.get("/patients/{pseudonym}", response_class=HTMLResponse)
 async def patient(request: Request, user: CaseManager, pseudonym: str, error: str | None = None) -> Response:
     async with request.app.state.runtime.sessions() as session:
@@ -75,10 +119,14 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         tasks = list((await session.execute(select(TaskRecord).where(TaskRecord.pseudonym == pseudonym)
                                             .order_by(TaskRecord.due_at))).scalars())
         proposals = {e.id: await episodes.handovers(session, e.id) for e in cases}
-    if not cases and not entries:
+        known = await patients.by_pseudonym(session, pseudonym)
+        requests = await service.routed_requests(session, pseudonyms=[pseudonym])
+    if not cases and not entries and known is None:
         return HTMLResponse("Onbekende patiënt", status_code=404)
     await audit.for_request(request, subtype="read", entity="console patient timeline", patient=pseudonym)
     return request.app.state.templates.TemplateResponse(request, "patient.html", {
+        "person": patients.person(known) if known else None, "requests": requests, "genders": GENDERS,
+        "routed": {r.id: r for r in requests},
         "user": user, "pseudonym": pseudonym, "cases": cases, "entries": entries, "tasks": tasks,
         "proposals": proposals, "providers": PROVIDERS, "name_of": episodes.name_of, "team": json.loads,
         "csrf": request.app.state.console_auth.csrf_token(request), "error": error, "terminal": TERMINAL})

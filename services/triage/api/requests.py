@@ -55,11 +55,22 @@ class PatientIn(BaseModel):
     birth_date: str | None = Field(None, pattern=r"^\d{4}-\d{2}-\d{2}$")
 
 
+class AddressIn(BaseModel):
+    line: str = Field("", max_length=200, description="street and house number")
+    postal_code: str = Field("", max_length=10)
+    city: str = Field("", max_length=100)
+
+
 class ContactIn(BaseModel):
     channel: Literal["phone", "walk-in"]
     patient: PatientIn
     uzovi: str | None = Field(None, pattern=r"^\d{4}$")
     complaint: str = Field("", max_length=2000)
+    caller: Literal["patient", "relative", "carer", "professional"] = "patient"
+    callback_phone: str | None = Field(None, max_length=32,
+                                       description="the number to call back: the patient's own when the patient "
+                                                   "called, else the caller's")
+    address: AddressIn | None = Field(None, description="the patient's home address")
 
 
 @router.post("/requests", status_code=201)
@@ -67,12 +78,16 @@ async def record_contact(body: ContactIn, request: Request,
                          caller: Caller = require_scope(scope="triage.write")) -> dict[str, object]:
     async with request.app.state.runtime.sessions() as session, session.begin():
         acute, linked = await service.record_contact(
-            session, contact=service.ContactInput(channel=body.channel, bsn=body.patient.bsn, name=body.patient.name,
-                                                  birth_date=body.patient.birth_date, uzovi=body.uzovi,
-                                                  complaint=body.complaint),
-            caller=caller, pseudonym_key=request.app.state.settings.pseudonym_key_bytes)
+            session, contact=service.ContactInput(
+                channel=body.channel, bsn=body.patient.bsn, name=body.patient.name,
+                birth_date=body.patient.birth_date, uzovi=body.uzovi, complaint=body.complaint, caller=body.caller,
+                callback_phone=body.callback_phone,
+                address=service.Address(**body.address.model_dump()) if body.address else None),
+            caller=caller, pseudonym_key=request.app.state.settings.pseudonym_key_bytes,
+            traceparent=request.headers.get("traceparent"))
         await audit.record(session, service="triage", caller=caller, subtype="create",
                            entity=f"{body.channel} contact for acute request {acute.id}", patient=acute.pseudonym)
+    request.app.state.runtime.relay.wake()
     return {"request": item(acute).model_dump(mode="json"), "linked_to_open_request": linked}
 
 

@@ -109,14 +109,21 @@ async def record_contact(request: Request, user: Nurse, csrf_token: Annotated[st
                          complaint: Annotated[str, Form(max_length=2000)],
                          bsn: Annotated[str, Form(max_length=9)] = "", name: Annotated[str, Form(max_length=300)] = "",
                          birth_date: Annotated[str, Form(max_length=10)] = "",
-                         uzovi: Annotated[str, Form(max_length=4)] = "") -> Response:
+                         uzovi: Annotated[str, Form(max_length=4)] = "",
+                         caller: Annotated[str, Form(pattern="^(patient|relative|carer|professional)$")] = "patient",
+                         callback_phone: Annotated[str, Form(max_length=32)] = "",
+                         address_line: Annotated[str, Form(max_length=200)] = "",
+                         postal_code: Annotated[str, Form(max_length=10)] = "",
+                         city: Annotated[str, Form(max_length=100)] = "") -> Response:
     state = request.app.state
     state.console_auth.check_csrf(request, csrf_token)
     try:
         async with state.runtime.sessions() as session, session.begin():
             acute, linked = await service.record_contact(session, contact=service.ContactInput(
                 channel=channel, bsn=bsn or None, name=name, birth_date=birth_date or None, uzovi=uzovi or None,
-                complaint=complaint), caller=user, pseudonym_key=state.settings.pseudonym_key_bytes)
+                complaint=complaint, caller=caller, callback_phone=callback_phone.strip() or None,
+                address=service.Address(address_line.strip(), postal_code.strip(), city.strip())),
+                caller=user, pseudonym_key=state.settings.pseudonym_key_bytes)
             await audit.record(session, service="triage", caller=user, subtype="create",
                                entity=f"{channel} contact (console) for acute request {acute.id}",
                                patient=acute.pseudonym)
@@ -125,6 +132,7 @@ async def record_contact(request: Request, user: Nurse, csrf_token: Annotated[st
             "user": user, "matches": [], "looked_up": False, "csrf": state.console_auth.csrf_token(request),
             "form": {"bsn": bsn, "name": name, "birth_date": birth_date},
             "error": "; ".join(i.diagnostics for i in exc.issues)}, status_code=exc.status_code)
+    state.runtime.relay.wake()
     return RedirectResponse(f"/console/requests/{acute.id}" + ("?linked=1" if linked else ""), status_code=303)
 
 
