@@ -320,11 +320,11 @@ def test_not_and_missing_modifiers_work_other_modifiers_and_strict_unknown_param
         assert refused.json()["resourceType"] == "OperationOutcome"
         assert refused.json()["issue"][0]["expression"] == [key]
 
-    lenient = searchset(stack, ops, _count="500", status="completed", _include="Task:patient", foo="bar")
+    lenient = searchset(stack, ops, _count="500", status="completed", _sort="-_lastUpdated", foo="bar")
     assert sorted(ids(lenient)) == sorted(t for t, status in statuses.items() if status == "completed")
     self_link = link(lenient, "self")
     assert self_link is not None and "status=completed" in self_link
-    assert "foo" not in self_link and "_include" not in self_link
+    assert "foo" not in self_link and "_sort" not in self_link
     strict = searched(stack, ops, headers={"Prefer": "handling=strict"}, status="completed", foo="bar")
     assert strict.status_code == 400 and strict.json()["issue"][0]["expression"] == ["foo"]
     assert searched(stack, ops, **{"_format": "xml"}).status_code == 406
@@ -421,6 +421,7 @@ def test_the_owner_reads_what_to_do_and_for_whom_and_a_stranger_gets_nothing(sta
     entries = {e["fullUrl"]: e for e in bundle.json()["entry"]}
     assert [e["search"]["mode"] for e in bundle.json()["entry"]] == ["match", "include", "include"]
     patient = entries[patient_url]["resource"]
+    version_before = int(patient["meta"]["versionId"])  # another test of this module may know the patient too
     assert patient["resourceType"] == "Patient" and patient["name"][0]["family"] == "Yılmaz"
     assert patient["address"][0]["line"] == ["Lindelaan 12"] and patient["telecom"][0]["value"] == "06-11223344"
     referral = entries[task["focus"]["reference"]]["resource"]
@@ -431,7 +432,7 @@ def test_the_owner_reads_what_to_do_and_for_whom_and_a_stranger_gets_nothing(sta
     refused = httpx.get(f"{coordination}/fhir/Task/{task['id']}", headers=zuidrand.headers())
     assert refused.status_code == 404 and refused.json()["resourceType"] == "OperationOutcome"
     stranger = included(stack, "ehr-zuidrand", task["id"])
-    assert stranger.status_code == 200 and stranger.json()["total"] == 0 and stranger.json()["entry"] == []
+    assert stranger.status_code == 200 and stranger.json()["total"] == 0 and "entry" not in stranger.json()
     assert "Yılmaz" not in stranger.text and "06-11223344" not in stranger.text
     unknown = httpx.get(f"{coordination}/fhir/Task", params={"_include": "Task:owner"}, headers=wijk.headers())
     assert unknown.status_code == 400 and unknown.json()["issue"][0]["expression"] == ["_include"]
@@ -461,7 +462,7 @@ def test_the_owner_reads_what_to_do_and_for_whom_and_a_stranger_gets_nothing(sta
         return person if person["address"][0]["line"] == ["Nieuwe Haven 3"] else None
 
     person = wait_until(moved)
-    assert person["meta"]["versionId"] == "2" and person["telecom"][0]["value"] == "06-11223344"
+    assert person["meta"]["versionId"] == str(version_before + 1) and person["telecom"][0]["value"] == "06-11223344"
     listed = httpx.get(f"{coordination}/api/v1/patients", headers=ops.headers(),
                        params={"name": "yılmaz", "birthdate": "1990-04-17"}).json()["items"]
     assert [(p["name"], p["address"], p["phone"], p["age"] >= 36) for p in listed] == [

@@ -163,6 +163,7 @@ async def work(request: Request, user: Partner, task_id: Annotated[str, Path(max
                                      end=period[1], now=now, codesystem_base=state.settings.codesystem_base)
             task = await service.patch_task(session, task_id=task_id, operations=operations, if_match=None,
                                             caller=user, codesystem_base=state.settings.codesystem_base,
+                                            clock_tolerance=state.settings.clock_tolerance,
                                             traceparent=getattr(request.state, "traceparent", None))
             await audit.record(session, service="coordination", caller=user, subtype="update",
                                entity=f"Task/{task_id} → {task['status']} (partner console)",
