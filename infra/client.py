@@ -83,9 +83,10 @@ class ApiClient:
         return next(i for i in self.worklist("open,triaged,closed") if i["service_request"] == service_request)
 
     def triage_request(self, request_id: str, *, urgency: str, disposition: str, organization: str,
-                       note: str = "") -> httpx.Response:
+                       note: str = "", closed_reason: str | None = None) -> httpx.Response:
         return self.http.post(f"{self.triage}/api/v1/requests/{request_id}/triage", headers=self.headers(), json={
-            "urgency": urgency, "disposition": disposition, "assigned_organization": organization, "note": note})
+            "urgency": urgency, "disposition": disposition, "assigned_organization": organization, "note": note,
+            **({"closed_reason": closed_reason} if closed_reason else {})})
 
     def tasks(self, **params: str) -> list[dict[str, Any]]:
         response = self.http.get(f"{self.coordination}/fhir/Task", params=params, headers=self.headers())

@@ -88,6 +88,27 @@ ENGLISH: dict[str, str] = {
     "Wie belt": "Caller", "patiënt zelf": "the patient", "naaste": "relative", "mantelzorger": "carer",
     "zorgverlener": "professional", "Terugbelnummer": "Callback number",
     "Postcode": "Postal code", "Woonplaats": "City",
+    # Safe triage and deliverable routing (the night shift).
+    "Huidige triage": "Current triage",
+    "Het formulier begint bij de huidige waarden; wat u wijzigt staat hieronder.":
+    "The form starts from the current values; what you change is shown below.",
+    "— kies de urgentie —": "— choose the urgency —", "— kies de vervolgactie —": "— choose the follow-up action —",
+    "— kies de organisatie —": "— choose the organisation —", "uiterlijk": "due", "werkdagen": "working days",
+    "Kies eerst de vervolgactie: alleen organisaties die haar leveren worden getoond.":
+    "Choose the follow-up action first: only organisations that provide it are shown.",
+    "Reden om te routeren naar een organisatie die op de streeftijd gesloten is":
+    "Reason to route to an organisation that is closed at the due time",
+    "Nog niets gewijzigd.": "Nothing changed yet.", "open op de streeftijd": "open at the due time",
+    "gesloten op de streeftijd": "closed at the due time",
+    "Geen organisatie levert deze vervolgactie.": "No organisation provides this follow-up action.",
+    "Deze organisatie is gesloten op de streeftijd: geef een reden of kies een andere.":
+    "This organisation is closed at the due time: give a reason or choose another.",
+    "Wijzigt": "Changes", "urgentie": "urgency", "vervolgactie": "follow-up action", "organisatie": "organisation",
+    "Triage vastgelegd": "Triage recorded", "gesloten op de streeftijd, reden": "closed at the due time, reason",
+    "Coördinatie maakt de taak voor deze organisatie.": "Coordination creates the Task for this organisation.",
+    "Terug naar de werklijst": "Back to the worklist",
+    "nieuw contact sinds triage": "new contact since triage", "terugbellen": "call back",
+    "na de triage": "after the triage",
 }
 
 

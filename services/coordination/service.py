@@ -32,7 +32,7 @@ from shared.console import local_time
 from shared.fhir import FhirError, Issue, dumps, empty_elements, loads, unresolved_placeholders, validate_resource
 from shared.fhirpatch import apply_fhirpath_patch
 from shared.identifiers import PSEUDONYM_SYSTEM, org_token, parse_org, searched_pseudonym
-from shared.region import FRONT_DOOR, organisation
+from shared.region import FRONT_DOOR, ORGANISATIONS, organisation
 from shared.search import json_text
 
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -337,6 +337,14 @@ async def _reassign(session: AsyncSession, *, record: TaskRecord, current: dict[
     if target is None or target.kind == "insurer" or target.token == record.owner:
         raise FhirError(422, Issue("error", "not-found", "owner must be another care provider in the region's "
                                                          "directory", ("Task.owner.identifier",)))
+    coding = next(iter((current.get("code") or {}).get("coding") or []), {})
+    if coding.get("code") not in target.dispositions:
+        # The region's directory (shared/region.py) decides who provides what (SPEC §6), as at triage.
+        offering = ", ".join(o.name for o in ORGANISATIONS if coding.get("code") in o.dispositions) or "none"
+        raise FhirError(422, Issue("error", "business-rule",
+                                   f"{target.name} does not provide {coding.get('display') or coding.get('code')} "
+                                   f"({coding.get('code')}) according to the region's directory; organisations "
+                                   f"that do: {offering}", ("Task.owner.identifier",)))
     now = _now()
     previous = record.owner
     reason = (patched.get("statusReason") or {}).get("text") or f"reassigned to {target.name}"

@@ -30,6 +30,8 @@ class Provider:
     weekdays_only: bool
 
     def open_at(self, moment: datetime) -> bool:
+        """Whether the organisation is open at `moment` (any timezone; hours are Europe/Amsterdam). The closing
+        minute still counts as open: care due by 17:00 can be given by a practice open until 17:00."""
         local = moment.astimezone(AMSTERDAM)
         if self.weekdays_only and local.weekday() >= 5:
             return False
@@ -42,7 +44,7 @@ class Provider:
         if end_hour == 24:
             return now >= start
         end = time(end_hour, end_minute)
-        return start <= now < end if start < end else (now >= start or now < end)
+        return start <= now <= end if start < end else (now >= start or now <= end)
 
 
 async def seed(session: AsyncSession) -> None:

@@ -95,6 +95,11 @@ class LinkedContact(SQLModel, table=True):
     channel: str = Field(max_length=16)
     service_request_id: str | None = Field(default=None, max_length=64)
     received_at: datetime = Field(default_factory=_now)
+    # What the contact said, so a second call is not reduced to "via phone" (a referral's words are in its
+    # ServiceRequest, copied here for one place to read them).
+    complaint: str = Field(default="", sa_column=Column(Text, nullable=False, server_default=""))
+    caller: str | None = Field(default=None, max_length=16)  # patient | relative | carer | professional
+    callback_phone: str | None = Field(default=None, max_length=32)
 
 
 class TriageDecision(SQLModel, table=True):
@@ -109,6 +114,8 @@ class TriageDecision(SQLModel, table=True):
     decided_by: str = Field(max_length=120)
     decided_at: datetime = Field(default_factory=_now)
     retriage_reason: str | None = Field(default=None, max_length=500)  # set when the nurse chose to re-triage
+    # Why the organisation was chosen although the directory has it closed at the due time (SPEC §6).
+    closed_reason: str | None = Field(default=None, max_length=500)
 
 
 class ReferralEntry(SQLModel, table=True):

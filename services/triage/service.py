@@ -23,7 +23,7 @@ from services.triage.domain.referral import (
     read_referral,
     read_service_request,
 )
-from services.triage.domain.rules import DISPOSITIONS, URGENCIES, due_by, worklist_rank
+from services.triage.domain.rules import AMSTERDAM, DISPOSITIONS, URGENCIES, due_by, worklist_rank
 from services.triage.models import (
     AcuteRequest,
     BundleReceipt,
@@ -310,7 +310,8 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     open_request = None if created_record else await _open_request_for(session, record.pseudonym)
     if open_request is not None:
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
-                                  service_request_id=sr["id"], received_at=now))
+                                  service_request_id=sr["id"], received_at=now, complaint=_complaint(sr),
+                                  caller="professional"))
         request = open_request
         request.open_dbc = request.open_dbc or open_dbc
         session.add(request)
@@ -531,7 +532,9 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
                                         only_if_missing=frozenset({"name", "birthDate"}))
     open_request = await _open_request_for(session, record.pseudonym)
     if open_request is not None:
-        session.add(LinkedContact(acute_request_id=open_request.id, channel=contact.channel, received_at=now))
+        session.add(LinkedContact(acute_request_id=open_request.id, channel=contact.channel, received_at=now,
+                                  complaint=contact.complaint, caller=contact.caller,
+                                  callback_phone=contact.callback_phone))
         request, linked = open_request, True
     else:
         request = AcuteRequest(id=request_id, pseudonym=record.pseudonym, patient_id=record.id,
@@ -559,11 +562,32 @@ class TriageInput:
     assigned_organization: str
     note: str
     retriage_reason: str | None = None  # set only when a nurse deliberately triages a triaged request again
+    closed_reason: str | None = None  # why the organisation is chosen although closed at the due time
+
+
+async def _provider_of(session: AsyncSession, token: str, disposition: str) -> configuration.Provider:
+    """The directory entry of the chosen organisation, when it provides the chosen follow-up action (SPEC §6:
+    the directory decides); else FhirError 422 naming the organisations that do provide it."""
+    providers = await configuration.providers(session)
+    found = next((p for p in providers if p.token == token), None)
+    if found is not None and disposition in found.dispositions:
+        return found
+    offering = ", ".join(p.name for p in providers if disposition in p.dispositions) or "none"
+    name = found.name if found is not None else token
+    raise FhirError(422, Issue("error", "business-rule",
+                               f"{name} does not provide {DISPOSITIONS[disposition]} ({disposition}) according to the "
+                               f"directory; organisations that do: {offering}", ("assigned_organization",)))
 
 
 async def triage(session: AsyncSession, *, request_id: str, decision: TriageInput, caller: Caller,
                  codesystem_base: str, traceparent: str | None) -> AcuteRequest:
     issues = []
+    for name, value in (("urgency", decision.urgency), ("disposition", decision.disposition),
+                        ("assigned_organization", decision.assigned_organization)):
+        if not value.strip():  # the console preselects nothing: an empty choice is the nurse's to make
+            issues.append(Issue("error", "required", f"{name} must be chosen", (name,)))
+    if issues:
+        raise FhirError(422, issues)
     if decision.urgency not in URGENCIES:
         issues.append(Issue("error", "value", f"urgency must be one of {', '.join(URGENCIES)}", ("urgency",)))
     if decision.disposition not in DISPOSITIONS:
@@ -580,6 +604,7 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     if issues:
         raise FhirError(422, issues)
     assert org is not None
+    provider = await _provider_of(session, org.token, decision.disposition)
     request = await session.get(AcuteRequest, request_id, with_for_update=True)
     if request is None:
         raise FhirError(404, Issue("error", "not-found", f"acute request {request_id} does not exist"))
@@ -591,6 +616,17 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     # Read before the request changes: a query after would flush it, and due_at would be a second UPDATE.
     targets = await configuration.targets(session)
     complaint = await _reason_of(session, request)
+    due = due_by(decision.urgency, _aware(request.received_at), targets)
+    closed_reason = (decision.closed_reason or "").strip() or None
+    if not provider.open_at(due):
+        if closed_reason is None:
+            raise FhirError(422, Issue(
+                "error", "business-rule",
+                f"{provider.name} is closed at the due time {due.astimezone(AMSTERDAM):%d-%m %H:%M} (hours "
+                f"{provider.hours}{', working days only' if provider.weekdays_only else ''}): choose an organisation "
+                "that is open then, or give closed_reason to route there anyway", ("closed_reason",)))
+    else:
+        closed_reason = None  # a reason is recorded only where it was needed
     now = _now()
     request.status = "triaged"
     request.urgency = decision.urgency
@@ -598,13 +634,14 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     request.assigned_org = org.token
     request.triaged_at = now
     request.triaged_by = caller.subject
-    request.due_at = due_by(decision.urgency, _aware(request.received_at), targets)
+    request.due_at = due
     request.received_at = _aware(request.received_at)
     session.add(request)
     session.add(TriageDecision(acute_request_id=request.id, urgency=decision.urgency,
                                disposition=decision.disposition, assigned_org=org.token, note=decision.note,
                                decided_by=caller.subject, decided_at=now,
-                               retriage_reason=decision.retriage_reason if retriage else None))
+                               retriage_reason=decision.retriage_reason if retriage else None,
+                               closed_reason=closed_reason))
     enqueue(session, events.triage_completed(request, note=decision.note, codesystem_base=codesystem_base,
                                              traceparent=traceparent, complaint=complaint,
                                              retriage_reason=decision.retriage_reason if retriage else None))
@@ -628,6 +665,30 @@ async def history_of(session: AsyncSession, request: AcuteRequest) -> tuple[list
     linked = list((await session.execute(select(LinkedContact).where(
         LinkedContact.acute_request_id == request.id).order_by(LinkedContact.received_at))).scalars())
     return earlier, linked
+
+
+async def new_contacts_since_triage(session: AsyncSession, requests: list[AcuteRequest]) -> set[str]:
+    """The ids of those triaged requests to which a contact was linked after their (latest) triage: the nurse
+    should read what was said before the request is left as it is."""
+    triaged = {r.id: _aware(r.triaged_at) for r in requests if r.triaged_at is not None}
+    if not triaged:
+        return set()
+    rows = await session.execute(select(LinkedContact.acute_request_id, LinkedContact.received_at).where(
+        LinkedContact.acute_request_id.in_(list(triaged))))  # type: ignore[attr-defined]
+    return {rid for rid, at in rows if _aware(at) > triaged[rid]}
+
+
+async def request_details(session: AsyncSession, request_id: str) -> tuple[AcuteRequest, list[LinkedContact],
+                                                                              list[TriageDecision]]:
+    """One acute request with its linked contacts and its triages, oldest first (SPEC §4
+    `GET /api/v1/requests/{id}`); FhirError 404 for an unknown id."""
+    request = await session.get(AcuteRequest, request_id)
+    if request is None:
+        raise FhirError(404, Issue("error", "not-found", f"acute request {request_id} does not exist"))
+    _, contacts = await history_of(session, request)
+    decisions = list((await session.execute(select(TriageDecision).where(
+        TriageDecision.acute_request_id == request_id).order_by(TriageDecision.decided_at))).scalars())
+    return request, contacts, decisions
 
 
 async def find_patients(session: AsyncSession, *, bsn: str | None, name: str | None,

@@ -108,10 +108,15 @@ def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, br
     assert "taak geëscaleerd bij Wijkverpleging Oost: patiënt belt opnieuw, pijn neemt toe" in page.inner_text("main")
     escalated = [t for t in wijk.tasks() if t["for"]["identifier"]["value"] == patient][0]
     assert escalated["priority"] == "stat" and escalated["businessStatus"]["text"].startswith("geëscaleerd")
-    page.select_option("form[action$='/reassign'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000030")
-    page.fill("form[action$='/reassign'] input[name=reason]", "kortdurend verblijf")
+    # The transfer point only places patients in care beds: a home visit is not offered to it.
+    offered = page.eval_on_selector_all("form[action$='/reassign'] select[name=to] option",
+                                        "options => options.map(o => o.value)")
+    assert "http://fhir.nl/fhir/NamingSystem/ura|90000030" not in offered
+    assert "http://fhir.nl/fhir/NamingSystem/ura|90000001" in offered
+    page.select_option("form[action$='/reassign'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000001")
+    page.fill("form[action$='/reassign'] input[name=reason]", "visite door de post")
     page.click("form[action$='/reassign'] button")
-    assert "taak overgedragen: Wijkverpleging Oost → Regionaal Transferpunt" in page.inner_text("main")
+    assert "taak overgedragen: Wijkverpleging Oost → Spoedzorg Regio Demo" in page.inner_text("main")
     page.screenshot(path=str(SHOTS / "casemanager-patient.png"), full_page=True)
     page.close()
 

@@ -40,7 +40,7 @@ PLAN = [
     ("999990019", "home-visit", "URA 90000020", "ehr-wijk-oost", "HH"),
     ("999990056", "remote-advice", "URA 90000001", "ops", "VR"),
     ("999990068", "onsite-consult", "URA 90000001", "ops", "AMB"),
-    ("999990081", "gp-office-hours", "URA 90000010", "ehr-zuidrand", None),
+    ("999990081", "remote-advice", "URA 90000001", "ops", None),
 ]
 # Who they are: name, birth date, home address and mobile, which the privacy scan then looks for everywhere.
 PEOPLE = {

@@ -83,13 +83,19 @@ def test_front_door_reassigns_a_rejected_task_and_the_new_owner_finds_it(stack: 
         {"op": "replace", "path": "/status", "value": "rejected"},
         {"op": "add", "path": "/statusReason", "value": {"text": "geen capaciteit"}}])
     assert rejected.status_code == 200
+    to_transfer_point = [{"op": "replace", "path": "/owner", "value": {"identifier": {
+        "system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "90000030"}}}]
+    refused = ops.patch_task(task["id"], to_transfer_point)  # it only places patients in care beds
+    assert refused.status_code == 422, refused.text
+    assert "Regionaal Transferpunt does not provide Visite aan huis (home-visit)" in refused.text
+    assert task["id"] not in [t["id"] for t in zuidrand.tasks()]
     move = [{"op": "replace", "path": "/owner", "value": {"identifier": {
-        "system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "90000010"}}}]
+        "system": "http://fhir.nl/fhir/NamingSystem/ura", "value": "90000001"}}}]
     assert wijk.patch_task(task["id"], move).status_code == 403  # the owner cannot hand it on
     moved = ops.patch_task(task["id"], move)
     assert moved.status_code == 200, moved.text
-    assert moved.json()["status"] == "requested" and moved.json()["owner"]["identifier"]["value"] == "90000010"
-    assert task["id"] in [t["id"] for t in zuidrand.tasks(status="requested")]
+    assert moved.json()["status"] == "requested" and moved.json()["owner"]["identifier"]["value"] == "90000001"
+    assert task["id"] in [t["id"] for t in ops.tasks(status="requested")]
     assert task["id"] not in [t["id"] for t in wijk.tasks()]
 
 

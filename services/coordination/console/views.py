@@ -129,6 +129,9 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         "routed": {r.id: r for r in requests},
         "user": user, "pseudonym": pseudonym, "cases": cases, "entries": entries, "tasks": tasks,
         "proposals": proposals, "providers": PROVIDERS, "name_of": episodes.name_of, "team": json.loads,
+        # Each Task's follow-up action: "Overdragen" offers only organisations that provide it (SPEC §6).
+        "codes": {t.id: next(iter(json.loads(t.content).get("code", {}).get("coding") or []), {}).get("code")
+                  for t in tasks},
         "csrf": request.app.state.console_auth.csrf_token(request), "error": error, "terminal": TERMINAL})
 
 

@@ -97,6 +97,9 @@ class TriageIn(BaseModel):
     assigned_organization: str
     note: str = Field("", max_length=4000)
     retriage_reason: str | None = Field(None, max_length=500, description="to triage a triaged request again")
+    closed_reason: str | None = Field(None, max_length=500,
+                                      description="required to route to an organisation the directory has closed "
+                                                  "at the due time; recorded with the triage")
 
 
 @router.post("/requests/{request_id}/triage")
@@ -112,6 +115,53 @@ async def triage(request_id: str, body: TriageIn, request: Request,
                            entity=f"triage of acute request {request_id}", patient=acute.pseudonym)
     state.runtime.relay.wake()
     return item(acute)
+
+
+class LinkedContactOut(BaseModel):
+    channel: str
+    received_at: datetime
+    complaint: str
+    caller: str | None
+    callback_phone: str | None
+    service_request: str | None
+
+
+class TriageOut(BaseModel):
+    urgency: str
+    disposition: str
+    assigned_organization: str
+    note: str
+    decided_by: str
+    decided_at: datetime
+    retriage_reason: str | None
+    closed_reason: str | None
+
+
+class RequestDetail(WorklistItem):
+    complaint: str
+    contacts: list[LinkedContactOut]
+    triages: list[TriageOut]
+
+
+@router.get("/requests/{request_id}")
+async def read_request(request_id: str, request: Request,
+                       caller: Caller = require_scope(scope="triage.write")) -> RequestDetail:
+    """One acute request with every contact linked to it (what each said, who called, the callback number) and
+    every triage, oldest first."""
+    async with request.app.state.runtime.sessions() as session:
+        acute, contacts, decisions = await service.request_details(session, request_id)
+
+    def utc(m: datetime) -> datetime:
+        return m if m.tzinfo else m.replace(tzinfo=UTC)
+
+    await audit.for_request(request, subtype="read", entity=f"acute request {request_id}", patient=acute.pseudonym)
+    return RequestDetail(**item(acute).model_dump(), complaint=acute.complaint, contacts=[LinkedContactOut(
+        channel=c.channel, received_at=utc(c.received_at), complaint=c.complaint, caller=c.caller,
+        callback_phone=c.callback_phone,
+        service_request=f"ServiceRequest/{c.service_request_id}" if c.service_request_id else None) for c in contacts],
+        triages=[TriageOut(urgency=d.urgency, disposition=d.disposition, assigned_organization=d.assigned_org,
+                           note=d.note, decided_by=d.decided_by, decided_at=utc(d.decided_at),
+                           retriage_reason=d.retriage_reason, closed_reason=d.closed_reason) for d in decisions])
 
 
 @router.get("/directory")

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import accounts, configuration, service
-from services.triage.domain.rules import DISPOSITIONS, URGENCIES
+from services.triage.domain.rules import AMSTERDAM, DISPOSITIONS, URGENCIES, due_by
 from services.triage.models import AcuteRequest, LinkedContact, PatientRecord, TriageDecision
 from shared import audit
 from shared.auth import Caller
@@ -26,6 +26,7 @@ Nurse = Annotated[Caller, console_user("triagist")]
 Admin = Annotated[Caller, console_user("beheer")]
 CHANNELS = ("referral", "phone", "walk-in")
 PROVIDERS = [o for o in ORGANISATIONS if o.kind != "insurer"]  # whom a partner-console account may work for
+CALLERS = {"patient": "patiënt zelf", "relative": "naaste", "carer": "mantelzorger", "professional": "zorgverlener"}
 
 
 def _aware(m: datetime | None) -> datetime | None:
@@ -39,6 +40,7 @@ async def _worklist(request: Request, *, channel: str | None, urgency: str | Non
         ids = [r.patient_id for r in rows if r.patient_id]
         patients = {p.id: p for p in (await session.execute(select(PatientRecord).where(
             PatientRecord.id.in_(ids)))).scalars()} if ids else {}  # type: ignore[attr-defined]
+        news = await service.new_contacts_since_triage(session, rows)
     now = datetime.now(UTC)
     items = []
     for r in rows:
@@ -51,6 +53,7 @@ async def _worklist(request: Request, *, channel: str | None, urgency: str | Non
                 or (q and q.lower() not in text):
             continue
         items.append({"r": r, "patient": patient, "minutes_left": minutes_left, "overdue": late,
+                      "new_contact": r.id in news,
                       "waiting": int((now - _aware(r.received_at)).total_seconds() // 60)})  # type: ignore[operator]
     return items
 
@@ -158,9 +161,20 @@ async def _open_tasks(request: Request, pseudonym: str) -> list[dict[str, object
             for t in (e["resource"] for e in response.json().get("entry", []))]
 
 
+def _routes(providers: list[configuration.Provider], received_at: datetime,
+            targets: dict[str, int | None]) -> tuple[dict[str, str], list[dict[str, object]]]:
+    """For the triage form: the due time of each urgency (local "dd-mm HH:MM") and each organisation with what it
+    provides and whether it is open at each urgency's due time, so the form offers only deliverable routes."""
+    dues = {u: due_by(u, received_at, targets) for u in URGENCIES}
+    return ({u: f"{d.astimezone(AMSTERDAM):%d-%m %H:%M}" for u, d in dues.items()},
+            [{"name": p.name, "identifier": p.identifier, "token": p.token, "dispositions": list(p.dispositions),
+              "hours": p.hours, "weekdays_only": p.weekdays_only,
+              "open_at_due": {u: p.open_at(d) for u, d in dues.items()}} for p in providers])
+
+
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-async def triage_page(request_id: str, request: Request, user: Nurse, linked: bool = False,
-                      error: str | None = None) -> Response:
+async def triage_page(request_id: str, request: Request, user: Nurse, linked: bool = False, done: bool = False,
+                      error: str | None = None, form: dict[str, str] | None = None) -> Response:
     async with request.app.state.runtime.sessions() as session:
         acute = await session.get(AcuteRequest, request_id)
         if acute is None:
@@ -170,38 +184,54 @@ async def triage_page(request_id: str, request: Request, user: Nurse, linked: bo
             TriageDecision.acute_request_id == request_id).order_by(TriageDecision.decided_at))).scalars())
         earlier, contacts = await service.history_of(session, acute)
         targets = await configuration.targets(session)
-        directory = await service.directory(session)
+        providers = await configuration.providers(session)
+    dues, routes = _routes(providers, _aware(acute.received_at), targets)  # type: ignore[arg-type]
+    names = {p.token: p.name for p in providers}
     open_tasks = await _open_tasks(request, acute.pseudonym)
     await audit.for_request(request, subtype="read", entity=f"console triage page {request_id}",
                             patient=acute.pseudonym)
     return request.app.state.templates.TemplateResponse(request, "triage.html", {
         "user": user, "r": acute, "patient": patient, "decisions": decisions, "urgencies": URGENCIES,
-        "targets": targets, "dispositions": DISPOSITIONS, "directory": directory,
+        "targets": targets, "dispositions": DISPOSITIONS, "routes": routes, "dues": dues, "names": names,
+        "chosen": form or ({"urgency": acute.urgency or "", "disposition": acute.disposition or "",
+                            "assigned_organization": acute.assigned_org or ""}),
+        "done": done and acute.status == "triaged" and bool(decisions), "callers": CALLERS,
+        "after_triage": {c.pk for c in contacts if acute.triaged_at is not None
+                         and _aware(c.received_at) > _aware(acute.triaged_at)},  # type: ignore[operator]
         "earlier": earlier, "contacts": contacts, "linked": linked, "error": error, "open_tasks": open_tasks,
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=422 if error else 200)
 
 
 @router.post("/requests/{request_id}/triage")
-async def submit_triage(request_id: str, request: Request, user: Nurse, urgency: Annotated[str, Form()],
-                        disposition: Annotated[str, Form()], assigned_organization: Annotated[str, Form()],
-                        csrf_token: Annotated[str, Form()], note: Annotated[str, Form()] = "",
-                        retriage_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+async def submit_triage(request_id: str, request: Request, user: Nurse, csrf_token: Annotated[str, Form()],
+                        urgency: Annotated[str, Form(max_length=2)] = "",
+                        disposition: Annotated[str, Form(max_length=32)] = "",
+                        assigned_organization: Annotated[str, Form(max_length=120)] = "",
+                        note: Annotated[str, Form(max_length=4000)] = "",
+                        retriage_reason: Annotated[str, Form(max_length=500)] = "",
+                        closed_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    # Nothing is preselected (SPEC §6): an empty choice comes back to the nurse as a refusal, never as a default.
     request.app.state.console_auth.check_csrf(request, csrf_token)
+    chosen = {"urgency": urgency, "disposition": disposition, "assigned_organization": assigned_organization}
     state = request.app.state
     try:
         async with state.runtime.sessions() as session, session.begin():
             acute = await service.triage(session, request_id=request_id, caller=user,
                                          decision=service.TriageInput(urgency=urgency, disposition=disposition,
                                                                       assigned_organization=assigned_organization,
-                                                                      note=note, retriage_reason=retriage_reason),
+                                                                      note=note, retriage_reason=retriage_reason,
+                                                                      closed_reason=closed_reason),
                                          codesystem_base=state.settings.codesystem_base, traceparent=None)
             what = "re-triage" if retriage_reason else "triage"
             await audit.record(session, service="triage", caller=user, subtype="update",
                                entity=f"{what} of acute request {request_id} (console)", patient=acute.pseudonym)
     except FhirError as exc:
-        return await triage_page(request_id, request, user, error="; ".join(i.diagnostics for i in exc.issues))
+        if exc.status_code == 404:
+            return HTMLResponse("Onbekende aanvraag", status_code=404)
+        return await triage_page(request_id, request, user, form=chosen,
+                                 error="; ".join(i.diagnostics for i in exc.issues))
     state.runtime.relay.wake()
-    return RedirectResponse("/console", status_code=303)
+    return RedirectResponse(f"/console/requests/{request_id}?done=1", status_code=303)
 
 
 @router.get("/settings", response_class=HTMLResponse)
