@@ -9,7 +9,8 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.billing_shadow import service
+from services.billing_shadow import evaluation, service
+from services.billing_shadow.api import evaluation as evaluation_api
 from services.billing_shadow.api import feeds
 from services.billing_shadow.console import views
 from services.billing_shadow.settings import BillingSettings
@@ -21,6 +22,7 @@ from shared.web import service_app
 
 def create_app(settings: BillingSettings | None = None) -> FastAPI:
     settings = settings or BillingSettings()
+    settings.experiment()  # a malformed experiment configuration fails the start, not the first request
     configure_logging(settings.service_name)
 
     async def feed_publisher(runtime: ServiceRuntime) -> None:
@@ -41,6 +43,8 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
         Subscription("contact-delivered", [CONTACT_DELIVERED], partial(service.on_contact_delivered, grace=grace)),
         Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED],
                      partial(service.on_acute_request_closed, grace=grace)),
+        # The evaluation's read model, a consumer of its own: replaying it alone rebuilds the figures.
+        Subscription("evaluation", [TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED], evaluation.on_event),
     ])
     return service_app(title="Regiozorg shadow billing", runtime=runtime, service_dir=Path(__file__).parent,
-                       routers=[feeds.router, views.router], on_start=seed)
+                       routers=[feeds.router, evaluation_api.router, views.router], on_start=seed)

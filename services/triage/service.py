@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import access, configuration, events
@@ -591,6 +591,8 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     # Read before the request changes: a query after would flush it, and due_at would be a second UPDATE.
     targets = await configuration.targets(session)
     complaint = await _reason_of(session, request)
+    linked = (await session.execute(select(func.count()).select_from(LinkedContact).where(
+        LinkedContact.acute_request_id == request.id))).scalar_one()
     now = _now()
     request.status = "triaged"
     request.urgency = decision.urgency
@@ -606,7 +608,7 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                                decided_by=caller.subject, decided_at=now,
                                retriage_reason=decision.retriage_reason if retriage else None))
     enqueue(session, events.triage_completed(request, note=decision.note, codesystem_base=codesystem_base,
-                                             traceparent=traceparent, complaint=complaint,
+                                             traceparent=traceparent, complaint=complaint, linked_contacts=linked,
                                              retriage_reason=decision.retriage_reason if retriage else None))
     return request
 
