@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from services.billing_shadow import evaluation, service
 from services.billing_shadow.api import evaluation as evaluation_api
-from services.billing_shadow.api import feeds
+from services.billing_shadow.api import feeds, measures
 from services.billing_shadow.console import views
 from services.billing_shadow.settings import BillingSettings
 from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, TRIAGE_COMPLETED
@@ -47,4 +47,4 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
         Subscription("evaluation", [TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED], evaluation.on_event),
     ])
     return service_app(title="Regiozorg shadow billing", runtime=runtime, service_dir=Path(__file__).parent,
-                       routers=[feeds.router, evaluation_api.router, views.router], on_start=seed)
+                       routers=[feeds.router, evaluation_api.router, measures.router, views.router], on_start=seed)
