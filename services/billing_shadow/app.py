@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from services.billing_shadow import evaluation, service
 from services.billing_shadow.api import evaluation as evaluation_api
 from services.billing_shadow.api import feeds, measures
+from services.billing_shadow.console import evaluation as evaluation_console
 from services.billing_shadow.console import views
 from services.billing_shadow.settings import BillingSettings
 from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, TRIAGE_COMPLETED
@@ -46,5 +47,6 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
         # The evaluation's read model, a consumer of its own: replaying it alone rebuilds the figures.
         Subscription("evaluation", [TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED], evaluation.on_event),
     ])
+    routers = [feeds.router, evaluation_api.router, measures.router, evaluation_console.router, views.router]
     return service_app(title="Regiozorg shadow billing", runtime=runtime, service_dir=Path(__file__).parent,
-                       routers=[feeds.router, evaluation_api.router, measures.router, views.router], on_start=seed)
+                       routers=routers, on_start=seed)

@@ -238,6 +238,12 @@ def test_small_cells_are_hidden_from_what_insurers_and_evaluators_receive() -> N
     assert hidden["requests"] == 72 and hidden["by_urgency"]["U0"] == 0
     assert hidden["measures"]["inclusion_rate"] == 0.9861
     assert hidden["integrated_cents"] == 728500
+    # A month of 1..4 prestations shows no amounts, nor the running total that would give them away.
+    small = suppress(evaluation(["2026-10"], requests=records[:3], entries=entries[:3], effective=entries[:3],
+                                experiment=EXPERIMENT))["months"][0]
+    assert small["prestations"] == {"ADV": "<5", "VIS": "<5", "CON": "<5"}
+    assert small["integrated_cents"] is None and small["cumulative"]["integrated_cents"] is None
+    assert small["cost_by_code"]["VIS"]["integrated_cents"] is None
 
 
 def test_nearest_rank_percentiles() -> None:

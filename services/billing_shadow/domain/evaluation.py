@@ -268,7 +268,8 @@ def _mask(count: int) -> int | str:
 
 def suppress_figures(block: dict[str, Any]) -> dict[str, Any]:
     """Small-cell protection of one month or the totals: counts 1..4 become "<5"; a share whose numerator or
-    denominator is 1..4, a percentile over 1..4 values and an amount over 1..4 prestations become null."""
+    denominator is 1..4, a percentile over 1..4 values and an amount (and the running total) over 1..4 prestations
+    become null."""
     out = dict(block)
     for key in ("requests", "linked_contacts"):
         out[key] = _mask(block[key])
@@ -281,6 +282,8 @@ def suppress_figures(block: dict[str, Any]) -> dict[str, Any]:
                     "integrated_per_prestation_cents", "shadow_per_prestation_cents", "reference_cents",
                     "reference_difference_cents"):
             out[key] = None
+        # The running total would give the month's amount away as the difference with the month before.
+        out["cumulative"] = {k: None for k in block["cumulative"]}
     hidden = {name for name, r in block["ratios"].items() if _small(r["numerator"]) or _small(r["denominator"])}
     measures = dict(block["measures"])
     for name in hidden:
