@@ -185,3 +185,27 @@ def test_a_referral_that_names_an_open_dbc_ends_delimited_in_billing(stack: Stac
     while stack.client("insurer-9002").feed("9002", period)["exclusions"].get("delimited-dbc", 0) < 1:
         assert time.monotonic() < deadline, "the request was not delimited"
         time.sleep(0.3)
+
+
+def test_a_call_linked_to_an_open_request_counts_as_double_triage_avoided(stack: Stack) -> None:
+    """Front door to billing: a call for a patient whose referral is still open is linked, not triaged again;
+    the triage then tells billing, whose evaluation counts one more linked contact."""
+    ops, period = stack.client("ops"), datetime.now(UTC).strftime("%Y-%m")
+
+    def linked() -> int:
+        return _evaluation(stack, "ops", f"from={period}&to={period}").json()["months"][0]["linked_contacts"]
+
+    before = linked()
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn="999990093", uzovi="9001"))
+    posted.raise_for_status()
+    request_id = ops.request_for(service_request_of(posted.json()))["id"]
+    call = ops.record_contact(channel="phone", bsn="999990093", name="Bel Terug", birth_date=None, uzovi="9001",
+                              complaint="nog steeds koorts")
+    call.raise_for_status()
+    assert call.json()["linked_to_open_request"] is True
+    ops.triage_request(request_id, urgency="U4", disposition="remote-advice", organization="URA 90000001") \
+        .raise_for_status()
+    deadline = time.monotonic() + 30
+    while linked() != before + 1:
+        assert time.monotonic() < deadline, "billing's evaluation did not count the linked call"
+        time.sleep(0.3)
