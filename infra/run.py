@@ -46,6 +46,7 @@ def main() -> int:
                                ("billing_shadow", "Billing console")):
             print(f"  {label:22} {stack.url(service)}/console   (API docs: {stack.url(service)}/docs)")
         print(f"  {'Partner console':22} {stack.url('coordination')}/console/partner")
+        print(f"  {'Evaluation page':22} {stack.url('billing_shadow')}/console/evaluation   (login: evaluator)")
         print(f"  Kafka bootstrap        {stack.bootstrap}")
         print(f"  Data and logs          {data_dir}")
         print()

@@ -37,6 +37,8 @@ ROLE_SCOPES = {
     "beheer": frozenset({"triage.write", "coordination.write", "billing.read", "billing.write"}),
     # Read, search and update the Tasks of its own organisation (the partner console), nothing else.
     "partner": frozenset({"user/Task.rus"}),
+    # The regulator or a researcher: the evaluation page of the billing console, region-wide, small cells hidden.
+    "evaluator": frozenset({"evaluation.read"}),
 }
 # Roles that act for one organisation of the region (the `org` claim) instead of the front door.
 ORG_ROLES = frozenset({"partner"})

@@ -95,6 +95,7 @@ DEMO_USERS: tuple[ConsoleUser, ...] = (
     ConsoleUser("casemanager", "demo-casemanager", "casemanager", "Casemanager (demo)"),
     ConsoleUser("declaratie", "demo-declaratie", "declaratie", "Declaratiemedewerker (demo)"),
     ConsoleUser("beheer", "demo-beheer", "beheer", "Beheerder (demo)"),
+    ConsoleUser("evaluator", "demo-evaluator", "evaluator", "Evaluator (demo)"),
     ConsoleUser("wijk-oost", "demo-wijk-oost", "partner", "Wijkverpleging Oost (demo)", _org("90000020")),
     ConsoleUser("rtp", "demo-rtp", "partner", "Regionaal Transferpunt (demo)", _org("90000030")),
     ConsoleUser("zuidrand", "demo-zuidrand", "partner", "Ziekenhuis Zuidrand (demo)", _org("90000010")),

@@ -9,8 +9,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.billing_shadow import service
-from services.billing_shadow.api import feeds
+from services.billing_shadow import evaluation, service
+from services.billing_shadow.api import evaluation as evaluation_api
+from services.billing_shadow.api import feeds, measures
+from services.billing_shadow.console import evaluation as evaluation_console
 from services.billing_shadow.console import views
 from services.billing_shadow.settings import BillingSettings
 from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, TRIAGE_COMPLETED
@@ -21,6 +23,7 @@ from shared.web import service_app
 
 def create_app(settings: BillingSettings | None = None) -> FastAPI:
     settings = settings or BillingSettings()
+    settings.experiment()  # a malformed experiment configuration fails the start, not the first request
     configure_logging(settings.service_name)
 
     async def feed_publisher(runtime: ServiceRuntime) -> None:
@@ -41,6 +44,9 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
         Subscription("contact-delivered", [CONTACT_DELIVERED], partial(service.on_contact_delivered, grace=grace)),
         Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED],
                      partial(service.on_acute_request_closed, grace=grace)),
+        # The evaluation's read model, a consumer of its own: replaying it alone rebuilds the figures.
+        Subscription("evaluation", [TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED], evaluation.on_event),
     ])
+    routers = [feeds.router, evaluation_api.router, measures.router, evaluation_console.router, views.router]
     return service_app(title="Regiozorg shadow billing", runtime=runtime, service_dir=Path(__file__).parent,
-                       routers=[feeds.router, views.router], on_start=seed)
+                       routers=routers, on_start=seed)

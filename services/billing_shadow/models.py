@@ -135,5 +135,28 @@ class FeedDirty(SQLModel, table=True):
     since: datetime = Field(default_factory=_now)
 
 
+class EvaluationRequest(SQLModel, table=True):
+    """The evaluation's read model of one acute request: what the experiment's measures need, no patient data
+    beyond the pseudonym. Every column is merged order-independently (earliest, latest, largest), so replaying the
+    topics in any order, or twice, gives the same row."""
+
+    __tablename__ = "evaluation_request"
+
+    id: str = Field(primary_key=True, max_length=64)
+    pseudonym: str = Field(index=True, max_length=64)
+    uzovi: str | None = Field(default=None, max_length=4)
+    channel: str | None = Field(default=None, max_length=16)
+    urgency: str | None = Field(default=None, max_length=4)  # of the latest triage
+    disposition: str | None = Field(default=None, max_length=32)  # of the latest triage
+    due_at: datetime | None = None  # of the latest triage
+    received_at: datetime | None = Field(default=None, index=True)
+    first_triaged_at: datetime | None = None
+    last_triaged_at: datetime | None = None
+    retriaged: bool = False
+    linked_contacts: int = 0
+    first_contact_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
 TABLES = [m.__table__ for m in (RequestFact, OpenDbcReport, ContactFact, PrestationLine, ShadowLine, TariffRow,  # type: ignore[attr-defined]
-                                FeedRevision, FeedDirty)]
+                                FeedRevision, FeedDirty, EvaluationRequest)]

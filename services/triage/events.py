@@ -18,6 +18,8 @@ RECEIVED_AT_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/rece
 CHANNEL_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/intake-channel"
 OPEN_DBC_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/open-dbc"
 RETRIAGE_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/retriage-reason"
+# How many later referrals, calls or walk-ins were linked to this open request instead of triaged again.
+LINKED_CONTACTS_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/linked-contacts"
 # The partner that sent the referral (the front door itself for a phone call or walk-in).
 REFERRER_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/referring-organization"
 # The patient's insurer, as the front door last heard it (on the Patient of patient-changed).
@@ -71,11 +73,12 @@ def patient_changed(patient: dict[str, Any], *, pseudonym: str, uzovi: str | Non
 
 
 def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, traceparent: str | None,
-                     retriage_reason: str | None = None, complaint: str = "") -> Event:
+                     retriage_reason: str | None = None, complaint: str = "", linked_contacts: int = 0) -> Event:
     """The routing order: who must do what for this acute request, by when, and what coordination needs for the
     Task besides: the complaint (`reasonCode`), the triage note, the referring organisation (extension), the
-    front door's Patient (`subject.reference`) and ServiceRequest (`basedOn`). Nothing here names the patient:
-    billing reads this topic too."""
+    front door's Patient (`subject.reference`) and ServiceRequest (`basedOn`), and for the evaluation the number
+    of contacts linked to the request so far (`linked-contacts`, only when there are any). Nothing here names the
+    patient: billing reads this topic too."""
     assert request.urgency and request.disposition and request.assigned_org and request.due_at and request.triaged_at
     org_system, org_value = request.assigned_org.split("|", 1)
     order: dict[str, Any] = {
@@ -106,6 +109,8 @@ def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, 
         order["reasonCode"] = [{"text": complaint}]
     if request.open_dbc:
         order["extension"].append({"url": OPEN_DBC_EXTENSION, "valueBoolean": True})
+    if linked_contacts:  # double triage avoided: billing's evaluation counts them
+        order["extension"].append({"url": LINKED_CONTACTS_EXTENSION, "valueInteger": linked_contacts})
     if retriage_reason:  # coordination cancels what was not started under the earlier triage
         order["extension"].append({"url": RETRIAGE_EXTENSION, "valueString": retriage_reason})
     if request.service_request_id:

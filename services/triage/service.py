@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import access, configuration, events
@@ -627,6 +627,8 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                 "that is open then, or give closed_reason to route there anyway", ("closed_reason",)))
     else:
         closed_reason = None  # a reason is recorded only where it was needed
+    linked = (await session.execute(select(func.count()).select_from(LinkedContact).where(
+        LinkedContact.acute_request_id == request.id))).scalar_one()
     now = _now()
     request.status = "triaged"
     request.urgency = decision.urgency
@@ -643,7 +645,7 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                                retriage_reason=decision.retriage_reason if retriage else None,
                                closed_reason=closed_reason))
     enqueue(session, events.triage_completed(request, note=decision.note, codesystem_base=codesystem_base,
-                                             traceparent=traceparent, complaint=complaint,
+                                             traceparent=traceparent, complaint=complaint, linked_contacts=linked,
                                              retriage_reason=decision.retriage_reason if retriage else None))
     return request
 

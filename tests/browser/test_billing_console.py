@@ -88,6 +88,77 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     page.close()
 
 
+def _evaluation(stack: Stack, client: str, query: str, path: str = "/api/v1/evaluation") -> httpx.Response:
+    return httpx.get(f"{stack.url('billing_shadow')}{path}?{query}", headers=stack.client(client).headers())
+
+
+def test_evaluation_by_role_and_the_evaluators_page_with_a_printable_quarterly_report(stack: Stack,
+                                                                                     browser: Browser) -> None:
+    """After the first test: three U3 referrals of this month, insured with 9001 at triage, one line rebilled to
+    9002. The ops client (billing role) reads exact figures; an insurer and the evaluator see "<5"."""
+    period = datetime.now(UTC).strftime("%Y-%m")
+    deadline = time.monotonic() + 30
+    while (exact := _evaluation(stack, "ops", f"from={period}&to={period}").json())["months"][0]["requests"] \
+            < len(CASES):
+        assert time.monotonic() < deadline, "the evaluation read model did not fill up"
+        time.sleep(0.3)
+    month = exact["months"][0]
+    assert exact["scope"] == "region" and not exact["suppressed"]
+    assert month["by_channel"]["referral"] == 3 and month["by_urgency"]["U3"] == 3
+    assert month["prestations"] == {"ADV": 1, "VIS": 1, "CON": 1}
+    assert month["measures"]["outside_hospital_share"] == 1.0 and month["measures"]["inclusion_rate"] == 1.0
+
+    noord = _evaluation(stack, "insurer-9001", f"from={period}&to={period}").json()
+    assert noord["scope"] == "9001" and noord["suppressed"]
+    assert noord["months"][0]["requests"] == "<5" and noord["months"][0]["measures"]["outside_hospital_share"] is None
+    assert "<5" in _evaluation(stack, "insurer-9001", f"from={period}&to={period}", "/api/v1/evaluation.csv").text
+    refused = {"from=2026-13&to=2026-12": 400, "from=2026-12&to=2026-10": 400, "from=2020-01&to=2026-01": 400,
+               "from=x&to=2026-01": 400, f"from={period}&to={period}&uzovi=9002": 403}
+    for query, status in refused.items():
+        answer = _evaluation(stack, "insurer-9001", query)
+        assert answer.status_code == status, query
+        assert answer.json()["issue"][0]["diagnostics"], query
+    reports = _evaluation(stack, "ops", f"period={period}", "/fhir/MeasureReport").json()
+    assert reports["total"] == 8 and {e["resource"]["type"] for e in reports["entry"]} == {"summary"}
+    assert _evaluation(stack, "insurer-9001", "", "/fhir/Measure").json()["total"] == 8
+
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(f"{stack.url('billing_shadow')}/console/evaluation")
+    page.fill("input[name=username]", "evaluator")
+    page.fill("input[name=password]", "demo-evaluator")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{stack.url('billing_shadow')}/console/evaluation")
+    main = page.inner_text("main")
+    assert "Evaluatie van het experiment" in main and "scope: regio" in main
+    assert "<5" in page.inner_text("table.months")
+    assert page.locator("svg[aria-label='Inclusie (norm ≥ 95 %) per maand'] line.target").count() == 1
+    assert page.locator("svg[aria-label='Prestatiemix per maand'] rect").count() == 36  # 12 months × 3 codes
+    assert page.locator("select[name=uzovi]").count() == 0  # the evaluator reads the region only
+    page.screenshot(path=str(SHOTS / "billing-evaluation.png"), full_page=True)
+    assert page.goto(f"{stack.url('billing_shadow')}/console").status == 403  # nothing else of billing
+    page.goto(f"{stack.url('billing_shadow')}/console/evaluation")
+    page.click("text=Kwartaalrapport")
+    assert "Kwartaalrapport" in page.inner_text("h1")
+    page.emulate_media(media="print")
+    assert not page.locator(".noprint").is_visible()
+    pdf = page.pdf(format="A4", landscape=True)
+    assert pdf.startswith(b"%PDF") and len(pdf) > 10_000
+    page.screenshot(path=str(SHOTS / "billing-evaluation-report.png"), full_page=True)
+    page.close()
+
+    officer = browser.new_page(viewport={"width": 1366, "height": 900})
+    officer.goto(f"{stack.url('billing_shadow')}/console/evaluation?uzovi=9001")
+    officer.fill("input[name=username]", "declaratie")
+    officer.fill("input[name=password]", "demo-declaratie")
+    officer.keyboard.press("Enter")
+    officer.wait_for_url("**/console/evaluation?uzovi=9001")
+    current = officer.locator("table.months tr", has_text=period).inner_text()
+    # Exact: 3 requests triaged for 9001; ADV and CON billed to it (3500 + 7500), the VIS rebilled to 9002.
+    assert "<5" not in current and "\t3\t1/0/1\t€ 110.00\t" in current
+    officer.screenshot(path=str(SHOTS / "billing-evaluation-officer.png"), full_page=True)
+    officer.close()
+
+
 def test_only_a_hospital_reports_an_open_dbc_and_the_bsn_must_pass_the_eleven_proof(stack: Stack) -> None:
     url = f"{stack.url('billing_shadow')}/api/v1/open-dbcs"
     report = {"bsn": "999990007", "reference": "DBC-1", "start": "2026-11-01"}
@@ -113,4 +184,28 @@ def test_a_referral_that_names_an_open_dbc_ends_delimited_in_billing(stack: Stac
     deadline = time.monotonic() + 30
     while stack.client("insurer-9002").feed("9002", period)["exclusions"].get("delimited-dbc", 0) < 1:
         assert time.monotonic() < deadline, "the request was not delimited"
+        time.sleep(0.3)
+
+
+def test_a_call_linked_to_an_open_request_counts_as_double_triage_avoided(stack: Stack) -> None:
+    """Front door to billing: a call for a patient whose referral is still open is linked, not triaged again;
+    the triage then tells billing, whose evaluation counts one more linked contact."""
+    ops, period = stack.client("ops"), datetime.now(UTC).strftime("%Y-%m")
+
+    def linked() -> int:
+        return _evaluation(stack, "ops", f"from={period}&to={period}").json()["months"][0]["linked_contacts"]
+
+    before = linked()
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn="999990093", uzovi="9001"))
+    posted.raise_for_status()
+    request_id = ops.request_for(service_request_of(posted.json()))["id"]
+    call = ops.record_contact(channel="phone", bsn="999990093", name="Bel Terug", birth_date=None, uzovi="9001",
+                              complaint="nog steeds koorts")
+    call.raise_for_status()
+    assert call.json()["linked_to_open_request"] is True
+    ops.triage_request(request_id, urgency="U4", disposition="remote-advice", organization="URA 90000001") \
+        .raise_for_status()
+    deadline = time.monotonic() + 30
+    while linked() != before + 1:
+        assert time.monotonic() < deadline, "billing's evaluation did not count the linked call"
         time.sleep(0.3)

@@ -127,4 +127,20 @@ def counts_when_served(service: str) -> dict[str, int]:
         versions = sum(1 for row in outbox["rows"] if row[topic] == "regiozorg.coordination.task-changed.v1")
         counts.update(processed_event=counts["processed_event"] + versions, task_ownership=versions,
                       treatment_grant=1)
+    if service == "billing_shadow":
+        # Billing's evaluation consumer (since its 0003) reads the region's triage and coordination events once
+        # they are published again: one processed event each, one read-model row per acute request.
+        topics = {"regiozorg.triage.triage-completed.v1", "regiozorg.coordination.contact-delivered.v1",
+                  "regiozorg.coordination.acute-request-closed.v1"}
+        requests: set[str] = set()
+        for producer in ("triage", "coordination"):
+            outbox = region()["databases"][producer]["outbox"]
+            topic, subject = outbox["columns"].index("topic"), outbox["columns"].index("payload")
+            for row in outbox["rows"]:
+                if row[topic] in topics:
+                    counts["processed_event"] += 1
+                    value = json.loads(decode(row[subject]))
+                    requests.add(value["id"] if row[topic] != "regiozorg.coordination.contact-delivered.v1"
+                                 else value["basedOn"][0]["identifier"]["value"])
+        counts["evaluation_request"] = len(requests)
     return counts

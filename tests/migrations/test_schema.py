@@ -173,7 +173,7 @@ def test_operator_command_migrates_shows_and_takes_back_but_never_before_the_bas
     assert status == 0 and f"database at 0001, this release's head {head} (behind" in out
     assert run()[:2] == (0, f"schema of billing_shadow migrated from 0001 to {head}\n")
     assert run()[:2] == (0, f"schema of billing_shadow is at {head}, nothing to migrate\n")
-    assert run("--downgrade", "-1")[:2] == (0, f"schema of billing_shadow migrated from {head} to 0001\n")
+    assert run("--downgrade", "0001")[:2] == (0, f"schema of billing_shadow migrated from {head} to 0001\n")
     status, _, err = run("--downgrade", "-1")
     assert status == 1 and "before the baseline" in err
     status, _, err = run("--downgrade", "0042")
