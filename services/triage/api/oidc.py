@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.triage import accounts
 from shared import audit
@@ -126,14 +127,19 @@ async def login(request: Request, username: Annotated[str, Form(max_length=60)],
     return response
 
 
-async def _end(request: Request, sid: str) -> bool:
-    async with request.app.state.runtime.sessions() as session, session.begin():
+async def end_login_session(sessions: async_sessionmaker[AsyncSession], sid: str) -> bool:
+    """End a login session and audit the logout; False when it was unknown or had already ended."""
+    async with sessions() as session, session.begin():
         username = await accounts.end_session(session, sid)
         if username is not None:
             await audit.record(session, service="triage", subtype="login", entity="console logout",
                                caller=Caller(subject=username, kind="user", org=FRONT_DOOR.token, scopes=frozenset()),
                                purpose=audit.PURPOSE_OPERATIONS)
     return username is not None
+
+
+async def _end(request: Request, sid: str) -> bool:
+    return await end_login_session(request.app.state.runtime.sessions, sid)
 
 
 @router.get("/oauth/logout")
