@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 import secrets
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,9 @@ ORG_ROLES = frozenset({"partner"})
 
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
+# How long a console trusts its last answer on whether a login session stands: a logout elsewhere, or an admin
+# disabling the account, reaches every console within this many seconds.
+SESSION_CHECK_SECONDS = 5.0
 
 
 def local_time(moment: datetime | None, fmt: str = "%d-%m %H:%M") -> str:
@@ -79,6 +83,52 @@ class ConsoleAuth:
         self.cookie = f"rz_console_{service}"
         self.state_cookie = f"rz_login_{service}"
         self.demo = demo
+        # The authorization server itself (triage) answers from its own database instead of over HTTP.
+        self.local_check: Callable[[str], Awaitable[bool]] | None = None
+        self.local_end: Callable[[str], Awaitable[object]] | None = None
+        self._checked: dict[str, tuple[bool, float]] = {}
+
+    async def session_active(self, request: Request, sid: str | None) -> bool:
+        """Whether the login session `sid` of a console session still stands (single logout). Asks the
+        authorization server at most once per SESSION_CHECK_SECONDS per sid. A session without sid stands only when
+        the issuer offers no session endpoint. Raises HTTPException 503 when the authorization server is away."""
+        endpoint = request.app.state.settings.session_endpoint
+        if self.local_check is None and endpoint is None:
+            return True
+        if not sid:
+            return False
+        now = time.monotonic()
+        cached = self._checked.get(sid)
+        if cached is not None and now - cached[1] < SESSION_CHECK_SECONDS:
+            return cached[0]
+        if self.local_check is not None:
+            active = await self.local_check(sid)
+        else:
+            try:
+                async with httpx.AsyncClient(timeout=5) as http:
+                    answer = await http.post(endpoint, data={"sid": sid})
+                answer.raise_for_status()
+                active = bool(answer.json().get("active"))
+            except (httpx.HTTPError, ValueError) as exc:
+                raise HTTPException(503, "the login service cannot be reached") from exc
+        if len(self._checked) > 10_000:
+            self._checked.clear()
+        self._checked[sid] = (active, now)
+        return active
+
+    async def end_session(self, request: Request, sid: str) -> None:
+        """Back-channel logout: tell the authorization server this login session ended (best effort: the browser
+        is sent on to its logout page as well)."""
+        self._checked[sid] = (False, time.monotonic())
+        endpoint = request.app.state.settings.session_endpoint
+        if self.local_end is not None:
+            await self.local_end(sid)
+        elif endpoint is not None:
+            try:
+                async with httpx.AsyncClient(timeout=5) as http:
+                    await http.post(f"{endpoint}/end", data={"sid": sid})
+            except httpx.HTTPError:
+                pass
 
     @property
     def client_id(self) -> str:
@@ -121,6 +171,14 @@ class LoginRequired(Exception):
         self.next_path = next_path
 
 
+class ConsoleRefused(Exception):
+    """A logged-in user whose role may not open this console: answered with an HTML page in the console's
+    language, offering to log in as another user (shared/web.py)."""
+
+    def __init__(self, caller: Caller) -> None:
+        self.caller = caller
+
+
 def session_claims(claims: dict[str, Any], *, role_claim: str, org_claim: str) -> dict[str, str]:
     """The console session made from a verified id_token's claims: `sub`, `name`, `role` and, for a role bound to an
     organisation, `org` ("system|value" of a care provider of the region). Raises HTTPException 403 when the role is
@@ -129,6 +187,8 @@ def session_claims(claims: dict[str, Any], *, role_claim: str, org_claim: str) -
     if role not in ROLE_SCOPES:
         raise HTTPException(403, "this account has no console role")
     session = {"sub": str(claims["sub"]), "role": str(role), "name": str(claims.get("name", ""))}
+    if claims.get("sid"):
+        session["sid"] = str(claims["sid"])
     if role in ORG_ROLES:
         org = care_provider(str(claims.get(org_claim, "")))
         if org is None:
@@ -154,6 +214,8 @@ def console_user(*roles: str, admin: bool = True):  # type: ignore[no-untyped-de
     async def dependency(request: Request) -> Caller:
         auth: ConsoleAuth = request.app.state.console_auth
         session = auth.sessions.loads(request.cookies.get(auth.cookie))
+        if session is not None and not await auth.session_active(request, session.get("sid")):
+            session = None  # logged out in another console, or the account was disabled
         if session is None or session.get("role") not in ROLE_SCOPES:
             if request.method == "GET":
                 raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
@@ -161,7 +223,7 @@ def console_user(*roles: str, admin: bool = True):  # type: ignore[no-untyped-de
         caller = session_caller(session)
         request.state.caller = caller
         if caller.role not in roles and not (admin and caller.role == "beheer"):
-            raise HTTPException(403, f"the role {caller.role} cannot open this console")
+            raise ConsoleRefused(caller)
         return caller
 
     return Depends(dependency)
@@ -230,8 +292,13 @@ async def callback(request: Request, code: str = "", state: str = "") -> Respons
 
 @router.get("/logout")
 async def logout(request: Request) -> Response:
+    """Single logout: this console's login session ends at the authorization server (so every other console asks
+    for a login within SESSION_CHECK_SECONDS), then the browser goes to its logout page, which ends the SSO cookie."""
     auth: ConsoleAuth = request.app.state.console_auth
     settings = request.app.state.settings
+    session = auth.sessions.loads(request.cookies.get(auth.cookie))
+    if session is not None and session.get("sid"):
+        await auth.end_session(request, str(session["sid"]))
     query = urlencode({"post_logout_redirect_uri": f"{settings.public_url}/console"})
     response = RedirectResponse(f"{settings.logout_endpoint}?{query}", status_code=303)
     response.delete_cookie(auth.cookie)

@@ -109,6 +109,31 @@ ENGLISH: dict[str, str] = {
     "Terug naar de werklijst": "Back to the worklist",
     "nieuw contact sinds triage": "new contact since triage", "terugbellen": "call back",
     "na de triage": "after the triage",
+    # Sessions and users: the refusal page, the login page, the admin's account actions.
+    "Geen toegang": "No access", "Geen toegang tot deze console": "No access to this console",
+    "Met de rol {role} kunt u deze console niet openen.": "The role {role} cannot open this console.",
+    "Werkt u op een gedeelde werkplek? Log uit en log in met uw eigen account.":
+    "Working on a shared workstation? Log out and log in with your own account.",
+    "Inloggen als een andere gebruiker": "Log in as another user",
+    "Inloggen": "Log in", "Wachtwoord": "Password",
+    "Log in voor de consoles van triage, coördinatie en declaratie.":
+    "Log in to the consoles of triage, coordination and billing.",
+    "Te veel mislukte pogingen; probeer het over 15 minuten opnieuw.":
+    "Too many failed attempts; try again in 15 minutes.",
+    "Onbekende gebruiker of verkeerd wachtwoord.": "Unknown user or wrong password.",
+    "Dit account is uitgeschakeld; neem contact op met beheer.": "This account is disabled; contact the admin.",
+    "De sessie van dit formulier is verlopen; probeer opnieuw.": "This form's session has expired; try again.",
+    "Uitgeschakeld": "Disabled", "Geblokkeerd": "Locked", "actief": "active", "Acties": "Actions",
+    "Uitschakelen": "Disable", "Inschakelen": "Enable", "Deblokkeren": "Unlock",
+    "Nieuw wachtwoord (leeg = laten genereren)": "New password (empty = generate one)",
+    "Wachtwoord herstellen": "Reset password",
+    "Nieuw wachtwoord voor {username}, wordt maar één keer getoond:":
+    "New password for {username}, shown only once:",
+    "{username} is uitgeschakeld; de sessies zijn beëindigd.": "{username} is disabled; the sessions have ended.",
+    "{username} is weer ingeschakeld.": "{username} is enabled again.",
+    "{username} is gedeblokkeerd.": "{username} is unlocked.",
+    "Het wachtwoord van {username} is hersteld; de sessies zijn beëindigd.":
+    "The password of {username} is reset; the sessions have ended.",
 }
 
 

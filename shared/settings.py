@@ -45,6 +45,9 @@ class ServiceSettings(BaseSettings):
     oidc_authorization_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_AUTHORIZATION_ENDPOINT")
     oidc_token_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_TOKEN_ENDPOINT")
     oidc_logout_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_LOGOUT_ENDPOINT")
+    # Where consoles ask whether a login session (the id_token's `sid`) still stands, for single logout; with an
+    # external issuer and no such endpoint, a console session lasts until it expires or is logged out in that console.
+    oidc_session_endpoint: str | None = Field(None, validation_alias="REGIOZORG_OIDC_SESSION_ENDPOINT")
     oidc_role_claim: str = Field("role", validation_alias="REGIOZORG_OIDC_ROLE_CLAIM")
     # ... and, for a partner-console user, the organisation it works for ("system|value") in this claim.
     oidc_org_claim: str = Field("org", validation_alias="REGIOZORG_OIDC_ORG_CLAIM")
@@ -79,6 +82,14 @@ class ServiceSettings(BaseSettings):
     @property
     def logout_endpoint(self) -> str:
         return self.oidc_logout_endpoint or f"{self.triage_public_url}/oauth/logout"
+
+    @property
+    def session_endpoint(self) -> str | None:
+        """The built-in authorization server's login-session endpoint (`POST sid` → `{"active": bool}`), or the
+        configured one; None for an external issuer without one (then sessions are not checked)."""
+        if self.oidc_session_endpoint or self.oidc_token_endpoint:
+            return self.oidc_session_endpoint
+        return f"{self.issuer}/oauth/session"
 
     @property
     def resolved_jwks_url(self) -> str:

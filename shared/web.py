@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import audit, audit_views, console, metrics, tracing
 from shared.auth import TokenVerifier
-from shared.console import ConsoleAuth, LoginRequired, templates
+from shared.console import ConsoleAuth, ConsoleRefused, LoginRequired, templates
 from shared.db import database_unavailable
 from shared.fhir import FhirError, Issue, operation_outcome
 from shared.i18n import LANG_COOKIE, LANGUAGES
@@ -164,6 +164,12 @@ def service_app(*, title: str, runtime: ServiceRuntime, service_dir: Path, route
     add_operations_routes(app, runtime)
     for router in [*routers, console.router, audit_views.router]:
         app.include_router(router)
+
+    @app.exception_handler(ConsoleRefused)
+    async def _console_refused(request: Request, exc: ConsoleRefused) -> Response:
+        await _audit_refusal(request, 403, f"the role {exc.caller.role} cannot open this console")
+        return app.state.templates.TemplateResponse(request, "refused.html", {"user": exc.caller},
+                                                    status_code=403, headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from joserfc import jwt
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.triage.models import AuthorizationCode, ConsoleAccount, LoginFailure
+from services.triage.models import AuthorizationCode, ConsoleAccount, LoginFailure, LoginSession
 from shared.auth import SigningKeys, hash_secret, verify_secret
 from shared.console import ORG_ROLES, ROLE_SCOPES
 from shared.region import DEMO_USERS, care_provider
@@ -26,6 +26,11 @@ LOCKOUT = timedelta(minutes=15)
 CODE_LIFETIME = timedelta(seconds=60)
 ID_TOKEN_SECONDS = 300
 _DUMMY_HASH = hash_secret("no such account")
+# Refusals shown on the (Dutch) login page; the English texts are in shared/i18n.py.
+TOO_MANY_FAILURES = "Te veel mislukte pogingen; probeer het over 15 minuten opnieuw."
+WRONG_PASSWORD = "Onbekende gebruiker of verkeerd wachtwoord."
+DISABLED = "Dit account is uitgeschakeld; neem contact op met beheer."
+MIN_PASSWORD = 12
 
 
 @dataclass(frozen=True)
@@ -76,8 +81,8 @@ async def create_account(session: AsyncSession, *, username: str, display_name: 
         raise ValueError(f"a {role} account acts for the front door and belongs to no other organisation")
     if not username.isascii() or not username.replace(".", "").replace("-", "").isalnum() or len(username) > 60:
         raise ValueError("a username is letters, digits, dots and dashes")
-    if len(password) < 12:
-        raise ValueError("a password has at least 12 characters")
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
     if await session.get(ConsoleAccount, username) is not None:
         raise ValueError(f"the username {username} is taken")
     account = ConsoleAccount(username=username, display_name=display_name, role=role,
@@ -95,20 +100,111 @@ async def authenticate(session: AsyncSession, *, username: str, password: str,
                        now: datetime | None = None) -> LoginOutcome:
     """Check a password; after five failures in fifteen minutes the account is locked for fifteen minutes.
 
-    A refusal is returned, not raised, so that the edge commits the recorded failure."""
+    A refusal is returned, not raised, so that the edge commits the recorded failure. A disabled account is refused
+    (saying so only to someone who knows its password)."""
     moment = now or datetime.now(UTC)
     recent = (await session.execute(select(func.count()).select_from(LoginFailure).where(
         LoginFailure.username == username, LoginFailure.at > moment - LOCKOUT))).scalar_one()
     if recent >= MAX_FAILURES:
-        return LoginOutcome(None, "too many failed attempts; try again in 15 minutes")
+        return LoginOutcome(None, TOO_MANY_FAILURES)
     account = await session.get(ConsoleAccount, username)
     # Hash even for an unknown user, so the answer takes as long either way.
     valid = verify_secret(password, account.password_hash if account else _DUMMY_HASH)
     if account is None or not valid:
         session.add(LoginFailure(username=username, at=moment))
-        return LoginOutcome(None, "unknown user or wrong password")
+        return LoginOutcome(None, WRONG_PASSWORD)
+    if account.disabled:
+        return LoginOutcome(None, DISABLED)
     await session.execute(delete(LoginFailure).where(LoginFailure.username == username))
     return LoginOutcome(account)
+
+
+async def start_session(session: AsyncSession, username: str) -> str:
+    """A new login session for this person: its `sid` (random, 43 characters) goes in the SSO cookie and in every
+    id_token issued under it, so that one logout can end all the consoles it opened."""
+    sid = secrets.token_urlsafe(32)
+    session.add(LoginSession(sid=sid, username=username))
+    return sid
+
+
+async def session_active(session: AsyncSession, sid: str) -> bool:
+    """Whether the login session `sid` still stands: not logged out, and its account exists and is not disabled."""
+    row = await session.get(LoginSession, sid)
+    if row is None or row.ended_at is not None:
+        return False
+    account = await session.get(ConsoleAccount, row.username)
+    return account is not None and not account.disabled
+
+
+async def end_session(session: AsyncSession, sid: str) -> str | None:
+    """End one login session (logout); returns its username, or None when it was unknown or already ended."""
+    row = await session.get(LoginSession, sid)
+    if row is None or row.ended_at is not None:
+        return None
+    row.ended_at = datetime.now(UTC)
+    session.add(row)
+    return row.username
+
+
+async def end_sessions_of(session: AsyncSession, username: str) -> int:
+    """End every open login session of an account (disabled, or its password reset); returns how many."""
+    result = await session.execute(update(LoginSession).where(
+        LoginSession.username == username, LoginSession.ended_at.is_(None)).values(ended_at=datetime.now(UTC)))  # type: ignore[union-attr]
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def _existing(session: AsyncSession, username: str) -> ConsoleAccount:
+    account = await session.get(ConsoleAccount, username)
+    if account is None:
+        raise LookupError(f"there is no console account {username}")
+    return account
+
+
+async def set_disabled(session: AsyncSession, *, username: str, disabled: bool, by: str) -> ConsoleAccount:
+    """Disable (or enable again) an account. Disabling ends its open login sessions, so every console it has open
+    asks for a login within seconds. Raises LookupError for an unknown account, ValueError when admins would disable
+    themselves (nobody would be left to undo it)."""
+    account = await _existing(session, username)
+    if disabled and username == by:
+        raise ValueError("you cannot disable your own account")
+    account.disabled = disabled
+    session.add(account)
+    if disabled:
+        await end_sessions_of(session, username)
+    return account
+
+
+def generated_password() -> str:
+    """A password to hand over once: 16 URL-safe characters (96 random bits)."""
+    return secrets.token_urlsafe(12)
+
+
+async def reset_password(session: AsyncSession, *, username: str, password: str) -> ConsoleAccount:
+    """Set a new password (at least 12 characters), clear the lockout and end the account's open sessions.
+    Raises LookupError for an unknown account, ValueError for a short password."""
+    if len(password) < MIN_PASSWORD:
+        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
+    account = await _existing(session, username)
+    account.password_hash = hash_secret(password)
+    session.add(account)
+    await unlock(session, username=username)
+    await end_sessions_of(session, username)
+    return account
+
+
+async def unlock(session: AsyncSession, *, username: str) -> int:
+    """Clear the failed logins of an account, which lifts a lockout; returns how many failures were cleared."""
+    await _existing(session, username)
+    result = await session.execute(delete(LoginFailure).where(LoginFailure.username == username))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def locked_usernames(session: AsyncSession, now: datetime | None = None) -> set[str]:
+    """The accounts locked right now (five or more failures in the last fifteen minutes)."""
+    moment = now or datetime.now(UTC)
+    rows = await session.execute(select(LoginFailure.username).where(LoginFailure.at > moment - LOCKOUT)
+                                 .group_by(LoginFailure.username).having(func.count() >= MAX_FAILURES))
+    return set(rows.scalars())
 
 
 def _digest(code: str) -> str:
@@ -116,11 +212,11 @@ def _digest(code: str) -> str:
 
 
 async def issue_code(session: AsyncSession, *, client: ConsoleClient, username: str, code_challenge: str,
-                     nonce: str | None) -> str:
+                     nonce: str | None, sid: str | None = None) -> str:
     code = secrets.token_urlsafe(32)
     session.add(AuthorizationCode(code_hash=_digest(code), client_id=client.client_id,
                                   redirect_uri=client.redirect_uri, code_challenge=code_challenge,
-                                  username=username, nonce=nonce,
+                                  username=username, nonce=nonce, sid=sid,
                                   expires_at=datetime.now(UTC) + CODE_LIFETIME))
     return code
 
@@ -130,8 +226,9 @@ def _s256(verifier: str) -> str:
 
 
 async def redeem_code(session: AsyncSession, *, code: str, client_id: str, redirect_uri: str,
-                      code_verifier: str) -> tuple[ConsoleAccount, str | None]:
-    """A code works once, for its own client and redirect URI, with the verifier of its PKCE challenge."""
+                      code_verifier: str) -> tuple[ConsoleAccount, str | None, str | None]:
+    """A code works once, for its own client and redirect URI, with the verifier of its PKCE challenge, while its
+    account is enabled and its login session stands. Returns the account, the nonce and the login session's sid."""
     row = await session.get(AuthorizationCode, _digest(code), with_for_update=True)
     if row is None or row.used:
         raise CodeRefused("unknown or already used code")
@@ -145,14 +242,18 @@ async def redeem_code(session: AsyncSession, *, code: str, client_id: str, redir
     if not hmac.compare_digest(_s256(code_verifier), row.code_challenge):
         raise CodeRefused("code_verifier does not match the PKCE challenge")
     account = await session.get(ConsoleAccount, row.username)
-    if account is None:
-        raise CodeRefused("the account no longer exists")
-    return account, row.nonce
+    if account is None or account.disabled:
+        raise CodeRefused("the account no longer exists or is disabled")
+    if row.sid is not None and not await session_active(session, row.sid):
+        raise CodeRefused("the login session has ended")
+    return account, row.nonce, row.sid
 
 
-def id_token(*, keys: SigningKeys, issuer: str, client_id: str, account: ConsoleAccount, nonce: str | None) -> str:
-    """The OpenID Connect id_token of a console login: the person (`sub`, `name`), the console `role` and, for an
-    account bound to an organisation, that organisation as `org` ("system|value", as in access tokens)."""
+def id_token(*, keys: SigningKeys, issuer: str, client_id: str, account: ConsoleAccount, nonce: str | None,
+             sid: str | None = None) -> str:
+    """The OpenID Connect id_token of a console login: the person (`sub`, `name`), the console `role`, for an
+    account bound to an organisation that organisation as `org` ("system|value", as in access tokens), and the
+    login session as `sid` (the claim of OpenID Connect Front-/Back-Channel Logout) for single logout."""
     now = int(time.time())
     claims = {"iss": issuer, "sub": account.username, "aud": client_id, "iat": now, "exp": now + ID_TOKEN_SECONDS,
               "jti": uuid.uuid4().hex, "name": account.display_name, "role": account.role}
@@ -160,5 +261,7 @@ def id_token(*, keys: SigningKeys, issuer: str, client_id: str, account: Console
         claims["org"] = account.org
     if nonce:
         claims["nonce"] = nonce
+    if sid:
+        claims["sid"] = sid
     key = keys.current
     return jwt.encode({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, key)

@@ -43,5 +43,16 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
                       on_start=seed)
     app.state.signing_keys = signing_keys
     app.state.session_signer = Signer(app.state.console_auth.key, "sso")
+
+    # The authorization server checks and ends its own login sessions in its database (single logout).
+    async def session_active(sid: str) -> bool:
+        async with runtime.sessions() as session:
+            return await accounts.session_active(session, sid)
+
+    async def end_session(sid: str) -> None:
+        await oidc.end_login_session(runtime.sessions, sid)
+
+    app.state.console_auth.local_check = session_active
+    app.state.console_auth.local_end = end_session
     app.state.issuer = TokenIssuer(keys=signing_keys, issuer=settings.issuer, audience=settings.token_audience)
     return app

@@ -194,6 +194,20 @@ class ConsoleAccount(SQLModel, table=True):
     password_hash: str = Field(max_length=200)
     created_by: str = Field(max_length=60)
     created_at: datetime = Field(default_factory=_now)
+    # An admin disables an account instead of deleting it (the audit log keeps naming it): no login, no session.
+    disabled: bool = False
+
+
+class LoginSession(SQLModel, table=True):
+    """One login at the authorization server (the `sid` of its id_tokens), shared by every console it opened.
+    Logging out of one console, or the admin disabling the account, ends it, and with it every console's session."""
+
+    __tablename__ = "login_session"
+
+    sid: str = Field(primary_key=True, max_length=64)
+    username: str = Field(max_length=60, index=True)
+    started_at: datetime = Field(default_factory=_now)
+    ended_at: datetime | None = None
 
 
 class LoginFailure(SQLModel, table=True):
@@ -219,6 +233,7 @@ class AuthorizationCode(SQLModel, table=True):
     nonce: str | None = Field(default=None, max_length=200)
     expires_at: datetime
     used: bool = False
+    sid: str | None = Field(default=None, max_length=64)  # the login session the id_token will name
 
 
 class UrgencyTarget(SQLModel, table=True):
@@ -247,5 +262,5 @@ class DirectoryEntry(SQLModel, table=True):
 
 TABLES = [m.__table__ for m in (StoredResource, ResourceIdentifier, BundleReceipt, PatientRecord,  # type: ignore[attr-defined]
                                 AcuteRequest, LinkedContact, TriageDecision, ReferralEntry, TaskOwnership,
-                                TreatmentGrant, OAuthClient, UsedAssertion, ConsoleAccount, LoginFailure,
+                                TreatmentGrant, OAuthClient, UsedAssertion, ConsoleAccount, LoginSession, LoginFailure,
                                 AuthorizationCode, UrgencyTarget, DirectoryEntry)]

@@ -87,8 +87,8 @@ async def _console_login(request: Request, *, code: str, redirect_uri: str, clie
         return _oauth_error(401, "invalid_client", "unknown console client")
     try:
         async with state.runtime.sessions() as session, session.begin():
-            account, nonce = await accounts.redeem_code(session, code=code, client_id=client_id,
-                                                        redirect_uri=redirect_uri, code_verifier=code_verifier)
+            account, nonce, sid = await accounts.redeem_code(
+                session, code=code, client_id=client_id, redirect_uri=redirect_uri, code_verifier=code_verifier)
     except accounts.CodeRefused as exc:
         return _oauth_error(400, "invalid_grant", str(exc))
     scopes = tuple(sorted(ROLE_SCOPES[account.role]))
@@ -96,7 +96,7 @@ async def _console_login(request: Request, *, code: str, redirect_uri: str, clie
         "access_token": state.issuer.issue(client_id=account.username, org=account.org or FRONT_DOOR.token,
                                            scopes=scopes),
         "id_token": accounts.id_token(keys=state.signing_keys, issuer=state.settings.issuer, client_id=client_id,
-                                      account=account, nonce=nonce),
+                                      account=account, nonce=nonce, sid=sid),
         "token_type": "Bearer", "expires_in": TOKEN_LIFETIME_SECONDS, "scope": " ".join(scopes)},
         headers={"Cache-Control": "no-store"})
 

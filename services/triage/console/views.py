@@ -3,8 +3,10 @@ and the triage page with the patient's context and an explicit re-triage."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated
+from urllib.parse import urlencode
 
 import httpx
 from fastapi import APIRouter, Form, Query, Request
@@ -280,17 +282,86 @@ async def save_provider(request: Request, user: Admin, csrf_token: Annotated[str
 
 
 @router.get("/users", response_class=HTMLResponse)
-async def users_page(request: Request, user: Admin) -> Response:
-    return await _users(request, user, error=None, status=200)
+async def users_page(request: Request, user: Admin,
+                     done: Annotated[str | None, Query(max_length=20)] = None,
+                     username: Annotated[str | None, Query(max_length=60)] = None) -> Response:
+    notice = ACCOUNT_NOTICES.get(done or "")
+    return await _users(request, user, error=None, status=200,
+                        notice=(notice, username or "") if notice and username else None)
 
 
-async def _users(request: Request, user: Caller, *, error: str | None, status: int) -> Response:
+async def _users(request: Request, user: Caller, *, error: str | None, status: int,
+                 notice: tuple[str, str] | None = None, new_password: tuple[str, str] | None = None) -> Response:
     async with request.app.state.runtime.sessions() as session:
         rows = await accounts.accounts(session)
-    return request.app.state.templates.TemplateResponse(request, "users.html", {
+        locked = await accounts.locked_usernames(session)
+    response = request.app.state.templates.TemplateResponse(request, "users.html", {
         "user": user, "accounts": rows, "roles": accounts.ROLES, "error": error, "providers": PROVIDERS,
-        "org_names": {o.token: f"{o.name} ({o.label})" for o in PROVIDERS},
-        "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=status)
+        "org_names": {o.token: f"{o.name} ({o.label})" for o in PROVIDERS}, "locked": locked, "notice": notice,
+        "new_password": new_password, "csrf": request.app.state.console_auth.csrf_token(request)},
+        status_code=status)
+    response.headers["Cache-Control"] = "no-store"  # a generated password is shown once and never cached
+    return response
+
+
+# What the users page says after an admin action: the Dutch text (English in shared/i18n.py), with {username}.
+ACCOUNT_NOTICES = {"disabled": "{username} is uitgeschakeld; de sessies zijn beëindigd.",
+                   "enabled": "{username} is weer ingeschakeld.", "unlocked": "{username} is gedeblokkeerd.",
+                   "reset": "Het wachtwoord van {username} is hersteld; de sessies zijn beëindigd."}
+
+
+async def _account_action(request: Request, user: Caller, username: str, what: str,
+                          action: Callable[[AsyncSession], Awaitable[object]]) -> Response:
+    """Apply an admin action to one account and audit it (who, which account, what) in the same transaction."""
+    try:
+        async with request.app.state.runtime.sessions() as session, session.begin():
+            await action(session)
+            await audit.record(session, service="triage", caller=user, subtype="update",
+                               entity=f"console account {username}: {what}", purpose=audit.PURPOSE_OPERATIONS)
+    except LookupError as exc:
+        return await _users(request, user, error=str(exc), status=404)
+    except ValueError as exc:
+        return await _users(request, user, error=str(exc), status=422)
+    return RedirectResponse(f"/console/users?{urlencode({'done': what, 'username': username})}", status_code=303)
+
+
+@router.post("/users/{username}/disable")
+async def disable_user(username: str, request: Request, user: Admin, csrf_token: Annotated[str, Form()]) -> Response:
+    """Disable an account: it can no longer log in, and its open sessions end in every console."""
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    return await _account_action(request, user, username, "disabled", lambda session: accounts.set_disabled(
+        session, username=username, disabled=True, by=user.subject))
+
+
+@router.post("/users/{username}/enable")
+async def enable_user(username: str, request: Request, user: Admin, csrf_token: Annotated[str, Form()]) -> Response:
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    return await _account_action(request, user, username, "enabled", lambda session: accounts.set_disabled(
+        session, username=username, disabled=False, by=user.subject))
+
+
+@router.post("/users/{username}/unlock")
+async def unlock_user(username: str, request: Request, user: Admin, csrf_token: Annotated[str, Form()]) -> Response:
+    """Lift a lockout (five failed logins in fifteen minutes) before it runs out."""
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    return await _account_action(request, user, username, "unlocked",
+                                 lambda session: accounts.unlock(session, username=username))
+
+
+@router.post("/users/{username}/password")
+async def reset_user_password(username: str, request: Request, user: Admin, csrf_token: Annotated[str, Form()],
+                              password: Annotated[str, Form(max_length=200)] = "") -> Response:
+    """Set the password the admin typed (at least 12 characters) or, left empty, a generated one shown once on the
+    answer page (never in a URL, log or audit event). Ends the account's open sessions and clears its lockout."""
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    generated = not password
+    chosen = accounts.generated_password() if generated else password
+    answer = await _account_action(request, user, username, "reset", lambda session: accounts.reset_password(
+        session, username=username, password=chosen))
+    if generated and isinstance(answer, RedirectResponse):
+        return await _users(request, user, error=None, status=200, notice=(ACCOUNT_NOTICES["reset"], username),
+                            new_password=(username, chosen))
+    return answer
 
 
 @router.post("/users")
