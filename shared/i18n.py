@@ -88,6 +88,11 @@ ENGLISH: dict[str, str] = {
     "Wie belt": "Caller", "patiënt zelf": "the patient", "naaste": "relative", "mantelzorger": "carer",
     "zorgverlener": "professional", "Terugbelnummer": "Callback number",
     "Postcode": "Postal code", "Woonplaats": "City",
+    # The billing console's error pages.
+    "Ongeldige periode": "Invalid period", "Onbekende aanvraag": "Unknown request",
+    "Onbekende verzekeraar": "Unknown insurer", "Onbekend exportformaat": "Unknown export format",
+    "Alleen de beheerder legt nieuwe tariefversies vast.": "Only the admin records new tariff versions.",
+    "Terug naar het overzicht": "Back to the overview",
     # Safe triage and deliverable routing (the night shift).
     "Huidige triage": "Current triage",
     "Het formulier begint bij de huidige waarden; wat u wijzigt staat hieronder.":

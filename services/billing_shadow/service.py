@@ -23,7 +23,13 @@ from services.billing_shadow.domain import ledger
 from services.billing_shadow.domain.derivation import Contact, RequestFacts, derive
 from services.billing_shadow.domain.seed import DESCRIPTIONS, SEED, SHADOW
 from services.billing_shadow.domain.shadow import HOSPITAL_REFERRAL_CODE, TRIAGE_ONLY_CODE, shadow_code
-from services.billing_shadow.domain.tariffs import AMSTERDAM, Tariff, select_tariff, service_day
+from services.billing_shadow.domain.tariffs import (
+    AMSTERDAM,
+    Tariff,
+    close_for_new_version,
+    select_tariff,
+    service_day,
+)
 from services.billing_shadow.models import (
     ContactFact,
     FeedDirty,
@@ -61,6 +67,31 @@ async def seed_tariffs(session: AsyncSession) -> None:
 async def tariffs(session: AsyncSession) -> list[Tariff]:
     rows = (await session.execute(select(TariffRow))).scalars()
     return [Tariff(r.key, r.code, r.price_cents, r.valid_from, r.valid_to, r.source) for r in rows]
+
+
+async def add_tariff_version(session: AsyncSession, *, key: str, code: str, price_cents: int, valid_from: date,
+                             source: str, today: date) -> TariffRow:
+    """Add a new tariff version for key/code from `valid_from` (today or later) at `price_cents`.
+
+    The only change to an existing row is the end date of the version running into the new one (the day
+    before `valid_from`); prices are never edited in place. Raises ValueError (Dutch, for the admin) for an
+    unknown key/code or a start in the past or on/before an existing version's start. Caller commits.
+    """
+    rows = list((await session.execute(select(TariffRow).where(TariffRow.key == key, TariffRow.code == code)
+                                       .with_for_update())).scalars())
+    if not rows:
+        raise ValueError(f"Onbekende tarieftabel of code: {key} {code}.")
+    versions = [Tariff(r.key, r.code, r.price_cents, r.valid_from, r.valid_to, r.source) for r in rows]
+    closed = close_for_new_version(versions, key=key, code=code, valid_from=valid_from, today=today)
+    if closed is not None:
+        previous = next(r for r in rows if r.valid_from == closed.valid_from)
+        previous.valid_to = closed.valid_to
+    description = max(rows, key=lambda r: r.valid_from).description
+    row = TariffRow(key=key, code=code, description=description, price_cents=price_cents, valid_from=valid_from,
+                    valid_to=None, source=source)
+    session.add(row)
+    await session.flush()
+    return row
 
 
 def _acute_request_id(resource: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.triage import access, accounts, clients, configuration, service
 from services.triage.api import fhir, oauth, oidc, requests
+from services.triage.console import billing as billing_console
 from services.triage.console import views
 from services.triage.settings import TriageSettings
 from shared.auth import SigningKeys, TokenIssuer, TokenVerifier
@@ -38,7 +39,8 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
                 await accounts.seed_demo_accounts(session)
 
     app = service_app(title="Regiozorg triage", runtime=runtime, service_dir=Path(__file__).parent,
-                      routers=[oauth.router, oidc.router, fhir.router, requests.router, views.router],
+                      routers=[oauth.router, oidc.router, fhir.router, requests.router, views.router,
+                               billing_console.router],
                       verifier=verifier,
                       on_start=seed)
     app.state.signing_keys = signing_keys

@@ -64,10 +64,32 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     assert page.locator("svg[aria-label='Prestatiemix'] rect").count() == 3
     page.screenshot(path=str(SHOTS / "billing-overview.png"), full_page=True)
 
+    assert page.locator("td", has_text="€\u00a0110,00").count() >= 1  # the VIS tariff, Dutch money
+    cell = page.locator("td", has_text="€\u00a0110,00").first.bounding_box()
+    assert cell is not None and cell["height"] < 40  # one line at 1366 px: the amount does not wrap
+    with page.expect_download() as csv_download:
+        page.click("text=CSV (Excel) >> nth=0")
+    dutch_csv = csv_download.value.path().read_bytes().decode("utf-8-sig").splitlines()
+    assert dutch_csv[0].startswith("UZOVI;Periode;Revisie;Prestatie") and ";110,00;" in dutch_csv[2]
+    with page.expect_download() as xlsx_download:
+        page.click("text=XLSX >> nth=0")
+    assert xlsx_download.value.path().read_bytes().startswith(b"PK")  # a zip: the workbook
+
     page.click("text=Onderbouwing >> nth=1")  # the VIS line of 9001
-    assert "most intensive delivered contact: HH" in page.inner_text("main")
+    assert "Visite aan huis (HH) op " in page.inner_text("main") and "→ VIS" in page.inner_text("main")
     page.screenshot(path=str(SHOTS / "billing-drilldown.png"), full_page=True)
     page.click("table a >> nth=0")
+    ledger_url, patient_url = page.url, page.get_attribute("a.patient", "href")
+    assert patient_url.startswith(stack.url("triage"))
+    page.goto(patient_url)  # the front door shows who it was for, to the billing role only
+    if page.locator("input[name=username]").count():
+        page.fill("input[name=username]", "declaratie")
+        page.fill("input[name=password]", "demo-declaratie")
+        page.keyboard.press("Enter")
+        page.wait_for_url(patient_url)
+    assert "999990007" in page.inner_text("table.billing-patient")
+    assert "Zorgverzekeraar Noord (UZOVI 9001)" in page.inner_text("table.billing-patient")
+    page.goto(ledger_url)
     page.check("input[value=rebill]")
     page.select_option("select[name=uzovi]", "9002")
     page.fill("textarea[name=reason]", "Patiënt is verzekerd bij Zuid (polis gecontroleerd)")
@@ -85,6 +107,44 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     assert stack.client("insurer-9001").feed("9001", period)["totals"]["quantity"] == len(CASES) - 1
     page.goto(f"{stack.url('billing_shadow')}/console/tariffs")
     assert "NZa 2025" in page.inner_text("main") and "illustrative" in page.inner_text("main")
+    assert page.locator("form.tariff").count() == 0  # tariffs are the admin's
+    bad = page.goto(f"{stack.url('billing_shadow')}/console?period=2026-13")
+    assert bad.status == 400 and "Ongeldige periode" in page.inner_text("h1")
+    page.goto(f"{stack.url('billing_shadow')}/console/requests/unknown?lang=en")
+    assert "Unknown request" in page.inner_text("h1")
+    page.goto(f"{stack.url('billing_shadow')}/console?lang=nl")
+    page.close()
+
+
+def test_the_admin_adds_a_tariff_version_and_the_running_one_ends_the_day_before(stack: Stack,
+                                                                                 browser: Browser) -> None:
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(f"{stack.url('billing_shadow')}/console/tariffs")
+    page.fill("input[name=username]", "beheer")
+    page.fill("input[name=password]", "demo-beheer")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{stack.url('billing_shadow')}/console/tariffs")
+    page.select_option("select[name=key]", "9001")
+    page.select_option("select[name=code]", "CON")
+    page.fill("input[name=price]", "80.00")
+    page.fill("input[name=valid_from]", "2099-01-01")
+    page.click("text=Versie toevoegen")
+    assert "Prijs in euro's met een komma" in page.inner_text("[role=alert]")
+    assert page.input_value("input[name=price]") == "80.00"  # the form comes back as typed
+    page.fill("input[name=price]", "80,25")
+    page.fill("input[name=source]", "contract Noord 2099")
+    page.click("text=Versie toevoegen")
+    page.wait_for_url(f"{stack.url('billing_shadow')}/console/tariffs")
+    added = page.locator("tr", has_text="contract Noord 2099").inner_text()
+    assert added.startswith("UZOVI 9001\tCON\t") and "€\u00a080,25\t01-01-2099\t–\t" in added
+    closed = page.locator("tr", has_text="31-12-2098").inner_text()  # the running version ends the day before
+    assert closed.startswith("UZOVI 9001\tCON\t") and "€\u00a075,00\t01-01-2026\t31-12-2098\t" in closed
+    page.select_option("select[name=key]", "9001")  # after a success the form starts afresh
+    page.select_option("select[name=code]", "CON")
+    page.fill("input[name=price]", "81,00")
+    page.fill("input[name=valid_from]", "2098-06-01")
+    page.click("text=Versie toevoegen")
+    assert "01-01-2099" in page.inner_text("[role=alert]")
     page.close()
 
 
@@ -154,7 +214,7 @@ def test_evaluation_by_role_and_the_evaluators_page_with_a_printable_quarterly_r
     officer.wait_for_url("**/console/evaluation?uzovi=9001")
     current = officer.locator("table.months tr", has_text=period).inner_text()
     # Exact: 3 requests triaged for 9001; ADV and CON billed to it (3500 + 7500), the VIS rebilled to 9002.
-    assert "<5" not in current and "\t3\t1/0/1\t€ 110.00\t" in current
+    assert "<5" not in current and "\t3\t1/0/1\t€\u00a0110,00\t" in current
     officer.screenshot(path=str(SHOTS / "billing-evaluation-officer.png"), full_page=True)
     officer.close()
 

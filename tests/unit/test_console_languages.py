@@ -11,7 +11,8 @@ from services.triage.domain.rules import DISPOSITIONS
 from shared.i18n import ENGLISH, translator
 
 TEMPLATES = [*Path("services/triage/console/templates").glob("*.html"),
-             *Path("services/coordination/console/templates").glob("*.html"), Path("shared/templates/base.html")]
+             *Path("services/coordination/console/templates").glob("*.html"), Path("shared/templates/base.html"),
+             Path("services/billing_shadow/console/templates/error.html")]
 LABEL = re.compile(r"""\bt\(["']([^"']+)["']\)""")
 PLACEHOLDER = re.compile(r"\{\w+\}")
 
@@ -28,8 +29,16 @@ def test_the_partner_consoles_own_labels_and_messages_have_english_with_the_same
              *partner_cards.GENDER_LABELS.values(), *partner_cards.CONTACT_LABELS.values(),
              *partner_cards.REFUSALS.values(), *partner.DONE.values(), *DISPOSITIONS.values()]
     assert sorted(set(texts) - ENGLISH.keys()) == []
+
     for text in texts:
         assert sorted(PLACEHOLDER.findall(ENGLISH[text])) == sorted(PLACEHOLDER.findall(text)), text
+
+
+def test_the_billing_consoles_error_messages_have_english() -> None:
+    views = Path("services/billing_shadow/console/views.py").read_text()
+    messages = set(re.findall(r"_error\(request, user, \d+, \"([^\"]+)\"", views))
+    assert {"Ongeldige periode", "Onbekende aanvraag"} <= messages
+    assert sorted(messages - ENGLISH.keys()) == []
 
 
 def test_dutch_is_the_default_and_english_is_chosen_explicitly() -> None:

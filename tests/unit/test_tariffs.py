@@ -143,3 +143,24 @@ def test_round_cents_refuses_floats_and_non_finite_amounts() -> None:
 def test_round_cents_moves_at_most_half_a_cent(whole: int, hundredths: int) -> None:
     amount = Decimal(whole) + Decimal(hundredths) / 100
     assert abs(Decimal(round_cents(amount)) - amount) <= Decimal("0.5")
+
+
+def test_a_new_tariff_version_closes_the_running_one_the_day_before_and_never_edits_a_price() -> None:
+    from services.billing_shadow.domain.tariffs import close_for_new_version
+
+    running = Tariff("9001", "VIS", 11000, date(2026, 1, 1), None, "2026")
+    closed = close_for_new_version([running], key="9001", code="VIS", valid_from=date(2027, 1, 1),
+                                   today=date(2026, 11, 30))
+    assert closed == Tariff("9001", "VIS", 11000, date(2026, 1, 1), date(2026, 12, 31), "2026")
+    assert close_for_new_version([running], key="9001", code="VIS", valid_from=date(2026, 11, 30),
+                                 today=date(2026, 11, 30)).valid_to == date(2026, 11, 29)
+    ended = Tariff("9001", "VIS", 11000, date(2026, 1, 1), date(2026, 6, 30), "2026")
+    assert close_for_new_version([ended], key="9001", code="VIS", valid_from=date(2027, 1, 1),
+                                 today=date(2026, 11, 30)) is None
+    with pytest.raises(ValueError, match="vandaag of later"):
+        close_for_new_version([running], key="9001", code="VIS", valid_from=date(2026, 11, 29),
+                              today=date(2026, 11, 30))
+    planned = Tariff("9001", "VIS", 12000, date(2027, 1, 1), None, "2027")
+    with pytest.raises(ValueError, match="01-01-2027"):
+        close_for_new_version([running, planned], key="9001", code="VIS", valid_from=date(2026, 12, 15),
+                              today=date(2026, 11, 30))

@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.billing_shadow.api.evaluation import evaluation_document
-from services.billing_shadow.console.views import INSURERS, _euro
+from services.billing_shadow.console.formats import euro as _euro
+from services.billing_shadow.console.views import INSURERS
 from services.billing_shadow.domain.evaluation import CODES, URGENCIES
 from services.billing_shadow.domain.tariffs import period_of
 from shared.auth import Caller

@@ -1,18 +1,22 @@
 """The billing officer's console: feeds per month and insurer, charts, drill-down to the derivation,
-corrections with a reason, CSV export and the tariff tables."""
+corrections with a reason, CSV (Dutch Excel) and XLSX export, and the tariff tables with new versions."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Query, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing_shadow import service
-from services.billing_shadow.domain.tariffs import period_of
-from services.billing_shadow.models import PrestationLine, RequestFact, ShadowLine, TariffRow
+from services.billing_shadow.console.formats import euro, explain, feed_csv_dutch, feed_xlsx, parse_euros
+from services.billing_shadow.domain.seed import SHADOW
+from services.billing_shadow.domain.tariffs import AMSTERDAM, period_of
+from services.billing_shadow.models import ContactFact, PrestationLine, RequestFact, ShadowLine, TariffRow
 from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
@@ -22,6 +26,28 @@ router = APIRouter(prefix="/console", include_in_schema=False)
 BillingOfficer = Annotated[Caller, console_user("declaratie")]
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 INSURERS = [o for o in ORGANISATIONS if o.kind == "insurer"]
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def _error(request: Request, user: Caller, status: int, message: str, detail: str = "") -> Response:
+    """An HTML error page in the console's language instead of FastAPI's JSON."""
+    return request.app.state.templates.TemplateResponse(request, "error.html", {
+        "user": user, "message": message, "detail": detail}, status_code=status)
+
+
+def _period(request: Request, user: Caller, period: str | None) -> str | Response:
+    """The period asked for (default: this month), or an error page for anything but YYYY-MM."""
+    if period is None:
+        return period_of(datetime.now(UTC))
+    if not re.match(PERIOD, period):
+        return _error(request, user, 400, "Ongeldige periode", period)
+    return period
+
+
+def _insurer(request: Request, user: Caller, uzovi: str) -> Response | None:
+    if uzovi not in {o.value for o in INSURERS}:
+        return _error(request, user, 404, "Onbekende verzekeraar", uzovi)
+    return None
 
 
 def _previous_periods(period: str, count: int) -> list[str]:
@@ -33,16 +59,12 @@ def _previous_periods(period: str, count: int) -> list[str]:
     return list(reversed(periods))
 
 
-def _euro(cents: int) -> str:
-    sign = "−" if cents < 0 else ""
-    whole, rest = divmod(abs(cents), 100)
-    return f"{sign}€ {whole:,}.{rest:02d}".replace(",", " ")
-
-
 @router.get("", response_class=HTMLResponse)
-async def overview(request: Request, user: BillingOfficer,
-                   period: Annotated[str | None, Query(pattern=PERIOD)] = None) -> Response:
-    period = period or period_of(datetime.now(UTC))
+async def overview(request: Request, user: BillingOfficer, period: str | None = None) -> Response:
+    """The month's feeds per insurer with charts; a bad period gives an error page."""
+    period = _period(request, user, period)
+    if isinstance(period, Response):
+        return period
     target = request.app.state.settings.inclusion_target
     months = _previous_periods(period, 6)
     async with request.app.state.runtime.sessions() as session:
@@ -57,32 +79,57 @@ async def overview(request: Request, user: BillingOfficer,
             mix[line["code"]] += line["quantity"]
     await audit.for_request(request, subtype="search", entity=f"console feeds {period}", purpose=audit.PURPOSE_PAYMENT)
     return request.app.state.templates.TemplateResponse(request, "overview.html", {
-        "user": user, "period": period, "feeds": feeds, "monthly": monthly, "mix": mix, "euro": _euro,
+        "user": user, "period": period, "feeds": feeds, "monthly": monthly, "mix": mix, "euro": euro,
         "target": target, "peak": max([1, *(max(m["integrated"], m["shadow"]) for m in monthly)]),
         "mix_peak": max([1, *mix.values()])})
 
 
-@router.get("/feeds/{uzovi}.csv")
-async def export_csv(uzovi: str, request: Request, user: BillingOfficer,
-                     period: Annotated[str, Query(pattern=PERIOD)]) -> Response:
+@router.get("/feeds/{uzovi}.{kind}")
+async def export_feed(uzovi: str, kind: str, request: Request, user: BillingOfficer,
+                      period: str | None = None) -> Response:
+    """The feed as CSV for Dutch Excel (`;`, decimal commas) or as XLSX; the feed API's CSV is not this one."""
+    if kind not in ("csv", "xlsx"):
+        return _error(request, user, 404, "Onbekend exportformaat", kind)
+    period = _period(request, user, period)
+    if isinstance(period, Response):
+        return period
+    if (unknown := _insurer(request, user, uzovi)) is not None:
+        return unknown
     async with request.app.state.runtime.sessions() as session:
         document = await service.current_feed(session, uzovi=uzovi, period=period)
-    await audit.for_request(request, subtype="export", entity=f"feed CSV {uzovi} {period}",
+    await audit.for_request(request, subtype="export", entity=f"feed {kind.upper()} {uzovi} {period}",
                             purpose=audit.PURPOSE_PAYMENT)
-    return Response(service.feed_csv(document), media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="feed-{uzovi}-{period}.csv"'})
+    disposition = {"Content-Disposition": f'attachment; filename="feed-{uzovi}-{period}.{kind}"'}
+    if kind == "xlsx":
+        return Response(feed_xlsx(document), media_type=XLSX, headers=disposition)
+    return Response(feed_csv_dutch(document).encode("utf-8-sig"), media_type="text/csv; charset=utf-8",
+                    headers=disposition)
+
+
+async def _contact_starts(session: AsyncSession, request_ids: set[str]) -> dict[str, datetime]:
+    if not request_ids:
+        return {}
+    rows = (await session.execute(select(ContactFact).where(ContactFact.acute_request_id.in_(request_ids)))).scalars()
+    return {c.id: c.start for c in rows}
 
 
 @router.get("/lines", response_class=HTMLResponse)
-async def lines(request: Request, user: BillingOfficer, period: Annotated[str, Query(pattern=PERIOD)],
-                uzovi: Annotated[str, Query(pattern=r"^\d{4}$")], code: str | None = None) -> Response:
+async def lines(request: Request, user: BillingOfficer, period: str | None = None, uzovi: str = "",
+                code: str | None = None) -> Response:
     """Drill-down from a feed line to the requests behind it and how each was derived."""
+    period = _period(request, user, period)
+    if isinstance(period, Response):
+        return period
+    if (unknown := _insurer(request, user, uzovi)) is not None:
+        return unknown
     async with request.app.state.runtime.sessions() as session:
         rows = [r for r in await service.lines(session, period=period, uzovi=uzovi) if code in (None, r.code)]
+        starts = await _contact_starts(session, {r.acute_request_id for r in rows})
     await audit.for_request(request, subtype="search", entity=f"console lines {uzovi} {period} {code or ''}",
                             purpose=audit.PURPOSE_PAYMENT)
     return request.app.state.templates.TemplateResponse(request, "lines.html", {
-        "user": user, "rows": rows, "period": period, "uzovi": uzovi, "code": code, "euro": _euro})
+        "user": user, "rows": rows, "period": period, "uzovi": uzovi, "code": code, "euro": euro,
+        "explain": lambda line: explain(line, starts)})
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
@@ -94,13 +141,16 @@ async def request_ledger(request: Request, user: BillingOfficer, request_id: str
             ShadowLine.acute_request_id == request_id))).scalars())
         standing = await service.effective_line(session, request_id)
         fact = await session.get(RequestFact, request_id)
+        starts = await _contact_starts(session, {request_id})
     if not ledger_lines:
-        return HTMLResponse("Onbekende aanvraag", status_code=404)
+        return _error(request, user, 404, "Onbekende aanvraag", request_id)
     await audit.for_request(request, subtype="read", entity=f"console ledger of acute request {request_id}",
                             purpose=audit.PURPOSE_PAYMENT)
     return request.app.state.templates.TemplateResponse(request, "request.html", {
         "user": user, "request_id": request_id, "lines": ledger_lines, "shadows": shadows, "standing": standing,
-        "insurers": INSURERS, "euro": _euro, "error": error, "late": bool(fact and fact.changed_after_lock),
+        "insurers": INSURERS, "euro": euro, "error": error, "late": bool(fact and fact.changed_after_lock),
+        "explain": lambda line: explain(line, starts),
+        "patient_url": f"{request.app.state.settings.triage_public_url}/console/billing/requests/{request_id}",
         "csrf": request.app.state.console_auth.csrf_token(request)})
 
 
@@ -127,10 +177,43 @@ async def correct(request: Request, user: BillingOfficer, request_id: str, line_
 
 
 @router.get("/tariffs", response_class=HTMLResponse)
-async def tariffs(request: Request, user: BillingOfficer) -> Response:
+async def tariffs(request: Request, user: BillingOfficer, error: str | None = None,
+                  form: dict[str, str] | None = None, status_code: int = 200) -> Response:
+    """The tariff tables; the admin (`beheer`) also gets the form for a new version."""
     async with request.app.state.runtime.sessions() as session:
         rows = list((await session.execute(select(TariffRow).order_by(
             TariffRow.key, TariffRow.code, TariffRow.valid_from))).scalars())
-    today = date.today()
+    today = datetime.now(AMSTERDAM).date()
     return request.app.state.templates.TemplateResponse(request, "tariffs.html", {
-        "user": user, "rows": rows, "today": today, "euro": _euro})
+        "user": user, "rows": rows, "today": today, "euro": euro, "error": error, "form": form or {},
+        "keys": [SHADOW, *(o.value for o in INSURERS)], "codes": sorted({r.code for r in rows}),
+        "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=status_code)
+
+
+@router.post("/tariffs")
+async def add_tariff(request: Request, user: BillingOfficer, csrf_token: Annotated[str, Form()],
+                     key: Annotated[str, Form(max_length=20)], code: Annotated[str, Form(max_length=20)],
+                     price: Annotated[str, Form(max_length=20)], valid_from: Annotated[str, Form(max_length=10)],
+                     source: Annotated[str, Form(max_length=100)] = "") -> Response:
+    """The admin adds a tariff version (price in euros with a comma, valid from today or later); audited."""
+    state = request.app.state
+    state.console_auth.check_csrf(request, csrf_token)
+    if user.role != "beheer":
+        return _error(request, user, 403, "Alleen de beheerder legt nieuwe tariefversies vast.")
+    form = {"key": key, "code": code, "price": price, "valid_from": valid_from, "source": source}
+    try:
+        cents = parse_euros(price)
+        try:
+            start = date.fromisoformat(valid_from)
+        except ValueError:
+            raise ValueError("Geldig vanaf is een datum.") from None
+        async with state.runtime.sessions() as session, session.begin():
+            row = await service.add_tariff_version(
+                session, key=key, code=code, price_cents=cents, valid_from=start,
+                source=source.strip() or f"tariefversie door {user.subject}", today=datetime.now(AMSTERDAM).date())
+            await audit.record(session, service="billing_shadow", caller=user, subtype="create",
+                               entity=f"tariff {key}/{code} {cents} cents from {start} (version {row.pk})",
+                               purpose=audit.PURPOSE_OPERATIONS)
+    except ValueError as exc:
+        return await tariffs(request, user, error=str(exc), form=form, status_code=400)
+    return RedirectResponse("/console/tariffs", status_code=303)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import date, datetime
+from dataclasses import dataclass, replace
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
@@ -62,3 +62,26 @@ def round_cents(amount: Decimal) -> int:
     if not amount.is_finite():
         raise ValueError(f"amount must be finite, not {amount}")
     return int(amount.to_integral_value(rounding=ROUND_HALF_UP))
+
+
+def close_for_new_version(versions: Iterable[Tariff], *, key: str, code: str, valid_from: date,
+                          today: date) -> Tariff | None:
+    """Check a new tariff version for key/code starting `valid_from` and say which earlier version it closes.
+
+    Prices are never edited in place: a new price is a new version from today or a later day, and the
+    version valid the day before (if it runs into the new one) ends that day. Returns that earlier version
+    with its new `valid_to`, or None when nothing needs closing. Raises ValueError (Dutch message, shown to
+    the admin) for a start in the past or a start on or before an existing version's start.
+    """
+    if valid_from < today:
+        raise ValueError(f"Een nieuwe versie begint vandaag of later, niet op {valid_from:%d-%m-%Y}.")
+    same = [t for t in versions if t.key == key and t.code == code]
+    later = [t for t in same if t.valid_from >= valid_from]
+    if later:
+        first = min(t.valid_from for t in later)
+        raise ValueError(f"Er is al een versie van {code} die begint op {first:%d-%m-%Y}; kies een latere datum.")
+    running = [t for t in same if t.valid_to is None or t.valid_to >= valid_from]
+    if not running:
+        return None
+    previous = max(running, key=lambda t: t.valid_from)
+    return replace(previous, valid_to=valid_from - timedelta(days=1))
