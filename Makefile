@@ -34,7 +34,7 @@ chromium:
 # the local server (REGIOZORG_TEST_POSTGRES_LOCAL, default 127.0.0.1:5432) or else an embedded one.
 test: install chromium
 	$(BIN)/ruff check shared services infra tests
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # Not part of `make test`: the real stack under load (a few minutes); writes bench-report.json/.png.
 bench: install
