@@ -15,7 +15,7 @@ from services.billing_shadow.api import feeds, measures
 from services.billing_shadow.console import evaluation as evaluation_console
 from services.billing_shadow.console import views
 from services.billing_shadow.settings import BillingSettings
-from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, TRIAGE_COMPLETED
+from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, CONTACT_LINKED, TRIAGE_COMPLETED
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
 from shared.web import service_app
@@ -45,7 +45,8 @@ def create_app(settings: BillingSettings | None = None) -> FastAPI:
         Subscription("acute-request-closed", [ACUTE_REQUEST_CLOSED],
                      partial(service.on_acute_request_closed, grace=grace)),
         # The evaluation's read model, a consumer of its own: replaying it alone rebuilds the figures.
-        Subscription("evaluation", [TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED], evaluation.on_event),
+        Subscription("evaluation", [TRIAGE_COMPLETED, CONTACT_LINKED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED],
+                     evaluation.on_event),
     ])
     routers = [feeds.router, evaluation_api.router, measures.router, evaluation_console.router, views.router]
     return service_app(title="Regiozorg shadow billing", runtime=runtime, service_dir=Path(__file__).parent,

@@ -22,7 +22,7 @@ from services.billing_shadow.models import EvaluationRequest, PrestationLine
 from services.billing_shadow.service import _acute_request_id, _standing, _values, month_bounds
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
-from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, TRIAGE_COMPLETED
+from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED, CONTACT_LINKED, TRIAGE_COMPLETED
 from shared.identifiers import UZOVI_SYSTEM
 
 CHANNEL_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/intake-channel"
@@ -51,12 +51,19 @@ async def _row(session: AsyncSession, request_id: str, pseudonym: str) -> Evalua
 
 
 async def on_event(session: AsyncSession, event: Event) -> None:
-    """Merge one triage-completed, contact-delivered or acute-request-closed event into the read model.
+    """Merge one triage-completed, contact-linked, contact-delivered or acute-request-closed event into the read model.
     Unreadable values raise PoisonMessage (dead-lettered)."""
     value = event.json()
     try:
         if event.topic == TRIAGE_COMPLETED:
             await _triaged(session, value)
+        elif event.topic == CONTACT_LINKED:  # the running count: duplicates and any order give the same figure
+            row = await _row(session, _acute_request_id(value), value["subject"]["identifier"]["value"])
+            counts = [int(e["valueInteger"]) for e in value["extension"] if e.get("url") == LINKED_CONTACTS_EXTENSION]
+            if not counts:
+                raise ValueError("contact-linked without its linked-contacts count")
+            row.linked_contacts = max(row.linked_contacts, counts[0])
+            session.add(row)
         elif event.topic == CONTACT_DELIVERED:
             row = await _row(session, _acute_request_id(value), value["subject"]["identifier"]["value"])
             row.first_contact_at = _earliest(row.first_contact_at, datetime.fromisoformat(value["period"]["start"]))

@@ -3,12 +3,13 @@ the patient as the front door knows them (FHIR Patient, for coordination only)."
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from services.triage.domain.rules import DISPOSITIONS, PRIORITY_OF_URGENCY
 from services.triage.models import AcuteRequest
 from shared.bus.envelope import Event
-from shared.bus.topics import PATIENT_CHANGED, REFERRAL_RECEIVED, TRIAGE_COMPLETED
+from shared.bus.topics import CONTACT_LINKED, PATIENT_CHANGED, REFERRAL_RECEIVED, TRIAGE_COMPLETED
 from shared.identifiers import PSEUDONYM_SYSTEM, UZOVI_SYSTEM
 from shared.region import FRONT_DOOR, organisation
 
@@ -28,6 +29,22 @@ INSURER_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/insurer"
 
 def _subject(pseudonym: str) -> dict[str, Any]:
     return {"identifier": {"system": PSEUDONYM_SYSTEM, "value": pseudonym}}
+
+
+def contact_linked(request: AcuteRequest, *, channel: str, received_at: datetime, linked_so_far: int,
+                   traceparent: str | None) -> Event:
+    """A later referral, call or walk-in linked to the open `request` instead of triaged again: a FHIR Communication
+    naming the acute request (`basedOn`), the patient by pseudonym, when (`sent`, UTC) and the channel (`medium`
+    text), with the request's running count of linked contacts (`linked-contacts`, 1 for the first). No caller,
+    complaint or callback number: billing's evaluation consumes it (double triage avoided, README "Evaluating the
+    experiment"), and billing never receives patient data."""
+    value = {"resourceType": "Communication", "id": f"{request.id}-{linked_so_far}", "status": "completed",
+             "basedOn": [{"identifier": {"system": ACUTE_REQUEST_SYSTEM, "value": request.id}}],
+             "subject": _subject(request.pseudonym), "sent": received_at.astimezone(UTC).isoformat(),
+             "medium": [{"text": channel}],
+             "extension": [{"url": LINKED_CONTACTS_EXTENSION, "valueInteger": linked_so_far}]}
+    return Event.of(topic=CONTACT_LINKED, key=request.pseudonym, source=SOURCE,
+                    subject=f"Communication/{value['id']}", payload=value, traceparent=traceparent)
 
 
 def referral_received(request: AcuteRequest, service_request: dict[str, Any], *, traceparent: str | None) -> Event:

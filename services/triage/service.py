@@ -309,6 +309,7 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     # request) or comes from a BSN no other record holds (the column is unique, so a concurrent twin fails).
     open_request = None if created_record else await _open_request_for(session, record.pseudonym)
     if open_request is not None:
+        await _link(session, open_request, channel="referral", at=now, traceparent=traceparent)
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
                                   service_request_id=sr["id"], received_at=now, complaint=_complaint(sr),
                                   caller="professional"))
@@ -349,6 +350,16 @@ def _complaint(sr: dict[str, Any]) -> str:
     texts += [r.get("text", "") for r in sr.get("reasonCode", []) or []]
     texts += [n.get("text", "") for n in sr.get("note", []) or []]
     return "; ".join(t for t in texts if t)[:2000]
+
+
+async def _link(session: AsyncSession, request: AcuteRequest, *, channel: str, at: datetime,
+                traceparent: str | None) -> None:
+    """Publish that a contact is being linked to the open `request` (contact-linked, with the request's running count
+    of linked contacts, this one included): counted before this contact's row is added."""
+    linked = (await session.execute(select(func.count()).select_from(LinkedContact).where(
+        LinkedContact.acute_request_id == request.id))).scalar_one()
+    enqueue(session, events.contact_linked(request, channel=channel, received_at=at, linked_so_far=linked + 1,
+                                           traceparent=traceparent))
 
 
 async def _open_request_for(session: AsyncSession, key: str) -> AcuteRequest | None:
@@ -532,6 +543,7 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
                                         only_if_missing=frozenset({"name", "birthDate"}))
     open_request = await _open_request_for(session, record.pseudonym)
     if open_request is not None:
+        await _link(session, open_request, channel=contact.channel, at=now, traceparent=traceparent)
         session.add(LinkedContact(acute_request_id=open_request.id, channel=contact.channel, received_at=now,
                                   complaint=contact.complaint, caller=contact.caller,
                                   callback_phone=contact.callback_phone))

@@ -6,6 +6,9 @@ REFERRAL_RECEIVED = "regiozorg.triage.referral-received.v1"
 # The FHIR Patient as the front door holds it (names, BSN, address): for coordination only, never for billing.
 PATIENT_CHANGED = "regiozorg.triage.patient-changed.v1"
 TRIAGE_COMPLETED = "regiozorg.triage.triage-completed.v1"
+# A later referral, call or walk-in linked to an open request instead of triaged again (double triage avoided); the
+# value names the request and the pseudonym only, so billing's evaluation may consume it.
+CONTACT_LINKED = "regiozorg.triage.contact-linked.v1"
 TASK_CHANGED = "regiozorg.coordination.task-changed.v1"
 CONTACT_DELIVERED = "regiozorg.coordination.contact-delivered.v1"
 ACUTE_REQUEST_CLOSED = "regiozorg.coordination.acute-request-closed.v1"
@@ -20,6 +23,7 @@ ALL_TOPICS: tuple[str, ...] = (
     REFERRAL_RECEIVED,
     PATIENT_CHANGED,
     TRIAGE_COMPLETED,
+    CONTACT_LINKED,
     TASK_CHANGED,
     CONTACT_DELIVERED,
     ACUTE_REQUEST_CLOSED,

@@ -31,6 +31,7 @@ from shared.bus.envelope import Event
 from shared.bus.topics import (
     ACUTE_REQUEST_CLOSED,
     CONTACT_DELIVERED,
+    CONTACT_LINKED,
     PATIENT_CHANGED,
     REFERRAL_RECEIVED,
     TASK_CHANGED,
@@ -43,9 +44,11 @@ from tests.bench.load import Driver, Journey
 CONSUMERS: dict[str, set[str]] = {
     REFERRAL_RECEIVED: {"coordination.referral-received"},
     PATIENT_CHANGED: {"coordination.patient-changed"},
-    TRIAGE_COMPLETED: {"coordination.triage-completed", "billing_shadow.triage-completed"},
-    CONTACT_DELIVERED: {"billing_shadow.contact-delivered"},
-    ACUTE_REQUEST_CLOSED: {"billing_shadow.acute-request-closed", "triage.acute-request-closed"},
+    TRIAGE_COMPLETED: {"coordination.triage-completed", "billing_shadow.triage-completed", "billing_shadow.evaluation"},
+    CONTACT_LINKED: {"billing_shadow.evaluation"},
+    CONTACT_DELIVERED: {"billing_shadow.contact-delivered", "billing_shadow.evaluation"},
+    ACUTE_REQUEST_CLOSED: {"billing_shadow.acute-request-closed", "triage.acute-request-closed",
+                           "billing_shadow.evaluation"},
     TASK_CHANGED: {"triage.task-changed"},
 }
 
