@@ -23,7 +23,7 @@ pytestmark = pytest.mark.e2e
 
 # Short for the test, so the end of an ended grant's window can be waited for.
 WINDOW = timedelta(seconds=15)
-WIJK_OOST, ZUIDRAND = "90000020", "90000010"
+WIJK_OOST, ZUIDRAND, DE_LINDE = "90000020", "90000010", "01000001"
 ADDRESS = {"use": "home", "line": ["Dorpsstraat 12"], "postalCode": "7500 AB", "city": "Oostdorp"}
 PHONE = {"system": "phone", "value": "06-12345678", "use": "mobile"}
 
@@ -67,10 +67,11 @@ def test_the_task_owner_reads_whom_to_visit_nobody_else_does_and_reassignment_mo
     reads = Reads(stack)
 
     bundle = referral_bundle(bsn="999990056", given="Fatma", family="Yılmaz", birth_date="1990-04-17",
-                             gender="female", uzovi="9001", reason="Valpartij, kan niet opstaan")
+                             gender="female", uzovi="9001", reason="Valpartij, kan niet opstaan",
+                             requester_agb=None, requester_ura=ZUIDRAND)
     patient_entry = next(e for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient")
     patient_entry["resource"] |= {"address": [ADDRESS], "telecom": [PHONE]}
-    posted = delinde.post_referral(bundle)
+    posted = zuidrand.post_referral(bundle)  # the hospital refers; De Linde has nothing to do with it yet
     assert posted.status_code == 200, posted.text
     stored = {e["response"]["location"].split("/")[0]: "/".join(e["response"]["location"].split("/")[:2])
               for e in posted.json()["entry"]}
@@ -94,23 +95,24 @@ def test_the_task_owner_reads_whom_to_visit_nobody_else_does_and_reassignment_mo
 
     # Another organisation gets what it would get for an id nobody has.
     for url in urls:
-        refused = reads.get(zuidrand, ZUIDRAND, url)
+        refused = reads.get(delinde, DE_LINDE, url)
         assert refused.status_code == 404 and refused.json() == not_known(url), url
-    assert reads.get(zuidrand, ZUIDRAND, f"ServiceRequest?patient={stored['Patient']}").json()["total"] == 0
+    assert reads.get(delinde, DE_LINDE, f"ServiceRequest?patient={stored['Patient']}").json()["total"] == 0
 
-    # The front door hands the Task to Zuidrand: Zuidrand reads at once, Wijkverpleging Oost until the window ends.
+    # The front door hands the home visit to the GP practice De Linde (which makes home visits too): De Linde reads
+    # at once, Wijkverpleging Oost until the window ends.
     moved = ops.patch_task(task["id"], [{"op": "replace", "path": "/owner", "value": {"identifier": {
-        "system": "http://fhir.nl/fhir/NamingSystem/ura", "value": ZUIDRAND}}}])
+        "system": "http://fhir.nl/fhir/NamingSystem/agb-z", "value": DE_LINDE}}}])
     assert moved.status_code == 200, moved.text
     reassigned_at = datetime.fromisoformat(moved.json()["meta"]["lastUpdated"])
-    assert reads.until(zuidrand, ZUIDRAND, stored["Patient"], 200).status_code == 200
+    assert reads.until(delinde, DE_LINDE, stored["Patient"], 200).status_code == 200
     assert datetime.now(UTC) < reassigned_at + WINDOW, "the window ended before the new owner could be checked"
     assert reads.get(wijk, WIJK_OOST, stored["Patient"]).status_code == 200
     time.sleep(max(0.0, (reassigned_at + WINDOW - datetime.now(UTC)).total_seconds()) + 1)
     for url in urls:
         refused = reads.get(wijk, WIJK_OOST, url)
         assert refused.status_code == 404 and refused.json() == not_known(url), url
-        assert reads.get(zuidrand, ZUIDRAND, url).status_code == 200, url
+        assert reads.get(delinde, DE_LINDE, url).status_code == 200, url
     assert reads.get(wijk, WIJK_OOST, f"ServiceRequest?patient={stored['Patient']}").json()["total"] == 0
 
     # Every read on a grant is in the audit log under the patient: purpose TREAT, the Task that granted it.
@@ -129,7 +131,7 @@ def test_the_task_owner_reads_whom_to_visit_nobody_else_does_and_reassignment_mo
         what = next(e["what"]["display"] for e in event["entity"] if "display" in e["what"])
         granted[(agent["onBehalfOf"]["identifier"]["value"], what)] += 1
     assert granted == reads.answered
-    assert {ura for ura, _ in granted} == {WIJK_OOST, ZUIDRAND}
+    assert {ura for ura, _ in granted} == {WIJK_OOST, DE_LINDE}
     searches = [e["resource"] for e in audit.json()["entry"] if e["resource"]["subtype"][0]["code"] == "search"
                 and e["resource"]["agent"][0]["onBehalfOf"]["identifier"]["value"] == WIJK_OOST]
     assert any(f"Task/{task['id']}" in [e["what"].get("reference") for e in s["entity"]] for s in searches)
