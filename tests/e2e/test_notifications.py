@@ -113,14 +113,14 @@ def subscription(stack: Stack, client_id: str, subscription_id: str) -> dict[str
                      headers=partner.headers()).json()
 
 
-def route_to(stack: Stack, bsn: str, organisation: str) -> None:
+def route_to(stack: Stack, bsn: str, organisation: str, disposition: str = "home-visit") -> None:
     ops = stack.client("ops")
     posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=bsn))
     posted.raise_for_status()
     sr = service_request_of(posted.json())
     request_id = wait_until(lambda: next((i["id"] for i in ops.worklist() if i["service_request"] == sr), None),
                             30, "the request on the worklist")
-    ops.triage_request(request_id, urgency="U3", disposition="home-visit", organization=organisation) \
+    ops.triage_request(request_id, urgency="U3", disposition=disposition, organization=organisation) \
         .raise_for_status()
 
 
@@ -169,7 +169,7 @@ def test_a_receiver_that_never_comes_back_turns_the_subscription_to_error(stack:
     created = subscribe(stack, "ehr-zuidrand", "URA 90000010", receiver.url)
     wait_until(lambda: subscription(stack, "ehr-zuidrand", created["id"])["status"] == "active", 30, "handshake")
     receiver.stop()
-    route_to(stack, "999990044", "URA 90000010")
+    route_to(stack, "999990044", "URA 90000010", disposition="onsite-consult")  # what the hospital provides
     ended = wait_until(lambda: (s := subscription(stack, "ehr-zuidrand", created["id"]))["status"] == "error" and s,
                        120, "the subscription in error")
     assert "gave up" in ended["error"]
