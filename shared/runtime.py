@@ -85,11 +85,13 @@ class ServiceRuntime:
         self.relay = OutboxRelay(engine=self.engine, sessions=self.sessions, watch=self.watch, service=s.service_name)
         await _retry_until_started(self.watch.start, "broker")
         await self.relay.start()
-        for sub in self.subscriptions:
-            consumer = EventConsumer(name=f"{s.service_name}.{sub.name}", topics=sub.topics, handler=sub.handler,
-                                     sessions=self.sessions, watch=self.watch, max_attempts=s.consumer_max_attempts)
-            await consumer.start()
-            self.consumers.append(consumer)
+        consumers = [EventConsumer(name=f"{s.service_name}.{sub.name}", topics=sub.topics, handler=sub.handler,
+                                   sessions=self.sessions, watch=self.watch, max_attempts=s.consumer_max_attempts)
+                     for sub in self.subscriptions]
+        # Together: against the embedded broker each consumer's start takes about five seconds (measured), so a
+        # service with four consumers was ready after twenty instead of five.
+        await asyncio.gather(*(consumer.start() for consumer in consumers))
+        self.consumers.extend(consumers)
         for job in self.background:
             self._tasks.append(asyncio.create_task(_forever(job, self), name=job.__name__))
 
