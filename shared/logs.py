@@ -39,6 +39,12 @@ def redact(text: str) -> str:
     return _DETAIL.sub("DETAIL: [values hidden]", text)
 
 
+def _already_logged(record: logging.LogRecord) -> bool:
+    """uvicorn's own line for an error the service's handler already answered and logged (shared/web.py): Starlette
+    re-raises it after the handler, so without this filter every such error is in the log twice."""
+    return not record.getMessage().startswith("Exception in ASGI application")
+
+
 def configure_logging(service: str, level: int = logging.INFO) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter(service))
@@ -55,6 +61,7 @@ def configure_logging(service: str, level: int = logging.INFO) -> None:
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    logging.getLogger("uvicorn.error").addFilter(_already_logged)
     # Access lines quote query strings, and a search may name a patient (?identifier=…|<BSN>): requests are
     # counted in /metrics and traced by our own lines instead.
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -13,7 +13,7 @@ from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import make_engine
-from shared.logs import JsonFormatter, redact
+from shared.logs import JsonFormatter, configure_logging, redact
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +51,19 @@ async def test_a_duplicate_patient_error_leaves_no_patient_data_in_the_log_line(
             assert value not in header
     finally:
         await engine.dispose()
+
+
+def test_an_error_the_service_answered_is_logged_once_not_again_by_uvicorn() -> None:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        configure_logging("triage")
+        uvicorn_error = logging.getLogger("uvicorn.error")
+        again = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application\n",
+                                  None, None)
+        started = logging.LogRecord("uvicorn.error", logging.INFO, __file__, 1, "Application startup complete.",
+                                    None, None)
+        assert not uvicorn_error.filter(again)
+        assert uvicorn_error.filter(started)
+    finally:
+        root.handlers[:], root.level = handlers, level
