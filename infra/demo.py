@@ -10,7 +10,6 @@ that may work them (the GP practices' own-GP follow-ups, the transfer point's pl
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 import httpx
 
 from infra.client import ApiClient, completion_patch, service_request_of, task_worker
+from infra.polling import wait_until
 from infra.referrals import DEMO_PATIENTS, DemoPatient, referral_bundle
 from infra.stack import Stack
 from shared.identifiers import AGB_SYSTEM, URA_SYSTEM
@@ -189,18 +189,6 @@ def _checked(response: httpx.Response, what: str) -> httpx.Response:
     return response
 
 
-def _wait(check: Callable[[], Result | None], what: str, timeout: float) -> Result:
-    """Poll `check` every 0.2 s until it answers something truthy; DemoLoadError after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        if time.monotonic() > deadline:
-            raise DemoLoadError(f"{what} did not happen within {timeout:.0f} s")
-        time.sleep(0.2)
-
-
 def _name(patient: DemoPatient) -> str:
     return f"{patient.given} {patient.family}"
 
@@ -257,7 +245,8 @@ def load_demo_region(stack: Stack, *, cases: tuple[DemoCase, ...] = CASES, progr
             item.task = by_request.get(item.request_id)
         return all(item.task for item in triaged)
 
-    _wait(tasks_arrived, f"coordination making a Task for each of the {len(triaged)} triaged requests", timeout)
+    wait_until(tasks_arrived, f"coordination making a Task for each of the {len(triaged)} triaged requests", timeout,
+               interval=0.2, error=DemoLoadError)
     progress(f"Demo region: {len(triaged)} triaged, {len(loaded) - len(triaged)} still waiting for triage; "
              f"every triaged request has its Task at coordination")
 
@@ -272,7 +261,8 @@ def load_demo_region(stack: Stack, *, cases: tuple[DemoCase, ...] = CASES, progr
         recorded = {line["acute_request"] for line in ops.prestations()}
         return all(item.request_id in recorded for item in closing)
 
-    _wait(billed, f"billing recording a prestation for each of the {len(closing)} closed requests", timeout)
+    wait_until(billed, f"billing recording a prestation for each of the {len(closing)} closed requests", timeout,
+               interval=0.2, error=DemoLoadError)
     progress(f"Demo region: billing recorded a prestation for each of the {len(closing)} closed requests")
     return loaded
 

@@ -4,8 +4,7 @@ and changes nothing; the console works at phone width; an admin binds a new user
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -15,6 +14,7 @@ import pytest
 from playwright.sync_api import Browser, Page
 
 from infra.client import service_request_of
+from infra.polling import wait_until
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
 from tests.conftest import started_stack
@@ -63,14 +63,6 @@ def log_in(page: Page, stack: Stack, username: str, password: str, query: str = 
 def act(page: Page, task_id: str, button: str) -> None:
     with page.expect_navigation():
         page.click(f"#task-{task_id} button:has-text('{button}')")
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, f"no {what} after {timeout} s"
-        time.sleep(0.3)
-    return found
 
 
 def test_transfer_point_works_its_task_live_and_the_prestation_reaches_billing(stack: Stack,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import html
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +15,7 @@ import pytest
 
 from infra.client import ApiClient
 from infra.demo import Loaded, load_demo_region
+from infra.polling import wait_until
 from infra.stack import Stack
 from services.triage.domain.rules import DISPOSITIONS
 from tests.conftest import started_stack
@@ -39,16 +40,6 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         began = time.monotonic()
         loaded = load_demo_region(stack, progress=lambda line: None)
         yield Demo(stack, loaded, time.monotonic() - began)
-
-
-def wait_until(check: Callable[[], Any], what: str, timeout: float = 20) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found or time.monotonic() > deadline:
-            assert found, f"{what} not reached within {timeout}s"
-            return found
-        time.sleep(0.25)
 
 
 def closed(demo: Demo) -> list[Loaded]:

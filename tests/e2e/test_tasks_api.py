@@ -4,8 +4,7 @@ unknown parameters, totals) on Task, Encounter, EpisodeOfCare and AuditEvent."""
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import count
 from typing import Any
@@ -15,6 +14,7 @@ import pytest
 from fhirpy import SyncFHIRClient
 
 from infra.client import ACT_CODE, TASK_OUTPUT, ApiClient, completion_patch, service_request_of
+from infra.polling import wait_until
 from infra.referrals import referral_bundle
 from infra.stack import Stack
 from shared.identifiers import is_valid_bsn
@@ -29,16 +29,6 @@ TRANSFER_POINT = "URA 90000030"
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     yield from started_stack(tmp_path_factory, "tasks")
-
-
-def wait_until(check: Callable[[], Any], timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        found = check()
-        if found:
-            return found
-        assert time.monotonic() < deadline, "not reached in time"
-        time.sleep(0.25)
 
 
 def new_task(stack: Stack, bsn: str, organisation: str, owner_client: str,

@@ -16,8 +16,6 @@ from __future__ import annotations
 import asyncio
 import json
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.schema import CreateIndex, CreateTable
 
 from infra.client import ApiClient, service_request_of
+from infra.polling import wait_until
 from infra.referrals import referral_bundle
 from infra.stack import Stack
 from shared import migrations
@@ -53,16 +52,6 @@ DIALECTS = {"sqlite": sqlite.dialect(), "postgresql": postgresql.dialect()}
 CONTACT_START = "2026-11-22T21:10:00+01:00"
 
 
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.25)
-    raise TimeoutError(f"{what} not reached within {timeout} s")
-
-
 def get(client: ApiClient, url: str, **params: str) -> Any:
     response = client.http.get(url, params=params, headers=client.headers())
     response.raise_for_status()
@@ -86,10 +75,10 @@ def fill(stack: Stack) -> dict[str, Any]:
         items = get(ops, f"{stack.url('billing_shadow')}/api/v1/prestations")["items"]
         return next((i for i in items if i["acute_request"] == request_id), None)
 
-    period = wait_for(line, "the prestation line")["period"]
-    wait_for(lambda: get(insurer, f"{stack.url('billing_shadow')}/api/v1/feeds/9001", period=period)["lines"],
+    period = wait_until(line, "the prestation line")["period"]
+    wait_until(lambda: get(insurer, f"{stack.url('billing_shadow')}/api/v1/feeds/9001", period=period)["lines"],
              "the feed revision")
-    wait_for(lambda: ops.request_for(service_request)["status"] == "closed", "the acute request closed in triage")
+    wait_until(lambda: ops.request_for(service_request)["status"] == "closed", "the acute request closed in triage")
     return {
         "acute_request": request_id,
         "service_request": get(ops, f"{stack.url('triage')}/fhir/{service_request}"),
