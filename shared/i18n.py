@@ -139,6 +139,24 @@ ENGLISH: dict[str, str] = {
     "{username} is gedeblokkeerd.": "{username} is unlocked.",
     "Het wachtwoord van {username} is hersteld; de sessies zijn beëindigd.":
     "The password of {username} is reset; the sessions have ended.",
+    # The admin's audit page (shared/audit_views.py): actions, outcomes and purposes of use in words.
+    "Console": "Console", "Patiënt: naam, BSN of pseudoniem": "Patient: name, BSN or pseudonym",
+    "Patiënt: BSN of pseudoniem": "Patient: BSN or pseudonym", "Alles tonen": "Show all",
+    "Tijden in Nederlandse tijd (Europe/Amsterdam). Elke zoekopdracht wordt zelf in het auditlog vastgelegd.":
+    "Times in Dutch time (Europe/Amsterdam). Every search is itself recorded in the audit log.",
+    "Auditlog van triage": "Triage's audit log", "Geen patiënt gevonden.": "No patient found.", "Gevonden": "Found",
+    "Geen gebeurtenissen.": "No events.", "Tijd": "Time", "Wie": "Who", "Namens": "On behalf of", "Actie": "Action",
+    "Wat": "What", "Uitkomst": "Outcome", "Doel": "Purpose",
+    "Aangemaakt": "Created", "Gelezen": "Read", "Gewijzigd": "Updated", "Verwijderd": "Deleted", "Gezocht": "Searched",
+    "Geëxporteerd": "Exported", "Ingelogd": "Logged in",
+    "Gelukt": "Succeeded", "Geweigerd": "Refused", "Fout": "Failed", "Ernstige fout": "Serious failure",
+    "Behandeling": "Treatment", "Spoedbehandeling": "Emergency treatment", "Bedrijfsvoering zorg": "Healthcare operations",
+    "Declaratie": "Payment", "Verzoek van de patiënt": "Patient request", "Systeembeheer": "System administration",
+    "Dit is geen geldig BSN (9 cijfers die de elfproef doorstaan).":
+    "This is not a valid BSN (9 digits that pass the 11-proof).",
+    "Typ minstens twee letters van de naam.": "Type at least two letters of the name.",
+    "Deze dienst kent geen namen van patiënten: zoek hier op BSN of pseudoniem, of op naam in het auditlog van triage.":
+    "This service knows no patient names: search here by BSN or pseudonym, or by name in triage's audit log.",
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.coordination import episodes, notifications, service
+from services.coordination import episodes, notifications, patients, service
 from services.coordination.api import fhir, work
 from services.coordination.console import partner, views
 from services.coordination.settings import CoordinationSettings
@@ -45,5 +45,7 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
         await asyncio.sleep(settings.overdue_check_seconds)
 
     runtime.background += [deliver_notifications, check_deadlines]
-    return service_app(title="Regiozorg coordination", runtime=runtime, service_dir=Path(__file__).parent,
-                       routers=[fhir.router, work.router, views.router, partner.router])
+    app = service_app(title="Regiozorg coordination", runtime=runtime, service_dir=Path(__file__).parent,
+                      routers=[fhir.router, work.router, views.router, partner.router])
+    app.state.patient_names = patients.AUDIT_NAMES  # the audit page finds patients by name here
+    return app

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.triage import access, accounts, clients, configuration, service
+from services.triage import access, accounts, clients, configuration, patient_names, service
 from services.triage.api import fhir, oauth, oidc, requests
 from services.triage.console import billing as billing_console
 from services.triage.console import views
@@ -44,6 +44,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
                       verifier=verifier,
                       on_start=seed)
     app.state.signing_keys = signing_keys
+    app.state.patient_names = patient_names.NAMES  # the audit page finds patients by name here
     app.state.session_signer = Signer(app.state.console_auth.key, "sso")
 
     # The authorization server checks and ends its own login sessions in its database (single logout).
