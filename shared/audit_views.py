@@ -124,7 +124,8 @@ def _recorded(event: Mapping[str, Any]) -> str:
         return str(event.get("recorded", ""))
 
 
-def audit_row(event: Mapping[str, Any], *, lang: str, names: Mapping[str, KnownPatient] | None = None) -> dict[str, Any]:
+def audit_row(event: Mapping[str, Any], *, lang: str,
+              names: Mapping[str, KnownPatient] | None = None) -> dict[str, Any]:
     """One AuditEvent as a row of the audit page, in the console's language ("nl" or "en"): `time` in
     Europe/Amsterdam ("dd-mm-yyyy hh:mm:ss"), `who` (user or client) with `role`, `on_behalf` (the organisation's
     name when it is of the region, else its identifier), `action`, `outcome` and `purpose` in words (an unknown

@@ -150,13 +150,112 @@ ENGLISH: dict[str, str] = {
     "Aangemaakt": "Created", "Gelezen": "Read", "Gewijzigd": "Updated", "Verwijderd": "Deleted", "Gezocht": "Searched",
     "Geëxporteerd": "Exported", "Ingelogd": "Logged in",
     "Gelukt": "Succeeded", "Geweigerd": "Refused", "Fout": "Failed", "Ernstige fout": "Serious failure",
-    "Behandeling": "Treatment", "Spoedbehandeling": "Emergency treatment", "Bedrijfsvoering zorg": "Healthcare operations",
+    "Behandeling": "Treatment", "Spoedbehandeling": "Emergency treatment",
+    "Bedrijfsvoering zorg": "Healthcare operations",
     "Declaratie": "Payment", "Verzoek van de patiënt": "Patient request", "Systeembeheer": "System administration",
     "Dit is geen geldig BSN (9 cijfers die de elfproef doorstaan).":
     "This is not a valid BSN (9 digits that pass the 11-proof).",
     "Typ minstens twee letters van de naam.": "Type at least two letters of the name.",
     "Deze dienst kent geen namen van patiënten: zoek hier op BSN of pseudoniem, of op naam in het auditlog van triage.":
     "This service knows no patient names: search here by BSN or pseudonym, or by name in triage's audit log.",
+    # The billing console (services/billing_shadow/console): its pages, ledger words and derivations.
+    "Prestaties": "Prestations", "Evaluatie": "Evaluation", "Tarieven": "Tariffs",
+    "Integrale prestaties": "Integrated prestations", "Periode": "Period", "Toon": "Show", "revisie": "revision",
+    "Inclusie {rate} is onder de norm van {target}.": "Inclusion {rate} is below the target of {target}.",
+    "Geen prestaties.": "No prestations.", "Prestatie": "Prestation", "Aantal (Q)": "Quantity (Q)",
+    "Tarief (P)": "Tariff (P)", "Bedrag (P×Q)": "Amount (P×Q)", "Schaduw": "Shadow", "Onderbouwing": "Breakdown",
+    "Totaal": "Total", "Integraal − schaduw": "Integrated − shadow", "inclusie": "inclusion",
+    "alle regels": "all lines", "Integraal versus schaduw per maand": "Integrated versus shadow per month",
+    "Integrale en schaduwkosten per maand": "Integrated and shadow cost per month", "integraal": "integrated",
+    "schaduw": "shadow", "Prestatiemix": "Prestation mix",
+    "Geen regels.": "No lines.", "Datum": "Date", "Soort": "Kind", "Bedrag": "Amount",
+    "Niet gedeclareerd": "Not claimed", "Afleiding": "Derivation", "Aanvraag": "Request", "technisch": "technical",
+    "Grootboek": "Ledger", "Grootboek van de aanvraag": "Ledger of the request",
+    "Patiënt, BSN en verzekeraar bij de voordeur bekijken": "See the patient, BSN and insurer at the front door",
+    "alleen zichtbaar bij triage, vastgelegd in het auditlog; de declaratieservice bewaart geen naam of BSN":
+    "shown by triage only, recorded in the audit log; the billing service keeps no name or BSN",
+    "Verzekeraar": "Insurer", "Vastgezet vanaf": "Locked from", "Afleiding / reden": "Derivation / reason",
+    "reden": "reason", "Schaduwregels (wat het reguliere systeem had gedeclareerd)":
+    "Shadow lines (what the regular system would have billed)",
+    "Correctie (creditering en herdeclaratie)": "Correction (credit and rebill)",
+    "De prestatie volgt uit de geleverde contacten; corrigeer hier alleen de verzekeraar, of trek de regel in.":
+    "The prestation follows from the delivered contacts; correct only the insurer here, or withdraw the line.",
+    "Na het vastzetten zijn gegevens van deze aanvraag gewijzigd: beoordeel en pas ze toe als correctie.":
+    "Data of this request changed after it locked: review them and apply them as a correction.",
+    "Herdeclareren bij": "Rebill to", "Intrekken": "Withdraw",
+    "Later ontvangen gegevens toepassen": "Apply data received later", "Correctie vastleggen": "Record the correction",
+    "Tarieftabellen": "Tariff tables",
+    "Integrale tarieven per verzekeraarscontract (UZOVI) en de schaduwtabel met reguliere equivalenten. Afronding "
+    "half-naar-boven op hele centen. Een prijs wordt nooit aangepast: een nieuwe prijs is een nieuwe versie met een "
+    "ingangsdatum.": "Integrated tariffs per insurer contract (UZOVI) and the shadow table with regular equivalents. "
+    "Rounded half up to whole cents. A price is never edited: a new price is a new version with a start date.",
+    "Nieuwe tariefversie": "New tariff version", "Tabel": "Table", "Code": "Code", "Prijs (€)": "Price (€)",
+    "Geldig vanaf": "Valid from", "Bron": "Source", "Versie toevoegen": "Add the version",
+    "De lopende versie eindigt de dag vóór de nieuwe ingangsdatum.":
+    "The running version ends the day before the new start date.",
+    "Omschrijving": "Description", "Prijs": "Price", "Geldig van": "Valid from", "Geldig tot": "Valid to",
+    "Oorspronkelijk": "Original", "Creditering": "Credit", "Herdeclaratie": "Rebill",
+    "Concept": "Draft", "Vastgezet": "Locked", "Vervangen": "Superseded", "Geboekt": "Booked",
+    "Consult op locatie": "Consult on site", "Consult op fysieke locatie": "Consult at a physical location",
+    "valt in de DBC van het ziekenhuis": "falls within the hospital's DBC",
+    "geen Nederlandse verzekeraar (geen UZOVI)": "no Dutch insurer (no UZOVI)",
+    "{contact} ({act_class}) op {when}": "{contact} ({act_class}) on {when}",
+    "{contact} ({act_class}) op {when} → {code}": "{contact} ({act_class}) on {when} → {code}",
+    "Alleen triage, geen geleverd contact, op {when} → {code}": "Triage only, no delivered contact, on {when} → {code}",
+    "Geen prestatie: {reason}": "No prestation: {reason}", "niet gedeclareerd: {reason}": "not claimed: {reason}",
+    "ingetrokken": "withdrawn", "trekt {code} van {when} in": "cancels {code} of {when}",
+    "geen contracttarief": "no contract tariff", "tarief {amount}": "tariff {amount}",
+    "Alleen de geldende regel van een aanvraag kan worden gecorrigeerd; ververs de pagina.":
+    "Only the standing line of a request can be corrected; refresh the page.",
+    "Geef een reden voor de correctie.": "Give a reason for the correction.",
+    "Kies: herdeclareren bij een andere verzekeraar, intrekken of later ontvangen gegevens toepassen.":
+    "Choose: rebill to another insurer, withdraw, or apply data received later.",
+    "Er zijn na het vastzetten geen nieuwe gegevens ontvangen.": "No new data arrived after the line locked.",
+    "De regel staat al op naam van deze verzekeraar.": "The line is already for this insurer.",
+    "Consult huisarts 5 tot 20 min": "GP consult 5 to 20 min", "Consult huisarts 20 min en langer":
+    "GP consult 20 min or longer", "Visite huisarts korter dan 20 min": "GP home visit under 20 min",
+    "Visite huisarts 20 min en langer": "GP home visit 20 min or longer",
+    "Telefonisch consult (illustratief)": "Telephone consult (illustrative)",
+    "SEH DBC-zorgproduct (illustratief)": "Emergency department DBC care product (illustrative)",
+    "Uur wijkverpleging (illustratief)": "Hour of community nursing (illustrative)",
+    "Toegerekend HAP-contact (illustratief)": "Allocated GP-post contact (illustrative)",
+    # The evaluation page and its quarterly report.
+    "Evaluatie experiment": "Evaluation of the experiment",
+    "Evaluatie van het experiment integrale bekostiging": "Evaluation of the integrated-funding experiment",
+    "Van": "From", "Tot en met": "To (inclusive)", "Scope": "Scope", "scope": "scope", "regio": "region",
+    "Kwartaalrapport": "Quarterly report", "Experiment": "Experiment", "tot": "to", "gepland": "planned",
+    "uiterste einde": "latest end", "verzekeraars": "insurers",
+    "aantallen 1–4 getoond als <5, afgeleide aandelen weggelaten": "counts 1–4 shown as <5, shares derived "
+    "from them left out", "laatst": "latest", "per maand": "per month", "norm": "target",
+    "Doeltijd gehaald per urgentie (eerste geleverde contact op tijd)":
+    "Target time met per urgency (first delivered contact in time)",
+    "Doeltijd gehaald per urgentie per maand": "Target time met per urgency per month",
+    "mediaan en 90e percentiel": "median and 90th percentile", "minuten": "minutes",
+    "Integraal versus schaduw, cumulatief sinds de start": "Integrated versus shadow, cumulative since the start",
+    "Integrale en schaduwkosten cumulatief": "Integrated and shadow cost, cumulative",
+    "Prestatiemix per maand": "Prestation mix per month", "Per maand": "Per month", "Maand": "Month",
+    "Aanvragen": "Requests", "Integraal": "Integrated", "Verschil": "Difference",
+    "Buiten ziekenhuis": "Outside hospital", "Gekoppeld": "Linked", "Hertriage": "Re-triage",
+    "Terug <72 u": "Back <72 h", "Inclusie": "Inclusion", "Triage p50/p90": "Triage p50/p90",
+    "Contact p50/p90": "Contact p50/p90", "buiten experiment": "outside the experiment",
+    "Doeltijd gehaald per urgentie": "Target time met per urgency",
+    "Afgehandeld buiten het ziekenhuis": "Handled outside the hospital",
+    "Contacten gekoppeld aan open aanvraag (dubbele triage voorkomen)":
+    "Contacts linked to an open request (double triage avoided)", "Bewuste hertriage": "Deliberate re-triage",
+    "Nieuwe acute aanvraag binnen 72 uur": "New acute request within 72 hours",
+    "Inclusie (norm ≥ 95 %)": "Inclusion (target ≥ 95%)", "Minuten tot triage": "Minutes to triage",
+    "Minuten tot eerste contact": "Minutes to first contact", "direct": "immediately", "≤ 15 min": "≤ 15 min",
+    "≤ 60 min": "≤ 60 min", "≤ 3 uur": "≤ 3 hours", "≤ 24 uur": "≤ 24 hours",
+    "experiment integrale bekostiging": "integrated-funding experiment",
+    "experiment integrale bekostiging acute zorg": "integrated-funding experiment in acute care",
+    "terug": "back", "Afdrukken / PDF": "Print / PDF", "t/m": "to", "Definities": "Definitions",
+    "Aanvragen tellen in de maand van ontvangst (Europe/Amsterdam); kosten, prestaties en inclusie in de maand van de "
+    "prestatiedatum, gelijk aan de verzekeraarsfeed. Percentielen volgens nearest rank. Bedragen in euro, tijden in "
+    "minuten.": "Requests count in the month they were received (Europe/Amsterdam); cost, prestations and inclusion "
+    "in the month of the prestation date, as in the insurer feed. Percentiles by nearest rank. Amounts in euro, "
+    "times in minutes.",
+    "Aantallen 1–4 zijn als <5 weergegeven en de daarvan afgeleide aandelen weggelaten.":
+    "Counts 1–4 are shown as <5 and the shares derived from them left out.",
 }
 
 

@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination.domain.person import Person, display_name, person_of
 from services.coordination.models import CoordinatedPatient
+from shared.audit_views import KnownPatient, PatientNames
 from shared.console import AMSTERDAM
 from shared.fhir import dumps, loads
-from shared.audit_views import KnownPatient, PatientNames
 from shared.identifiers import BSN_SYSTEM, PSEUDONYM_SYSTEM
 
 SEARCH_LIMIT = 50

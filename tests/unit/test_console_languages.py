@@ -6,13 +6,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from services.billing_shadow.console import evaluation, formats
+from services.billing_shadow.console import views as billing_views
+from services.billing_shadow.domain.seed import DESCRIPTIONS
 from services.coordination.console import partner, partner_cards
 from services.triage.domain.rules import DISPOSITIONS
 from shared.i18n import ENGLISH, translator
 
 TEMPLATES = [*Path("services/triage/console/templates").glob("*.html"),
-             *Path("services/coordination/console/templates").glob("*.html"), Path("shared/templates/base.html"),
-             Path("services/billing_shadow/console/templates/error.html")]
+             *Path("services/coordination/console/templates").glob("*.html"), *Path("shared/templates").glob("*.html"),
+             *Path("services/billing_shadow/console/templates").glob("*.html")]
 LABEL = re.compile(r"""\bt\(["']([^"']+)["']\)""")
 PLACEHOLDER = re.compile(r"\{\w+\}")
 
@@ -45,3 +48,15 @@ def test_dutch_is_the_default_and_english_is_chosen_explicitly() -> None:
     assert translator("nl")("Werklijst") == "Werklijst"
     assert translator("en")("Werklijst") == "Worklist"
     assert translator("en")("a label nobody translated") == "a label nobody translated"
+
+
+def test_the_billing_consoles_own_words_have_english_with_the_same_placeholders() -> None:
+    texts = [*formats.CODE_NAMES.values(), *formats.CLASS_NAMES.values(), *formats.EXCLUSION_NAMES.values(),
+             *formats.KIND_NAMES.values(), *formats.STATUS_NAMES.values(), formats.CONTACT, formats.DECISIVE,
+             formats.TRIAGE_ONLY, formats.CANCELS, formats.NO_PRESTATION, formats.NOT_CLAIMED, formats.NO_TARIFF,
+             formats.TARIFF,
+             *billing_views.CORRECTION_REFUSALS.values(), *(title for _, title, _ in evaluation.SHARES),
+             *(title for _, title in evaluation.MINUTES), *evaluation.URGENCY_TARGETS.values(), *DESCRIPTIONS.values()]
+    assert sorted(set(texts) - ENGLISH.keys()) == []
+    for text in texts:
+        assert sorted(PLACEHOLDER.findall(ENGLISH[text])) == sorted(PLACEHOLDER.findall(text)), text
