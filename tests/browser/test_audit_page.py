@@ -90,7 +90,8 @@ def test_the_admin_finds_a_patient_by_bsn_and_by_name_and_the_search_is_audited(
     admin.fill("input[name=patient]", "bakker")
     with admin.expect_navigation():
         admin.keyboard.press("Enter")
-    assert "Aaltje Bakker" in admin.inner_text("p.found") and "Cees" not in admin.inner_text("main")
+    assert "Aaltje Bakker (geboren 01-01-1950)" in admin.inner_text("p.found")
+    assert "Cees" not in admin.inner_text("main")
     assert patients(admin) == {aaltje}
     SHOTS.mkdir(parents=True, exist_ok=True)
     admin.screenshot(path=str(SHOTS / "audit-page.png"), full_page=True)
@@ -102,6 +103,10 @@ def test_the_admin_finds_a_patient_by_bsn_and_by_name_and_the_search_is_audited(
     assert "search by name" in searches.nth(0).inner_text() and "search by bsn" in searches.nth(1).inner_text()
     assert searches.nth(0).locator("td:nth-child(5) a").get_attribute("title") == aaltje
     assert AALTJE not in admin.inner_text("main") and cees in {*patients(admin)}
+
+    coordination = admin.goto(f"{stack.url('coordination')}/console/audit?patient=Bakker")  # knows names too
+    assert coordination is not None and coordination.status == 200
+    assert "naam, BSN of pseudoniem" in admin.inner_text("form.audit-search") and admin.locator("p.found").count()
 
     wrong = admin.goto(f"{stack.url('triage')}/console/audit?patient=123456789")
     assert wrong is not None and wrong.status == 400 and "elfproef" in admin.inner_text("[role=alert]")

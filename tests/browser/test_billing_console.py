@@ -100,6 +100,7 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     assert page.locator("td", has_text="€\u00a0110,00").count() >= 1  # the VIS tariff, Dutch money
     cell = page.locator("td", has_text="€\u00a0110,00").first.bounding_box()
     assert cell is not None and cell["height"] < 40  # one line at 1366 px: the amount does not wrap
+    assert amounts_on_one_line(page) and fits_1366(page)
     with page.expect_download() as csv_download:
         page.click("text=CSV (Excel) >> nth=0")
     dutch_csv = csv_download.value.path().read_bytes().decode("utf-8-sig").splitlines()
@@ -178,12 +179,14 @@ def test_the_billing_console_in_english_has_no_dutch_words_and_english_money(sta
 
     page.goto(f"{base}/console/tariffs")
     assert "Tariff tables" in page.inner_text("h1") and "Home visit" in page.inner_text("table")
-    assert "€110.00" in page.inner_text("table") and fits_1366(page)
+    assert "€110.00" in page.inner_text("table") and fits_1366(page) and amounts_on_one_line(page)
     page.goto(f"{base}/console/evaluation")
     assert "Evaluation of the integrated-funding experiment" in page.inner_text("h1")
     assert "scope: region" in page.inner_text("main") and "Per month" in page.inner_text("main")
     assert page.locator("svg[aria-label='Inclusion (target ≥ 95%) per month'] line.target").count() == 1
-    assert fits_1366(page)
+    assert "€" in page.inner_text("table.months") and "€\u00a0" not in page.inner_text("table.months")
+    assert fits_1366(page) and amounts_on_one_line(page)
+    page.screenshot(path=str(SHOTS / "billing-evaluation-en.png"), full_page=True)
     page.goto(f"{base}/console?lang=nl")  # the language cookie is shared by the consoles of this host
     page.close()
 
@@ -210,6 +213,7 @@ def test_the_admin_adds_a_tariff_version_and_the_running_one_ends_the_day_before
     added = page.locator("tr", has_text="contract Noord 2099").inner_text()
     assert added.startswith("UZOVI 9001\tCON\t") and "€\u00a080,25\t01-01-2099\t–\t" in added
     closed = page.locator("tr", has_text="31-12-2098").inner_text()  # the running version ends the day before
+    assert fits_1366(page) and amounts_on_one_line(page)
     assert closed.startswith("UZOVI 9001\tCON\t") and "€\u00a075,00\t01-01-2026\t31-12-2098\t" in closed
     page.select_option("select[name=key]", "9001")  # after a success the form starts afresh
     page.select_option("select[name=code]", "CON")
@@ -266,6 +270,7 @@ def test_evaluation_by_role_and_the_evaluators_page_with_a_printable_quarterly_r
     assert page.locator("svg[aria-label='Inclusie (norm ≥ 95 %) per maand'] line.target").count() == 1
     assert page.locator("svg[aria-label='Prestatiemix per maand'] rect").count() == 36  # 12 months × 3 codes
     assert page.locator("select[name=uzovi]").count() == 0  # the evaluator reads the region only
+    assert fits_1366(page) and amounts_on_one_line(page) and "€\u00a0" in page.inner_text("table.months")
     page.screenshot(path=str(SHOTS / "billing-evaluation.png"), full_page=True)
     assert page.goto(f"{stack.url('billing_shadow')}/console").status == 403  # nothing else of billing
     page.goto(f"{stack.url('billing_shadow')}/console/evaluation")
