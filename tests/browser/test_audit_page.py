@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 from playwright.sync_api import Browser, Page
 
+from infra.polling import wait_until
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
 from shared.console import AMSTERDAM
@@ -104,9 +105,12 @@ def test_the_admin_finds_a_patient_by_bsn_and_by_name_and_the_search_is_audited(
     assert searches.nth(0).locator("td:nth-child(5) a").get_attribute("title") == aaltje
     assert AALTJE not in admin.inner_text("main") and cees in {*patients(admin)}
 
-    coordination = admin.goto(f"{stack.url('coordination')}/console/audit?patient=Bakker")  # knows names too
-    assert coordination is not None and coordination.status == 200
-    assert "naam, BSN of pseudoniem" in admin.inner_text("form.audit-search") and admin.locator("p.found").count()
+    def coordination_finds_aaltje() -> bool:  # coordination knows names too, once patient-changed arrived
+        answer = admin.goto(f"{stack.url('coordination')}/console/audit?patient=Bakker")
+        return answer is not None and answer.status == 200 and "Aaltje Bakker" in admin.inner_text("p.found")
+
+    wait_until(coordination_finds_aaltje, "coordination knowing Aaltje Bakker by name", timeout=30, interval=0.5)
+    assert "naam, BSN of pseudoniem" in admin.inner_text("form.audit-search") and "Cees" not in admin.inner_text("main")
 
     wrong = admin.goto(f"{stack.url('triage')}/console/audit?patient=123456789")
     assert wrong is not None and wrong.status == 400 and "elfproef" in admin.inner_text("[role=alert]")
