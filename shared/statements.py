@@ -37,6 +37,8 @@ from prometheus_client import Counter
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared import metrics
+
 ENV_VARIABLE = "REGIOZORG_COUNT_STATEMENTS"
 FLUSH_SECONDS = 0.5
 OTHER = "other"
@@ -89,8 +91,12 @@ class StatementCounter:
             self._units.labels(self.service, unit).inc(units)
 
     def snapshot(self) -> dict[str, Any]:
-        """{"service", "pid", "at" (Unix seconds), "units": {unit: {"statements": int, "count": int}}}."""
+        """{"service", "pid", "at" (Unix seconds), "units": {unit: {"statements": int, "count": int}}}: the count of
+        an HTTP route is its requests, of a consumer the events it took (committed or skipped as already
+        processed; shared/metrics.py), of the relay and jobs 0."""
         units = {unit: {"statements": s, "count": n} for unit, (s, n) in self.totals.items()}
+        for unit, events in _events_by_consumer().items():
+            units.setdefault(unit, {"statements": 0, "count": 0})["count"] = events
         return {"service": self.service, "pid": os.getpid(), "at": time.time(), "units": units}
 
     def flush(self) -> None:
@@ -112,6 +118,17 @@ class StatementCounter:
 
 
 _COUNTER: StatementCounter | None = None
+
+
+def _events_by_consumer() -> dict[str, int]:
+    """{"consumer <name>": events taken} in this process, from the consumers' own counters."""
+    found: dict[str, int] = {}
+    for family in (*metrics.CONSUMED.collect(), *metrics.DUPLICATES.collect()):
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                unit = f"consumer {sample.labels['consumer']}"
+                found[unit] = found.get(unit, 0) + int(sample.value)
+    return found
 _PROMETHEUS: tuple[Counter, Counter] | None = None
 
 
@@ -183,3 +200,19 @@ def long_lived(unit: str) -> None:
     if _COUNTER is None:
         return
     _CURRENT.set(Tally(unit, long_lived=True))
+
+
+def read_totals(data_dir: Path) -> dict[tuple[str, str], tuple[int, int]]:
+    """{(service, unit): (statements, count)} summed over every process's file under `data_dir` (instances,
+    workers, and processes that have ended: their counts stand). Used by the benchmark and the budget test."""
+    totals: dict[tuple[str, str], tuple[int, int]] = {}
+    for path in sorted((data_dir / "statements").glob("*.json")):
+        try:
+            snapshot = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue  # a process being replaced; the next read finds it whole
+        for unit, row in snapshot["units"].items():
+            key = (snapshot["service"], unit)
+            statements, count = totals.get(key, (0, 0))
+            totals[key] = (statements + row["statements"], count + row["count"])
+    return totals
