@@ -56,14 +56,46 @@ def cpu_seconds(pid: int) -> float:
 
 
 class CpuMeter:
-    """CPU seconds per part of the system (each service's processes, broker, PostgreSQL, this driver)."""
+    """CPU seconds per part of the system (each service's processes, broker, PostgreSQL, this driver).
+
+    PostgreSQL: with a stack on PostgreSQL, the server's own processes plus the backends serving the stack's
+    databases (their process title names the database), so that other clients of a shared server do not count;
+    otherwise every process of the postgres user. Its CPU is added up per process between readings: a backend
+    that ends between two readings takes its CPU since the earlier one with it (the services keep their
+    connections pooled, so few do).
+    """
 
     def __init__(self, stack: Stack | None) -> None:
         self.stack = stack
+        self.databases = [url.rsplit("/", 1)[1] for url in stack.database_urls.values()] if stack else []
+        self._postgres_seen: dict[int, float] | None = None
+        self._postgres_total = 0.0
+
+    def _postgres(self) -> float:
+        """CPU seconds of PostgreSQL's relevant processes since this meter's first reading."""
+        listed = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout.split()
+        now: dict[int, float] = {}
+        for pid in map(int, listed):
+            if self.databases and not self._relevant(pid):
+                continue
+            now[pid] = _cpu_or_zero(pid)
+        if self._postgres_seen is not None:
+            # A process seen for the first time started after the last reading: all of its CPU is new.
+            self._postgres_total += sum(cpu - self._postgres_seen.get(pid, 0.0) for pid, cpu in now.items())
+        self._postgres_seen = now
+        return self._postgres_total
+
+    def _relevant(self, pid: int) -> bool:
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            return False
+        is_backend = "(" in title or "[local]" in title  # "postgres: 15/main: user db 127.0.0.1(5432) idle"
+        return not is_backend or any(f" {name} " in title for name in self.databases)
 
     def read(self) -> dict[str, float]:
-        """CPU seconds so far per part: each service (all its instances and workers), broker, PostgreSQL (every
-        process of the postgres user: another client of the same server counts too), the driver."""
+        """CPU seconds so far per part: each service (all its instances and workers), broker, PostgreSQL (see
+        the class), the driver."""
         found: dict[str, float] = {"driver": time.process_time()}
         if self.stack is not None:
             for name in list(self.stack.processes):
@@ -71,8 +103,8 @@ class CpuMeter:
                 found[service] = found.get(service, 0.0) + sum(_cpu_or_zero(pid) for pid in self.stack.pids(name))
             if self.stack.broker and self.stack.broker.process:
                 found["broker"] = _cpu_or_zero(self.stack.broker.process.pid)
-        postgres = subprocess.run(["pgrep", "-u", "postgres"], capture_output=True, text=True).stdout.split()
-        found["postgresql"] = sum(_cpu_or_zero(int(pid)) for pid in postgres)
+        if self.stack is None or self.databases:
+            found["postgresql"] = self._postgres()
         return found
 
     def per_item(self, before: dict[str, float], items: int) -> dict[str, float]:
