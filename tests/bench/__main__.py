@@ -175,8 +175,11 @@ def rss_mib(pid: int) -> float | None:
 
 
 def memory_report(idle: dict[str, dict[str, float]], end: dict[str, dict[str, float]]) -> dict[str, Any]:
-    """RSS per process at idle and at the end, its growth, and per service the sums; a process that was
-    replaced meanwhile (a crash) has no growth."""
+    """RSS per process at idle and at the end, its growth, and per service the sums over the processes that
+    were there at both readings (one started meanwhile, after a crash, has no growth).
+
+    Shape: {"processes": [{"instance", "pid", "idle_mib", "end_mib", "growth_mib", "growth_pct"}],
+    "services": {service: {"idle_mib", "end_mib", "growth_mib"}}}; sizes in MiB."""
     processes = []
     for name, pids in sorted(end.items()):
         for pid, rss in pids.items():
@@ -186,8 +189,10 @@ def memory_report(idle: dict[str, dict[str, float]], end: dict[str, dict[str, fl
                               "growth_pct": round((rss - before) * 100 / before, 1) if before else None})
     services: dict[str, dict[str, float]] = {}
     for row in processes:
+        if row["idle_mib"] is None:
+            continue  # started after the idle reading: nothing to compare it with
         totals = services.setdefault(Stack.service_of(str(row["instance"])), {"idle_mib": 0.0, "end_mib": 0.0})
-        totals["idle_mib"] = round(totals["idle_mib"] + (row["idle_mib"] or 0.0), 1)
+        totals["idle_mib"] = round(totals["idle_mib"] + float(row["idle_mib"]), 1)
         totals["end_mib"] = round(totals["end_mib"] + float(row["end_mib"] or 0.0), 1)
     for totals in services.values():
         totals["growth_mib"] = round(totals["end_mib"] - totals["idle_mib"], 1)
