@@ -62,8 +62,8 @@ def enabled() -> bool:
 
 
 class StatementCounter:
-    """Totals of one service process: {unit: [statements, units of work]} (a unit of work: one HTTP request;
-    for long-lived tasks only statements are counted here)."""
+    """Totals of one service process: {unit: [statements, requests]} (for long-lived tasks only statements;
+    their events are added in `snapshot`)."""
 
     def __init__(self, service: str, data_dir: Path | None) -> None:
         self.service = service
@@ -129,6 +129,8 @@ def _events_by_consumer() -> dict[str, int]:
                 unit = f"consumer {sample.labels['consumer']}"
                 found[unit] = found.get(unit, 0) + int(sample.value)
     return found
+
+
 _PROMETHEUS: tuple[Counter, Counter] | None = None
 
 
