@@ -268,13 +268,15 @@ async def intake_phase(driver: Driver, seconds: float, concurrency: int, meter: 
     await asyncio.gather(ticker(), *(partner() for _ in range(concurrency)))
     elapsed = time.monotonic() - started
     cpu_ms = meter.per_item(spent, len(accepted))
-    await asyncio.sleep(2 * statements.FLUSH_SECONDS)  # the services write their counts every half second
-    sql = probe.per_request(counted, len(accepted)) if probe else {}
     bar.close()
     latencies = [j.accepted_at - j.posted_at for j in accepted if j.accepted_at]
     # Let the front door's outbox drain before the next phase: those events are load too.
     for journey in accepted:
         await driver.tap.wait("request", journey.service_request or "", 300)
+    # Statements of the drained phase, the events that followed included (the counts are written every half
+    # second, and the consumers downstream of the tap need a moment).
+    await asyncio.sleep(2)
+    sql = probe.per_request(counted, len(accepted)) if probe else {}
     return {"accepted": len(accepted), "refused": len(refused), "refusals": sorted(set(refused))[:3],
             "seconds": round(elapsed, 2), "intake_rps": round(len(accepted) / elapsed, 1),
             "concurrency": concurrency, "post_latency_ms": percentiles(latencies),
