@@ -107,12 +107,13 @@ async def test_statements_of_a_request_stay_within_budget(counting_stack: Stack)
     for number, counts in enumerate(measured, 1):
         for (service, unit), budget in ROUTE_BUDGETS.items():
             statements, calls = counts[f"{service} {unit}"]
-            if not calls or statements > budget * calls:  # the Task PATCH runs three times per request
+            # None counted means the counting lost track of the route (each of them writes), not a lean path.
+            if not calls or not statements or statements > budget * calls:  # the Task PATCH runs three times
                 over.append(f"request {number}: {service} {unit}: {statements} statements in {calls} call(s), "
                             f"budget {budget} per call")
         for group, (budget, events) in CONSUMER_BUDGETS.items():
             statements, taken = counts[" + ".join(group)]
-            if taken != events or statements > budget:
+            if taken != events or not statements or statements > budget:
                 over.append(f"request {number}: {' + '.join(group)}: {statements} statements for {taken} "
                             f"event(s), budget {budget} for {events}")
     actual = "\n".join(f"  {label}: {statements} statements, {units} call(s) or event(s)"
