@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import audit, audit_views, console, metrics, tracing
+from shared import audit, audit_views, console, metrics, statements, tracing
 from shared.auth import TokenVerifier
 from shared.console import ConsoleAuth, ConsoleRefused, LoginRequired, templates
 from shared.db import database_unavailable
@@ -90,9 +90,11 @@ def install(app: FastAPI, *, service: str, max_body_bytes: int) -> None:
             return outcome_response(413, [Issue("error", "too-long",
                                                 f"request body exceeds {max_body_bytes} bytes")])
         started = time.perf_counter()
-        response = await call_next(request)
+        with statements.request_tally() as tally:
+            response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
+        statements.book_request(tally, f"{request.method} {path}")
         metrics.HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
         metrics.HTTP_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
         chosen = request.query_params.get("lang")
