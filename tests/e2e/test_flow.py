@@ -147,8 +147,8 @@ def billing_rows(stack: Stack) -> list[tuple[str, str, str]]:
 def assert_patient_data_stays_where_it_belongs(stack: Stack, people: dict[str, tuple[Any, ...]],
                                                periods: set[str]) -> None:
     """Names, BSNs and birth dates travel only in patient-changed values (to coordination); addresses too, and
-    phones besides in the Task's events and a linked call's; none of it is in a Kafka key or header, a log line, /metrics,
-    billing's database or any feed (JSON, CSV, the feed topic)."""
+    phones besides in the Task's events and a linked call's; none of it is in a Kafka key or header, a log line,
+    /metrics, billing's database or any feed (JSON, CSV, the feed topic)."""
     identifying = [v for bsn, (given, family, born, _, _) in people.items()
                    for v in (bsn, family, f"{given} {family}", born)]
     addresses = [part for *_, address, _ in people.values() for part in address]

@@ -28,9 +28,10 @@ TIMELINE_LABELS = {"referral": "verwijzing", "triage": "triage", "task": "taak",
                    "escalation": "escalatie"}
 HANDOVER_LABELS = {"proposed": "voorgesteld", "accepted": "geaccepteerd", "declined": "afgewezen"}
 REQUEST_LABELS = {"open": "open", "closed": "afgesloten"}
-# Urgency levels (SPEC §6) with their default target, as the Task rows say how urgent the work is.
-URGENCY_LABELS = {"U0": "U0 reanimatie", "U1": "U1 direct", "U2": "U2 binnen 1 uur", "U3": "U3 binnen 3 uur",
-                  "U4": "U4 binnen 24 uur", "U5": "U5 volgende werkdag"}
+# Urgency levels of the Dutch triage standard (SPEC §6), as the Task rows say how urgent the work is; the target
+# time itself is configurable at the front door, so the rows show the due time next to it.
+URGENCY_LABELS = {"U0": "U0 reanimatie", "U1": "U1 levensbedreigend", "U2": "U2 spoed", "U3": "U3 dringend",
+                  "U4": "U4 niet dringend", "U5": "U5 niet urgent"}
 
 
 def label(table: dict[str, str], code: str | None) -> str:
