@@ -79,7 +79,8 @@ def describe(*, kind: str, text: str, facts: str | None, t: Translate, name_of: 
                                                       f"{name_of(f.get('to'))}{closed}{reason}")
     if event == "escalated":
         return Line(t(words.TIMELINE_LABELS["escalation"]),
-                    f"{t('taak geëscaleerd bij')} {name_of(f.get('owner'))}{reason}", escalation=True)
+                    f"{t('taak geëscaleerd bij')} {name_of(f.get('owner'))}: {f.get('reason') or '–'}",
+                    escalation=True)
     if event == "delivered":
         return Line(t(words.TIMELINE_LABELS["contact"]),
                     f"{t(DELIVERED.get(str(f.get('class')), str(f.get('class'))))} {t('door')} "
