@@ -7,6 +7,8 @@ import re
 from pathlib import Path
 
 from services.coordination.console import partner, partner_cards
+from services.coordination.domain import words
+from services.coordination.domain.person import GENDERS
 from services.triage.domain.rules import DISPOSITIONS
 from shared.i18n import ENGLISH, translator
 
@@ -14,6 +16,7 @@ TEMPLATES = [*Path("services/triage/console/templates").glob("*.html"),
              *Path("services/coordination/console/templates").glob("*.html"), Path("shared/templates/base.html"),
              Path("services/billing_shadow/console/templates/error.html")]
 LABEL = re.compile(r"""\bt\(["']([^"']+)["']\)""")
+CASE_MANAGER_CODE = [Path("services/coordination/console/views.py"), Path("services/coordination/console/timeline.py")]
 PLACEHOLDER = re.compile(r"\{\w+\}")
 
 
@@ -45,3 +48,16 @@ def test_dutch_is_the_default_and_english_is_chosen_explicitly() -> None:
     assert translator("nl")("Werklijst") == "Werklijst"
     assert translator("en")("Werklijst") == "Worklist"
     assert translator("en")("a label nobody translated") == "a label nobody translated"
+
+
+def test_the_case_manager_consoles_words_and_messages_have_english_with_the_same_placeholders() -> None:
+    tables = [getattr(words, name) for name in dir(words) if name.endswith("_LABELS")]
+    texts = {text for table in tables for text in table.values()} | set(GENDERS.values())
+    # Messages the views build in Python, the ones over two string literals joined first.
+    code = "\n".join(re.sub(r'"\s*\n\s*"', "", path.read_text()) for path in CASE_MANAGER_CODE)
+    texts |= set(LABEL.findall(code))
+    assert {"gekoppeld contact", "nieuw", "telefoon", "naaste", "Kies een organisatie uit de lijst."} <= texts
+    assert "{name} is gesloten op de streeftijd ({due}): geef een reden of kies een andere organisatie." in texts
+    assert sorted(texts - ENGLISH.keys()) == []
+    for text in texts:
+        assert sorted(PLACEHOLDER.findall(ENGLISH[text])) == sorted(PLACEHOLDER.findall(text)), text
