@@ -187,7 +187,7 @@ ENGLISH: dict[str, str] = {
     "acute aanvraag afgesloten": "acute request closed", "verwijzing ontvangen": "referral received",
     "zonder reden": "no reason given",
     "overdracht hoofdbehandelaarschap voorgesteld": "handover of the lead role proposed",
-    "is casemanager": "is the case manager",
+    "is casemanager": "is the case manager", "Urgentie en vervolgactie": "Urgency and follow-up action",
 }
 
 

@@ -115,6 +115,8 @@ def test_an_escalation_is_marked_also_on_entries_from_before_facts_were_kept() -
     old = describe(kind="task", text="taak geëscaleerd bij Wijkverpleging Oost: pijn", facts=None, t=EN,
                    name_of=name_of)
     assert old.escalation and old.tag == "Task" and old.text == "taak geëscaleerd bij Wijkverpleging Oost: pijn"
+    earlier = describe(kind="triage", text="triage U3 (Koorts): Visite aan huis", facts=None, t=NL, name_of=name_of)
+    assert (earlier.tag, earlier.text) == ("triage", "U3 (Koorts): Visite aan huis")
     unknown = describe(kind="note", text="gebeld met dochter", facts="{not json", t=NL, name_of=name_of)
     assert (unknown.tag, unknown.text, unknown.escalation) == ("notitie", "gebeld met dochter", False)
 

@@ -100,4 +100,6 @@ def describe(*, kind: str, text: str, facts: str | None, t: Translate, name_of: 
                     f"{t('overdracht')} {decided} {t('door')} {name_of(f.get('to'))}")
     if event == "case-manager":
         return Line(t(words.TIMELINE_LABELS["note"]), f"{f.get('who')} {t('is casemanager')}")
+    if kind == "triage":  # entries from before facts began with the word their tag already says
+        text = text.removeprefix("triage ")
     return Line(t(words.label(words.TIMELINE_LABELS, kind)), text, escalation="geëscaleerd" in text)
