@@ -178,8 +178,9 @@ ENGLISH: dict[str, str] = {
     "spoedpost (voordeur)": "emergency post (front door)", "huisartsenpraktijk": "GP practice",
     "ziekenhuis": "hospital", "wijkverpleging": "community nursing", "transferpunt": "transfer point",
     "zorgverzekeraar": "health insurer",
-    "U0 reanimatie": "U0 resuscitation", "U1 levensbedreigend": "U1 life-threatening", "U2 spoed": "U2 urgent",
-    "U3 dringend": "U3 pressing", "U4 niet dringend": "U4 not pressing", "U5 niet urgent": "U5 not urgent",
+    "U0 reanimatie": "U0 resuscitation", "U1 levensbedreigend": "U1 life-threatening", "U2 spoed": "U2 emergency",
+    "U3 dringend": "U3 urgent", "U4 niet dringend": "U4 not urgent", "U5 advies": "U5 advice",
+    "acute zorg": "acute care",
     # Timeline tags and sentences.
     "verwijzing": "referral", "taak": "Task", "contact geleverd": "contact delivered", "overdracht": "handover",
     "notitie": "note", "gekoppeld contact": "linked contact", "escalatie": "escalation",

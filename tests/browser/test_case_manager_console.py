@@ -219,7 +219,7 @@ def test_a_second_call_shows_its_words_on_the_timeline_and_the_console_speaks_en
     page.goto(f"{stack.url('coordination')}/console/patients/{patient}?lang=en")
     english = page.inner_text("main")
     for shown in ("Timeline", "Tasks", "linked contact", "phone", "relative", "call back 06-99887766",
-                  "Dochter belt: vader is verward en valt steeds", "Home visit", "U3 pressing", "Reassign"):
+                  "Dochter belt: vader is verward en valt steeds", "Home visit", "U3 urgent", "Reassign"):
         assert shown in english, shown
     for dutch in ("Tijdlijn", "Taken", "gekoppeld contact", "telefoon", "naaste", "Visite aan huis", "Overdragen",
                   "nieuw"):

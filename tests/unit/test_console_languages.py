@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from services.coordination import episodes
 from services.coordination.console import partner, partner_cards
 from services.coordination.domain import words
 from services.coordination.domain.person import GENDERS
@@ -52,7 +53,7 @@ def test_dutch_is_the_default_and_english_is_chosen_explicitly() -> None:
 
 def test_the_case_manager_consoles_words_and_messages_have_english_with_the_same_placeholders() -> None:
     tables = [getattr(words, name) for name in dir(words) if name.endswith("_LABELS")]
-    texts = {text for table in tables for text in table.values()} | set(GENDERS.values())
+    texts = {text for table in tables for text in table.values()} | set(GENDERS.values()) | {episodes.ACUTE_CARE}
     # Messages the views build in Python, the ones over two string literals joined first.
     code = "\n".join(re.sub(r'"\s*\n\s*"', "", path.read_text()) for path in CASE_MANAGER_CODE)
     texts |= set(LABEL.findall(code))

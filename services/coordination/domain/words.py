@@ -31,7 +31,7 @@ REQUEST_LABELS = {"open": "open", "closed": "afgesloten"}
 # Urgency levels of the Dutch triage standard (SPEC §6), as the Task rows say how urgent the work is; the target
 # time itself is configurable at the front door, so the rows show the due time next to it.
 URGENCY_LABELS = {"U0": "U0 reanimatie", "U1": "U1 levensbedreigend", "U2": "U2 spoed", "U3": "U3 dringend",
-                  "U4": "U4 niet dringend", "U5": "U5 niet urgent"}
+                  "U4": "U4 niet dringend", "U5": "U5 advies"}
 
 
 def label(table: dict[str, str], code: str | None) -> str:
