@@ -214,6 +214,15 @@ def test_a_second_call_shows_its_words_on_the_timeline_and_the_console_speaks_en
                                         "options => options.map(o => o.textContent)")
     assert offered and all(o.endswith(("open op de streeftijd", "gesloten op de streeftijd")) for o in offered)
     assert not any("|" in o or "http" in o for o in offered)
+    # A form sent with an organisation that does not make home visits is refused in words, and nothing changes.
+    page.eval_on_selector("form[action$='/reassign'] select[name=to] option",
+                          "o => { o.value = 'http://fhir.nl/fhir/NamingSystem/ura|90000030'; o.selected = true; }")
+    page.fill("form[action$='/reassign'] input[name=reason]", "bed nodig")
+    page.click("form[action$='/reassign'] button")
+    assert page.inner_text("[role=alert]") == ("Regionaal Transferpunt levert geen Visite aan huis; kies een "
+                                               "organisatie die dat wel doet.")
+    assert "Wijkverpleging Oost" in page.inner_text("#tasks") and "taak overgedragen" not in page.inner_text("main")
+    page.goto(f"{stack.url('coordination')}/console/patients/{patient}")
     page.screenshot(path=str(SHOTS / "casemanager-linked-call.png"), full_page=True)
 
     page.goto(f"{stack.url('coordination')}/console/patients/{patient}?lang=en")

@@ -211,6 +211,7 @@ async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id:
     """Hand the Task to another organisation (service.patch_task): one that does not provide its follow-up action
     is refused, one closed at the due time only with `closed_reason`, which is recorded with the reassignment;
     the refusals in the console's language."""
+    request.app.state.console_auth.check_csrf(request, csrf_token)
     t = translator(language(request))
     target = care_provider(to)
     async with request.app.state.runtime.sessions() as session:
