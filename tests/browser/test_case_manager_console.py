@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
+from math import ceil
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -16,6 +17,7 @@ from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
 from tests.conftest import started_stack
+from tests.e2e.consoles import open_console
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -32,6 +34,7 @@ PEOPLE = {
     "999990044": ("Sören", "Müller-Lüdenscheidt", "1979-09-09", ("Havenkade 8", "1235 CD", "Oostdorp"), "06-33445566"),
     "999990056": ("Fatma", "Yılmaz", "1990-04-17", ("Lindelaan 12", "1236 EF", "Oostdorp"), "06-44556677"),
     "999990111": ("Hendrik", "Jansen", "1936-02-29", ("Kerkstraat 4", "1237 GH", "Oostdorp"), "06-55667788"),
+    "999990123": ("Grietje", "de Boer", "1944-07-01", ("Dijkweg 2", "1238 IJ", "Oostdorp"), "06-66778899"),
 }
 
 
@@ -245,4 +248,56 @@ def test_a_second_call_shows_its_words_on_the_timeline_and_the_console_speaks_en
     assert "community nursing" in directory and "Home visit" in directory and "home-visit" not in directory
     page.goto(f"{stack.url('coordination')}/console/patients/{patient}?lang=nl")
     assert "Tijdlijn" in page.inner_text("main") and "gekoppeld contact" in page.inner_text("#timeline")
+    page.close()
+
+
+def set_u4_target(stack: Stack, minutes: str) -> None:
+    """The admin sets U4's target time at the front door; the other urgencies keep their defaults."""
+    admin, _ = open_console(stack, "triage", username="beheer", password="demo-beheer")
+    page = admin.get(f"{stack.url('triage')}/console/settings").text
+    csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    targets = {"U0": "0", "U1": "15", "U2": "60", "U3": "180", "U4": minutes, "U5": ""}
+    assert admin.post(f"{stack.url('triage')}/console/settings/targets", data={
+        "csrf_token": csrf, **{f"minutes_{u}": m for u, m in targets.items()}}).status_code == 200
+
+
+def test_reassigning_in_the_console_to_a_practice_closed_at_the_due_time_asks_for_a_reason_and_records_it(
+        stack: Stack, browser: Browser) -> None:
+    # A U4 home visit due on a Saturday at noon, when the GP practices are closed.
+    now = datetime.now(ZoneInfo("Europe/Amsterdam"))
+    saturday = (now + timedelta(days=(5 - now.weekday()) % 7)).replace(hour=12, minute=0, second=0, microsecond=0)
+    if saturday <= now:  # due a little after noon then, still on the Saturday; never over the 7-day maximum
+        saturday += timedelta(days=7)
+    set_u4_target(stack, str(ceil((saturday - now).total_seconds() / 60)))
+    try:
+        patient = route(stack, "999990123", "U4", "home-visit", "URA 90000020", reason="Katheter lekt")
+    finally:
+        set_u4_target(stack, "1440")
+    page = log_in(stack, browser)
+    page.goto(f"{stack.url('coordination')}/console/patients/{patient}")
+    deadline = time.monotonic() + 30
+    while page.locator("form[action$='/reassign']").count() == 0:
+        assert time.monotonic() < deadline, "the Task did not show"
+        page.reload()
+    linde = "http://fhir.nl/fhir/NamingSystem/agb-z|01000001"
+    option = page.locator(f"form[action$='/reassign'] select[name=to] option[value='{linde}']")
+    assert option.inner_text() == "Huisartsenpraktijk De Linde — gesloten op de streeftijd"
+    assert page.locator("form[action$='/reassign'] select[name=to] option[value$='|90000001']").inner_text() == \
+        "Spoedzorg Regio Demo — open op de streeftijd"
+    page.select_option("form[action$='/reassign'] select[name=to]", linde)
+    page.fill("form[action$='/reassign'] input[name=reason]", "eigen huisarts")
+    page.click("form[action$='/reassign'] button")
+    assert page.inner_text("[role=alert]").startswith("Huisartsenpraktijk De Linde is gesloten op de streeftijd (")
+    assert "taak overgedragen" not in page.inner_text("#timeline")
+
+    page.goto(f"{stack.url('coordination')}/console/patients/{patient}")
+    page.select_option("form[action$='/reassign'] select[name=to]", linde)
+    page.fill("form[action$='/reassign'] input[name=reason]", "eigen huisarts")
+    page.fill("form[action$='/reassign'] input[name=closed_reason]", "huisarts belt zaterdag zelf")
+    page.click("form[action$='/reassign'] button")
+    page.wait_for_url(f"{stack.url('coordination')}/console/patients/{patient}")
+    moved = page.locator("#timeline tr", has_text="taak overgedragen").inner_text()
+    assert ("taak overgedragen: Wijkverpleging Oost → Huisartsenpraktijk De Linde (gesloten op de streeftijd) "
+            "(eigen huisarts; gesloten op de streeftijd, reden: huisarts belt zaterdag zelf)") in moved
+    assert "Huisartsenpraktijk De Linde" in page.inner_text("#tasks")
     page.close()
