@@ -256,6 +256,56 @@ ENGLISH: dict[str, str] = {
     "times in minutes.",
     "Aantallen 1–4 zijn als <5 weergegeven en de daarvan afgeleide aandelen weggelaten.":
     "Counts 1–4 are shown as <5 and the shares derived from them left out.",
+    # The case manager's console (coordination): worklists, search, a patient's page and timeline, the directory.
+    "Werklijsten": "Worklists", "Patiënt zoeken": "Find a patient", "Sociale kaart": "Directory",
+    "Casemanagement": "Case management", "Mijn patiënten": "My patients",
+    "Nog geen patiënten; open een patiënt en kies ‘Ik ben casemanager’.":
+    "No patients yet; open a patient and choose ‘I am the case manager’.",
+    "Episode": "Episode", "Hoofdbehandelaar": "Lead practitioner", "Sinds": "Since",
+    "Geen taken over hun streeftijd.": "No Tasks past their target time.",
+    "Open taken in de regio": "Open Tasks in the region", "Uitvoerder": "Performer",
+    "pseudoniem: technische referentie": "pseudonym: technical reference",
+    "pseudoniem (technische referentie)": "pseudonym (technical reference)",
+    "of": "or", "BSN": "BSN", "Zoeken": "Search",
+    "Dit BSN is niet geldig (11-proef).": "This BSN is not valid (11-proof).",
+    "Zoek op naam én geboortedatum (jjjj-mm-dd), of op BSN.":
+    "Search by name and birth date (yyyy-mm-dd) together, or by BSN.",
+    "Onbekende patiënt": "Unknown patient", "Patiënt (naam nog onbekend)": "Patient (name not known yet)",
+    "Geslacht": "Gender", "Huisarts": "GP",
+    "geen Nederlandse verzekeraar bekend": "no Dutch insurer known", "Acute aanvragen": "Acute requests",
+    "Getrieerd": "Triaged", "casemanager": "case manager", "zorgteam": "care team",
+    "Ik ben casemanager": "I am the case manager", "Overdracht": "Handover",
+    "Hoofdbehandelaarschap overdragen aan": "Hand over the lead role to",
+    "Overdracht voorstellen": "Propose the handover", "Overdragen": "Reassign",
+    "Overdragen aan": "Reassign to", "Escaleren": "Escalate", "geëscaleerd": "escalated",
+    "reden als gesloten op de streeftijd": "reason if closed at the due time",
+    "Geen andere organisatie levert deze vervolgactie.": "No other organisation provides this follow-up action.",
+    "Kies een organisatie uit de lijst.": "Choose an organisation from the list.",
+    "{name} levert geen {action}; kies een organisatie die dat wel doet.":
+    "{name} does not provide {action}; choose an organisation that does.",
+    "{name} is gesloten op de streeftijd ({due}): geef een reden of kies een andere organisatie.":
+    "{name} is closed at the due time ({due}): give a reason or choose another organisation.",
+    "Tijdlijn": "Timeline", "Wanneer": "When", "Door": "By", "Toevoegen": "Add",
+    "zonder klacht": "no complaint given", "Organisaties in de regio": "Organisations in the region",
+    "Openingstijden zoals de regio ze standaard kent; wijzigingen die beheer aan de voordeur maakt, ziet "
+    "coördinatie niet.": "Opening hours as the region knows them by default; coordination does not see changes the "
+    "admin makes at the front door.",
+    "Identificatie": "Identifier", "Levert": "Provides", "Open": "Open", "altijd": "always",
+    "open": "open", "afgesloten": "closed", "voorgesteld": "proposed",
+    "spoedpost (voordeur)": "emergency post (front door)", "huisartsenpraktijk": "GP practice",
+    "ziekenhuis": "hospital", "wijkverpleging": "community nursing", "transferpunt": "transfer point",
+    "zorgverzekeraar": "health insurer",
+    "U0 reanimatie": "U0 resuscitation", "U1 levensbedreigend": "U1 life-threatening", "U2 spoed": "U2 emergency",
+    "U3 dringend": "U3 urgent", "U4 niet dringend": "U4 not urgent", "U5 advies": "U5 advice",
+    "acute zorg": "acute care",
+    # Timeline tags and sentences.
+    "verwijzing": "referral", "taak": "Task", "contact geleverd": "contact delivered", "overdracht": "handover",
+    "notitie": "note", "gekoppeld contact": "linked contact", "escalatie": "escalation",
+    "taak overgedragen": "Task reassigned", "taak geëscaleerd bij": "Task escalated at",
+    "acute aanvraag afgesloten": "acute request closed", "verwijzing ontvangen": "referral received",
+    "zonder reden": "no reason given",
+    "overdracht hoofdbehandelaarschap voorgesteld": "handover of the lead role proposed",
+    "is casemanager": "is the case manager", "Urgentie en vervolgactie": "Urgency and follow-up action",
 }
 
 

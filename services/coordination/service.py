@@ -18,11 +18,18 @@ from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination import episodes, events, notifications, patients
-from services.coordination.domain import task_content
+from services.coordination.domain import linked_call, task_content, words
 from services.coordination.domain.contact import execution_period, received_at
 from services.coordination.domain.person import contact_phone
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
-from services.coordination.models import EncounterRecord, RoutedRequest, TaskRecord, TaskTransition, TaskVersion
+from services.coordination.models import (
+    EncounterRecord,
+    LinkedCall,
+    RoutedRequest,
+    TaskRecord,
+    TaskTransition,
+    TaskVersion,
+)
 from shared import search
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
@@ -32,6 +39,7 @@ from shared.console import local_time
 from shared.fhir import FhirError, Issue, dumps, empty_elements, loads, unresolved_placeholders, validate_resource
 from shared.fhirpatch import apply_fhirpath_patch
 from shared.identifiers import PSEUDONYM_SYSTEM, org_token, parse_org, searched_pseudonym
+from shared.opening_hours import hours_of, open_at
 from shared.region import FRONT_DOOR, ORGANISATIONS, organisation
 from shared.search import json_text
 
@@ -93,13 +101,16 @@ async def on_triage_completed(session: AsyncSession, event: Event, *, front_door
     enqueue(session, events.task_changed(task, pseudonym=pseudonym, traceparent=event.traceparent))
     await notifications.notify(session, task_id=task_id, owner=owner)
     await episodes.ensure_episode(session, pseudonym=pseudonym, member=owner)
-    what = f"triage {routing.urgency}" + (f" ({task_content.one_line(routing.complaint, 120)})"
-                                          if routing.complaint else "")
+    what = routing.urgency + (f" ({task_content.one_line(routing.complaint, 120)})" if routing.complaint else "")
+    disposition = routing.code["coding"][0]["code"]
     episodes.note(session, pseudonym=pseudonym, at=now, kind="triage", organisation_token=requester,
                   reference=f"Task/{task_id}",
-                  text=f"{what}: {routing.code['coding'][0].get('display', routing.code['coding'][0]['code'])} door "
+                  text=f"{what}: {routing.code['coding'][0].get('display', disposition)} door "
                        f"{episodes.name_of(owner)}, uiterlijk {local_time(due)}"
-                       + (f"; notitie: {routing.note}" if routing.note else ""))
+                       + (f"; notitie: {routing.note}" if routing.note else ""),
+                  facts={"event": "triage", "urgency": routing.urgency, "disposition": disposition,
+                         "complaint": task_content.one_line(routing.complaint, 120), "owner": owner,
+                         "due": due.isoformat(), "note": routing.note})
 
 
 async def on_patient_changed(session: AsyncSession, event: Event, *, codesystem_base: str) -> None:
@@ -131,6 +142,33 @@ async def on_patient_changed(session: AsyncSession, event: Event, *, codesystem_
         await notifications.notify(session, task_id=record.id, owner=record.owner)
 
 
+async def on_linked_contact_recorded(session: AsyncSession, event: Event) -> None:
+    """A later call, walk-in or referral the front door linked to an open request, with its words: kept once per
+    Communication id (a redelivery or replay is a no-op) and put on the patient's timeline at the time it came in,
+    whatever arrived before or after it (the triage, other calls)."""
+    try:
+        call = linked_call.read(event.json())
+    except linked_call.NotALinkedCall as exc:
+        raise PoisonMessage(f"linked-contact-recorded value: {exc}") from exc
+    if await session.get(LinkedCall, call.id, with_for_update=True) is not None:
+        return
+    session.add(LinkedCall(id=call.id, acute_request_id=call.acute_request_id, pseudonym=call.pseudonym,
+                           number=call.number, channel=call.channel, caller=call.caller,
+                           callback_phone=call.callback_phone, complaint=call.complaint,
+                           received_at=call.received_at))
+    said = [words.label(words.CHANNEL_LABELS, call.channel)]
+    if call.caller:
+        said.append(words.label(words.CALLER_LABELS, call.caller))
+    if call.callback_phone:
+        said.append(f"terugbellen {call.callback_phone}")
+    episodes.note(session, pseudonym=call.pseudonym, at=call.received_at, kind="call",
+                  reference=f"Communication/{call.id}",
+                  text=f"gekoppeld contact ({', '.join(said)}): {call.complaint or 'zonder klacht'}",
+                  facts={"event": "call", "channel": call.channel, "caller": call.caller,
+                         "callback": call.callback_phone, "complaint": call.complaint, "number": call.number,
+                         "request": call.acute_request_id})
+
+
 async def _cancel_unstarted(session: AsyncSession, *, request_id: str, reason: str, traceparent: str | None,
                             at: datetime) -> None:
     """A re-triage replaces the earlier routing: Tasks nobody started yet are cancelled by the front door."""
@@ -154,7 +192,9 @@ async def _cancel_unstarted(session: AsyncSession, *, request_id: str, reason: s
         await notifications.notify(session, task_id=record.id, owner=record.owner)
         episodes.note(session, pseudonym=record.pseudonym, at=at, kind="task", actor="triage",
                       organisation_token=record.requester, reference=f"Task/{record.id}",
-                      text=f"taak geannuleerd bij {episodes.name_of(record.owner)}: {reason}")
+                      text=f"taak geannuleerd bij {episodes.name_of(record.owner)}: {reason}",
+                      facts={"event": "status", "from": transition.from_status, "to": "cancelled",
+                             "owner": record.owner, "reason": reason})
 
 
 def roles_of(caller: Caller, task: TaskRecord) -> list[str]:
@@ -285,7 +325,11 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
                                    role=transition.role, reason=reason, at=now))
         episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
                       organisation_token=caller.org, reference=f"Task/{task_id}",
-                      text=f"taak {status_from} → {transition.to_status}" + (f" ({reason})" if reason else ""))
+                      text=f"taak {words.label(words.STATUS_LABELS, status_from)} → "
+                           f"{words.label(words.STATUS_LABELS, transition.to_status)}"
+                           + (f" ({reason})" if reason else ""),
+                      facts={"event": "status", "from": status_from, "to": transition.to_status,
+                             "owner": record.owner, "reason": reason})
     elif caller.org != record.owner:
         raise FhirError(403, Issue("error", "forbidden", "only the owner records progress on this Task"))
 
@@ -345,18 +389,35 @@ async def _reassign(session: AsyncSession, *, record: TaskRecord, current: dict[
                                    f"{target.name} does not provide {coding.get('display') or coding.get('code')} "
                                    f"({coding.get('code')}) according to the region's directory; organisations "
                                    f"that do: {offering}", ("Task.owner.identifier",)))
+    due = _aware(record.due_at)
+    closed = not open_at(*hours_of(target), due)
+    explicit = "statusReason" in changed
+    if closed and not explicit:
+        # As at triage (closed_reason): a closed organisation only with a reason, which is recorded (SPEC §6).
+        hours, weekdays_only = hours_of(target)
+        raise FhirError(422, Issue("error", "business-rule",
+                                   f"{target.name} is closed at the due time {local_time(due)} (hours {hours}"
+                                   f"{', working days only' if weekdays_only else ''}): choose an organisation "
+                                   "that is open then, or give statusReason with the reason to reassign there "
+                                   "anyway", ("Task.statusReason",)))
     now = _now()
     previous = record.owner
-    reason = (patched.get("statusReason") or {}).get("text") or f"reassigned to {target.name}"
+    reason = (patched.get("statusReason") or {}).get("text") or next(
+        (c.get("display") or c.get("code") for c in (patched.get("statusReason") or {}).get("coding") or []
+         if c.get("display") or c.get("code")), None) or f"reassigned to {target.name}"
     patched["status"] = "requested"
     patched["owner"] = _identifier_reference(target.token)
     session.add(TaskTransition(task_id=record.id, version=record.version + 1, from_status=current["status"],
                                to_status="requested", actor=caller.subject, actor_org=caller.org, role=roles[0],
-                               reason=f"reassigned from {previous} to {target.token}: {reason}", at=now))
+                               reason=f"reassigned from {previous} to {target.token}"
+                                      + (" (closed at the due time)" if closed else "") + f": {reason}", at=now))
     await episodes.ensure_episode(session, pseudonym=record.pseudonym, member=target.token)
     episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
                   organisation_token=caller.org, reference=f"Task/{record.id}",
-                  text=f"taak overgedragen: {episodes.name_of(previous)} → {target.name} ({reason})")
+                  text=f"taak overgedragen: {episodes.name_of(previous)} → {target.name}"
+                       + (" (gesloten op de streeftijd)" if closed else "") + f" ({reason})",
+                  facts={"event": "reassigned", "from": previous, "to": target.token, "reason": reason,
+                         "closed_at_due": closed})
     record.version += 1
     patched["meta"] = {**patched.get("meta", {}), "versionId": str(record.version), "lastUpdated": now.isoformat()}
     patched["lastModified"] = now.isoformat()
@@ -395,7 +456,8 @@ async def escalate(session: AsyncSession, *, task_id: str, reason: str, caller: 
     await notifications.notify(session, task_id=task_id, owner=record.owner)
     episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
                   organisation_token=caller.org, reference=f"Task/{task_id}",
-                  text=f"taak geëscaleerd bij {episodes.name_of(record.owner)}: {reason}")
+                  text=f"taak geëscaleerd bij {episodes.name_of(record.owner)}: {reason}",
+                  facts={"event": "escalated", "owner": record.owner, "reason": reason})
     return task
 
 
@@ -446,7 +508,8 @@ async def _record_encounter(session: AsyncSession, *, record: TaskRecord, act_cl
     episodes.note(session, pseudonym=record.pseudonym, at=start, kind="contact", organisation_token=record.owner,
                   reference=f"Encounter/{encounter_id}",
                   text=f"contact geleverd ({act_class}: {DELIVERED_CLASSES[act_class]}) door "
-                       f"{episodes.name_of(record.owner)}")
+                       f"{episodes.name_of(record.owner)}",
+                  facts={"event": "delivered", "class": act_class, "owner": record.owner})
 
 
 async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent: str | None) -> None:
@@ -467,7 +530,7 @@ async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent:
     routed.status, routed.closed_at = "closed", now
     session.add(routed)
     episodes.note(session, pseudonym=routed.pseudonym, at=now, kind="closed", text="acute aanvraag afgesloten",
-                  reference=f"ServiceRequest/{request_id}")
+                  reference=f"ServiceRequest/{request_id}", facts={"event": "closed"})
     enqueue(session, events.acute_request_closed(request_id=request_id, pseudonym=routed.pseudonym, closed_at=now,
                                                  encounter_ids=encounter_ids, traceparent=traceparent))
 

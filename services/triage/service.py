@@ -309,7 +309,8 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     # request) or comes from a BSN no other record holds (the column is unique, so a concurrent twin fails).
     open_request = None if created_record else await _open_request_for(session, record.pseudonym)
     if open_request is not None:
-        await _link(session, open_request, channel="referral", at=now, traceparent=traceparent)
+        await _link(session, open_request, channel="referral", at=now, traceparent=traceparent,
+                    complaint=_complaint(sr), caller="professional", callback_phone=None)
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
                                   service_request_id=sr["id"], received_at=now, complaint=_complaint(sr),
                                   caller="professional"))
@@ -352,14 +353,18 @@ def _complaint(sr: dict[str, Any]) -> str:
     return "; ".join(t for t in texts if t)[:2000]
 
 
-async def _link(session: AsyncSession, request: AcuteRequest, *, channel: str, at: datetime,
-                traceparent: str | None) -> None:
+async def _link(session: AsyncSession, request: AcuteRequest, *, channel: str, at: datetime, complaint: str,
+                caller: str | None, callback_phone: str | None, traceparent: str | None) -> None:
     """Publish that a contact is being linked to the open `request` (contact-linked, with the request's running count
-    of linked contacts, this one included): counted before this contact's row is added."""
+    of linked contacts, this one included; counted before this contact's row is added), and the same contact with
+    its words for coordination (linked-contact-recorded)."""
     linked = (await session.execute(select(func.count()).select_from(LinkedContact).where(
         LinkedContact.acute_request_id == request.id))).scalar_one()
     enqueue(session, events.contact_linked(request, channel=channel, received_at=at, linked_so_far=linked + 1,
                                            traceparent=traceparent))
+    enqueue(session, events.linked_contact_recorded(request, channel=channel, received_at=at,
+                                                    linked_so_far=linked + 1, complaint=complaint, caller=caller,
+                                                    callback_phone=callback_phone, traceparent=traceparent))
 
 
 async def _open_request_for(session: AsyncSession, key: str) -> AcuteRequest | None:
@@ -543,7 +548,8 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
                                         only_if_missing=frozenset({"name", "birthDate"}))
     open_request = await _open_request_for(session, record.pseudonym)
     if open_request is not None:
-        await _link(session, open_request, channel=contact.channel, at=now, traceparent=traceparent)
+        await _link(session, open_request, channel=contact.channel, at=now, traceparent=traceparent,
+                    complaint=contact.complaint, caller=contact.caller, callback_phone=contact.callback_phone)
         session.add(LinkedContact(acute_request_id=open_request.id, channel=contact.channel, received_at=now,
                                   complaint=contact.complaint, caller=contact.caller,
                                   callback_phone=contact.callback_phone))
