@@ -41,6 +41,9 @@ ROLE_SCOPES = {
     # The regulator or a researcher: the evaluation page of the billing console, region-wide, small cells hidden.
     "evaluator": frozenset({"evaluation.read"}),
 }
+# What each role is called on screen (Dutch; English through shared.i18n).
+ROLE_NAMES = {"triagist": "triagist", "casemanager": "casemanager", "declaratie": "declaratiemedewerker",
+              "beheer": "beheerder", "partner": "zorgaanbieder", "evaluator": "evaluator"}
 # Roles that act for one organisation of the region (the `org` claim) instead of the front door.
 ORG_ROLES = frozenset({"partner"})
 
@@ -64,6 +67,7 @@ def templates(service_dir: Path) -> Jinja2Templates:
                                            FileSystemLoader(Path(__file__).parent / "templates")]),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["local"] = local_time
+    env.globals["role_names"] = ROLE_NAMES
     return Jinja2Templates(env=env, context_processors=[_language])
 
 

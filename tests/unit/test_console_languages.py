@@ -77,3 +77,11 @@ def test_the_case_manager_consoles_words_and_messages_have_english_with_the_same
     assert sorted(texts - ENGLISH.keys()) == []
     for text in texts:
         assert sorted(PLACEHOLDER.findall(ENGLISH[text])) == sorted(PLACEHOLDER.findall(text)), text
+
+
+def test_every_role_is_named_in_words_in_both_languages() -> None:
+    from shared.console import ROLE_NAMES, ROLE_SCOPES
+
+    assert ROLE_NAMES.keys() == ROLE_SCOPES.keys()
+    assert sorted(set(ROLE_NAMES.values()) - ENGLISH.keys()) == []
+    assert translator("en")(ROLE_NAMES["declaratie"]) == "billing officer"
