@@ -256,22 +256,44 @@ async def login(request: Request, next: str | None = None) -> Response:
     return response
 
 
+# Why a login could not be completed, as the console's login-problem page says it (English in shared/i18n.py).
+LOGIN_UNKNOWN = "Deze inlogpoging is onbekend of verlopen. Begin opnieuw vanuit de console."
+LOGIN_SERVICE_AWAY = "De inlogdienst is nu niet bereikbaar. Probeer het over een minuut opnieuw."
+LOGIN_REFUSED = ("Het inloggen is geweigerd: het account is uitgeschakeld, de inlogsessie is beëindigd of de "
+                 "inlogpoging is al gebruikt. Log opnieuw in.")
+LOGIN_UNVERIFIED = "Het antwoord van de inlogdienst kon niet worden gecontroleerd. Log opnieuw in."
+LOGIN_NO_ROLE = "Dit account heeft geen rol voor de consoles. Vraag beheer om een rol."
+LOGIN_NO_ORGANISATION = ("Dit partneraccount hoort niet bij een zorgaanbieder van de regio. Vraag beheer de "
+                         "organisatie in te stellen.")
+LOGIN_PROBLEMS = (LOGIN_UNKNOWN, LOGIN_SERVICE_AWAY, LOGIN_REFUSED, LOGIN_UNVERIFIED, LOGIN_NO_ROLE,
+                  LOGIN_NO_ORGANISATION)
+
+
+def _login_problem(request: Request, status_code: int, message: str) -> Response:
+    """A login that cannot be completed answers an HTML page in the console's language with a way to log in again,
+    never the raw JSON of an error (a reused callback after the browser's back button, a disabled account)."""
+    response = request.app.state.templates.TemplateResponse(request, "login_problem.html", {"message": message},
+                                                            status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.get("/callback")
 async def callback(request: Request, code: str = "", state: str = "") -> Response:
     auth: ConsoleAuth = request.app.state.console_auth
     settings = request.app.state.settings
     pending = auth.login_state.loads(request.cookies.get(auth.state_cookie))
     if pending is None or not code or not hmac.compare_digest(pending["state"], state):
-        raise HTTPException(400, "this login is unknown or has expired; start again from the console")
+        return _login_problem(request, 400, LOGIN_UNKNOWN)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             answer = await http.post(settings.token_endpoint, data={
                 "grant_type": "authorization_code", "code": code, "client_id": auth.client_id,
                 "redirect_uri": f"{settings.public_url}/console/callback", "code_verifier": pending["verifier"]})
-    except httpx.HTTPError as exc:
-        raise HTTPException(503, "the login service cannot be reached") from exc
+    except httpx.HTTPError:
+        return _login_problem(request, 503, LOGIN_SERVICE_AWAY)
     if answer.status_code != 200:
-        raise HTTPException(400, f"login refused: {answer.json().get('error_description', answer.status_code)}")
+        return _login_problem(request, 400, LOGIN_REFUSED)
     id_token = answer.json()["id_token"]
     keys = await request.app.state.verifier.key_set(_kid(id_token))
     try:
@@ -279,11 +301,15 @@ async def callback(request: Request, code: str = "", state: str = "") -> Respons
         jwt.JWTClaimsRegistry(iss={"essential": True, "value": settings.issuer},
                               aud={"essential": True, "value": auth.client_id}, exp={"essential": True},
                               nonce={"essential": True, "value": pending["nonce"]}).validate(claims)
-    except (JoseError, ValueError) as exc:
-        raise HTTPException(400, "the login service's answer could not be verified") from exc
+    except (JoseError, ValueError):
+        return _login_problem(request, 400, LOGIN_UNVERIFIED)
     hours = settings.console_session_hours
     response = RedirectResponse(pending["next"], status_code=303)
-    session = session_claims(claims, role_claim=settings.oidc_role_claim, org_claim=settings.oidc_org_claim)
+    try:
+        session = session_claims(claims, role_claim=settings.oidc_role_claim, org_claim=settings.oidc_org_claim)
+    except HTTPException:
+        return _login_problem(request, 403, LOGIN_NO_ROLE if claims.get(settings.oidc_role_claim) not in ROLE_SCOPES
+                              else LOGIN_NO_ORGANISATION)
     response.set_cookie(auth.cookie, auth.sessions.dumps(session, max_age=hours * 3600),
                         httponly=True, samesite="lax", secure=auth.secure(request), max_age=hours * 3600)
     response.delete_cookie(auth.state_cookie, path="/console")
