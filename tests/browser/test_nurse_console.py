@@ -87,13 +87,13 @@ def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack
     assert "gekoppeld aan de open aanvraag" in main and "Eerdere triage" in main and "Visite aan huis" in main
     # What the daughter said is kept, with who called and the number to call back.
     linked = page.inner_text("#linked-contacts")
-    assert "via phone · naaste · terugbellen 06-12345678 · na de triage: Dochter belt: moeder erg benauwd" in linked
+    assert "via telefoon · naaste · terugbellen 06-12345678 · na de triage: Dochter belt: moeder erg benauwd" in linked
     request_url = page.url.split("?")[0]
     page.goto(f"{stack.url('triage')}/console")
     assert "nieuw contact sinds triage" in page.inner_text("#rows")
     page.goto(request_url)
     deadline = time.monotonic() + 20
-    while "Wijkverpleging Oost · requested" not in page.inner_text("main"):  # the open Task, from coordination
+    while "Wijkverpleging Oost · nieuw" not in page.inner_text("main"):  # the open Task, from coordination
         assert time.monotonic() < deadline, "the open Task did not show on the triage page"
         page.reload()
     assert "Opnieuw triëren" in main

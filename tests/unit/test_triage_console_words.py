@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 from services.triage import accounts
 from services.triage.console import forms, present
@@ -71,7 +72,8 @@ def test_the_referrer_is_named_never_shown_as_an_identifier() -> None:
                                   "identifier": [{"system": "http://fhir.nl/fhir/NamingSystem/agb-z",
                                                   "value": "01000001"}]},
               "Practitioner/p1": {"resourceType": "Practitioner", "name": [{"given": ["Anna"], "family": "Bakker"}]},
-              "PractitionerRole/r1": {"resourceType": "PractitionerRole", "practitioner": {"reference": "Practitioner/p1"},
+              "PractitionerRole/r1": {"resourceType": "PractitionerRole",
+                                      "practitioner": {"reference": "Practitioner/p1"},
                                       "organization": {"reference": "Organization/o1"}},
               "Organization/o2": {"resourceType": "Organization", "name": "Huisartsenpost Noord"}}
     assert present.reference_name({"reference": "Organization/o1"}, stored.get) == "Huisartsenpraktijk De Linde"
@@ -103,7 +105,7 @@ def test_the_contact_form_says_what_is_wrong_in_dutch() -> None:
 
 
 def test_the_browsers_pattern_for_a_callback_number_matches_what_the_service_accepts() -> None:
-    template = open("services/triage/console/templates/contact.html").read()
+    template = Path("services/triage/console/templates/contact.html").read_text()
     pattern = re.search(r'name="callback_phone"[^>]*pattern="([^"]+)"', template)
     assert pattern is not None
     # Chromium compiles `pattern` with the /v flag: brackets and dashes in a class must be escaped there.
@@ -124,7 +126,7 @@ def test_every_new_word_and_message_has_english_with_the_same_placeholders() -> 
 
 
 def test_a_refused_account_change_carries_its_dutch_text_with_the_same_placeholders_in_english() -> None:
-    source = open("services/triage/accounts.py").read()
+    source = Path("services/triage/accounts.py").read_text()
     dutch = re.findall(r'AccountRefused\(f?"[^"]*",\s*((?:"[^"]*"\s*)+)', source)
     texts = ["".join(re.findall(r'"([^"]*)"', d)) for d in dutch]
     assert len(texts) >= 6 and "U kunt uw eigen account niet uitschakelen." in texts

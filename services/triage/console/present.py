@@ -124,15 +124,14 @@ def person_name(resource: Mapping[str, Any]) -> str:
 
 
 def organisation_name(resource: Mapping[str, Any]) -> str:
-    """An Organization's name: its own `name`, else the region's name for one of its identifiers (AGB, URA)."""
-    if resource.get("name"):
-        return str(resource["name"])
+    """An Organization's name: the region's name for one of its identifiers (AGB, URA; the directory's name is the
+    one staff know), else the name the resource gives itself."""
     for ident in resource.get("identifier", []) or []:
         if isinstance(ident, dict):
             known = organisation(str(ident.get("system", "")), str(ident.get("value", "")))
             if known is not None:
                 return known.name
-    return ""
+    return str(resource.get("name") or "")
 
 
 def reference_name(reference: Mapping[str, Any] | None, resolve: Callable[[str], Mapping[str, Any] | None]) -> str:

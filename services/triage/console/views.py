@@ -201,12 +201,13 @@ async def _open_tasks(request: Request, pseudonym: str) -> list[dict[str, object
             for t in (e["resource"] for e in response.json().get("entry", []))]
 
 
-def _routes(providers: list[configuration.Provider], received_at: datetime,
-            targets: dict[str, int | None]) -> tuple[dict[str, str], list[dict[str, object]]]:
-    """For the triage form: the due time of each urgency (local "dd-mm HH:MM") and each organisation with what it
-    provides and whether it is open at each urgency's due time, so the form offers only deliverable routes."""
+def _routes(providers: list[configuration.Provider], received_at: datetime, targets: dict[str, int | None],
+            translate: Callable[[str], str]) -> tuple[dict[str, str], list[dict[str, object]]]:
+    """For the triage form: the due time of each urgency (local, with its day when not today: "morgen 08:00") and
+    each organisation with what it provides and whether it is open at each urgency's due time, so the form offers
+    only deliverable routes."""
     dues = {u: due_by(u, received_at, targets) for u in URGENCIES}
-    return ({u: f"{d.astimezone(AMSTERDAM):%d-%m %H:%M}" for u, d in dues.items()},
+    return ({u: present.due_label(d, translate=translate) for u, d in dues.items()},
             [{"name": p.name, "identifier": p.identifier, "token": p.token, "dispositions": list(p.dispositions),
               "hours": p.hours, "weekdays_only": p.weekdays_only,
               "open_at_due": {u: p.open_at(d) for u, d in dues.items()}} for p in providers])
@@ -252,7 +253,8 @@ async def triage_page(request_id: str, request: Request, user: Nurse, linked: bo
         providers = await configuration.providers(session)
         stored = await session.get(StoredResource, ("Patient", acute.patient_id)) if acute.patient_id else None
         referrer = await _referrer(session, acute) if acute.channel == "referral" else ""
-    dues, routes = _routes(providers, _aware(acute.received_at), targets)  # type: ignore[arg-type]
+    dues, routes = _routes(providers, _aware(acute.received_at), targets,  # type: ignore[arg-type]
+                           translator(language(request)))
     names = {p.token: p.name for p in providers}
     open_tasks = await _open_tasks(request, acute.pseudonym)
     await audit.for_request(request, subtype="read", entity=f"console triage page {request_id}",
