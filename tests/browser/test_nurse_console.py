@@ -41,7 +41,7 @@ def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack
     page.wait_for_function("document.getElementById('rows').innerText.includes('Jansen-Ĳsselstein')", timeout=20000)
     page.screenshot(path=str(SHOTS / "triage-worklist.png"), full_page=True)
 
-    page.click("text=Triëren")
+    page.click("#rows a:has-text('Triëren')")
     assert "Benauwd, koorts" in page.inner_text("main")
     triage_url = page.url
     # Nothing is preselected: submitting untouched records nothing, and each choice is needed.
