@@ -144,7 +144,7 @@ class ConsoleAuth:
 
     def check_csrf(self, request: Request, presented: str | None) -> None:
         if not presented or not hmac.compare_digest(self.csrf_token(request), presented):
-            raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
+            raise FormRefused(403, "the form's CSRF token is missing or wrong; reload the page", FORM_EXPIRED)
 
 
 def change_stream(request: Request, marker: Callable[[AsyncSession], Awaitable[object]],
@@ -164,6 +164,21 @@ def change_stream(request: Request, marker: Callable[[AsyncSession], Awaitable[o
             await asyncio.sleep(interval)
 
     return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+# Why a console form was not accepted before it was read, as the page says it (English in shared/i18n.py).
+FORM_EXPIRED = "Dit formulier is verlopen en niet verwerkt. Open de pagina opnieuw en probeer het nog eens."
+FORM_LOGGED_OUT = "U bent niet (meer) ingelogd; het formulier is niet verwerkt. Log in en probeer het opnieuw."
+
+
+class FormRefused(HTTPException):
+    """A console form refused before it was read (its CSRF token, or no login any more): answered as an HTML page
+    in the console's language (shared/web.py), with `message` the Dutch text; the detail stays English for the
+    audit record."""
+
+    def __init__(self, status_code: int, detail: str, message: str) -> None:
+        super().__init__(status_code, detail)
+        self.message = message
 
 
 class LoginRequired(Exception):
@@ -219,7 +234,7 @@ def console_user(*roles: str, admin: bool = True):  # type: ignore[no-untyped-de
         if session is None or session.get("role") not in ROLE_SCOPES:
             if request.method == "GET":
                 raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
-            raise HTTPException(401, "log in to use the console")
+            raise FormRefused(401, "log in to use the console", FORM_LOGGED_OUT)
         caller = session_caller(session)
         request.state.caller = caller
         if caller.role not in roles and not (admin and caller.role == "beheer"):
@@ -266,7 +281,7 @@ LOGIN_NO_ROLE = "Dit account heeft geen rol voor de consoles. Vraag beheer om ee
 LOGIN_NO_ORGANISATION = ("Dit partneraccount hoort niet bij een zorgaanbieder van de regio. Vraag beheer de "
                          "organisatie in te stellen.")
 LOGIN_PROBLEMS = (LOGIN_UNKNOWN, LOGIN_SERVICE_AWAY, LOGIN_REFUSED, LOGIN_UNVERIFIED, LOGIN_NO_ROLE,
-                  LOGIN_NO_ORGANISATION)
+                  LOGIN_NO_ORGANISATION, FORM_EXPIRED, FORM_LOGGED_OUT)
 
 
 def _login_problem(request: Request, status_code: int, message: str) -> Response:

@@ -157,6 +157,11 @@ ENGLISH: dict[str, str] = {
     "Het contact is niet vastgelegd: {detail}": "The contact was not recorded: {detail}",
     # Refused logins (shared/console.py) and refused account changes (services/triage/accounts.py).
     "Inloggen niet gelukt": "Login failed", "Opnieuw inloggen": "Log in again",
+    "Formulier niet verwerkt": "Form not processed",
+    "Dit formulier is verlopen en niet verwerkt. Open de pagina opnieuw en probeer het nog eens.":
+    "This form has expired and was not processed. Open the page again and try once more.",
+    "U bent niet (meer) ingelogd; het formulier is niet verwerkt. Log in en probeer het opnieuw.":
+    "You are not logged in (any more); the form was not processed. Log in and try again.",
     "Deze inlogpoging is onbekend of verlopen. Begin opnieuw vanuit de console.":
     "This login attempt is unknown or has expired. Start again from the console.",
     "De inlogdienst is nu niet bereikbaar. Probeer het over een minuut opnieuw.":

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared import audit, audit_views, console, metrics, tracing
 from shared.auth import TokenVerifier
-from shared.console import ConsoleAuth, ConsoleRefused, LoginRequired, templates
+from shared.console import ConsoleAuth, ConsoleRefused, FormRefused, LoginRequired, templates
 from shared.db import database_unavailable
 from shared.fhir import FhirError, Issue, operation_outcome
 from shared.i18n import LANG_COOKIE, LANGUAGES
@@ -181,6 +181,13 @@ def service_app(*, title: str, runtime: ServiceRuntime, service_dir: Path, route
         await _audit_refusal(request, 403, f"the role {exc.caller.role} cannot open this console")
         return app.state.templates.TemplateResponse(request, "refused.html", {"user": exc.caller},
                                                     status_code=403, headers={"Cache-Control": "no-store"})
+
+    @app.exception_handler(FormRefused)
+    async def _form_refused(request: Request, exc: FormRefused) -> Response:
+        await _audit_refusal(request, exc.status_code, str(exc.detail))
+        return app.state.templates.TemplateResponse(request, "login_problem.html", {
+            "message": exc.message, "title": "Formulier niet verwerkt"}, status_code=exc.status_code,
+            headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -10,6 +10,7 @@ import shutil
 import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
@@ -247,6 +248,12 @@ def test_the_admins_account_messages_speak_the_consoles_language(stack: Stack) -
     admin, _ = open_console(stack, "triage", username="beheer", password="demo-beheer")
     page = admin.get(f"{stack.url('triage')}/console/users").text
     csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    # A form from an expired page, or sent after the login ended: a page that says so, not an error in JSON.
+    expired = admin.post(f"{stack.url('triage')}/console/users/casemanager/unlock", data={"csrf_token": "old"})
+    assert expired.status_code == 403 and "text/html" in expired.headers["content-type"]
+    assert "Dit formulier is verlopen en niet verwerkt." in expired.text
+    logged_out = httpx.post(f"{stack.url('triage')}/console/contacts", data={"csrf_token": "x", "channel": "phone"})
+    assert logged_out.status_code == 401 and "U bent niet (meer) ingelogd" in logged_out.text
     missing = admin.post(f"{stack.url('triage')}/console/users/nobody/unlock", data={"csrf_token": csrf})
     assert missing.status_code == 404 and "Er is geen account nobody." in missing.text
     own = admin.post(f"{stack.url('triage')}/console/users/beheer/disable", data={"csrf_token": csrf})

@@ -119,7 +119,8 @@ def test_every_new_word_and_message_has_english_with_the_same_placeholders() -> 
     texts = [*present.CHANNEL_LABELS.values(), *present.STATUS_LABELS.values(), *present.TASK_STATUS_LABELS.values(),
              *present.CALLER_LABELS.values(), *present.PRIORITY_LABELS.values(),
              *(w for w in present.DAY_WORDS.values() if w), *forms.MESSAGES, *console.LOGIN_PROBLEMS,
-             ACCOUNT_REFUSED, accounts.AccountMissing.dutch]
+             ACCOUNT_REFUSED, accounts.AccountMissing.dutch, "Formulier niet verwerkt",
+             *re.findall(r"""\bt\(["']([^"']+)["']\)""", Path("shared/templates/login_problem.html").read_text())]
     assert sorted(set(texts) - ENGLISH.keys()) == []
     for text in texts:
         assert sorted(PLACEHOLDER.findall(ENGLISH[text])) == sorted(PLACEHOLDER.findall(text)), text
