@@ -155,6 +155,15 @@ ENGLISH: dict[str, str] = {
     "The callback number is not a phone number: digits, optionally with +, spaces, dashes or brackets.",
     "Vul de klacht in: wat is er aan de hand?": "Fill in the complaint: what is the matter?",
     "Het contact is niet vastgelegd: {detail}": "The contact was not recorded: {detail}",
+    "Kies de urgentie.": "Choose the urgency.", "Kies de vervolgactie.": "Choose the follow-up action.",
+    "Kies de organisatie.": "Choose the organisation.", "De gekozen organisatie": "The chosen organisation",
+    "{organisation} levert deze vervolgactie niet volgens de sociale kaart; kies een organisatie die haar levert.":
+    "{organisation} does not provide this follow-up action according to the directory; choose one that does.",
+    "{organisation} is gesloten op de streeftijd: geef een reden of kies een andere organisatie.":
+    "{organisation} is closed at the due time: give a reason or choose another organisation.",
+    "Deze aanvraag is intussen al getrieerd; open haar opnieuw om opnieuw te triëren, met een reden.":
+    "This request has been triaged in the meantime; open it again to triage it again, with a reason.",
+    "De triage is niet vastgelegd: {detail}": "The triage was not recorded: {detail}",
     # Refused logins (shared/console.py) and refused account changes (services/triage/accounts.py).
     "Inloggen niet gelukt": "Login failed", "Opnieuw inloggen": "Log in again",
     "Formulier niet verwerkt": "Form not processed",

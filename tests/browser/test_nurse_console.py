@@ -147,9 +147,10 @@ def test_an_ambulance_to_the_community_nurses_is_refused_by_the_api_and_the_cons
     page = nurse.post(f"{stack.url('triage')}/console/requests/{request_id}/triage", data={
         "urgency": "U1", "disposition": "ambulance", "csrf_token": csrf,
         "assigned_organization": "http://fhir.nl/fhir/NamingSystem/ura|90000020"})
-    assert page.status_code == 422 and "Wijkverpleging Oost does not provide Ambulance" in page.text
+    assert page.status_code == 422 and "Wijkverpleging Oost levert deze vervolgactie niet" in page.text
     untouched = nurse.post(f"{stack.url('triage')}/console/requests/{request_id}/triage", data={"csrf_token": csrf})
-    assert untouched.status_code == 422 and "urgency must be chosen" in untouched.text
+    assert untouched.status_code == 422 and "Kies de urgentie. Kies de vervolgactie. Kies de organisatie." in \
+        untouched.text
     assert request_id in [i["id"] for i in ops.worklist()]  # still open: nothing was recorded
     assert ops.triage_request(request_id, urgency="U1", disposition="ambulance",
                               organization="URA 90000001").status_code == 200

@@ -104,6 +104,21 @@ def test_the_contact_form_says_what_is_wrong_in_dutch() -> None:
     assert refused == [(forms.BSN_INVALID, ""), (forms.NOT_RECORDED, "something else")]
 
 
+def test_a_refused_triage_is_said_in_the_nurses_words() -> None:
+    refused = forms.triage_refusal_messages([
+        Issue("error", "required", "urgency must be chosen", ("urgency",)),
+        Issue("error", "required", "assigned_organization must be chosen", ("assigned_organization",))])
+    assert refused == [("Kies de urgentie.", ""), ("Kies de organisatie.", "")]
+    assert forms.triage_refusal_messages([Issue("error", "business-rule", "X does not provide Y",
+                                                ("assigned_organization",))]) == [
+        (forms.TRIAGE_REFUSALS[("business-rule", "assigned_organization")], "")]
+    assert forms.triage_refusal_messages([Issue("error", "business-rule", "X is closed", ("closed_reason",)),
+                                          Issue("error", "conflict", "already triaged")]) == [
+        (forms.TRIAGE_REFUSALS[("business-rule", "closed_reason")], ""), (forms.TRIAGE_CONFLICT, "")]
+    assert forms.triage_refusal_messages([Issue("error", "value", "hours wrong", ("x",))]) == [
+        (forms.TRIAGE_NOT_RECORDED, "hours wrong")]
+
+
 def test_the_browsers_pattern_for_a_callback_number_matches_what_the_service_accepts() -> None:
     template = Path("services/triage/console/templates/contact.html").read_text()
     pattern = re.search(r'name="callback_phone"[^>]*pattern="([^"]+)"', template)
@@ -119,7 +134,7 @@ def test_every_new_word_and_message_has_english_with_the_same_placeholders() -> 
     texts = [*present.CHANNEL_LABELS.values(), *present.STATUS_LABELS.values(), *present.TASK_STATUS_LABELS.values(),
              *present.CALLER_LABELS.values(), *present.PRIORITY_LABELS.values(),
              *(w for w in present.DAY_WORDS.values() if w), *forms.MESSAGES, *console.LOGIN_PROBLEMS,
-             ACCOUNT_REFUSED, accounts.AccountMissing.dutch, "Formulier niet verwerkt",
+             ACCOUNT_REFUSED, accounts.AccountMissing.dutch, "Formulier niet verwerkt", "De gekozen organisatie",
              *re.findall(r"""\bt\(["']([^"']+)["']\)""", Path("shared/templates/login_problem.html").read_text())]
     assert sorted(set(texts) - ENGLISH.keys()) == []
     for text in texts:

@@ -18,7 +18,19 @@ COMPLAINT_MISSING = "Vul de klacht in: wat is er aan de hand?"
 NOT_RECORDED = "Het contact is niet vastgelegd: {detail}"
 # The service's refusals by the field they name (services/triage/service.record_contact).
 BY_FIELD = {"patient.bsn": BSN_INVALID, "callback_phone": PHONE_INVALID}
-MESSAGES = (BSN_INVALID, BIRTH_DATE_INVALID, UZOVI_INVALID, PHONE_INVALID, COMPLAINT_MISSING, NOT_RECORDED)
+# The triage form's refusals (services/triage/service.triage), by the issue's code and the field it names.
+TRIAGE_REFUSALS = {
+    ("required", "urgency"): "Kies de urgentie.", ("required", "disposition"): "Kies de vervolgactie.",
+    ("required", "assigned_organization"): "Kies de organisatie.",
+    ("business-rule", "assigned_organization"): "{organisation} levert deze vervolgactie niet volgens de sociale "
+                                                "kaart; kies een organisatie die haar levert.",
+    ("business-rule", "closed_reason"): "{organisation} is gesloten op de streeftijd: geef een reden of kies een "
+                                        "andere organisatie.",
+}
+TRIAGE_CONFLICT = "Deze aanvraag is intussen al getrieerd; open haar opnieuw om opnieuw te triëren, met een reden."
+TRIAGE_NOT_RECORDED = "De triage is niet vastgelegd: {detail}"
+MESSAGES = (BSN_INVALID, BIRTH_DATE_INVALID, UZOVI_INVALID, PHONE_INVALID, COMPLAINT_MISSING, NOT_RECORDED,
+            *TRIAGE_REFUSALS.values(), TRIAGE_CONFLICT, TRIAGE_NOT_RECORDED)
 
 
 def contact_problems(*, bsn: str, birth_date: str, uzovi: str, callback_phone: str, complaint: str,
@@ -53,6 +65,25 @@ def refusal_messages(issues: list[Issue]) -> list[tuple[str, str]]:
     for issue in issues:
         known = next((BY_FIELD[e] for e in issue.expression if e in BY_FIELD), None)
         pair = (known, "") if known else (NOT_RECORDED, issue.diagnostics)
+        if pair not in found:
+            found.append(pair)
+    return found
+
+
+def triage_refusal_messages(issues: list[Issue]) -> list[tuple[str, str]]:
+    """The service's refusal of a triage as (Dutch message, detail) pairs, in the order refused: a known refusal's
+    own message (with an {organisation} placeholder where it names the chosen one), a conflict (already triaged),
+    else TRIAGE_NOT_RECORDED with the service's diagnostics as the detail."""
+    found: list[tuple[str, str]] = []
+    for issue in issues:
+        known = next((TRIAGE_REFUSALS[(issue.code, e)] for e in issue.expression
+                      if (issue.code, e) in TRIAGE_REFUSALS), None)
+        if known is not None:
+            pair = (known, "")
+        elif issue.code == "conflict":
+            pair = (TRIAGE_CONFLICT, "")
+        else:
+            pair = (TRIAGE_NOT_RECORDED, issue.diagnostics)
         if pair not in found:
             found.append(pair)
     return found

@@ -299,8 +299,13 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, csrf_tok
     except FhirError as exc:
         if exc.status_code == 404:
             return HTMLResponse("Onbekende aanvraag", status_code=404)
-        return await triage_page(request_id, request, user, form=chosen,
-                                 error="; ".join(i.diagnostics for i in exc.issues))
+        # The choices stay on the form; what was refused is said in the console's language.
+        t = translator(language(request))
+        names = {o.token: o.name for o in ORGANISATIONS}
+        chosen_name = names.get(assigned_organization, t("De gekozen organisatie"))
+        said = " ".join(t(message).replace("{organisation}", chosen_name).replace("{detail}", detail)
+                        for message, detail in forms.triage_refusal_messages(exc.issues))
+        return await triage_page(request_id, request, user, form=chosen, error=said)
     state.runtime.relay.wake()
     return RedirectResponse(f"/console/requests/{request_id}?done=1", status_code=303)
 
