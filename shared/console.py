@@ -149,12 +149,21 @@ class ConsoleAuth:
 
 def change_stream(request: Request, marker: Callable[[AsyncSession], Awaitable[object]],
                   interval: float) -> StreamingResponse:
-    """Server-sent events for a live console list: 'changed' whenever `marker` reads something new."""
+    """Server-sent events for a live console list: 'changed' whenever `marker` reads something new. The stream ends
+    when its login session ends (a logout elsewhere, a disabled account): the page's reconnect is answered 401 and
+    the page reloads itself to the login."""
     sessions = request.app.state.runtime.sessions
+    auth: ConsoleAuth = request.app.state.console_auth
+    login = auth.sessions.loads(request.cookies.get(auth.cookie)) or {}
 
     async def changes() -> AsyncIterator[str]:
         last = None
         while not await request.is_disconnected():
+            try:
+                if not await auth.session_active(request, login.get("sid")):
+                    return
+            except HTTPException:
+                pass  # the login service is away for a moment: keep the list live, ask again next time
             async with sessions() as session:
                 current = json.dumps(await marker(session), default=str)
             if last is not None and current != last:
@@ -232,7 +241,9 @@ def console_user(*roles: str, admin: bool = True):  # type: ignore[no-untyped-de
         if session is not None and not await auth.session_active(request, session.get("sid")):
             session = None  # logged out in another console, or the account was disabled
         if session is None or session.get("role") not in ROLE_SCOPES:
-            if request.method == "GET":
+            # A page the browser navigates to goes to the login; a page's own fetch or live stream is answered 401
+            # (the page reloads itself to log in), never redirected to the authorization server's origin.
+            if request.method == "GET" and request.headers.get("sec-fetch-mode", "navigate") == "navigate":
                 raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
             raise FormRefused(401, "log in to use the console", FORM_LOGGED_OUT)
         caller = session_caller(session)

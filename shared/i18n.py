@@ -155,6 +155,8 @@ ENGLISH: dict[str, str] = {
     "The callback number is not a phone number: digits, optionally with +, spaces, dashes or brackets.",
     "Vul de klacht in: wat is er aan de hand?": "Fill in the complaint: what is the matter?",
     "Het contact is niet vastgelegd: {detail}": "The contact was not recorded: {detail}",
+    "De gekozen patiënt is hier niet (meer) bekend; zoek de patiënt opnieuw op.":
+    "The chosen patient is not (or no longer) known here; look the patient up again.",
     "Kies de urgentie.": "Choose the urgency.", "Kies de vervolgactie.": "Choose the follow-up action.",
     "Kies de organisatie.": "Choose the organisation.", "De gekozen organisatie": "The chosen organisation",
     "{organisation} levert deze vervolgactie niet volgens de sociale kaart; kies een organisatie die haar levert.":

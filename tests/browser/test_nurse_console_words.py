@@ -122,6 +122,36 @@ def test_a_lookup_result_fills_the_form_and_the_request_page_says_who_referred_a
     assert watched.errors == []
 
 
+def test_a_patient_without_bsn_chosen_from_the_lookup_gets_the_call_linked_to_the_open_request(
+        stack: Stack, workstation: BrowserContext) -> None:
+    nurse, _ = open_console(stack, "triage", username="triagist", password="demo-triagist")
+    form_page = nurse.get(f"{stack.url('triage')}/console/contacts/new").text
+    csrf = form_page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    first = nurse.post(f"{stack.url('triage')}/console/contacts", data={
+        "csrf_token": csrf, "channel": "walk-in", "name": "Els Zonderbsn", "birth_date": "1961-05-04",
+        "complaint": "Duizelig aan de balie"})
+    assert first.status_code == 200 and "linked=1" not in str(first.url)
+    request_path = first.url.path
+
+    page = workstation.new_page()
+    watched = Watched(page)
+    log_in(page, stack.url("triage"), "triagist", "demo-triagist")
+    page.goto(f"{stack.url('triage')}/console/contacts/new?name=zonderbsn&birth_date=1961-05-04")
+    match = page.locator("li.match", has_text="Els Zonderbsn")
+    assert "heeft een open aanvraag" in match.inner_text() and match.locator("a").get_attribute("href") == request_path
+    match.locator("button.choose").click()
+    form = "#contact-form"
+    assert page.input_value(f"{form} [name=name]") == "Els Zonderbsn"
+    assert page.input_value(f"{form} [name=bsn]") == ""
+    page.fill(f"{form} textarea[name=complaint]", "Zoon belt: ze is thuis gevallen")
+    page.select_option(f"{form} select[name=caller]", "relative")
+    with page.expect_navigation():
+        page.click(f"{form} button")
+    assert page.url == f"{stack.url('triage')}{request_path}?linked=1"
+    assert "Zoon belt: ze is thuis gevallen" in page.inner_text("#linked-contacts")
+    assert watched.errors == []
+
+
 def test_the_worklist_says_channels_and_statuses_in_words_and_a_due_time_tomorrow_with_its_day(
         stack: Stack, workstation: BrowserContext) -> None:
     ops = stack.client("ops")
@@ -224,24 +254,34 @@ def test_the_logout_link_ends_every_console_and_the_favicon_is_served(stack: Sta
     page = workstation.new_page()
     watched = Watched(page)
     log_in(page, stack.url("triage"), "beheer", "demo-beheer")
-    page.goto(f"{stack.url('coordination')}/console")
-    assert "Ingelogd als beheer" in page.inner_text("header")
+    other = workstation.new_page()  # coordination in a second tab of the same workstation
+    other.goto(f"{stack.url('coordination')}/console")
+    assert "Ingelogd als beheer" in other.inner_text("header")
     icon = page.goto(f"{stack.url('triage')}/favicon.ico")
     assert icon is not None and icon.status == 200 and icon.headers["content-type"].startswith("image/svg+xml")
     assert page.evaluate("fetch('/favicon.svg').then(r => r.status)") == 200
     page.goto(f"{stack.url('triage')}/console")
     assert page.locator("link[rel=icon]").get_attribute("href") == "/favicon.svg"
+    worklist = workstation.new_page()  # the live worklist, left open in a third tab
+    watched_worklist = Watched(worklist)
+    worklist.goto(f"{stack.url('triage')}/console")
+    worklist.wait_for_timeout(1500)  # its live stream is connected
     # A plain GET of the logout link (typed, bookmarked or followed) is the single logout.
     page.goto(f"{stack.url('triage')}/console/logout")
     assert page.locator("input[name=password]").count() == 1
+    # The open worklist ends its stream and reloads itself to the login, without a click.
+    worklist.wait_for_selector("input[name=password]", timeout=(2 * SESSION_CHECK_SECONDS + 5) * 1000)
     deadline = time.monotonic() + 2 * SESSION_CHECK_SECONDS + 2
     while True:
-        page.goto(f"{stack.url('coordination')}/console")
-        if page.locator("input[name=password]").count() == 1:
+        other.goto(f"{stack.url('coordination')}/console")
+        if other.locator("input[name=password]").count() == 1:
             break
         assert time.monotonic() < deadline, "coordination still open after the logout link"
         time.sleep(0.5)
     assert watched.errors == []
+    # The stream's reconnect after the logout is answered 401 on purpose: that is how the page knows.
+    assert [e for e in watched_worklist.errors if "401" not in e] == []
+    assert any(e.endswith("/console/stream") for e in watched_worklist.errors)
 
 
 def test_the_admins_account_messages_speak_the_consoles_language(stack: Stack) -> None:

@@ -16,8 +16,9 @@ UZOVI_INVALID = "De UZOVI-code van de verzekeraar is vier cijfers."
 PHONE_INVALID = "Het terugbelnummer is geen telefoonnummer: cijfers, eventueel met +, spaties, streepjes of haakjes."
 COMPLAINT_MISSING = "Vul de klacht in: wat is er aan de hand?"
 NOT_RECORDED = "Het contact is niet vastgelegd: {detail}"
+PATIENT_UNKNOWN = "De gekozen patiënt is hier niet (meer) bekend; zoek de patiënt opnieuw op."
 # The service's refusals by the field they name (services/triage/service.record_contact).
-BY_FIELD = {"patient.bsn": BSN_INVALID, "callback_phone": PHONE_INVALID}
+BY_FIELD = {"patient.bsn": BSN_INVALID, "callback_phone": PHONE_INVALID, "patient": PATIENT_UNKNOWN}
 # The triage form's refusals (services/triage/service.triage), by the code and the field it names.
 TRIAGE_REFUSALS = {
     ("required", "urgency"): "Kies de urgentie.", ("required", "disposition"): "Kies de vervolgactie.",
@@ -30,6 +31,7 @@ TRIAGE_REFUSALS = {
 TRIAGE_CONFLICT = "Deze aanvraag is intussen al getrieerd; open haar opnieuw om opnieuw te triëren, met een reden."
 TRIAGE_NOT_RECORDED = "De triage is niet vastgelegd: {detail}"
 MESSAGES = (BSN_INVALID, BIRTH_DATE_INVALID, UZOVI_INVALID, PHONE_INVALID, COMPLAINT_MISSING, NOT_RECORDED,
+            PATIENT_UNKNOWN,
             *TRIAGE_REFUSALS.values(), TRIAGE_CONFLICT, TRIAGE_NOT_RECORDED)
 
 

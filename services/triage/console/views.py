@@ -95,7 +95,7 @@ async def stream(request: Request, user: Nurse) -> StreamingResponse:
 
 
 CONTACT_FIELDS = ("channel", "bsn", "name", "birth_date", "uzovi", "caller", "callback_phone", "address_line",
-                  "postal_code", "city", "complaint")
+                  "postal_code", "city", "complaint", "patient_id")
 
 
 async def _matches(session: AsyncSession, records: list[PatientRecord]) -> list[dict[str, object]]:
@@ -111,8 +111,9 @@ async def _matches(session: AsyncSession, records: list[PatientRecord]) -> list[
         found.append({"record": record, "age": present.age_in_years(record.birth_date),
                       "details": present.contact_details(patient),
                       "open_request": next((r for r in requests if r.status in service.OPEN_STATUSES), None),
-                      "fill": present.form_fill(patient, bsn=record.bsn, name=record.display_name,
-                                                birth_date=record.birth_date, uzovi=uzovi)})
+                      "fill": {**present.form_fill(patient, bsn=record.bsn, name=record.display_name,
+                                                   birth_date=record.birth_date, uzovi=uzovi),
+                               "patient_id": record.id}})
     return found
 
 
@@ -149,10 +150,12 @@ async def record_contact(request: Request, user: Nurse, csrf_token: Annotated[st
                          callback_phone: Annotated[str, Form(max_length=32)] = "",
                          address_line: Annotated[str, Form(max_length=200)] = "",
                          postal_code: Annotated[str, Form(max_length=10)] = "",
-                         city: Annotated[str, Form(max_length=100)] = "") -> Response:
+                         city: Annotated[str, Form(max_length=100)] = "",
+                         patient_id: Annotated[str, Form(max_length=64)] = "") -> Response:
     state = request.app.state
     state.console_auth.check_csrf(request, csrf_token)
-    typed = {"channel": channel, "bsn": bsn, "name": name, "birth_date": birth_date, "uzovi": uzovi,
+    typed = {"patient_id": patient_id, "channel": channel, "bsn": bsn, "name": name, "birth_date": birth_date,
+             "uzovi": uzovi,
              "caller": caller, "callback_phone": callback_phone, "address_line": address_line,
              "postal_code": postal_code, "city": city, "complaint": complaint}
     # A refusal keeps everything typed and says what is wrong in the console's language.
@@ -167,7 +170,8 @@ async def record_contact(request: Request, user: Nurse, csrf_token: Annotated[st
                 channel=channel, bsn=bsn.strip() or None, name=name.strip(), birth_date=birth_date.strip() or None,
                 uzovi=uzovi.strip() or None, complaint=complaint, caller=caller,
                 callback_phone=callback_phone.strip() or None,
-                address=service.Address(address_line.strip(), postal_code.strip(), city.strip())),
+                address=service.Address(address_line.strip(), postal_code.strip(), city.strip()),
+                patient_id=patient_id or None),
                 caller=user, pseudonym_key=state.settings.pseudonym_key_bytes)
             await audit.record(session, service="triage", caller=user, subtype="create",
                                entity=f"{channel} contact (console) for acute request {acute.id}",
