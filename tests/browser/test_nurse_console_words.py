@@ -34,7 +34,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture
 def workstation(browser: Browser) -> Iterator[BrowserContext]:
-    context = browser.new_context(viewport={"width": 1366, "height": 768})
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="nl-NL")
     yield context
     context.close()
 
@@ -97,6 +97,7 @@ def test_a_lookup_result_fills_the_form_and_the_request_page_says_who_referred_a
     assert page.is_visible("#chosen")
     page.select_option(f"{form} select[name=caller]", "relative")
     page.fill(f"{form} input[name=callback_phone]", "06-12345678")
+    shoot(page, "triage-contact.png")
     assert page.eval_on_selector(f"{form} input[name=callback_phone]", "i => i.validity.valid")
     with page.expect_navigation():
         page.click(f"{form} button")
