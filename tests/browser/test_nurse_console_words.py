@@ -113,6 +113,14 @@ def test_a_lookup_result_fills_the_form_and_the_request_page_says_who_referred_a
     assert "via telefoon · naaste · terugbellen 06-12345678" in page.inner_text("#linked-contacts")
     assert "Status: te triëren" in main and "http://fhir.nl" not in main
     shoot(page, "triage-request.png")
+    request_url = page.url.split("?")[0]
+    page.goto(f"{request_url}?lang=en")
+    english = page.inner_text("main")
+    assert "Request via referral" in english and "Referrer: Huisartsenpraktijk De Linde" in english
+    assert "Caller: relative · Callback number 06-12345678" in english and "Current address: Lindelaan 4" in english
+    assert "via phone · relative · call back 06-12345678" in page.inner_text("#linked-contacts")
+    assert re.search(r"born 12-03-1948 \(\d+ years\)", english) and "Status: to triage" in english
+    page.goto(f"{request_url}?lang=nl")
 
     # The triage page before the nurse has chosen anything, then with her choices.
     page.select_option("select[name=urgency]", "U2")
