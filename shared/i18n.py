@@ -308,6 +308,64 @@ ENGLISH: dict[str, str] = {
     "zonder reden": "no reason given",
     "overdracht hoofdbehandelaarschap voorgesteld": "handover of the lead role proposed",
     "is casemanager": "is the case manager", "Urgentie en vervolgactie": "Urgency and follow-up action",
+    "te triëren": "to triage", "getrieerd": "triaged",
+    "morgen": "tomorrow", "gisteren": "yesterday", "routine": "routine", "spoed": "urgent",
+    "zo snel mogelijk": "as soon as possible",
+    "Telefoon patiënt": "Patient's phone", "Huidig adres": "Current address",
+    "heeft een open aanvraag": "has an open request", "Kies deze patiënt": "Choose this patient",
+    "Gegevens van de gekozen patiënt ingevuld; controleer ze met de beller.":
+    "The chosen patient's details are filled in; check them with the caller.",
+    "Het BSN klopt niet: negen cijfers die de elfproef doorstaan. Laat het leeg als het onbekend is.":
+    "The BSN is not valid: nine digits that pass the 11-proof. Leave it empty if it is unknown.",
+    "De geboortedatum is geen geldige datum in het verleden.": "The birth date is not a valid date in the past.",
+    "De UZOVI-code van de verzekeraar is vier cijfers.": "The insurer's UZOVI code is four digits.",
+    "Het terugbelnummer is geen telefoonnummer: cijfers, eventueel met +, spaties, streepjes of haakjes.":
+    "The callback number is not a phone number: digits, optionally with +, spaces, dashes or brackets.",
+    "Vul de klacht in: wat is er aan de hand?": "Fill in the complaint: what is the matter?",
+    "Het contact is niet vastgelegd: {detail}": "The contact was not recorded: {detail}",
+    "De gekozen patiënt is hier niet (meer) bekend; zoek de patiënt opnieuw op.":
+    "The chosen patient is not (or no longer) known here; look the patient up again.",
+    "Kies de urgentie.": "Choose the urgency.", "Kies de vervolgactie.": "Choose the follow-up action.",
+    "Kies de organisatie.": "Choose the organisation.", "De gekozen organisatie": "The chosen organisation",
+    "{organisation} levert deze vervolgactie niet volgens de sociale kaart; kies een organisatie die haar levert.":
+    "{organisation} does not provide this follow-up action according to the directory; choose one that does.",
+    "{organisation} is gesloten op de streeftijd: geef een reden of kies een andere organisatie.":
+    "{organisation} is closed at the due time: give a reason or choose another organisation.",
+    "Deze aanvraag is intussen al getrieerd; open haar opnieuw om opnieuw te triëren, met een reden.":
+    "This request has been triaged in the meantime; open it again to triage it again, with a reason.",
+    "De triage is niet vastgelegd: {detail}": "The triage was not recorded: {detail}",
+    # Refused logins (shared/console.py) and refused account changes (services/triage/accounts.py).
+    "Inloggen niet gelukt": "Login failed", "Opnieuw inloggen": "Log in again",
+    "Formulier niet verwerkt": "Form not processed",
+    "Dit formulier is verlopen en niet verwerkt. Open de pagina opnieuw en probeer het nog eens.":
+    "This form has expired and was not processed. Open the page again and try once more.",
+    "U bent niet (meer) ingelogd; het formulier is niet verwerkt. Log in en probeer het opnieuw.":
+    "You are not logged in (any more); the form was not processed. Log in and try again.",
+    "Deze inlogpoging is onbekend of verlopen. Begin opnieuw vanuit de console.":
+    "This login attempt is unknown or has expired. Start again from the console.",
+    "De inlogdienst is nu niet bereikbaar. Probeer het over een minuut opnieuw.":
+    "The login service cannot be reached right now. Try again in a minute.",
+    "Het inloggen is geweigerd: het account is uitgeschakeld, de inlogsessie is beëindigd of de inlogpoging is al "
+    "gebruikt. Log opnieuw in.": "The login was refused: the account is disabled, the login session has ended or "
+    "the login attempt was used already. Log in again.",
+    "Het antwoord van de inlogdienst kon niet worden gecontroleerd. Log opnieuw in.":
+    "The login service's answer could not be verified. Log in again.",
+    "Dit account heeft geen rol voor de consoles. Vraag beheer om een rol.":
+    "This account has no console role. Ask the admin for a role.",
+    "Dit partneraccount hoort niet bij een zorgaanbieder van de regio. Vraag beheer de organisatie in te stellen.":
+    "This partner account belongs to no care provider of the region. Ask the admin to set its organisation.",
+    "Er is geen account {username}.": "There is no account {username}.",
+    "Kies een rol uit: {roles}.": "Choose a role from: {roles}.",
+    "Een account met de rol {role} hoort bij één zorgaanbieder van de regio: kies de organisatie.":
+    "An account with the role {role} belongs to one care provider of the region: choose its organisation.",
+    "Een account met de rol {role} werkt voor de voordeur en hoort bij geen andere organisatie.":
+    "An account with the role {role} acts for the front door and belongs to no other organisation.",
+    "Een gebruikersnaam bestaat uit letters, cijfers, punten en streepjes.":
+    "A username is letters, digits, dots and dashes.",
+    "De gebruikersnaam {username} is al in gebruik.": "The username {username} is taken.",
+    "U kunt uw eigen account niet uitschakelen.": "You cannot disable your own account.",
+    "Een wachtwoord heeft minstens {count} tekens.": "A password has at least {count} characters.",
+    "De wijziging is geweigerd: {detail}": "The change was refused: {detail}",
 }
 
 

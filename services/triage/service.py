@@ -459,6 +459,8 @@ class ContactInput:
     caller: str = "patient"  # patient | relative | carer | professional
     callback_phone: str | None = None
     address: Address | None = None
+    # A patient the nurse chose from the lookup (a known patient without BSN is found by this id only).
+    patient_id: str | None = None
 
 
 def contact_patient_details(contact: ContactInput) -> dict[str, Any]:
@@ -511,9 +513,9 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
                          traceparent: str | None = None) -> tuple[AcuteRequest, bool]:
     """A phone call or walk-in recorded by a nurse; returns the request and whether it was linked to an open one.
 
-    A new patient is stored as a Patient; a known one (by BSN) gets what the contact tells of them (address,
-    phone). Either way coordination hears of the patient (patient-changed). A new request gets the front door's
-    own ServiceRequest."""
+    A new patient is stored as a Patient; a known one (by BSN, else by the `patient_id` chosen from the lookup)
+    gets what the contact tells of them (address, phone). Either way coordination hears of the patient
+    (patient-changed). A new request gets the front door's own ServiceRequest."""
     if contact.bsn is not None and not is_valid_bsn(contact.bsn):
         raise FhirError(422, Issue("error", "value", "BSN fails the 11-proof", ("patient.bsn",)))
     if contact.callback_phone is not None and not PHONE.fullmatch(contact.callback_phone):
@@ -525,6 +527,10 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
     if contact.bsn:
         query = select(PatientRecord).where(PatientRecord.bsn == contact.bsn)
         record = (await session.execute(query)).scalars().first()
+    elif contact.patient_id:
+        record = await session.get(PatientRecord, contact.patient_id)
+        if record is None:
+            raise FhirError(422, Issue("error", "not-found", "the chosen patient is not known here", ("patient",)))
     details = contact_patient_details(contact)
     patient: dict[str, Any] | None
     if record is None:

@@ -163,7 +163,7 @@ def test_later_calls_show_on_the_request_they_were_linked_to(demo: Demo) -> None
     for item in called_again:
         page = browser.get(f"{demo.stack.url('triage')}/console/requests/{item.request_id}")
         assert page.status_code == 200
-        assert "Gekoppelde contacten" in page.text and "via phone" in page.text, item.case
+        assert "Gekoppelde contacten" in page.text and "via telefoon" in page.text, item.case
     # The case manager reads the same words on the patient's timeline at coordination.
     ops = demo.stack.client("ops")
     for item in called_again:
