@@ -1,5 +1,6 @@
 """An organisation's directory entry as FHIR (HealthcareService) reads back as the same entry, is valid FHIR R4,
-and says the opening hours in availableTime as shared/opening_hours counts them; what is not an entry is refused."""
+and says the opening hours in availableTime; what is not an entry is refused; the directory is the defaults overlaid
+with what was received."""
 
 from __future__ import annotations
 
@@ -7,10 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.triage.configuration import Provider
 from shared.directory import Listing, NotAnEntry, default, from_fhir, overlay, to_fhir
 from shared.fhir import validate_resource
-from shared.opening_hours import open_at
 from shared.region import ORGANISATIONS
 from shared.settings import CODESYSTEM_BASE
 
@@ -73,12 +72,3 @@ def test_the_directory_is_the_defaults_overlaid_with_what_was_received() -> None
     assert current[1] == changed
     assert current[2] == default(ORGANISATIONS[2]) and current[2].hours == "08:00-17:00"
     assert not current[1].provides("home-visit") and current[2].provides("home-visit")
-
-
-@pytest.mark.parametrize("moment", [datetime(2026, 12, 5, 10, 0, tzinfo=UTC), datetime(2026, 12, 4, 16, 0, tzinfo=UTC),
-                                    datetime(2026, 12, 4, 16, 1, tzinfo=UTC), datetime(2026, 12, 4, 7, 0, tzinfo=UTC)])
-def test_the_front_door_counts_opening_hours_as_the_region_does(moment: datetime) -> None:
-    for hours, weekdays_only in (("08:00-17:00", True), ("17:00-08:00", False), ("08:00-24:00", True)):
-        provider = Provider(LINDE.name, LINDE.token, LINDE.label, LINDE.kind, (), hours, weekdays_only)
-        assert provider.open_at(moment) == open_at(hours, weekdays_only, moment) == \
-            linde(hours, weekdays_only).open_at(moment)
