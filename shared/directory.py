@@ -85,7 +85,9 @@ def to_fhir(listing: Listing, *, version: int, changed_at: datetime, codesystem_
         raise NotAnEntry(f"{listing.token} is not a care provider of the region")
     resource: dict[str, Any] = {
         "resourceType": "HealthcareService", "id": listing.label.lower().replace(" ", "-"),
-        "meta": {"versionId": str(version), "lastUpdated": changed_at.astimezone(UTC).isoformat()},
+        "meta": {"versionId": str(version),
+                 "lastUpdated": (changed_at if changed_at.tzinfo else changed_at.replace(tzinfo=UTC))
+                 .astimezone(UTC).isoformat()},
         "active": True,
         "providedBy": {"identifier": {"system": org.system, "value": org.value}, "display": listing.name},
         "name": listing.name,

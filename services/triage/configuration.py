@@ -47,6 +47,28 @@ async def seed(session: AsyncSession) -> None:
                                    weekdays_only=weekdays))
 
 
+async def announce_earlier_changes(session: AsyncSession, *, codesystem_base: str) -> int:
+    """Publish (directory-changed) each entry the admin changed before the front door published its directory: a
+    region upgraded from then has such entries at version 1, which coordination never heard of. Each gets a new
+    version, so this happens once; entries never changed stay unpublished (coordination has the same defaults).
+    Returns how many were published; the caller commits."""
+    rows = (await session.execute(select(DirectoryEntry).where(
+        DirectoryEntry.version == 1, DirectoryEntry.changed_by != "defaults").with_for_update())).scalars()
+    published = 0
+    for row in rows:
+        found = care_provider(row.org)
+        if found is None:
+            continue
+        row.version = max(2, int(datetime.now(UTC).timestamp() * 1_000_000))
+        session.add(row)
+        enqueue(session, events.directory_changed(
+            Listing(found.token, found.name, found.label, found.kind, tuple(row.dispositions.split()), row.hours,
+                    row.weekdays_only), version=row.version, changed_at=row.changed_at,
+            codesystem_base=codesystem_base))
+        published += 1
+    return published
+
+
 async def targets(session: AsyncSession) -> dict[str, int | None]:
     rows = {r.urgency: r.minutes for r in (await session.execute(select(UrgencyTarget))).scalars()}
     return {u: rows.get(u, DEFAULT_TARGET_MINUTES[u]) for u in URGENCIES}

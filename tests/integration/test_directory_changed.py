@@ -10,14 +10,14 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.coordination import directory, service
 from services.coordination.models import DirectoryListing, TaskRecord
 from services.triage import configuration
 from services.triage import events as triage_events
-from services.triage.models import AcuteRequest
+from services.triage.models import AcuteRequest, DirectoryEntry
 from shared import migrations
 from shared.auth import Caller
 from shared.bus.consumer import EventConsumer, PoisonMessage
@@ -114,6 +114,24 @@ async def test_the_admins_change_is_published_whole_in_its_own_transaction_with_
                                                             ("hospital-referral", "home-visit")]
     assert all((listing.hours, listing.weekdays_only) == ("08:00-17:00", True) for listing, _ in read)
     assert 1 < read[0][1] < read[1][1]
+
+
+async def test_entries_the_admin_changed_before_the_directory_was_published_are_published_once_at_start(
+        front_door: async_sessionmaker[AsyncSession]) -> None:
+    async with front_door() as session, session.begin():
+        # As a region upgraded from before directory-changed has it: changed by the admin, still at version 1.
+        await session.execute(update(DirectoryEntry).where(DirectoryEntry.org == WIJK).values(
+            dispositions="community-nursing", changed_by="beheer"))
+    for expected in (1, 0):
+        async with front_door() as session, session.begin():
+            assert await configuration.announce_earlier_changes(session, codesystem_base=CODESYSTEM_BASE) == expected
+    async with front_door() as session:
+        rows = list((await session.execute(select(OutboxRecord))).scalars())
+    assert [(r.topic, r.key) for r in rows] == [(DIRECTORY_CHANGED, WIJK)]
+    listing, version = from_fhir(Event(topic=rows[0].topic, key=rows[0].key, source=rows[0].ce_source,
+                                       subject=rows[0].ce_subject, data=rows[0].payload).json(),
+                                 codesystem_base=CODESYSTEM_BASE)
+    assert listing.dispositions == ("community-nursing",) and version > 1
 
 
 async def test_the_newest_entry_wins_whatever_order_and_however_often_it_arrives(

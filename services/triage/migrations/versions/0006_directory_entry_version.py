@@ -1,6 +1,8 @@
 """Directory entries carry a version that grows with every change the admin makes: directory-changed publishes it
 so coordination keeps the newest entry of each organisation whatever order the events arrive in. Existing entries
-start at version 1; coordination keeps the region's defaults for an organisation until it hears of a change.
+start at version 1; coordination keeps the region's defaults for an organisation until it hears of a change, and
+the front door publishes the entries an admin changed before once when it starts
+(configuration.announce_earlier_changes).
 
 A version is the change's time in microseconds (at least one more than the entry's version before), so after a
 downgrade dropped the column and an upgrade brought it back at 1, the admin's next change is still newer than
