@@ -289,9 +289,9 @@ ENGLISH: dict[str, str] = {
     "{name} is closed at the due time ({due}): give a reason or choose another organisation.",
     "Tijdlijn": "Timeline", "Wanneer": "When", "Door": "By", "Toevoegen": "Add",
     "zonder klacht": "no complaint given", "Organisaties in de regio": "Organisations in the region",
-    "Openingstijden zoals de regio ze standaard kent; wijzigingen die beheer aan de voordeur maakt, ziet "
-    "coördinatie niet.": "Opening hours as the region knows them by default; coordination does not see changes the "
-    "admin makes at the front door.",
+    "Wat elke organisatie levert en wanneer ze open is, zoals beheer het aan de voordeur heeft ingesteld; "
+    "coördinatie controleert overdrachten hieraan.": "What each organisation provides and when it is open, as the "
+    "admin set it at the front door; coordination checks reassignments against it.",
     "Identificatie": "Identifier", "Levert": "Provides", "Open": "Open", "altijd": "always",
     "open": "open", "afgesloten": "closed", "voorgesteld": "proposed",
     "spoedpost (voordeur)": "emergency post (front door)", "huisartsenpraktijk": "GP practice",

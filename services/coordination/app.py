@@ -8,11 +8,17 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.coordination import episodes, notifications, patients, service
+from services.coordination import directory, episodes, notifications, patients, service
 from services.coordination.api import fhir, work
 from services.coordination.console import partner, views
 from services.coordination.settings import CoordinationSettings
-from shared.bus.topics import LINKED_CONTACT_RECORDED, PATIENT_CHANGED, REFERRAL_RECEIVED, TRIAGE_COMPLETED
+from shared.bus.topics import (
+    DIRECTORY_CHANGED,
+    LINKED_CONTACT_RECORDED,
+    PATIENT_CHANGED,
+    REFERRAL_RECEIVED,
+    TRIAGE_COMPLETED,
+)
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
 from shared.web import service_app
@@ -28,7 +34,9 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
         Subscription("referral-received", [REFERRAL_RECEIVED], episodes.on_referral_received),
         Subscription("patient-changed", [PATIENT_CHANGED], partial(
             service.on_patient_changed, codesystem_base=settings.codesystem_base)),
-        Subscription("linked-contact-recorded", [LINKED_CONTACT_RECORDED], service.on_linked_contact_recorded)])
+        Subscription("linked-contact-recorded", [LINKED_CONTACT_RECORDED], service.on_linked_contact_recorded),
+        Subscription("directory-changed", [DIRECTORY_CHANGED], partial(
+            directory.on_directory_changed, codesystem_base=settings.codesystem_base))])
     sender = notifications.Sender(sessions=runtime.sessions, base_url=settings.public_url,
                                   policy=notifications.RetryPolicy(settings.notify_base_seconds,
                                                                    settings.notify_max_backoff_seconds,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -211,6 +211,22 @@ class LinkedCall(SQLModel, table=True):
     recorded_at: datetime = Field(default_factory=_now)
 
 
+class DirectoryListing(SQLModel, table=True):
+    """An organisation's directory entry as the front door's admin last set it (directory-changed): what it
+    provides and when it is open. One row per organisation, replaced only by a higher version; an organisation
+    without a row keeps the region's defaults (services/coordination/directory.py)."""
+
+    __tablename__ = "directory_listing"
+
+    org: str = Field(primary_key=True, max_length=120)  # "system|value"
+    dispositions: str = Field(sa_column=Column(Text, nullable=False))  # space-separated follow-up action codes
+    hours: str = Field(max_length=20)  # "HH:MM-HH:MM" Europe/Amsterdam
+    weekdays_only: bool = False
+    version: int = Field(sa_type=BigInteger)  # the front door's version of the entry (meta.versionId)
+    changed_at: datetime  # when the admin changed it (meta.lastUpdated)
+    received_at: datetime = Field(default_factory=_now)
+
+
 class CoordinatedPatient(SQLModel, table=True):
     """A patient coordination holds Tasks for, as the front door last told it (patient-changed): the FHIR Patient
     at its newest version, with the columns a case manager searches by. Never leaves coordination but to those
@@ -232,4 +248,5 @@ class CoordinatedPatient(SQLModel, table=True):
 
 TABLES = [m.__table__ for m in (RoutedRequest, TaskRecord, TaskTransition, TaskVersion,  # type: ignore[attr-defined]
                                 EncounterRecord, SubscriptionRecord, Notification, DeliveryAttempt, EpisodeRecord,
-                                LeadHandover, TimelineEntry, CoordinatedPatient, LinkedCall)]
+                                LeadHandover, TimelineEntry, CoordinatedPatient, LinkedCall,
+                                DirectoryListing)]

@@ -17,7 +17,7 @@ import jsonpatch
 from sqlalchemy import ColumnElement, false, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.coordination import episodes, events, notifications, patients
+from services.coordination import directory, episodes, events, notifications, patients
 from services.coordination.domain import linked_call, task_content, words
 from services.coordination.domain.contact import execution_period, received_at
 from services.coordination.domain.person import contact_phone
@@ -39,8 +39,7 @@ from shared.console import local_time
 from shared.fhir import FhirError, Issue, dumps, empty_elements, loads, unresolved_placeholders, validate_resource
 from shared.fhirpatch import apply_fhirpath_patch
 from shared.identifiers import PSEUDONYM_SYSTEM, org_token, parse_org, searched_pseudonym
-from shared.opening_hours import hours_of, open_at
-from shared.region import FRONT_DOOR, ORGANISATIONS, organisation
+from shared.region import FRONT_DOOR, organisation
 from shared.search import json_text
 
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -377,29 +376,31 @@ async def _reassign(session: AsyncSession, *, record: TaskRecord, current: dict[
         raise FhirError(422, Issue("error", "business-rule", f"a Task that is {current['status']} cannot be "
                                                              "reassigned", ("Task.owner",)))
     ident = (patched.get("owner") or {}).get("identifier") or {}
-    target = organisation(str(ident.get("system")), str(ident.get("value")))
-    if target is None or target.kind == "insurer" or target.token == record.owner:
+    found = organisation(str(ident.get("system")), str(ident.get("value")))
+    if found is None or found.kind == "insurer" or found.token == record.owner:
         raise FhirError(422, Issue("error", "not-found", "owner must be another care provider in the region's "
                                                          "directory", ("Task.owner.identifier",)))
+    # The directory decides who provides what and when (SPEC §6), as at triage: the region's defaults overlaid
+    # with what the front door's admin set (directory-changed).
+    listings = await directory.current(session)
+    target = next(listing for listing in listings if listing.token == found.token)
     coding = next(iter((current.get("code") or {}).get("coding") or []), {})
-    if coding.get("code") not in target.dispositions:
-        # The region's directory (shared/region.py) decides who provides what (SPEC §6), as at triage.
-        offering = ", ".join(o.name for o in ORGANISATIONS if coding.get("code") in o.dispositions) or "none"
+    if not target.provides(coding.get("code")):
+        offering = ", ".join(o.name for o in listings if o.provides(coding.get("code"))) or "none"
         raise FhirError(422, Issue("error", "business-rule",
                                    f"{target.name} does not provide {coding.get('display') or coding.get('code')} "
                                    f"({coding.get('code')}) according to the region's directory; organisations "
                                    f"that do: {offering}", ("Task.owner.identifier",)))
     due = _aware(record.due_at)
-    closed = not open_at(*hours_of(target), due)
+    closed = not target.open_at(due)
     explicit = "statusReason" in changed
     if closed and not explicit:
         # As at triage (closed_reason): a closed organisation only with a reason, which is recorded (SPEC §6).
-        hours, weekdays_only = hours_of(target)
         raise FhirError(422, Issue("error", "business-rule",
-                                   f"{target.name} is closed at the due time {local_time(due)} (hours {hours}"
-                                   f"{', working days only' if weekdays_only else ''}): choose an organisation "
-                                   "that is open then, or give statusReason with the reason to reassign there "
-                                   "anyway", ("Task.statusReason",)))
+                                   f"{target.name} is closed at the due time {local_time(due)} (hours "
+                                   f"{target.hours}{', working days only' if target.weekdays_only else ''}): choose "
+                                   "an organisation that is open then, or give statusReason with the reason to "
+                                   "reassign there anyway", ("Task.statusReason",)))
     now = _now()
     previous = record.owner
     reason = (patched.get("statusReason") or {}).get("text") or next(

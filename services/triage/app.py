@@ -33,6 +33,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     async def seed(runtime: ServiceRuntime) -> None:
         async with runtime.sessions() as session, session.begin():
             await configuration.seed(session)
+            await configuration.announce_earlier_changes(session, codesystem_base=settings.codesystem_base)
         if settings.demo:
             async with runtime.sessions() as session, session.begin():
                 await clients.seed_demo_clients(session, settings.data_dir)

@@ -11,11 +11,13 @@ from services.triage.models import AcuteRequest
 from shared.bus.envelope import Event
 from shared.bus.topics import (
     CONTACT_LINKED,
+    DIRECTORY_CHANGED,
     LINKED_CONTACT_RECORDED,
     PATIENT_CHANGED,
     REFERRAL_RECEIVED,
     TRIAGE_COMPLETED,
 )
+from shared.directory import Listing, to_fhir
 from shared.identifiers import PSEUDONYM_SYSTEM, UZOVI_SYSTEM
 from shared.region import FRONT_DOOR, organisation
 
@@ -176,3 +178,14 @@ def triage_completed(request: AcuteRequest, *, note: str, codesystem_base: str, 
         order["note"] = [{"text": note}]
     return Event.of(topic=TRIAGE_COMPLETED, key=request.pseudonym, source=SOURCE,
                     subject=f"ServiceRequest/{request.id}", payload=order, traceparent=traceparent)
+
+
+def directory_changed(listing: Listing, *, version: int, changed_at: datetime, codesystem_base: str) -> Event:
+    """One organisation's whole directory entry as the admin left it, as a FHIR HealthcareService
+    (shared/directory.to_fhir: follow-up actions as `type`, hours as `availableTime`, the version as
+    `meta.versionId`). No patient data; the key is the organisation's "system|value", so its entries stay in
+    order on one partition."""
+    value = to_fhir(listing, version=version, changed_at=changed_at, codesystem_base=codesystem_base,
+                    displays=DISPOSITIONS)
+    return Event.of(topic=DIRECTORY_CHANGED, key=listing.token, source=SOURCE,
+                    subject=f"HealthcareService/{value['id']}", payload=value)

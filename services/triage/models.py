@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Column, Index, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -256,6 +256,10 @@ class DirectoryEntry(SQLModel, table=True):
     dispositions: str = Field(sa_column=Column(Text, nullable=False))  # space-separated codes
     hours: str = Field(default="00:00-24:00", max_length=20)
     weekdays_only: bool = False
+    # Grows with every change the admin makes (the change's time in microseconds, at least one more than before, so
+    # it keeps growing after a downgrade dropped it); directory-changed carries it so coordination never lets an
+    # older entry overwrite a newer one.
+    version: int = Field(default=1, sa_type=BigInteger)
     changed_by: str = Field(default="defaults", max_length=100)
     changed_at: datetime = Field(default_factory=_now)
 

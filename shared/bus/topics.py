@@ -12,6 +12,9 @@ CONTACT_LINKED = "regiozorg.triage.contact-linked.v1"
 # The same linked contact with its words (complaint, who called, callback number): for coordination only, which
 # shows it on the case manager's timeline; never for billing.
 LINKED_CONTACT_RECORDED = "regiozorg.triage.linked-contact-recorded.v1"
+# One organisation's directory entry as the front door's admin set it (FHIR HealthcareService, no patient data),
+# keyed by the organisation's "system|value"; coordination routes by it.
+DIRECTORY_CHANGED = "regiozorg.triage.directory-changed.v1"
 TASK_CHANGED = "regiozorg.coordination.task-changed.v1"
 CONTACT_DELIVERED = "regiozorg.coordination.contact-delivered.v1"
 ACUTE_REQUEST_CLOSED = "regiozorg.coordination.acute-request-closed.v1"
@@ -28,6 +31,7 @@ ALL_TOPICS: tuple[str, ...] = (
     TRIAGE_COMPLETED,
     CONTACT_LINKED,
     LINKED_CONTACT_RECORDED,
+    DIRECTORY_CHANGED,
     TASK_CHANGED,
     CONTACT_DELIVERED,
     ACUTE_REQUEST_CLOSED,

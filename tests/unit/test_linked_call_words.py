@@ -13,13 +13,13 @@ from services.coordination.console.timeline import describe
 from services.coordination.domain import linked_call, words
 from services.coordination.episodes import name_of
 from services.triage import events
-from services.triage.configuration import DEMO_HOURS, Provider
+from services.triage.configuration import Provider
 from services.triage.domain.rules import DISPOSITIONS
 from services.triage.models import AcuteRequest
 from shared.bus.topics import LINKED_CONTACT_RECORDED
 from shared.fhir import validate_resource
 from shared.i18n import translator
-from shared.opening_hours import open_at
+from shared.opening_hours import hours_of, open_at
 from shared.region import ORGANISATIONS
 
 NL, EN = translator("nl"), translator("en")
@@ -130,7 +130,7 @@ def test_opening_hours_are_counted_as_the_front_door_counts_them() -> None:
     monday = datetime(2026, 11, 30, 0, 0, tzinfo=UTC)
     moments = [monday + timedelta(minutes=m) for m in range(0, 8 * 24 * 60, 37)]
     for org in ORGANISATIONS:
-        hours, weekdays_only = DEMO_HOURS.get(org.kind, ("00:00-24:00", False))
+        hours, weekdays_only = hours_of(org)
         provider = Provider(org.name, org.token, org.label, org.kind, org.dispositions, hours, weekdays_only)
         assert [open_at(hours, weekdays_only, m) for m in moments] == [provider.open_at(m) for m in moments]
     assert not open_at("08:00-17:00", True, datetime(2026, 12, 5, 11, 0, tzinfo=UTC))  # a Saturday

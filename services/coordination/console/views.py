@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response, Streamin
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.coordination import episodes, patients, service
+from services.coordination import directory, episodes, patients, service
 from services.coordination.console.timeline import describe
 from services.coordination.domain import words
 from services.coordination.domain.person import GENDERS
@@ -25,11 +25,11 @@ from services.coordination.models import TaskRecord, TimelineEntry
 from shared import audit
 from shared.auth import Caller
 from shared.console import change_stream, console_user, local_time
+from shared.directory import Listing
 from shared.fhir import FhirError, loads
 from shared.i18n import language, translator
 from shared.identifiers import is_valid_bsn
-from shared.opening_hours import hours_of, open_at
-from shared.region import ORGANISATIONS, care_provider
+from shared.region import ORGANISATIONS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 CaseManager = Annotated[Caller, console_user("casemanager")]
@@ -129,7 +129,8 @@ class TaskRow:
     choices: list[tuple[str, str, bool]]  # (token, name, open at the due time) of organisations providing `code`
 
 
-def _task_row(record: TaskRecord) -> TaskRow:
+def _task_row(record: TaskRecord, listings: list[Listing]) -> TaskRow:
+    """The Task's row; `listings` is the current directory (directory.current)."""
     task = loads(record.content)
     coding = next(iter((task.get("code") or {}).get("coding") or []), {})
     code = coding.get("code")
@@ -139,8 +140,7 @@ def _task_row(record: TaskRecord) -> TaskRow:
     business = str((task.get("businessStatus") or {}).get("text") or "")
     escalation = business.removeprefix("geëscaleerd: ") if task.get("priority") == "stat" and business else None
     due = _aware(record.due_at)
-    choices = [(o.token, o.name, open_at(*hours_of(o), due)) for o in PROVIDERS
-               if o.token != record.owner and code in o.dispositions]
+    choices = [(o.token, o.name, o.open_at(due)) for o in listings if o.token != record.owner and o.provides(code)]
     return TaskRow(what=words.DISPOSITION_LABELS.get(code or "", coding.get("display") or code or "–"), code=code,
                    urgency=urgency, escalation=escalation, choices=choices)
 
@@ -156,6 +156,7 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         proposals = {e.id: await episodes.handovers(session, e.id) for e in cases}
         known = await patients.by_pseudonym(session, pseudonym)
         requests = await service.routed_requests(session, pseudonyms=[pseudonym])
+        listings = await directory.current(session)
     if not cases and not entries and known is None:
         return HTMLResponse(t("Onbekende patiënt"), status_code=404)
     await audit.for_request(request, subtype="read", entity="console patient timeline", patient=pseudonym)
@@ -169,7 +170,7 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         "proposals": proposals, "providers": PROVIDERS, "name_of": episodes.name_of, "team": json.loads,
         # Each Task's follow-up action, urgency and escalation; "Overdragen" offers only organisations that provide
         # the action, saying whether each is open at the Task's due time (SPEC §6).
-        "rows": {task.id: _task_row(task) for task in tasks},
+        "rows": {task.id: _task_row(task, listings) for task in tasks},
         "csrf": request.app.state.console_auth.csrf_token(request), "error": error, "terminal": TERMINAL},
         status_code=422 if error else 200)
 
@@ -213,18 +214,19 @@ async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id:
     the refusals in the console's language."""
     request.app.state.console_auth.check_csrf(request, csrf_token)
     t = translator(language(request))
-    target = care_provider(to)
     async with request.app.state.runtime.sessions() as session:
         record = await session.get(TaskRecord, task_id)
+        listings = await directory.current(session)
+    target = next((o for o in listings if o.token == to), None)  # care providers only
     if record is None or record.pseudonym != pseudonym or target is None:
         return await patient(request, user, pseudonym, error=t("Kies een organisatie uit de lijst."))
-    row = _task_row(record)
+    row = _task_row(record, listings)
     due = _aware(record.due_at)
-    if row.code not in target.dispositions:
+    if not target.provides(row.code):
         return await patient(request, user, pseudonym, error=t("{name} levert geen {action}; kies een organisatie "
                                                                "die dat wel doet.").format(
             name=target.name, action=t(row.what)))
-    closed = not open_at(*hours_of(target), due)
+    closed = not target.open_at(due)
     if closed and not closed_reason.strip():
         return await patient(request, user, pseudonym, error=t("{name} is gesloten op de streeftijd ({due}): geef "
                                                                "een reden of kies een andere organisatie.").format(
@@ -233,8 +235,8 @@ async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id:
     if closed:
         said = f"{said}; gesloten op de streeftijd, reden: {closed_reason.strip()}" if said else \
             f"gesloten op de streeftijd, reden: {closed_reason.strip()}"
-    operations = [{"op": "replace", "path": "/owner",
-                   "value": {"identifier": {"system": target.system, "value": target.value}}}]
+    system, _, value = target.token.partition("|")
+    operations = [{"op": "replace", "path": "/owner", "value": {"identifier": {"system": system, "value": value}}}]
     if said:  # without one the reassignment names the new owner as its reason
         operations.append({"op": "add", "path": "/statusReason", "value": {"text": said}})
     settings = request.app.state.settings
@@ -261,6 +263,10 @@ async def add_note(request: Request, user: CaseManager, pseudonym: str, csrf_tok
 
 
 @router.get("/directory", response_class=HTMLResponse)
-async def directory(request: Request, user: CaseManager) -> Response:
+async def directory_page(request: Request, user: CaseManager) -> Response:
+    """The region's care providers as coordination routes by them: the front door's entries where its admin
+    changed them, else the region's defaults."""
+    async with request.app.state.runtime.sessions() as session:
+        listings = await directory.current(session)
     return request.app.state.templates.TemplateResponse(request, "directory.html", {
-        "user": user, "organisations": PROVIDERS, "words": words, "hours": hours_of})
+        "user": user, "organisations": listings, "words": words})

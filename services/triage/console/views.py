@@ -351,11 +351,13 @@ async def save_provider(request: Request, user: Admin, csrf_token: Annotated[str
         async with request.app.state.runtime.sessions() as session, session.begin():
             await configuration.set_provider(session, org=org, hours=hours, weekdays_only=weekdays_only,
                                              dispositions=[str(d) for d in form.getlist("dispositions")],
-                                             actor=user.subject)
+                                             actor=user.subject,
+                                             codesystem_base=request.app.state.settings.codesystem_base)
             await audit.record(session, service="triage", caller=user, subtype="update",
                                entity=f"directory entry {org}", purpose=audit.PURPOSE_OPERATIONS)
     except ValueError as exc:
         return await settings_page(request, user, error=str(exc))
+    request.app.state.runtime.relay.wake()  # coordination routes by the same directory as soon as it can
     return RedirectResponse("/console/settings", status_code=303)
 
 
