@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
 
 from services.triage import access, configuration, events
 from services.triage.domain.referral import (
@@ -34,6 +35,7 @@ from services.triage.models import (
     StoredResource,
     TriageDecision,
 )
+from shared import rows as shared_rows
 from shared import search
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
@@ -69,19 +71,29 @@ class IntakeResult:
     pseudonym: str | None = None
 
 
-async def _replay(session: AsyncSession, keys: list[str], caller: Caller) -> IntakeResult | None:
+async def _lookup_receipts(session: AsyncSession, keys: list[str], seen: dict[str, str | None]) -> None:
+    """Fill `seen` (receipt key -> the stored response text, None when there is no receipt) for the keys not
+    looked up yet in this transaction: one query per 400 keys, none when all were asked before."""
+    wanted = [key for key in dict.fromkeys(keys) if key not in seen]
+    table = BundleReceipt.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(wanted), 400):  # bound the bind variables of one statement
+        chunk = wanted[start:start + 400]
+        seen.update(dict.fromkeys(chunk))
+        seen.update(await shared_rows.fetch(
+            session, postgres="SELECT identifier, response FROM bundle_receipt WHERE identifier = ANY($1::varchar[])",
+            arguments=[chunk], portable=select(table.c.identifier, table.c.response).where(
+                table.c.identifier.in_(chunk))))
+
+
+async def _replay(session: AsyncSession, keys: list[str], caller: Caller,
+                  seen: dict[str, str | None]) -> IntakeResult | None:
     """A retried transaction answers with the first outcome, marked as not newly created; the first key (in the
-    order given) with a receipt decides."""
-    unique = list(dict.fromkeys(keys))
-    receipts: dict[str, BundleReceipt] = {}
-    for start in range(0, len(unique), 400):  # bound the bind variables of one statement
-        rows = (await session.execute(select(BundleReceipt).where(
-            BundleReceipt.identifier.in_(unique[start:start + 400])))).scalars()  # type: ignore[attr-defined]
-        receipts.update((r.identifier, r) for r in rows)
-    found = next((receipts[key] for key in unique if key in receipts), None)
+    order given) with a receipt decides. `seen` holds the receipts this transaction looked up already."""
+    await _lookup_receipts(session, keys, seen)
+    found = next((seen[key] for key in dict.fromkeys(keys) if seen.get(key) is not None), None)
     if found is None:
         return None
-    response = loads(found.response)
+    response = loads(found)
     sr_id = _service_request_id(response)
     row = await session.get(StoredResource, ("ServiceRequest", sr_id))
     if row is None or not access.submitted(row, caller):
@@ -101,10 +113,31 @@ def _service_request_id(response: dict[str, Any]) -> str:
 
 def _replay_keys(referral: Referral) -> list[str]:
     """Receipts that make a retry idempotent: the ServiceRequest's identifiers, and the one its ifNoneExist names."""
-    keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(referral.service_request.resource)]
-    parsed = _parse_if_none_exist(referral.service_request.if_none_exist or "")
+    return _service_request_keys(referral.service_request.resource, referral.service_request.if_none_exist)
+
+
+def _service_request_keys(resource: dict[str, Any], if_none_exist: str | None) -> list[str]:
+    keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(resource)]
+    parsed = _parse_if_none_exist(if_none_exist or "")
     if parsed:
         keys.append(f"ServiceRequest:{parsed[0]}|{parsed[1]}")
+    return keys
+
+
+def _likely_replay_keys(bundle: dict[str, Any]) -> list[str]:
+    """The receipt keys of the ServiceRequests in a Bundle not validated yet (whatever is not shaped as FHIR is
+    passed over), so that the receipts of a referral are looked up in one query with its Bundle.identifier."""
+    keys: list[str] = []
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
+            continue
+        request = entry.get("request")
+        if_none_exist = request.get("ifNoneExist") if isinstance(request, dict) else None
+        identifiers = resource.get("identifier")
+        keys += _service_request_keys({"identifier": identifiers if isinstance(identifiers, list) else []},
+                                      if_none_exist if isinstance(if_none_exist, str) else None)
     return keys
 
 
@@ -124,12 +157,16 @@ async def _known_identifiers(session: AsyncSession,
     """The stored resource id of each (type, system, value) that is known here, in one query per 300."""
     pairs = sorted(wanted)
     known: dict[tuple[str, str, str], str] = {}
+    table = ResourceIdentifier.__table__  # type: ignore[attr-defined]
     for start in range(0, len(pairs), 300):  # three bind variables each
-        rows = await session.execute(select(
-            ResourceIdentifier.resource_type, ResourceIdentifier.system, ResourceIdentifier.value,
-            ResourceIdentifier.resource_id).where(tuple_(
-                ResourceIdentifier.resource_type, ResourceIdentifier.system, ResourceIdentifier.value,
-            ).in_(pairs[start:start + 300])))
+        chunk = pairs[start:start + 300]
+        rows = await shared_rows.fetch(
+            session, postgres="SELECT i.resource_type, i.system, i.value, i.resource_id FROM fhir_identifier i "
+                              "JOIN unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS w(t, s, v) "
+                              "ON i.resource_type = w.t AND i.system = w.s AND i.value = w.v",
+            arguments=[list(column) for column in zip(*chunk, strict=True)],
+            portable=select(table.c.resource_type, table.c.system, table.c.value, table.c.resource_id).where(
+                tuple_(table.c.resource_type, table.c.system, table.c.value).in_(chunk)))
         known.update(((kind, system, value), rid) for kind, system, value, rid in rows)
     return known
 
@@ -175,9 +212,13 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
                           traceparent: str | None, pseudonym_key: bytes) -> IntakeResult:
     """Store a referral Bundle all or nothing; a retry of the same Bundle or ServiceRequest changes nothing."""
     bundle_ident = bundle.get("identifier") if isinstance(bundle.get("identifier"), dict) else None
-    if bundle_ident and bundle_ident.get("value"):
-        replayed = await _replay(session, [f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}"],
-                                 caller)
+    bundle_key = f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}" \
+        if bundle_ident and bundle_ident.get("value") else None
+    seen: dict[str, str | None] = {}
+    # One query for the receipts of the Bundle and of its ServiceRequest; the Bundle's decides first.
+    await _lookup_receipts(session, [*([bundle_key] if bundle_key else []), *_likely_replay_keys(bundle)], seen)
+    if bundle_key:
+        replayed = await _replay(session, [bundle_key], caller, seen)
         if replayed:
             return replayed
     entries = bundle.get("entry")
@@ -185,7 +226,8 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
     outcome = read_referral(bundle, stored=await _stored_targets(session, resources, caller))
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
-    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key)
+    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key,
+                        seen=seen)
 
 
 async def create_service_request(session: AsyncSession, *, resource: dict[str, Any], if_none_exist: str | None,
@@ -196,7 +238,8 @@ async def create_service_request(session: AsyncSession, *, resource: dict[str, A
                                    stored=await _stored_targets(session, [resource], caller))
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
-    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key)
+    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key,
+                        seen={})
 
 
 def _lookups(entry: Entry) -> list[tuple[str, str, str]]:
@@ -221,8 +264,13 @@ def _existing(entry: Entry, known: dict[tuple[str, str, str], str],
 
 
 async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, traceparent: str | None,
-                 pseudonym_key: bytes) -> IntakeResult:
-    replayed = await _replay(session, _replay_keys(referral), caller)
+                 pseudonym_key: bytes, seen: dict[str, str | None]) -> IntakeResult:
+    """Store a valid referral and its receipts, or answer a retry with the first outcome.
+
+    New rows are written with Core INSERTs, one per table (executemany), not as ORM objects: the ORM's unit of
+    work cost more CPU than the rest of intake (tests/bench/profile_intake.py). Rows that change (a known patient,
+    an open request a contact is linked to) stay ORM objects."""
+    replayed = await _replay(session, _replay_keys(referral), caller, seen)
     if replayed:
         return replayed
 
@@ -265,9 +313,9 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         key = pseudonym(referral.bsn, pseudonym_key) if referral.bsn else pseudonym_for_unidentified(
             request_id, pseudonym_key)
         patient_res = referral.patient.resource if referral.patient else {}
+        # Not added to the session: inserted below with the other new rows, once its names are final.
         record = PatientRecord(id=patient_id, pseudonym=key, bsn=referral.bsn, birth_date=patient_res.get("birthDate"),
                                display_name=_patient_display(patient_res)[:300])  # the column's width
-        session.add(record)
     if referral.patient is not None and not new_patient:
         # A known patient: what this referral says of them is newer than what the front door held.
         patient = await _update_patient(session, patient_id, referral.patient.resource, now=now, known=known)
@@ -280,19 +328,22 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     sr_id = referral.service_request.resource["id"]
     came_with = {(entry.type, entry.resource["id"]) for entry in referral.entries
                  if entry.type not in DIRECTORY_TYPES and entry is not referral.service_request}
-    for resource_type, rid in sorted(came_with):  # what a treatment grant on this request opens (access.py)
-        session.add(ReferralEntry(service_request_id=sr_id, resource_type=resource_type, resource_id=rid))
+    # What a treatment grant on this request opens (access.py).
+    entry_rows = [{"service_request_id": sr_id, "resource_type": resource_type, "resource_id": rid}
+                  for resource_type, rid in sorted(came_with)]
+    resource_rows: list[dict[str, Any]] = []
+    identifier_rows: list[dict[str, Any]] = []
     for entry in referral.entries:
         rid = entry.resource["id"]
         if entry.index not in reused:
             meta = {**entry.resource.get("meta", {}), "versionId": "1", "lastUpdated": now.isoformat()}
             entry.resource = {**entry.resource, "meta": meta}
-            session.add(StoredResource(resource_type=entry.type, id=rid, last_updated=now, owner_org=caller.org,
-                                       patient_id=None if entry.type in DIRECTORY_TYPES else patient_id,
-                                       status=_searchable_status(entry.resource), content=dumps(entry.resource)))
-            for resource_type, system, value in _business_identifiers(entry):
-                session.add(ResourceIdentifier(resource_type=resource_type, system=system, value=value,
-                                               resource_id=rid))
+            resource_rows.append({"resource_type": entry.type, "id": rid, "version_id": 1, "last_updated": now,
+                                  "owner_org": caller.org,
+                                  "patient_id": None if entry.type in DIRECTORY_TYPES else patient_id,
+                                  "status": _searchable_status(entry.resource), "content": dumps(entry.resource)})
+            identifier_rows += [{"resource_type": resource_type, "system": system, "value": value,
+                                 "resource_id": rid} for resource_type, system, value in _business_identifiers(entry)]
         response_entries.append({"response": {"status": statuses[entry.index],
                                               "location": f"{entry.type}/{rid}/_history/1", "etag": 'W/"1"',
                                               "lastModified": now.isoformat()}})
@@ -301,6 +352,11 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         patient = referral.patient.resource
     if patient is not None:
         _remember_names(record, patient)
+    if created_record:
+        await _insert(session, PatientRecord, [_columns(record)])
+    await _insert(session, ReferralEntry, entry_rows)
+    await _insert(session, StoredResource, resource_rows)
+    await _insert(session, ResourceIdentifier, identifier_rows)
 
     sr = referral.service_request.resource
     open_dbc = any(ext.get("url") == events.OPEN_DBC_EXTENSION and ext.get("valueBoolean") is True
@@ -321,7 +377,7 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
                                service_request_id=sr["id"], referral_priority=referral.priority,
                                complaint=_complaint(sr), uzovi=referral.uzovi, submitted_by=caller.org,
                                received_at=now, open_dbc=open_dbc)
-        session.add(request)
+        await _insert(session, AcuteRequest, [_columns(request)])
     enqueue(session, events.referral_received(request, sr, traceparent=traceparent))
     if patient is not None:
         enqueue(session, events.patient_changed(patient, pseudonym=record.pseudonym,
@@ -332,10 +388,20 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(sr)]
     if referral.bundle_identifier:
         keys.append(f"Bundle:{referral.bundle_identifier}")
-    for key in dict.fromkeys(keys):
-        session.add(BundleReceipt(identifier=key, response=text))
+    await _insert(session, BundleReceipt, [{"identifier": key, "response": text, "created_at": now}
+                                           for key in dict.fromkeys(keys)])
     return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=request.id,
                         pseudonym=request.pseudonym)
+
+
+async def _insert(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    """INSERT `rows` (column name -> value, the same columns in each) into the model's table in one round trip."""
+    await shared_rows.insert(session, model.__table__, rows)  # type: ignore[attr-defined]
+
+
+def _columns(row: SQLModel) -> dict[str, Any]:
+    """The column values of a table model that is not in the session, as `_insert` takes them."""
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}  # type: ignore[attr-defined]
 
 
 def _searchable_status(resource: dict[str, Any]) -> str | None:

@@ -1,0 +1,106 @@
+"""Rows written and read on hot paths without the ORM: on PostgreSQL straight through asyncpg, inside the session's
+own transaction; on SQLite as SQLAlchemy Core through the session.
+
+Measured (tests/bench/profile_intake.py, PostgreSQL on the same machine): a statement through `session.execute`
+costs about 115 µs of CPU in this process, the same statement through asyncpg about 20 µs; a referral is a dozen
+statements. Errors are raised as SQLAlchemy's (IntegrityError, OperationalError, DBAPIError, with the driver's
+error as `orig`), so callers and `shared.db.database_unavailable` treat both paths alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Table, insert as core_insert
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
+
+
+def on_postgres(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL (else SQLite, the embedded default)."""
+    return session.bind.dialect.name == "postgresql"
+
+
+async def _driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, its transaction begun.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes; a statement sent
+    around it must begin that same transaction the same way, or it would run in autocommit. The adapter's
+    `_transaction` and `_start_transaction` are what its own cursor uses (SQLAlchemy 2.1, pinned in
+    requirements.lock); tests/unit/test_rows.py fails if they change.
+    """
+    connection = await session.connection()
+    pooled = await connection.get_raw_connection()
+    adapted: Any = pooled.dbapi_connection
+    if adapted._transaction is None and not adapted.autocommit:
+        await adapted._start_transaction()
+    return adapted._connection
+
+
+def _translated(statement: str, error: Exception) -> Exception:
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return sa_exc.IntegrityError(statement, None, error, hide_parameters=True)
+    if isinstance(error, asyncpg.PostgresError) and not isinstance(error, asyncpg.PostgresConnectionError):
+        return sa_exc.DBAPIError(statement, None, error, hide_parameters=True)
+    # Connection lost, refused or closed: the database itself is away (503 at the edge, see shared/db.py).
+    return sa_exc.OperationalError(statement, None, error, hide_parameters=True)
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+# Called with (SQL text, executemany) for every statement sent to asyncpg here, which SQLAlchemy's
+# before_cursor_execute event does not see: statement counters (tests/bench) subscribe to both.
+statement_listeners: list[Callable[[str, bool], None]] = []
+
+
+def _sent(statement: str, many: bool) -> None:
+    for listener in statement_listeners:
+        listener(statement, many)
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(f'"{column}"' for column in columns)
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return f'INSERT INTO "{table}" ({names}) VALUES ({values})'
+
+
+async def insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT `rows` into `table` in the session's transaction, in one round trip (executemany). Every row names
+    the same columns (column name -> value, Python values as SQLAlchemy would bind them: str, int, bool, aware
+    datetime, None); columns left out get their server default. Nothing is sent for no rows."""
+    if not rows:
+        return
+    if not on_postgres(session):
+        await session.execute(core_insert(table), list(rows))
+        return
+    columns = tuple(rows[0])
+    statement = _insert_sql(table.name, columns)
+    try:
+        driver = await _driver(session)
+        _sent(statement, len(rows) > 1)
+        if len(rows) == 1:
+            await driver.execute(statement, *(rows[0][c] for c in columns))
+        else:
+            await driver.executemany(statement, [tuple(row[c] for c in columns) for row in rows])
+    except _DRIVER_ERRORS as error:
+        raise _translated(statement, error) from error
+
+
+async def fetch(session: AsyncSession, *, postgres: str, arguments: Sequence[Any],
+                portable: Executable) -> list[tuple[Any, ...]]:
+    """The rows of a query: on PostgreSQL the SQL text `postgres` with `$1…` bound to `arguments` (write it to use
+    an index: `= ANY($1::varchar[])`, `unnest(…)`), elsewhere the SQLAlchemy statement `portable`, which must
+    select the same columns in the same order."""
+    if not on_postgres(session):
+        return [tuple(row) for row in await session.execute(portable)]
+    try:
+        driver = await _driver(session)
+        _sent(postgres, False)
+        return [tuple(row) for row in await driver.fetch(postgres, *arguments)]
+    except _DRIVER_ERRORS as error:
+        raise _translated(postgres, error) from error
