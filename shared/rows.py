@@ -31,7 +31,7 @@ async def _driver(session: AsyncSession) -> asyncpg.Connection:
     SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes; a statement sent
     around it must begin that same transaction the same way, or it would run in autocommit. The adapter's
     `_transaction` and `_start_transaction` are what its own cursor uses (SQLAlchemy 2.1, pinned in
-    requirements.lock); tests/unit/test_rows.py fails if they change.
+    requirements.lock); tests/integration/test_hot_path_rows.py fails if they change.
     """
     connection = await session.connection()
     pooled = await connection.get_raw_connection()
