@@ -14,8 +14,9 @@ from functools import lru_cache
 from typing import Any
 
 import asyncpg
-from sqlalchemy import Table, insert as core_insert
+from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert as core_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 

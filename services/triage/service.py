@@ -310,12 +310,16 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     record = None if new_patient else await session.get(PatientRecord, patient_id)
     created_record = record is None
     if record is None:
+        # A plain row, inserted below with the other new rows once its names are final.
         key = pseudonym(referral.bsn, pseudonym_key) if referral.bsn else pseudonym_for_unidentified(
             request_id, pseudonym_key)
         patient_res = referral.patient.resource if referral.patient else {}
-        # Not added to the session: inserted below with the other new rows, once its names are final.
-        record = PatientRecord(id=patient_id, pseudonym=key, bsn=referral.bsn, birth_date=patient_res.get("birthDate"),
-                               display_name=_patient_display(patient_res)[:300])  # the column's width
+        record_row = {"id": patient_id, "pseudonym": key, "bsn": referral.bsn,
+                      "display_name": _patient_display(patient_res)[:300],  # the column's width
+                      "birth_date": patient_res.get("birthDate")}
+    else:
+        record_row = {"pseudonym": record.pseudonym}
+    patient_key = str(record_row["pseudonym"])
     if referral.patient is not None and not new_patient:
         # A known patient: what this referral says of them is newer than what the front door held.
         patient = await _update_patient(session, patient_id, referral.patient.resource, now=now, known=known)
@@ -351,9 +355,9 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     if referral.patient is not None and new_patient:
         patient = referral.patient.resource
     if patient is not None:
-        _remember_names(record, patient)
+        _remember_names(record or record_row, patient)
     if created_record:
-        await _insert(session, PatientRecord, [_columns(record)])
+        await _insert(session, PatientRecord, [record_row])
     await _insert(session, ReferralEntry, entry_rows)
     await _insert(session, StoredResource, resource_rows)
     await _insert(session, ResourceIdentifier, identifier_rows)
@@ -363,25 +367,26 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
                    for ext in sr.get("extension", []) or [])
     # A record made just now has no requests: its pseudonym is new (an unidentified patient's comes from this
     # request) or comes from a BSN no other record holds (the column is unique, so a concurrent twin fails).
-    open_request = None if created_record else await _open_request_for(session, record.pseudonym)
+    open_request = None if created_record else await _open_request_for(session, patient_key)
     if open_request is not None:
         await _link(session, open_request, channel="referral", at=now, traceparent=traceparent)
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
                                   service_request_id=sr["id"], received_at=now, complaint=_complaint(sr),
                                   caller="professional"))
-        request = open_request
-        request.open_dbc = request.open_dbc or open_dbc
-        session.add(request)
+        open_request.open_dbc = open_request.open_dbc or open_dbc
+        session.add(open_request)
+        acute_id, request_uzovi = open_request.id, open_request.uzovi
     else:
-        request = AcuteRequest(id=request_id, pseudonym=record.pseudonym, patient_id=patient_id, channel="referral",
-                               service_request_id=sr["id"], referral_priority=referral.priority,
-                               complaint=_complaint(sr), uzovi=referral.uzovi, submitted_by=caller.org,
-                               received_at=now, open_dbc=open_dbc)
-        await _insert(session, AcuteRequest, [_columns(request)])
-    enqueue(session, events.referral_received(request, sr, traceparent=traceparent))
+        acute_id, request_uzovi = request_id, referral.uzovi
+        await _insert(session, AcuteRequest, [{
+            "id": request_id, "pseudonym": patient_key, "patient_id": patient_id, "channel": "referral",
+            "status": "open", "service_request_id": sr["id"], "referral_priority": referral.priority,
+            "open_dbc": open_dbc, "complaint": _complaint(sr), "uzovi": referral.uzovi,
+            "submitted_by": caller.org, "received_at": now}])
+    enqueue(session, events.referral_received(acute_id, patient_key, sr, traceparent=traceparent))
     if patient is not None:
-        enqueue(session, events.patient_changed(patient, pseudonym=record.pseudonym,
-                                                uzovi=referral.uzovi or request.uzovi, traceparent=traceparent))
+        enqueue(session, events.patient_changed(patient, pseudonym=patient_key,
+                                                uzovi=referral.uzovi or request_uzovi, traceparent=traceparent))
 
     response = {"resourceType": "Bundle", "id": new_id(), "type": "transaction-response", "entry": response_entries}
     text = dumps(response)
@@ -390,18 +395,13 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         keys.append(f"Bundle:{referral.bundle_identifier}")
     await _insert(session, BundleReceipt, [{"identifier": key, "response": text, "created_at": now}
                                            for key in dict.fromkeys(keys)])
-    return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=request.id,
-                        pseudonym=request.pseudonym)
+    return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=acute_id,
+                        pseudonym=patient_key)
 
 
 async def _insert(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
     """INSERT `rows` (column name -> value, the same columns in each) into the model's table in one round trip."""
     await shared_rows.insert(session, model.__table__, rows)  # type: ignore[attr-defined]
-
-
-def _columns(row: SQLModel) -> dict[str, Any]:
-    """The column values of a table model that is not in the session, as `_insert` takes them."""
-    return {column.key: getattr(row, column.key) for column in row.__table__.columns}  # type: ignore[attr-defined]
 
 
 def _searchable_status(resource: dict[str, Any]) -> str | None:
@@ -493,13 +493,22 @@ async def _update_patient(session: AsyncSession, patient_id: str, newer: dict[st
     return merged
 
 
-def _remember_names(record: PatientRecord, patient: dict[str, Any]) -> None:
-    """The lookup columns follow the Patient (the nurse finds a patient by the name the front door knows now)."""
+def _remember_names(record: PatientRecord | dict[str, Any], patient: dict[str, Any]) -> None:
+    """The lookup columns follow the Patient (the nurse finds a patient by the name the front door knows now); a
+    record not stored yet is its row (column name -> value)."""
     display = _patient_display(patient)[:300]
-    if display and display != record.display_name:
-        record.display_name = display
-    if patient.get("birthDate") and patient["birthDate"] != record.birth_date:
-        record.birth_date = patient["birthDate"]
+    current = record if isinstance(record, dict) else {"display_name": record.display_name,
+                                                       "birth_date": record.birth_date}
+    changes = {}
+    if display and display != current.get("display_name"):
+        changes["display_name"] = display
+    if patient.get("birthDate") and patient["birthDate"] != current.get("birth_date"):
+        changes["birth_date"] = patient["birthDate"]
+    if isinstance(record, dict):
+        record.update(changes)
+    else:
+        for column, value in changes.items():
+            setattr(record, column, value)
 
 
 @dataclass

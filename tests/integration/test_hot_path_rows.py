@@ -20,6 +20,10 @@ THINGS = Table("rows_test_thing", METADATA, Column("id", String(20), primary_key
 AT = datetime(2026, 11, 30, 10, 0, tzinfo=UTC)
 
 
+class Abandoned(Exception):
+    """Raised to leave a transaction: it rolls back."""
+
+
 @pytest.fixture
 async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     engine = make_engine(database_url)
@@ -36,17 +40,17 @@ async def _ids(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
 
 async def test_rows_inserted_first_in_a_transaction_are_rolled_back_with_it(
         sessions: async_sessionmaker[AsyncSession]) -> None:
-    async with sessions() as session:
-        async with session.begin():
+    with pytest.raises(Abandoned):
+        async with sessions() as session, session.begin():
             # The first statement of the transaction: it must begin that transaction, not run in autocommit.
             await rows.insert(session, THINGS, [{"id": "a", "at": AT, "n": 1, "note": None}])
             await rows.insert(session, THINGS, [{"id": "b", "at": AT, "n": 2, "note": "x"},
                                                 {"id": "c", "at": AT, "n": None, "note": "y"}])
-            found = await rows.fetch(session, postgres="SELECT id, n FROM rows_test_thing WHERE id = ANY($1::varchar[])",
-                                     arguments=[["a", "c"]],
+            found = await rows.fetch(session, arguments=[["a", "c"]],
+                                     postgres="SELECT id, n FROM rows_test_thing WHERE id = ANY($1::varchar[])",
                                      portable=select(THINGS.c.id, THINGS.c.n).where(THINGS.c.id.in_(["a", "c"])))
             assert sorted(found) == [("a", 1), ("c", None)]
-            await session.rollback()
+            raise Abandoned
     assert await _ids(sessions) == []
 
 
