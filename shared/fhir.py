@@ -45,6 +45,10 @@ _ABSTRACT_RESOURCES = {"Resource", "DomainResource"}
 PLACEHOLDER_PREFIXES = ("urn:uuid:", "urn:oid:")
 _BSN = re.compile(r"(?<!\d)\d{9}(?!\d)")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# In JSON text a control character can only be escaped (\b, \f, \u0000-\u001f; raw ones are refused by the
+# parser), and an empty element only be written {}, [] or "" (with any whitespace inside the brackets).
+_MAY_HOLD_CONTROL = re.compile(rb"\\(?:[bf]|u00[01])", re.IGNORECASE)
+_MAY_BE_EMPTY = re.compile(rb'\{\s*\}|\[\s*\]|""')
 _PYDANTIC_ERRORS = {
     "missing": ("required", "Required element is missing"),
     "model_field_validation.missing": ("required", "Required element is missing"),
@@ -133,8 +137,12 @@ def parse_body(body: bytes, content_type: str | None) -> dict:
             data = _xml_resource(_safe_xml(body), "")
         else:
             data = json.loads(body, parse_float=Decimal, object_pairs_hook=_json_object, parse_constant=_no_constant)
-            control = _control_character_path(data, _root(data))
-        empty = empty_elements(data, _root(data))
+            # UTF-8 JSON text shows where a control character or an empty element could be at all; most bodies
+            # have neither, and are not walked for them (UTF-16 or -32 text, with NULs, always is).
+            plain = b"\x00" not in body[:4]
+            control = _control_character_path(data, _root(data)) \
+                if not plain or _MAY_HOLD_CONTROL.search(body) else None
+        empty = empty_elements(data, _root(data)) if is_xml or not plain or _MAY_BE_EMPTY.search(body) else []
     except (ET.ParseError, ValueError) as exc:
         raise _structure(f"Malformed {'XML' if is_xml else 'JSON'}: {exc}") from None
     except RecursionError:
@@ -158,8 +166,17 @@ def empty_elements(node: Any, path: str) -> list[Issue]:
     inside primitive arrays they align values with their extensions.
     """
     found: list[Issue] = []
-    _collect_empty(node, path, found)
+    if _has_empty(node):  # a walk without locations first: most resources have none
+        _collect_empty(node, path, found)
     return found
+
+
+def _has_empty(node: Any) -> bool:
+    if isinstance(node, dict):
+        return not node or any(_has_empty(value) for key, value in node.items() if key != "resourceType")
+    if isinstance(node, list):
+        return not node or any(_has_empty(item) for item in node)
+    return node == ""
 
 
 def _collect_empty(node: Any, path: str, found: list[Issue]) -> None:

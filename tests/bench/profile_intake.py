@@ -222,14 +222,16 @@ def _print_profile(profile: cProfile.Profile, top: int, count: int) -> int:
     calls = round(stats.total_calls / count)  # type: ignore[attr-defined]
     print(f"Python function calls per request: {calls}")
     areas: dict[str, float] = {}
+    area_calls: dict[str, int] = {}
     total = 0.0
-    for (filename, _line, _name), (_cc, _nc, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
+    for (filename, _line, _name), (_cc, ncalls, tottime, _ct, _callers) in stats.stats.items():  # type: ignore[attr-defined]
         area = _area(filename)
         areas[area] = areas.get(area, 0.0) + tottime
+        area_calls[area] = area_calls.get(area, 0) + ncalls
         total += tottime
-    print(f"own time by file or package (share of {total:.2f} s profiled):")
+    print(f"own time by file or package (share of {total:.2f} s profiled), and Python calls per request:")
     for area, spent in sorted(areas.items(), key=lambda item: -item[1])[:top]:
-        print(f"  {spent / total:6.1%}  {area}")
+        print(f"  {spent / total:6.1%}  {area_calls[area] / count:8.0f}  {area}")
     out = io.StringIO()
     pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
     text = out.getvalue()
