@@ -26,6 +26,9 @@ def on_postgres(session: AsyncSession) -> bool:
     return session.bind.dialect.name == "postgresql"
 
 
+_DRIVER = "shared.rows.driver"  # session.info key: (the session transaction, its adapted asyncpg connection)
+
+
 async def _driver(session: AsyncSession) -> asyncpg.Connection:
     """The asyncpg connection under the session, its transaction begun.
 
@@ -34,9 +37,14 @@ async def _driver(session: AsyncSession) -> asyncpg.Connection:
     `_transaction` and `_start_transaction` are what its own cursor uses (SQLAlchemy 2.1, pinned in
     requirements.lock); tests/integration/test_hot_path_rows.py fails if they change.
     """
-    connection = await session.connection()
-    pooled = await connection.get_raw_connection()
-    adapted: Any = pooled.dbapi_connection
+    transaction = session.get_transaction()
+    remembered = session.info.get(_DRIVER)
+    if remembered is not None and transaction is not None and remembered[0] is transaction:
+        adapted = remembered[1]  # the same transaction holds the same connection: no pool round again
+    else:
+        connection = await session.connection()
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        session.info[_DRIVER] = (session.get_transaction(), adapted)
     if adapted._transaction is None and not adapted.autocommit:
         await adapted._start_transaction()
     return adapted._connection
