@@ -692,9 +692,18 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
         raise FhirError(422, issues)
     assert org is not None
     provider = await _provider_of(session, org.token, decision.disposition)
-    request = await session.get(AcuteRequest, request_id, with_for_update=True)
-    if request is None:
+    # The request (locked), how many contacts are linked to it and its referral's text, in one statement.
+    linked_count = select(func.count()).select_from(LinkedContact).where(
+        LinkedContact.acute_request_id == AcuteRequest.id).scalar_subquery()
+    referral_content = select(StoredResource.content).where(
+        StoredResource.resource_type == "ServiceRequest",
+        StoredResource.id == AcuteRequest.service_request_id).scalar_subquery()
+    found = (await session.execute(
+        select(AcuteRequest, linked_count, referral_content).where(AcuteRequest.id == request_id)
+        .with_for_update(of=AcuteRequest).execution_options(populate_existing=True))).first()
+    if found is None:
         raise FhirError(404, Issue("error", "not-found", f"acute request {request_id} does not exist"))
+    request, linked, content = found
     retriage = request.status == "triaged" and bool((decision.retriage_reason or "").strip())
     if request.status != "open" and not retriage:
         raise FhirError(409, Issue("error", "conflict", f"acute request {request_id} is already {request.status}; "
@@ -702,7 +711,7 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                                                         "with a reason"))
     # Read before the request changes: a query after would flush it, and due_at would be a second UPDATE.
     targets = await configuration.targets(session)
-    complaint = await _reason_of(session, request)
+    complaint = _reason_in(content, request.complaint)
     due = due_by(decision.urgency, _aware(request.received_at), targets)
     closed_reason = (decision.closed_reason or "").strip() or None
     if not provider.open_at(due):
@@ -714,8 +723,6 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                 "that is open then, or give closed_reason to route there anyway", ("closed_reason",)))
     else:
         closed_reason = None  # a reason is recorded only where it was needed
-    linked = (await session.execute(select(func.count()).select_from(LinkedContact).where(
-        LinkedContact.acute_request_id == request.id))).scalar_one()
     now = _now()
     request.status = "triaged"
     request.urgency = decision.urgency
@@ -726,24 +733,22 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     request.due_at = due
     request.received_at = _aware(request.received_at)
     session.add(request)
-    session.add(TriageDecision(acute_request_id=request.id, urgency=decision.urgency,
-                               disposition=decision.disposition, assigned_org=org.token, note=decision.note,
-                               decided_by=caller.subject, decided_at=now,
-                               retriage_reason=decision.retriage_reason if retriage else None,
-                               closed_reason=closed_reason))
+    await shared_rows.insert(session, TriageDecision.__table__, [{  # type: ignore[attr-defined]
+        "acute_request_id": request.id, "urgency": decision.urgency, "disposition": decision.disposition,
+        "assigned_org": org.token, "note": decision.note, "decided_by": caller.subject, "decided_at": now,
+        "retriage_reason": decision.retriage_reason if retriage else None, "closed_reason": closed_reason}])
     enqueue(session, events.triage_completed(request, note=decision.note, codesystem_base=codesystem_base,
                                              traceparent=traceparent, complaint=complaint, linked_contacts=linked,
                                              retriage_reason=decision.retriage_reason if retriage else None))
     return request
 
 
-async def _reason_of(session: AsyncSession, request: AcuteRequest) -> str:
-    """The complaint in the partner's words (the referral's reasons), else as recorded on the request."""
-    row = await session.get(StoredResource, ("ServiceRequest", request.service_request_id)) \
-        if request.service_request_id else None
-    reasons = [r.get("text", "") for r in (loads(row.content).get("reasonCode", []) or [] if row else [])
-               if isinstance(r, dict)]
-    return "; ".join(r for r in reasons if r)[:2000] or request.complaint
+def _reason_in(referral_content: str | None, complaint: str) -> str:
+    """The complaint in the partner's words (the reasons of the referral's ServiceRequest, stored as FHIR JSON
+    text), else as recorded on the request."""
+    reasons = [r.get("text", "") for r in (loads(referral_content).get("reasonCode", []) or []
+                                           if referral_content else []) if isinstance(r, dict)]
+    return "; ".join(r for r in reasons if r)[:2000] or complaint
 
 
 async def history_of(session: AsyncSession, request: AcuteRequest) -> tuple[list[AcuteRequest], list[LinkedContact]]:
