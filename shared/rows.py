@@ -101,12 +101,13 @@ async def insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, A
 
 
 async def fetch(session: AsyncSession, *, postgres: str, arguments: Sequence[Any],
-                portable: Executable) -> list[tuple[Any, ...]]:
+                portable: Callable[[], Executable]) -> list[tuple[Any, ...]]:
     """The rows of a query: on PostgreSQL the SQL text `postgres` with `$1…` bound to `arguments` (write it to use
-    an index: `= ANY($1::varchar[])`, `unnest(…)`), elsewhere the SQLAlchemy statement `portable`, which must
-    select the same columns in the same order."""
+    an index: `= ANY($1::varchar[])`, `unnest(…)`), elsewhere the SQLAlchemy statement `portable()` makes (built
+    only there: building it costs more than sending the text), which must select the same columns in the same
+    order."""
     if not on_postgres(session):
-        return [tuple(row) for row in await session.execute(portable)]
+        return [tuple(row) for row in await session.execute(portable())]
     try:
         driver = await _driver(session)
         _sent(postgres, False)

@@ -81,7 +81,7 @@ async def _lookup_receipts(session: AsyncSession, keys: list[str], seen: dict[st
         seen.update(dict.fromkeys(chunk))
         seen.update(await shared_rows.fetch(
             session, postgres="SELECT identifier, response FROM bundle_receipt WHERE identifier = ANY($1::varchar[])",
-            arguments=[chunk], portable=select(table.c.identifier, table.c.response).where(
+            arguments=[chunk], portable=lambda chunk=chunk: select(table.c.identifier, table.c.response).where(
                 table.c.identifier.in_(chunk))))
 
 
@@ -165,7 +165,8 @@ async def _known_identifiers(session: AsyncSession,
                               "JOIN unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS w(t, s, v) "
                               "ON i.resource_type = w.t AND i.system = w.s AND i.value = w.v",
             arguments=[list(column) for column in zip(*chunk, strict=True)],
-            portable=select(table.c.resource_type, table.c.system, table.c.value, table.c.resource_id).where(
+            portable=lambda chunk=chunk: select(
+                table.c.resource_type, table.c.system, table.c.value, table.c.resource_id).where(
                 tuple_(table.c.resource_type, table.c.system, table.c.value).in_(chunk)))
         known.update(((kind, system, value), rid) for kind, system, value, rid in rows)
     return known

@@ -48,7 +48,8 @@ async def test_rows_inserted_first_in_a_transaction_are_rolled_back_with_it(
                                                 {"id": "c", "at": AT, "n": None, "note": "y"}])
             found = await rows.fetch(session, arguments=[["a", "c"]],
                                      postgres="SELECT id, n FROM rows_test_thing WHERE id = ANY($1::varchar[])",
-                                     portable=select(THINGS.c.id, THINGS.c.n).where(THINGS.c.id.in_(["a", "c"])))
+                                     portable=lambda: select(THINGS.c.id, THINGS.c.n).where(
+                                         THINGS.c.id.in_(["a", "c"])))
             assert sorted(found) == [("a", 1), ("c", None)]
             raise Abandoned
     assert await _ids(sessions) == []
