@@ -69,6 +69,7 @@ class IntakeResult:
     service_request_id: str
     acute_request_id: str | None = None
     pseudonym: str | None = None
+    text: str | None = None  # `response` as FHIR JSON text, when it was serialised already (for the receipt)
 
 
 async def _lookup_receipts(session: AsyncSession, keys: list[str], seen: dict[str, str | None]) -> None:
@@ -397,7 +398,7 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     await _insert(session, BundleReceipt, [{"identifier": key, "response": text, "created_at": now}
                                            for key in dict.fromkeys(keys)])
     return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=acute_id,
-                        pseudonym=patient_key)
+                        pseudonym=patient_key, text=text)
 
 
 async def _insert(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:

@@ -109,6 +109,8 @@ async def transaction(request: Request, media_type: ResponseFormat,
     result = await _intake(request, caller, lambda session: service.accept_referral(
         session, bundle=bundle, caller=caller, traceparent=request.headers.get("traceparent"),
         pseudonym_key=settings.pseudonym_key_bytes))
+    if result.text is not None and media_type == FHIR_JSON:
+        return Response(result.text.encode(), media_type=FHIR_JSON)  # as stored in the receipt: serialised once
     return fhir_response(result.response, media_type)
 
 
