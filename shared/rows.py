@@ -9,6 +9,7 @@ error as `orig`), so callers and `shared.db.database_unavailable` treat both pat
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -17,6 +18,7 @@ import asyncpg
 from sqlalchemy import Table
 from sqlalchemy import exc as sa_exc
 from sqlalchemy import insert as core_insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
 
@@ -98,6 +100,51 @@ async def insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, A
             await driver.executemany(statement, [tuple(row[c] for c in columns) for row in rows])
     except _DRIVER_ERRORS as error:
         raise _translated(statement, error) from error
+
+
+async def insert_all(session: AsyncSession, batches: Sequence[tuple[Table, Sequence[dict[str, Any]]]]) -> None:
+    """INSERT rows into several tables in the session's transaction: on PostgreSQL in one statement (a
+    data-modifying WITH per table, each row set sent as one array per column), elsewhere one INSERT per table.
+    Rows as `insert` takes them; a table without rows is left out.
+
+    The arrays are cast to the columns' base types without a length (`varchar[]`, not `varchar(64)[]`, which would
+    cut a value silently): the INSERT's own assignment refuses a value too long for its column, as `insert` does.
+    """
+    batches = [(table, rows) for table, rows in batches if rows]
+    if not batches:
+        return
+    if not on_postgres(session):
+        for table, rows in batches:
+            await session.execute(core_insert(table), list(rows))
+        return
+    shape = tuple((table, tuple(rows[0])) for table, rows in batches)
+    statement = _insert_all_sql(shape)
+    arguments = [[row[column] for row in rows] for (_table, columns), (_, rows) in zip(shape, batches, strict=True)
+                 for column in columns]
+    try:
+        driver = await _driver(session)
+        _sent(statement, False)
+        await driver.execute(statement, *arguments)
+    except _DRIVER_ERRORS as error:
+        raise _translated(statement, error) from error
+
+
+@lru_cache(maxsize=256)
+def _insert_all_sql(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> str:
+    parts, number = [], 1
+    for index, (table, columns) in enumerate(shape):
+        names = ", ".join(f'"{column}"' for column in columns)
+        arrays = ", ".join(f"${number + i}::{_base_type(table, column)}[]" for i, column in enumerate(columns))
+        parts.append(f'w{index} AS (INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}))')
+        number += len(columns)
+    return "WITH " + ", ".join(parts) + " SELECT 1"
+
+
+def _base_type(table: Table, column: str) -> str:
+    return _LENGTH.sub("", table.columns[column].type.compile(dialect=postgresql.dialect()))
+
+
+_LENGTH = re.compile(r"\(\d+\)")
 
 
 async def fetch(session: AsyncSession, *, postgres: str, arguments: Sequence[Any],

@@ -269,9 +269,9 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
                  pseudonym_key: bytes, seen: dict[str, str | None]) -> IntakeResult:
     """Store a valid referral and its receipts, or answer a retry with the first outcome.
 
-    New rows are written with Core INSERTs, one per table (executemany), not as ORM objects: the ORM's unit of
-    work cost more CPU than the rest of intake (tests/bench/profile_intake.py). Rows that change (a known patient,
-    an open request a contact is linked to) stay ORM objects."""
+    New rows are written as plain rows, all in one statement on PostgreSQL (shared/rows.py), not as ORM objects:
+    the ORM's unit of work cost more CPU than the rest of intake (tests/bench/profile_intake.py). Rows that change
+    (a known patient, an open request a contact is linked to) stay ORM objects."""
     replayed = await _replay(session, _replay_keys(referral), caller, seen)
     if replayed:
         return replayed
@@ -358,11 +358,9 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         patient = referral.patient.resource
     if patient is not None:
         _remember_names(record or record_row, patient)
-    if created_record:
-        await _insert(session, PatientRecord, [record_row])
-    await _insert(session, ReferralEntry, entry_rows)
-    await _insert(session, StoredResource, resource_rows)
-    await _insert(session, ResourceIdentifier, identifier_rows)
+    new_rows: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
+        (PatientRecord, [record_row] if created_record else []), (ReferralEntry, entry_rows),
+        (StoredResource, resource_rows), (ResourceIdentifier, identifier_rows)]
 
     sr = referral.service_request.resource
     open_dbc = any(ext.get("url") == events.OPEN_DBC_EXTENSION and ext.get("valueBoolean") is True
@@ -380,11 +378,11 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         acute_id, request_uzovi = open_request.id, open_request.uzovi
     else:
         acute_id, request_uzovi = request_id, referral.uzovi
-        await _insert(session, AcuteRequest, [{
+        new_rows.append((AcuteRequest, [{
             "id": request_id, "pseudonym": patient_key, "patient_id": patient_id, "channel": "referral",
             "status": "open", "service_request_id": sr["id"], "referral_priority": referral.priority,
             "open_dbc": open_dbc, "complaint": _complaint(sr), "uzovi": referral.uzovi,
-            "submitted_by": caller.org, "received_at": now}])
+            "submitted_by": caller.org, "received_at": now}]))
     enqueue(session, events.referral_received(acute_id, patient_key, sr, traceparent=traceparent))
     if patient is not None:
         enqueue(session, events.patient_changed(patient, pseudonym=patient_key,
@@ -395,15 +393,12 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(sr)]
     if referral.bundle_identifier:
         keys.append(f"Bundle:{referral.bundle_identifier}")
-    await _insert(session, BundleReceipt, [{"identifier": key, "response": text, "created_at": now}
-                                           for key in dict.fromkeys(keys)])
+    new_rows.append((BundleReceipt, [{"identifier": key, "response": text, "created_at": now}
+                                     for key in dict.fromkeys(keys)]))
+    # Every new row of the referral in one statement on PostgreSQL (shared/rows.py).
+    await shared_rows.insert_all(session, [(model.__table__, rows) for model, rows in new_rows])  # type: ignore[attr-defined]
     return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=acute_id,
                         pseudonym=patient_key, text=text)
-
-
-async def _insert(session: AsyncSession, model: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-    """INSERT `rows` (column name -> value, the same columns in each) into the model's table in one round trip."""
-    await shared_rows.insert(session, model.__table__, rows)  # type: ignore[attr-defined]
 
 
 def _searchable_status(resource: dict[str, Any]) -> str | None:
