@@ -23,6 +23,7 @@ import io
 import json
 import logging
 import pstats
+import shutil
 import sys
 import tempfile
 import time
@@ -189,6 +190,7 @@ async def run(database_url: str, *, count: int, warmup: int, repeat: int, top: i
                 await _measure("POST triage under cProfile", count, triage, statements, profile=profile)
                 results["triage"]["python_calls"] = _print_profile(profile, top, count)
     await runtime.engine.dispose()
+    shutil.rmtree(data_dir, ignore_errors=True)
     return results
 
 
