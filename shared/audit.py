@@ -18,6 +18,7 @@ from sqlalchemy import Column, Index, Text, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
+from shared import rows
 from shared import search as fhir_search
 from shared.auth import Caller
 from shared.identifiers import PSEUDONYM_SYSTEM, searched_pseudonym
@@ -107,11 +108,14 @@ async def record(session: AsyncSession, *, service: str, caller: Caller | None, 
     content = audit_event(record_id=record_id, recorded=now, service=service, caller=caller, subtype=subtype,
                           outcome=outcome, patient=patient, entity=entity, purpose=purpose, description=description,
                           granted_by=granted_by)
-    session.add(AuditRecord(id=record_id, recorded=now, service=service, action=ACTIONS[subtype], subtype=subtype,
-                            outcome=outcome, agent=caller.subject if caller else "anonymous",
-                            agent_kind=caller.kind if caller else "none", agent_org=caller.org if caller else "",
-                            agent_role=caller.role if caller else None, patient=patient, entity=entity[:500],
-                            content=json.dumps(content)))
+    # Written at once as a plain row (shared/rows.py), not as an ORM object flushed with the rest: an audit event
+    # is on every request's path and never read back in the same transaction.
+    await rows.insert(session, AuditRecord.__table__, [{  # type: ignore[attr-defined]
+        "id": record_id, "recorded": now, "service": service, "action": ACTIONS[subtype], "subtype": subtype,
+        "outcome": outcome, "agent": caller.subject if caller else "anonymous",
+        "agent_kind": caller.kind if caller else "none", "agent_org": caller.org if caller else "",
+        "agent_role": caller.role if caller else None, "patient": patient, "entity": entity[:500],
+        "content": json.dumps(content)}])
 
 
 async def record_now(sessions: async_sessionmaker[AsyncSession], **kwargs: Any) -> None:

@@ -31,6 +31,9 @@ FOLDER_CHECK_SECONDS = 1.0
 # A client secret verified once is taken on its word for this long (scrypt costs ~40 ms of CPU per check).
 VERIFIED_SECRET_SECONDS = 300
 VERIFIED_SECRET_LIMIT = 1024
+# A verified access token is taken on its word until it expires (an RS256 check and the claims cost ~0.3 ms of CPU
+# per request); bounded, since every client renews its token every few minutes.
+VERIFIED_TOKEN_LIMIT = 4096
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ class TokenVerifier:
         self._keys: KeySet | None = None
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
+        self._verified: dict[str, tuple[float, str, Caller]] = {}  # token -> (exp, kid, caller)
 
     async def key_set(self, kid: str | None) -> KeySet:
         if self.local is not None:  # the issuer itself reads its key folder, no HTTP round trip
@@ -222,6 +226,20 @@ class TokenVerifier:
             return self._keys
 
     async def verify(self, token: str) -> Caller:
+        """The caller a bearer token names; FhirError 401 for a token that is malformed, not signed by a current key
+        of the issuer, for another issuer or audience, or expired (503 when the issuer's keys cannot be fetched).
+
+        A token verified before is answered from memory until its `exp`, as long as the key that signed it is
+        still one of the issuer's keys (a key withdrawn from the JWKS or the key folder ends its tokens at once).
+        Nothing else about a token can change while it is valid: access tokens are not revocable here (RFC 7009
+        is not offered), and a client's scopes and organisation are read from the token, not from its record.
+        """
+        remembered = self._verified.get(token)
+        if remembered is not None:
+            expires, kid, caller = remembered
+            if time.time() < expires and any(key.kid == kid for key in (await self.key_set(kid)).keys):
+                return caller
+            del self._verified[token]
         try:
             header = json.loads(base64.urlsafe_b64decode(token.split(".")[0] + "=="))
             keys = await self.key_set(header.get("kid"))
@@ -231,11 +249,23 @@ class TokenVerifier:
                                   exp={"essential": True}, sub={"essential": True}).validate(decoded.claims)
         except FhirError:
             raise
-        except (JoseError, ValueError, IndexError, KeyError) as exc:
+        except (JoseError, ValueError, IndexError, KeyError, TypeError, AttributeError) as exc:
             raise FhirError(401, Issue("error", "login", f"invalid access token ({exc.__class__.__name__})")) from exc
         claims = decoded.claims
-        return Caller(subject=str(claims["sub"]), kind="client", org=str(claims.get("org", "")),
-                      scopes=frozenset(str(claims.get("scope", "")).split()))
+        caller = Caller(subject=str(claims["sub"]), kind="client", org=str(claims.get("org", "")),
+                        scopes=frozenset(str(claims.get("scope", "")).split()))
+        kid = decoded.header.get("kid")
+        if isinstance(kid, str) and isinstance(claims.get("exp"), int | float):
+            self._remember(token, float(claims["exp"]), kid, caller)
+        return caller
+
+    def _remember(self, token: str, expires: float, kid: str, caller: Caller) -> None:
+        if len(self._verified) >= VERIFIED_TOKEN_LIMIT:
+            now = time.time()
+            expired = [t for t, (until, _, _) in self._verified.items() if until <= now]
+            for old in expired or list(self._verified)[:VERIFIED_TOKEN_LIMIT // 8]:  # else the oldest eighth
+                del self._verified[old]
+        self._verified[token] = (expires, kid, caller)
 
 
 async def current_caller(request: Request) -> Caller:

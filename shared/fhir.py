@@ -45,6 +45,10 @@ _ABSTRACT_RESOURCES = {"Resource", "DomainResource"}
 PLACEHOLDER_PREFIXES = ("urn:uuid:", "urn:oid:")
 _BSN = re.compile(r"(?<!\d)\d{9}(?!\d)")
 _CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# In JSON text a control character can only be escaped (\b, \f, \u0000-\u001f; raw ones are refused by the
+# parser), and an empty element only be written {}, [] or "" (with any whitespace inside the brackets).
+_MAY_HOLD_CONTROL = re.compile(rb"\\(?:[bf]|u00[01])", re.IGNORECASE)
+_MAY_BE_EMPTY = re.compile(rb'\{\s*\}|\[\s*\]|""')
 _PYDANTIC_ERRORS = {
     "missing": ("required", "Required element is missing"),
     "model_field_validation.missing": ("required", "Required element is missing"),
@@ -133,8 +137,12 @@ def parse_body(body: bytes, content_type: str | None) -> dict:
             data = _xml_resource(_safe_xml(body), "")
         else:
             data = json.loads(body, parse_float=Decimal, object_pairs_hook=_json_object, parse_constant=_no_constant)
-            control = _control_character_path(data, _root(data))
-        empty = empty_elements(data, _root(data))
+            # UTF-8 JSON text shows where a control character or an empty element could be at all; most bodies
+            # have neither, and are not walked for them (UTF-16 or -32 text, with NULs, always is).
+            plain = b"\x00" not in body[:4]
+            control = _control_character_path(data, _root(data)) \
+                if not plain or _MAY_HOLD_CONTROL.search(body) else None
+        empty = empty_elements(data, _root(data)) if is_xml or not plain or _MAY_BE_EMPTY.search(body) else []
     except (ET.ParseError, ValueError) as exc:
         raise _structure(f"Malformed {'XML' if is_xml else 'JSON'}: {exc}") from None
     except RecursionError:
@@ -158,8 +166,17 @@ def empty_elements(node: Any, path: str) -> list[Issue]:
     inside primitive arrays they align values with their extensions.
     """
     found: list[Issue] = []
-    _collect_empty(node, path, found)
+    if _has_empty(node):  # a walk without locations first: most resources have none
+        _collect_empty(node, path, found)
     return found
+
+
+def _has_empty(node: Any) -> bool:
+    if isinstance(node, dict):
+        return not node or any(_has_empty(value) for key, value in node.items() if key != "resourceType")
+    if isinstance(node, list):
+        return not node or any(_has_empty(item) for item in node)
+    return node == ""
 
 
 def _collect_empty(node: Any, path: str, found: list[Issue]) -> None:
@@ -229,10 +246,22 @@ def ref_id(reference: str) -> tuple[str, str] | None:
 
 
 def resolve_bundle_references(bundle: dict, assigned: dict[str, str]) -> dict:
-    result = copy.deepcopy(bundle)
-    for entry in result.get("entry") or []:
-        _rewrite_references(entry.get("resource"), partial(_resolved, full_url=entry.get("fullUrl"), assigned=assigned))
+    """A copy of a transaction Bundle (FHIR JSON) whose entries' references point at the ids the server assigned:
+    `assigned` maps a fullUrl (placeholder or absolute) to "Type/id"; a relative reference in an entry with an
+    absolute fullUrl becomes absolute unless it names an entry (FHIR R4 http.html#trules). `bundle` is left as it
+    was (a retried transaction resolves it again)."""
+    result = {key: _json_copy(value) for key, value in bundle.items() if key != "entry"}
+    if "entry" in bundle:
+        result["entry"] = [_resolved_entry(entry, assigned) for entry in bundle["entry"] or []] \
+            if isinstance(bundle["entry"], list) else _json_copy(bundle["entry"])
     return result
+
+
+def _resolved_entry(entry: Any, assigned: dict[str, str]) -> Any:
+    if not isinstance(entry, dict):
+        return _json_copy(entry)
+    target = partial(_resolved, full_url=entry.get("fullUrl"), assigned=assigned)
+    return {key: _rewritten(value, target) if key == "resource" else _json_copy(value) for key, value in entry.items()}
 
 
 def bundle_reference(reference: str, full_url: str | None) -> str:
@@ -598,13 +627,22 @@ def _resolved(reference: str, full_url: str | None, assigned: dict[str, str]) ->
     return assigned.get(meant, meant)
 
 
-def _rewrite_references(node: Any, target: Callable[[str], str]) -> None:
+def _rewritten(node: Any, target: Callable[[str], str]) -> Any:
+    """A copy of JSON `node` with every string `reference` replaced by `target(reference)` (one pass: copying and
+    rewriting, where copy.deepcopy and a walk took three times as long)."""
     if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str):
-                node[key] = target(value)
-            else:
-                _rewrite_references(value, target)
-    elif isinstance(node, list):
-        for item in node:
-            _rewrite_references(item, target)
+        return {key: target(value) if key == "reference" and isinstance(value, str) else _rewritten(value, target)
+                for key, value in node.items()}
+    if isinstance(node, list):
+        return [_rewritten(item, target) for item in node]
+    return node
+
+
+def _json_copy(node: Any) -> Any:
+    """A deep copy of parsed JSON: dicts and lists are copied, their leaves (str, int, Decimal, bool, None) are
+    immutable and shared."""
+    if isinstance(node, dict):
+        return {key: _json_copy(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_json_copy(item) for item in node]
+    return node

@@ -37,7 +37,7 @@ from prometheus_client import Counter
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared import metrics
+from shared import metrics, rows
 
 ENV_VARIABLE = "REGIOZORG_COUNT_STATEMENTS"
 FLUSH_SECONDS = 0.5
@@ -75,6 +75,9 @@ class StatementCounter:
     def attach(self, engine: AsyncEngine) -> None:
         """Count every statement this engine sends (on the sync engine underneath the async one)."""
         event.listen(engine.sync_engine, "before_cursor_execute", self._on_statement)
+        # Hot-path rows sent straight to asyncpg (shared/rows.py) bypass SQLAlchemy's events.
+        if _on_row_statement not in rows.statement_listeners:
+            rows.statement_listeners.append(_on_row_statement)
 
     def _on_statement(self, *_args: Any) -> None:
         note()
@@ -157,6 +160,10 @@ def start(service: str, engine: AsyncEngine, data_dir: Path | None) -> Statement
 def counter() -> StatementCounter | None:
     """This process's counter, when counting is on."""
     return _COUNTER
+
+
+def _on_row_statement(_statement: str, _many: bool) -> None:
+    note()
 
 
 def note(statements: int = 1) -> None:

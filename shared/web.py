@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import audit, audit_views, console, metrics, statements, tracing
 from shared.auth import TokenVerifier
@@ -74,33 +75,61 @@ def install(app: FastAPI, *, service: str, max_body_bytes: int) -> None:
         return outcome_response(500, [Issue("fatal", "exception", "internal error; the request was not applied")],
                                 headers or None)
 
-    @app.middleware("http")
-    async def _limits_and_metrics(request: Request, call_next):  # type: ignore[no-untyped-def]
-        # The caller's trace is continued (a new one without a valid header) and echoed, so the
-        # caller can find this request's log lines and the events it caused by trace id.
+    app.add_middleware(TraceLimitsAndMetrics, service=service, max_body_bytes=max_body_bytes)
+
+
+class TraceLimitsAndMetrics:
+    """Every HTTP request: the caller's trace continued (a new one without a valid header) and echoed in the
+    `traceparent` response header, so the caller can find this request's log lines and the events it caused by
+    trace id; a body announced larger than `max_body_bytes` refused with 413; count and duration per route in
+    the metrics; `?lang=` remembered in a cookie.
+
+    A plain ASGI middleware: Starlette's BaseHTTPMiddleware (what `@app.middleware("http")` makes) runs the
+    route in a task of its own with streams between, about 1,500 Python calls per request
+    (tests/bench/profile_intake.py).
+    """
+
+    def __init__(self, app: ASGIApp, *, service: str, max_body_bytes: int) -> None:
+        self.app = app
+        self.service = service
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope)
         with tracing.continued(request.headers.get("traceparent")) as traceparent:
             request.state.traceparent = traceparent
-            response = await _limited_and_measured(request, call_next)
-        response.headers["traceparent"] = traceparent
-        return response
+            extra = [(b"traceparent", traceparent.encode("latin-1"))]
+            status = 500
 
-    async def _limited_and_measured(request: Request, call_next):  # type: ignore[no-untyped-def]
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > max_body_bytes:
-            return outcome_response(413, [Issue("error", "too-long",
-                                                f"request body exceeds {max_body_bytes} bytes")])
-        started = time.perf_counter()
-        with statements.request_tally() as tally:
-            response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        statements.book_request(tally, f"{request.method} {path}")
-        metrics.HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
-        metrics.HTTP_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
-        chosen = request.query_params.get("lang")
-        if chosen in LANGUAGES:
-            response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax", httponly=True)
-        return response
+            async def send_with_headers(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    message["headers"] = [*(h for h in message.get("headers", []) if h[0] != b"traceparent"),
+                                          *extra]
+                await send(message)
+
+            length = request.headers.get("content-length")
+            if length and length.isdigit() and int(length) > self.max_body_bytes:
+                refusal = outcome_response(413, [Issue("error", "too-long",
+                                                       f"request body exceeds {self.max_body_bytes} bytes")])
+                await refusal(scope, receive, send_with_headers)
+                return
+            chosen = request.query_params.get("lang")
+            if chosen in LANGUAGES:
+                cookie = Response()
+                cookie.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax", httponly=True)
+                extra += [(name, value) for name, value in cookie.raw_headers if name == b"set-cookie"]
+            started = time.perf_counter()
+            with statements.request_tally() as tally:
+                await self.app(scope, receive, send_with_headers)
+            path = getattr(scope.get("route"), "path", "unmatched")
+            statements.book_request(tally, f"{scope['method']} {path}")
+            metrics.HTTP_REQUESTS.labels(self.service, scope["method"], path, str(status)).inc()
+            metrics.HTTP_SECONDS.labels(self.service, scope["method"], path).observe(time.perf_counter() - started)
 
 
 FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '

@@ -70,12 +70,13 @@ async def announce_earlier_changes(session: AsyncSession, *, codesystem_base: st
 
 
 async def targets(session: AsyncSession) -> dict[str, int | None]:
-    rows = {r.urgency: r.minutes for r in (await session.execute(select(UrgencyTarget))).scalars()}
+    rows = dict((await session.execute(select(UrgencyTarget.urgency, UrgencyTarget.minutes))).tuples().all())
     return {u: rows.get(u, DEFAULT_TARGET_MINUTES[u]) for u in URGENCIES}
 
 
 async def providers(session: AsyncSession) -> list[Provider]:
-    entries = {e.org: e for e in (await session.execute(select(DirectoryEntry))).scalars()}
+    entries = {e.org: e for e in await session.execute(select(  # rows, not ORM objects: read on every triage
+        DirectoryEntry.org, DirectoryEntry.dispositions, DirectoryEntry.hours, DirectoryEntry.weekdays_only))}
     found = []
     for org in ORGANISATIONS:
         entry = entries.get(org.token)

@@ -84,13 +84,15 @@ def linked_contact_recorded(request: AcuteRequest, *, channel: str, received_at:
                     subject=f"Communication/{value['id']}", payload=value, traceparent=traceparent)
 
 
-def referral_received(request: AcuteRequest, service_request: dict[str, Any], *, traceparent: str | None) -> Event:
-    """The partner's ServiceRequest with the patient replaced by the pseudonym: other services never see a BSN."""
+def referral_received(acute_request_id: str, pseudonym: str, service_request: dict[str, Any], *,
+                      traceparent: str | None) -> Event:
+    """The partner's ServiceRequest with the patient replaced by the pseudonym and the acute request it belongs to
+    (by id) added as an identifier: other services never see a BSN."""
     value = dict(service_request)
-    value["subject"] = _subject(request.pseudonym)
+    value["subject"] = _subject(pseudonym)
     value["identifier"] = [*service_request.get("identifier", []),
-                           {"system": ACUTE_REQUEST_SYSTEM, "value": request.id}]
-    return Event.of(topic=REFERRAL_RECEIVED, key=request.pseudonym, source=SOURCE,
+                           {"system": ACUTE_REQUEST_SYSTEM, "value": acute_request_id}]
+    return Event.of(topic=REFERRAL_RECEIVED, key=pseudonym, source=SOURCE,
                     subject=f"ServiceRequest/{service_request['id']}", payload=value, traceparent=traceparent)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import SQLModel
 
 from services.triage import access, configuration, events
 from services.triage.domain.referral import (
@@ -34,6 +35,7 @@ from services.triage.models import (
     StoredResource,
     TriageDecision,
 )
+from shared import rows as shared_rows
 from shared import search
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
@@ -67,21 +69,32 @@ class IntakeResult:
     service_request_id: str
     acute_request_id: str | None = None
     pseudonym: str | None = None
+    text: str | None = None  # `response` as FHIR JSON text, when it was serialised already (for the receipt)
 
 
-async def _replay(session: AsyncSession, keys: list[str], caller: Caller) -> IntakeResult | None:
+async def _lookup_receipts(session: AsyncSession, keys: list[str], seen: dict[str, str | None]) -> None:
+    """Fill `seen` (receipt key -> the stored response text, None when there is no receipt) for the keys not
+    looked up yet in this transaction: one query per 400 keys, none when all were asked before."""
+    wanted = [key for key in dict.fromkeys(keys) if key not in seen]
+    table = BundleReceipt.__table__  # type: ignore[attr-defined]
+    for start in range(0, len(wanted), 400):  # bound the bind variables of one statement
+        chunk = wanted[start:start + 400]
+        seen.update(dict.fromkeys(chunk))
+        seen.update(await shared_rows.fetch(
+            session, postgres="SELECT identifier, response FROM bundle_receipt WHERE identifier = ANY($1::varchar[])",
+            arguments=[chunk], portable=lambda chunk=chunk: select(table.c.identifier, table.c.response).where(
+                table.c.identifier.in_(chunk))))
+
+
+async def _replay(session: AsyncSession, keys: list[str], caller: Caller,
+                  seen: dict[str, str | None]) -> IntakeResult | None:
     """A retried transaction answers with the first outcome, marked as not newly created; the first key (in the
-    order given) with a receipt decides."""
-    unique = list(dict.fromkeys(keys))
-    receipts: dict[str, BundleReceipt] = {}
-    for start in range(0, len(unique), 400):  # bound the bind variables of one statement
-        rows = (await session.execute(select(BundleReceipt).where(
-            BundleReceipt.identifier.in_(unique[start:start + 400])))).scalars()  # type: ignore[attr-defined]
-        receipts.update((r.identifier, r) for r in rows)
-    found = next((receipts[key] for key in unique if key in receipts), None)
+    order given) with a receipt decides. `seen` holds the receipts this transaction looked up already."""
+    await _lookup_receipts(session, keys, seen)
+    found = next((seen[key] for key in dict.fromkeys(keys) if seen.get(key) is not None), None)
     if found is None:
         return None
-    response = loads(found.response)
+    response = loads(found)
     sr_id = _service_request_id(response)
     row = await session.get(StoredResource, ("ServiceRequest", sr_id))
     if row is None or not access.submitted(row, caller):
@@ -101,10 +114,31 @@ def _service_request_id(response: dict[str, Any]) -> str:
 
 def _replay_keys(referral: Referral) -> list[str]:
     """Receipts that make a retry idempotent: the ServiceRequest's identifiers, and the one its ifNoneExist names."""
-    keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(referral.service_request.resource)]
-    parsed = _parse_if_none_exist(referral.service_request.if_none_exist or "")
+    return _service_request_keys(referral.service_request.resource, referral.service_request.if_none_exist)
+
+
+def _service_request_keys(resource: dict[str, Any], if_none_exist: str | None) -> list[str]:
+    keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(resource)]
+    parsed = _parse_if_none_exist(if_none_exist or "")
     if parsed:
         keys.append(f"ServiceRequest:{parsed[0]}|{parsed[1]}")
+    return keys
+
+
+def _likely_replay_keys(bundle: dict[str, Any]) -> list[str]:
+    """The receipt keys of the ServiceRequests in a Bundle not validated yet (whatever is not shaped as FHIR is
+    passed over), so that the receipts of a referral are looked up in one query with its Bundle.identifier."""
+    keys: list[str] = []
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not isinstance(resource, dict) or resource.get("resourceType") != "ServiceRequest":
+            continue
+        request = entry.get("request")
+        if_none_exist = request.get("ifNoneExist") if isinstance(request, dict) else None
+        identifiers = resource.get("identifier")
+        keys += _service_request_keys({"identifier": identifiers if isinstance(identifiers, list) else []},
+                                      if_none_exist if isinstance(if_none_exist, str) else None)
     return keys
 
 
@@ -124,12 +158,17 @@ async def _known_identifiers(session: AsyncSession,
     """The stored resource id of each (type, system, value) that is known here, in one query per 300."""
     pairs = sorted(wanted)
     known: dict[tuple[str, str, str], str] = {}
+    table = ResourceIdentifier.__table__  # type: ignore[attr-defined]
     for start in range(0, len(pairs), 300):  # three bind variables each
-        rows = await session.execute(select(
-            ResourceIdentifier.resource_type, ResourceIdentifier.system, ResourceIdentifier.value,
-            ResourceIdentifier.resource_id).where(tuple_(
-                ResourceIdentifier.resource_type, ResourceIdentifier.system, ResourceIdentifier.value,
-            ).in_(pairs[start:start + 300])))
+        chunk = pairs[start:start + 300]
+        rows = await shared_rows.fetch(
+            session, postgres="SELECT i.resource_type, i.system, i.value, i.resource_id FROM fhir_identifier i "
+                              "JOIN unnest($1::varchar[], $2::varchar[], $3::varchar[]) AS w(t, s, v) "
+                              "ON i.resource_type = w.t AND i.system = w.s AND i.value = w.v",
+            arguments=[list(column) for column in zip(*chunk, strict=True)],
+            portable=lambda chunk=chunk: select(
+                table.c.resource_type, table.c.system, table.c.value, table.c.resource_id).where(
+                tuple_(table.c.resource_type, table.c.system, table.c.value).in_(chunk)))
         known.update(((kind, system, value), rid) for kind, system, value, rid in rows)
     return known
 
@@ -175,9 +214,13 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
                           traceparent: str | None, pseudonym_key: bytes) -> IntakeResult:
     """Store a referral Bundle all or nothing; a retry of the same Bundle or ServiceRequest changes nothing."""
     bundle_ident = bundle.get("identifier") if isinstance(bundle.get("identifier"), dict) else None
-    if bundle_ident and bundle_ident.get("value"):
-        replayed = await _replay(session, [f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}"],
-                                 caller)
+    bundle_key = f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}" \
+        if bundle_ident and bundle_ident.get("value") else None
+    seen: dict[str, str | None] = {}
+    # One query for the receipts of the Bundle and of its ServiceRequest; the Bundle's decides first.
+    await _lookup_receipts(session, [*([bundle_key] if bundle_key else []), *_likely_replay_keys(bundle)], seen)
+    if bundle_key:
+        replayed = await _replay(session, [bundle_key], caller, seen)
         if replayed:
             return replayed
     entries = bundle.get("entry")
@@ -185,7 +228,8 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
     outcome = read_referral(bundle, stored=await _stored_targets(session, resources, caller))
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
-    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key)
+    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key,
+                        seen=seen)
 
 
 async def create_service_request(session: AsyncSession, *, resource: dict[str, Any], if_none_exist: str | None,
@@ -196,7 +240,8 @@ async def create_service_request(session: AsyncSession, *, resource: dict[str, A
                                    stored=await _stored_targets(session, [resource], caller))
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
-    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key)
+    return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key,
+                        seen={})
 
 
 def _lookups(entry: Entry) -> list[tuple[str, str, str]]:
@@ -221,8 +266,13 @@ def _existing(entry: Entry, known: dict[tuple[str, str, str], str],
 
 
 async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, traceparent: str | None,
-                 pseudonym_key: bytes) -> IntakeResult:
-    replayed = await _replay(session, _replay_keys(referral), caller)
+                 pseudonym_key: bytes, seen: dict[str, str | None]) -> IntakeResult:
+    """Store a valid referral and its receipts, or answer a retry with the first outcome.
+
+    New rows are written as plain rows, all in one statement on PostgreSQL (shared/rows.py), not as ORM objects:
+    the ORM's unit of work cost more CPU than the rest of intake (tests/bench/profile_intake.py). Rows that change
+    (a known patient, an open request a contact is linked to) stay ORM objects."""
+    replayed = await _replay(session, _replay_keys(referral), caller, seen)
     if replayed:
         return replayed
 
@@ -262,12 +312,16 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     record = None if new_patient else await session.get(PatientRecord, patient_id)
     created_record = record is None
     if record is None:
+        # A plain row, inserted below with the other new rows once its names are final.
         key = pseudonym(referral.bsn, pseudonym_key) if referral.bsn else pseudonym_for_unidentified(
             request_id, pseudonym_key)
         patient_res = referral.patient.resource if referral.patient else {}
-        record = PatientRecord(id=patient_id, pseudonym=key, bsn=referral.bsn, birth_date=patient_res.get("birthDate"),
-                               display_name=_patient_display(patient_res)[:300])  # the column's width
-        session.add(record)
+        record_row = {"id": patient_id, "pseudonym": key, "bsn": referral.bsn,
+                      "display_name": _patient_display(patient_res)[:300],  # the column's width
+                      "birth_date": patient_res.get("birthDate")}
+    else:
+        record_row = {"pseudonym": record.pseudonym}
+    patient_key = str(record_row["pseudonym"])
     if referral.patient is not None and not new_patient:
         # A known patient: what this referral says of them is newer than what the front door held.
         patient = await _update_patient(session, patient_id, referral.patient.resource, now=now, known=known)
@@ -280,19 +334,22 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     sr_id = referral.service_request.resource["id"]
     came_with = {(entry.type, entry.resource["id"]) for entry in referral.entries
                  if entry.type not in DIRECTORY_TYPES and entry is not referral.service_request}
-    for resource_type, rid in sorted(came_with):  # what a treatment grant on this request opens (access.py)
-        session.add(ReferralEntry(service_request_id=sr_id, resource_type=resource_type, resource_id=rid))
+    # What a treatment grant on this request opens (access.py).
+    entry_rows = [{"service_request_id": sr_id, "resource_type": resource_type, "resource_id": rid}
+                  for resource_type, rid in sorted(came_with)]
+    resource_rows: list[dict[str, Any]] = []
+    identifier_rows: list[dict[str, Any]] = []
     for entry in referral.entries:
         rid = entry.resource["id"]
         if entry.index not in reused:
             meta = {**entry.resource.get("meta", {}), "versionId": "1", "lastUpdated": now.isoformat()}
             entry.resource = {**entry.resource, "meta": meta}
-            session.add(StoredResource(resource_type=entry.type, id=rid, last_updated=now, owner_org=caller.org,
-                                       patient_id=None if entry.type in DIRECTORY_TYPES else patient_id,
-                                       status=_searchable_status(entry.resource), content=dumps(entry.resource)))
-            for resource_type, system, value in _business_identifiers(entry):
-                session.add(ResourceIdentifier(resource_type=resource_type, system=system, value=value,
-                                               resource_id=rid))
+            resource_rows.append({"resource_type": entry.type, "id": rid, "version_id": 1, "last_updated": now,
+                                  "owner_org": caller.org,
+                                  "patient_id": None if entry.type in DIRECTORY_TYPES else patient_id,
+                                  "status": _searchable_status(entry.resource), "content": dumps(entry.resource)})
+            identifier_rows += [{"resource_type": resource_type, "system": system, "value": value,
+                                 "resource_id": rid} for resource_type, system, value in _business_identifiers(entry)]
         response_entries.append({"response": {"status": statuses[entry.index],
                                               "location": f"{entry.type}/{rid}/_history/1", "etag": 'W/"1"',
                                               "lastModified": now.isoformat()}})
@@ -300,43 +357,49 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     if referral.patient is not None and new_patient:
         patient = referral.patient.resource
     if patient is not None:
-        _remember_names(record, patient)
+        _remember_names(record or record_row, patient)
+    new_rows: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
+        (PatientRecord, [record_row] if created_record else []), (ReferralEntry, entry_rows),
+        (StoredResource, resource_rows), (ResourceIdentifier, identifier_rows)]
 
     sr = referral.service_request.resource
     open_dbc = any(ext.get("url") == events.OPEN_DBC_EXTENSION and ext.get("valueBoolean") is True
                    for ext in sr.get("extension", []) or [])
     # A record made just now has no requests: its pseudonym is new (an unidentified patient's comes from this
     # request) or comes from a BSN no other record holds (the column is unique, so a concurrent twin fails).
-    open_request = None if created_record else await _open_request_for(session, record.pseudonym)
+    open_request = None if created_record else await _open_request_for(session, patient_key)
     if open_request is not None:
         await _link(session, open_request, channel="referral", at=now, traceparent=traceparent,
                     complaint=_complaint(sr), caller="professional", callback_phone=None)
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
                                   service_request_id=sr["id"], received_at=now, complaint=_complaint(sr),
                                   caller="professional"))
-        request = open_request
-        request.open_dbc = request.open_dbc or open_dbc
-        session.add(request)
+        open_request.open_dbc = open_request.open_dbc or open_dbc
+        session.add(open_request)
+        acute_id, request_uzovi = open_request.id, open_request.uzovi
     else:
-        request = AcuteRequest(id=request_id, pseudonym=record.pseudonym, patient_id=patient_id, channel="referral",
-                               service_request_id=sr["id"], referral_priority=referral.priority,
-                               complaint=_complaint(sr), uzovi=referral.uzovi, submitted_by=caller.org,
-                               received_at=now, open_dbc=open_dbc)
-        session.add(request)
-    enqueue(session, events.referral_received(request, sr, traceparent=traceparent))
+        acute_id, request_uzovi = request_id, referral.uzovi
+        new_rows.append((AcuteRequest, [{
+            "id": request_id, "pseudonym": patient_key, "patient_id": patient_id, "channel": "referral",
+            "status": "open", "service_request_id": sr["id"], "referral_priority": referral.priority,
+            "open_dbc": open_dbc, "complaint": _complaint(sr), "uzovi": referral.uzovi,
+            "submitted_by": caller.org, "received_at": now}]))
+    enqueue(session, events.referral_received(acute_id, patient_key, sr, traceparent=traceparent))
     if patient is not None:
-        enqueue(session, events.patient_changed(patient, pseudonym=record.pseudonym,
-                                                uzovi=referral.uzovi or request.uzovi, traceparent=traceparent))
+        enqueue(session, events.patient_changed(patient, pseudonym=patient_key,
+                                                uzovi=referral.uzovi or request_uzovi, traceparent=traceparent))
 
     response = {"resourceType": "Bundle", "id": new_id(), "type": "transaction-response", "entry": response_entries}
     text = dumps(response)
     keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(sr)]
     if referral.bundle_identifier:
         keys.append(f"Bundle:{referral.bundle_identifier}")
-    for key in dict.fromkeys(keys):
-        session.add(BundleReceipt(identifier=key, response=text))
-    return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=request.id,
-                        pseudonym=request.pseudonym)
+    new_rows.append((BundleReceipt, [{"identifier": key, "response": text, "created_at": now}
+                                     for key in dict.fromkeys(keys)]))
+    # Every new row of the referral in one statement on PostgreSQL (shared/rows.py).
+    await shared_rows.insert_all(session, [(model.__table__, rows) for model, rows in new_rows])  # type: ignore[attr-defined]
+    return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=acute_id,
+                        pseudonym=patient_key, text=text)
 
 
 def _searchable_status(resource: dict[str, Any]) -> str | None:
@@ -432,13 +495,22 @@ async def _update_patient(session: AsyncSession, patient_id: str, newer: dict[st
     return merged
 
 
-def _remember_names(record: PatientRecord, patient: dict[str, Any]) -> None:
-    """The lookup columns follow the Patient (the nurse finds a patient by the name the front door knows now)."""
+def _remember_names(record: PatientRecord | dict[str, Any], patient: dict[str, Any]) -> None:
+    """The lookup columns follow the Patient (the nurse finds a patient by the name the front door knows now); a
+    record not stored yet is its row (column name -> value)."""
     display = _patient_display(patient)[:300]
-    if display and display != record.display_name:
-        record.display_name = display
-    if patient.get("birthDate") and patient["birthDate"] != record.birth_date:
-        record.birth_date = patient["birthDate"]
+    current = record if isinstance(record, dict) else {"display_name": record.display_name,
+                                                       "birth_date": record.birth_date}
+    changes = {}
+    if display and display != current.get("display_name"):
+        changes["display_name"] = display
+    if patient.get("birthDate") and patient["birthDate"] != current.get("birth_date"):
+        changes["birth_date"] = patient["birthDate"]
+    if isinstance(record, dict):
+        record.update(changes)
+    else:
+        for column, value in changes.items():
+            setattr(record, column, value)
 
 
 @dataclass
@@ -629,9 +701,18 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
         raise FhirError(422, issues)
     assert org is not None
     provider = await _provider_of(session, org.token, decision.disposition)
-    request = await session.get(AcuteRequest, request_id, with_for_update=True)
-    if request is None:
+    # The request (locked), how many contacts are linked to it and its referral's text, in one statement.
+    linked_count = select(func.count()).select_from(LinkedContact).where(
+        LinkedContact.acute_request_id == AcuteRequest.id).scalar_subquery()
+    referral_content = select(StoredResource.content).where(
+        StoredResource.resource_type == "ServiceRequest",
+        StoredResource.id == AcuteRequest.service_request_id).scalar_subquery()
+    found = (await session.execute(
+        select(AcuteRequest, linked_count, referral_content).where(AcuteRequest.id == request_id)
+        .with_for_update(of=AcuteRequest).execution_options(populate_existing=True))).first()
+    if found is None:
         raise FhirError(404, Issue("error", "not-found", f"acute request {request_id} does not exist"))
+    request, linked, content = found
     retriage = request.status == "triaged" and bool((decision.retriage_reason or "").strip())
     if request.status != "open" and not retriage:
         raise FhirError(409, Issue("error", "conflict", f"acute request {request_id} is already {request.status}; "
@@ -639,7 +720,7 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                                                         "with a reason"))
     # Read before the request changes: a query after would flush it, and due_at would be a second UPDATE.
     targets = await configuration.targets(session)
-    complaint = await _reason_of(session, request)
+    complaint = _reason_in(content, request.complaint)
     due = due_by(decision.urgency, _aware(request.received_at), targets)
     closed_reason = (decision.closed_reason or "").strip() or None
     if not provider.open_at(due):
@@ -651,8 +732,6 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
                 "that is open then, or give closed_reason to route there anyway", ("closed_reason",)))
     else:
         closed_reason = None  # a reason is recorded only where it was needed
-    linked = (await session.execute(select(func.count()).select_from(LinkedContact).where(
-        LinkedContact.acute_request_id == request.id))).scalar_one()
     now = _now()
     request.status = "triaged"
     request.urgency = decision.urgency
@@ -663,24 +742,22 @@ async def triage(session: AsyncSession, *, request_id: str, decision: TriageInpu
     request.due_at = due
     request.received_at = _aware(request.received_at)
     session.add(request)
-    session.add(TriageDecision(acute_request_id=request.id, urgency=decision.urgency,
-                               disposition=decision.disposition, assigned_org=org.token, note=decision.note,
-                               decided_by=caller.subject, decided_at=now,
-                               retriage_reason=decision.retriage_reason if retriage else None,
-                               closed_reason=closed_reason))
+    await shared_rows.insert(session, TriageDecision.__table__, [{  # type: ignore[attr-defined]
+        "acute_request_id": request.id, "urgency": decision.urgency, "disposition": decision.disposition,
+        "assigned_org": org.token, "note": decision.note, "decided_by": caller.subject, "decided_at": now,
+        "retriage_reason": decision.retriage_reason if retriage else None, "closed_reason": closed_reason}])
     enqueue(session, events.triage_completed(request, note=decision.note, codesystem_base=codesystem_base,
                                              traceparent=traceparent, complaint=complaint, linked_contacts=linked,
                                              retriage_reason=decision.retriage_reason if retriage else None))
     return request
 
 
-async def _reason_of(session: AsyncSession, request: AcuteRequest) -> str:
-    """The complaint in the partner's words (the referral's reasons), else as recorded on the request."""
-    row = await session.get(StoredResource, ("ServiceRequest", request.service_request_id)) \
-        if request.service_request_id else None
-    reasons = [r.get("text", "") for r in (loads(row.content).get("reasonCode", []) or [] if row else [])
-               if isinstance(r, dict)]
-    return "; ".join(r for r in reasons if r)[:2000] or request.complaint
+def _reason_in(referral_content: str | None, complaint: str) -> str:
+    """The complaint in the partner's words (the reasons of the referral's ServiceRequest, stored as FHIR JSON
+    text), else as recorded on the request."""
+    reasons = [r.get("text", "") for r in (loads(referral_content).get("reasonCode", []) or []
+                                           if referral_content else []) if isinstance(r, dict)]
+    return "; ".join(r for r in reasons if r)[:2000] or complaint
 
 
 async def history_of(session: AsyncSession, request: AcuteRequest) -> tuple[list[AcuteRequest], list[LinkedContact]]:

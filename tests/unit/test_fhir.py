@@ -497,3 +497,36 @@ def test_placeholders_that_name_no_entry_are_located_at_their_reference_element(
     assert expressions(unresolved_placeholders(service_request, "ServiceRequest", ())) == {
         "ServiceRequest.subject", "ServiceRequest.reasonReference[0]", "ServiceRequest.extension[0].valueReference",
         "ServiceRequest.contained[0].subject"}
+
+
+@pytest.mark.parametrize("body", [
+    b'{"resourceType": "Patient", "gender": "male\\b"}',
+    b'{"resourceType": "Patient", "gender": "male\\f"}',
+    b'{"resourceType": "Patient", "gender": "male\\u001F"}',
+    b'{"resourceType": "Patient", "gender": "male\\u0000"}',
+    b'{"resourceType": "Patient", "gend\\u0001er": "male"}',
+    '{"resourceType": "Patient", "gender": "male\\u0007"}'.encode("utf-16"),
+], ids=["backspace", "form-feed", "upper-case-hex", "nul", "in-a-key", "utf-16"])
+def test_every_escaped_control_character_is_refused(body: bytes) -> None:
+    with pytest.raises(FhirError) as caught:
+        parse_body(body, FHIR_JSON)
+    assert caught.value.status_code == 400
+    assert "control characters" in caught.value.issues[0].diagnostics
+
+
+@pytest.mark.parametrize("body", [
+    b'{"resourceType": "Patient", "name": [ \n\t ]}',
+    b'{"resourceType": "Patient", "name": [{ \r\n }]}',
+    '{"resourceType": "Patient", "gender": ""}'.encode("utf-16"),
+    '{"resourceType": "Patient", "gender": ""}'.encode("utf-32"),
+], ids=["array-with-whitespace", "object-with-whitespace", "utf-16", "utf-32"])
+def test_empty_elements_are_found_however_the_json_is_written(body: bytes) -> None:
+    with pytest.raises(FhirError) as caught:
+        parse_body(body, FHIR_JSON)
+    assert caught.value.status_code == 400
+    assert {issue.code for issue in caught.value.issues} == {"structure"}
+
+
+def test_escapes_that_are_no_control_characters_are_accepted() -> None:
+    body = b'{"resourceType": "Patient", "gender": "male", "name": [{"text": "Ren\\u00e9e \\\\b \\"x\\" []{}\\t"}]}'
+    assert parse_body(body, FHIR_JSON)["name"][0]["text"] == 'Ren\u00e9e \\b "x" []{}\t'

@@ -1,4 +1,5 @@
-"""Rotation of the authorization server's signing key without downtime."""
+"""Rotation of the authorization server's signing key without downtime, and verified tokens remembered until they
+expire."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from shared.auth import SigningKeys, TokenIssuer, TokenVerifier
+from shared.fhir import FhirError
 
 
 @pytest.fixture
@@ -53,3 +55,46 @@ def test_old_key_leaves_the_jwks_once_its_tokens_have_expired(keys: SigningKeys)
 def test_jwks_never_publishes_private_key_material(keys: SigningKeys) -> None:
     for key in keys.jwks()["keys"]:
         assert not {"d", "p", "q", "dp", "dq", "qi"} & set(key)
+
+
+async def test_a_verified_token_is_remembered_until_it_expires_and_refused_after(
+        keys: SigningKeys, monkeypatch: pytest.MonkeyPatch) -> None:
+    issuer = TokenIssuer(keys=keys, issuer="https://issuer", audience="regiozorg")
+    token = issuer.issue(client_id="ops", org="x|1", scopes=("a",))
+    verifier = _verifier(keys)
+    first = await verifier.verify(token)
+    # Remembered: the signature is not checked again while the token is valid.
+    monkeypatch.setattr("shared.auth.jwt.decode", lambda *_a, **_k: pytest.fail("a remembered token was decoded"))
+    assert await verifier.verify(token) is first
+    monkeypatch.undo()
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() + 301)  # past exp (300 s lifetime)
+    with pytest.raises(FhirError) as refused:
+        await verifier.verify(token)
+    assert refused.value.status_code == 401
+
+
+async def test_a_remembered_token_is_refused_once_its_signing_key_is_withdrawn(keys: SigningKeys) -> None:
+    issuer = TokenIssuer(keys=keys, issuer="https://issuer", audience="regiozorg")
+    token = issuer.issue(client_id="ops", org="x|1", scopes=("a",))
+    verifier = _verifier(keys)
+    assert (await verifier.verify(token)).subject == "ops"
+    withdrawn = keys.current.kid
+    keys.rotate()
+    (keys.folder / f"{withdrawn}.json").unlink()  # e.g. a leaked key, removed by the operator
+    with pytest.raises(FhirError) as refused:
+        await verifier.verify(token)
+    assert refused.value.status_code == 401
+
+
+async def test_a_token_with_a_tampered_signature_is_refused_although_its_twin_was_verified(
+        keys: SigningKeys) -> None:
+    issuer = TokenIssuer(keys=keys, issuer="https://issuer", audience="regiozorg")
+    token = issuer.issue(client_id="ops", org="x|1", scopes=("a",))
+    verifier = _verifier(keys)
+    await verifier.verify(token)
+    head, body, signature = token.split(".")
+    forged = f"{head}.{body}.{signature[:-4]}{'AAAA' if signature[-4:] != 'AAAA' else 'BBBB'}"
+    with pytest.raises(FhirError) as refused:
+        await verifier.verify(forged)
+    assert refused.value.status_code == 401

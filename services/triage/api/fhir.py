@@ -29,8 +29,11 @@ _FORMATS = {"json": FHIR_JSON, "application/json": FHIR_JSON, FHIR_JSON: FHIR_JS
             "xml": FHIR_XML, "text/xml": FHIR_XML, "application/xml": FHIR_XML, FHIR_XML: FHIR_XML}
 
 
-def response_format(request: Request) -> str:
-    """_format wins over Accept (FHIR http), then the format the client posted in; else JSON."""
+async def response_format(request: Request) -> str:
+    """_format wins over Accept (FHIR http), then the format the client posted in; else JSON.
+
+    A coroutine although it awaits nothing: FastAPI runs a plain function dependency in a worker thread, and the
+    hand-over cost more than the work (measured with tests/bench/profile_intake.py)."""
     wanted = request.query_params.get("_format")
     if wanted is not None:
         # An unencoded "+" in application/fhir+xml arrives as a space.
@@ -106,6 +109,8 @@ async def transaction(request: Request, media_type: ResponseFormat,
     result = await _intake(request, caller, lambda session: service.accept_referral(
         session, bundle=bundle, caller=caller, traceparent=request.headers.get("traceparent"),
         pseudonym_key=settings.pseudonym_key_bytes))
+    if result.text is not None and media_type == FHIR_JSON:
+        return Response(result.text.encode(), media_type=FHIR_JSON)  # as stored in the receipt: serialised once
     return fhir_response(result.response, media_type)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from services.triage import service
@@ -102,9 +102,9 @@ class TriageIn(BaseModel):
                                                   "at the due time; recorded with the triage")
 
 
-@router.post("/requests/{request_id}/triage")
+@router.post("/requests/{request_id}/triage", response_model=WorklistItem)
 async def triage(request_id: str, body: TriageIn, request: Request,
-                 caller: Caller = require_scope(scope="triage.write")) -> WorklistItem:
+                 caller: Caller = require_scope(scope="triage.write")) -> Response:
     state = request.app.state
     async with state.runtime.sessions() as session, session.begin():
         acute = await service.triage(session, request_id=request_id,
@@ -114,7 +114,8 @@ async def triage(request_id: str, body: TriageIn, request: Request,
         await audit.record(session, service="triage", caller=caller, subtype="update",
                            entity=f"triage of acute request {request_id}", patient=acute.pseudonym)
     state.runtime.relay.wake()
-    return item(acute)
+    # Serialised here, as built: FastAPI would validate the model a second time on its way out.
+    return Response(item(acute).model_dump_json(), media_type="application/json")
 
 
 class LinkedContactOut(BaseModel):

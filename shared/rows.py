@@ -1,0 +1,163 @@
+"""Rows written and read on hot paths without the ORM: on PostgreSQL straight through asyncpg, inside the session's
+own transaction; on SQLite as SQLAlchemy Core through the session.
+
+Measured (tests/bench/profile_intake.py, PostgreSQL on the same machine): a statement through `session.execute`
+costs about 115 µs of CPU in this process, the same statement through asyncpg about 20 µs; a referral is a dozen
+statements. Errors are raised as SQLAlchemy's (IntegrityError, OperationalError, DBAPIError, with the driver's
+error as `orig`), so callers and `shared.db.database_unavailable` treat both paths alike.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from functools import lru_cache
+from typing import Any
+
+import asyncpg
+from sqlalchemy import Table
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert as core_insert
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
+
+
+def on_postgres(session: AsyncSession) -> bool:
+    """Whether the session's database is PostgreSQL (else SQLite, the embedded default)."""
+    return session.bind.dialect.name == "postgresql"
+
+
+_DRIVER = "shared.rows.driver"  # session.info key: (the session transaction, its adapted asyncpg connection)
+
+
+async def _driver(session: AsyncSession) -> asyncpg.Connection:
+    """The asyncpg connection under the session, its transaction begun.
+
+    SQLAlchemy's asyncpg adapter sends BEGIN lazily, with the first statement it executes; a statement sent
+    around it must begin that same transaction the same way, or it would run in autocommit. The adapter's
+    `_transaction` and `_start_transaction` are what its own cursor uses (SQLAlchemy 2.1, pinned in
+    requirements.lock); tests/integration/test_hot_path_rows.py fails if they change.
+    """
+    transaction = session.get_transaction()
+    remembered = session.info.get(_DRIVER)
+    if remembered is not None and transaction is not None and remembered[0] is transaction:
+        adapted = remembered[1]  # the same transaction holds the same connection: no pool round again
+    else:
+        connection = await session.connection()
+        adapted = (await connection.get_raw_connection()).dbapi_connection
+        session.info[_DRIVER] = (session.get_transaction(), adapted)
+    if adapted._transaction is None and not adapted.autocommit:
+        await adapted._start_transaction()
+    return adapted._connection
+
+
+def _translated(statement: str, error: Exception) -> Exception:
+    if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+        return sa_exc.IntegrityError(statement, None, error, hide_parameters=True)
+    if isinstance(error, asyncpg.PostgresError) and not isinstance(error, asyncpg.PostgresConnectionError):
+        return sa_exc.DBAPIError(statement, None, error, hide_parameters=True)
+    # Connection lost, refused or closed: the database itself is away (503 at the edge, see shared/db.py).
+    return sa_exc.OperationalError(statement, None, error, hide_parameters=True)
+
+
+_DRIVER_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+
+# Called with (SQL text, executemany) for every statement sent to asyncpg here, which SQLAlchemy's
+# before_cursor_execute event does not see: statement counters (tests/bench) subscribe to both.
+statement_listeners: list[Callable[[str, bool], None]] = []
+
+
+def _sent(statement: str, many: bool) -> None:
+    for listener in statement_listeners:
+        listener(statement, many)
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(table: str, columns: tuple[str, ...]) -> str:
+    names = ", ".join(f'"{column}"' for column in columns)
+    values = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+    return f'INSERT INTO "{table}" ({names}) VALUES ({values})'
+
+
+async def insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """INSERT `rows` into `table` in the session's transaction, in one round trip (executemany). Every row names
+    the same columns (column name -> value, Python values as SQLAlchemy would bind them: str, int, bool, aware
+    datetime, None); columns left out get their server default. Nothing is sent for no rows."""
+    if not rows:
+        return
+    if not on_postgres(session):
+        await session.execute(core_insert(table), list(rows))
+        return
+    columns = tuple(rows[0])
+    statement = _insert_sql(table.name, columns)
+    try:
+        driver = await _driver(session)
+        _sent(statement, len(rows) > 1)
+        if len(rows) == 1:
+            await driver.execute(statement, *(rows[0][c] for c in columns))
+        else:
+            await driver.executemany(statement, [tuple(row[c] for c in columns) for row in rows])
+    except _DRIVER_ERRORS as error:
+        raise _translated(statement, error) from error
+
+
+async def insert_all(session: AsyncSession, batches: Sequence[tuple[Table, Sequence[dict[str, Any]]]]) -> None:
+    """INSERT rows into several tables in the session's transaction: on PostgreSQL in one statement (a
+    data-modifying WITH per table, each row set sent as one array per column), elsewhere one INSERT per table.
+    Rows as `insert` takes them; a table without rows is left out.
+
+    The arrays are cast to the columns' base types without a length (`varchar[]`, not `varchar(64)[]`, which would
+    cut a value silently): the INSERT's own assignment refuses a value too long for its column, as `insert` does.
+    """
+    batches = [(table, rows) for table, rows in batches if rows]
+    if not batches:
+        return
+    if not on_postgres(session):
+        for table, rows in batches:
+            await session.execute(core_insert(table), list(rows))
+        return
+    shape = tuple((table, tuple(rows[0])) for table, rows in batches)
+    statement = _insert_all_sql(shape)
+    arguments = [[row[column] for row in rows] for (_table, columns), (_, rows) in zip(shape, batches, strict=True)
+                 for column in columns]
+    try:
+        driver = await _driver(session)
+        _sent(statement, False)
+        await driver.execute(statement, *arguments)
+    except _DRIVER_ERRORS as error:
+        raise _translated(statement, error) from error
+
+
+@lru_cache(maxsize=256)
+def _insert_all_sql(shape: tuple[tuple[Table, tuple[str, ...]], ...]) -> str:
+    parts, number = [], 1
+    for index, (table, columns) in enumerate(shape):
+        names = ", ".join(f'"{column}"' for column in columns)
+        arrays = ", ".join(f"${number + i}::{_base_type(table, column)}[]" for i, column in enumerate(columns))
+        parts.append(f'w{index} AS (INSERT INTO "{table.name}" ({names}) SELECT * FROM unnest({arrays}))')
+        number += len(columns)
+    return "WITH " + ", ".join(parts) + " SELECT 1"
+
+
+def _base_type(table: Table, column: str) -> str:
+    return _LENGTH.sub("", table.columns[column].type.compile(dialect=postgresql.dialect()))
+
+
+_LENGTH = re.compile(r"\(\d+\)")
+
+
+async def fetch(session: AsyncSession, *, postgres: str, arguments: Sequence[Any],
+                portable: Callable[[], Executable]) -> list[tuple[Any, ...]]:
+    """The rows of a query: on PostgreSQL the SQL text `postgres` with `$1…` bound to `arguments` (write it to use
+    an index: `= ANY($1::varchar[])`, `unnest(…)`), elsewhere the SQLAlchemy statement `portable()` makes (built
+    only there: building it costs more than sending the text), which must select the same columns in the same
+    order."""
+    if not on_postgres(session):
+        return [tuple(row) for row in await session.execute(portable())]
+    try:
+        driver = await _driver(session)
+        _sent(postgres, False)
+        return [tuple(row) for row in await driver.fetch(postgres, *arguments)]
+    except _DRIVER_ERRORS as error:
+        raise _translated(postgres, error) from error
