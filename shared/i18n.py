@@ -114,6 +114,21 @@ ENGLISH: dict[str, str] = {
     "Terug naar de werklijst": "Back to the worklist",
     "nieuw contact sinds triage": "new contact since triage", "terugbellen": "call back",
     "na de triage": "after the triage",
+    # The front door's page for the billing officer: who a ledger line is for.
+    "Patiënt van aanvraag": "Patient of request",
+    "Voor de declaratie (doel: betaling); deze inzage staat in het auditlog.":
+    "For billing (purpose: payment); this look is in the audit log.",
+    "Ontvangen": "Received", "geen Nederlandse verzekeraar": "no Dutch insurer",
+    "Terug naar het grootboek bij billing": "Back to the ledger in billing",
+    # The admin's settings page (services/triage/console/forms.py).
+    "De streeftijd voor {urgency} is een heel aantal minuten van 0 tot 10080, of leeg voor de volgende werkdag.":
+    "The target for {urgency} is a whole number of minutes from 0 to 10080, or empty for the next working day.",
+    "De uren zijn UU:MM-UU:MM, bijvoorbeeld 08:00-17:00, of 17:00-08:00 voor open over middernacht.":
+    "Hours are HH:MM-HH:MM, e.g. 08:00-17:00, or 17:00-08:00 for open over midnight.",
+    "Kies de vervolgacties uit de lijst.": "Choose the follow-up actions from the list.",
+    "Deze organisatie staat niet in de sociale kaart van de regio.":
+    "This organisation is not in the region's directory.",
+    "De wijziging is niet opgeslagen: {detail}": "The change was not saved: {detail}",
     # Sessions and users: the refusal page, the login page, the admin's account actions.
     "Geen toegang": "No access", "Geen toegang tot deze console": "No access to this console",
     "Met de rol {role} kunt u deze console niet openen.": "The role {role} cannot open this console.",

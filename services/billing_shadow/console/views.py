@@ -186,7 +186,8 @@ async def request_ledger(request: Request, user: BillingOfficer, request_id: str
         "status": lambda line: formats.line_status(line, standing_id=standing.id if standing else None,
                                                    now=datetime.now(UTC), lang=lang),
         "contacts": {i: formats.contact_words(c.act_class, c.start, lang) for i, c in contacts.items()},
-        "patient_url": f"{request.app.state.settings.triage_public_url}/console/billing/requests/{request_id}",
+        "patient_url": f"{request.app.state.settings.triage_public_url}/console/billing/requests/{request_id}"
+                       f"?lang={lang}",  # the front door's page in the language chosen here
         "csrf": request.app.state.console_auth.csrf_token(request)})
 
 

@@ -315,47 +315,95 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, csrf_tok
 
 
 @router.get("/settings", response_class=HTMLResponse)
-async def settings_page(request: Request, user: Admin, error: str | None = None) -> Response:
+async def settings_page(request: Request, user: Admin) -> Response:
+    return await _settings(request, user)
+
+
+async def _settings(request: Request, user: Caller, *, error: str | None = None,
+                    typed: dict[str, object] | None = None) -> Response:
+    """The admin's settings: urgency targets and the directory. After a refusal, `error` (already in the console's
+    language) and `typed`, what the admin typed ({"targets": {urgency: text}} or {"entry": {"org", "hours",
+    "dispositions", "weekdays_only"}}), so the form comes back as it was sent."""
     async with request.app.state.runtime.sessions() as session:
         targets = await configuration.targets(session)
         directory = await service.directory(session)
+    typed = typed or {}
+    shown_targets = {u: "" if m is None else str(m) for u, m in targets.items()}
+    shown_targets.update(typed.get("targets", {}))  # type: ignore[call-overload]
+    entry = typed.get("entry")
+    if isinstance(entry, dict):
+        directory = [{**o, **entry, "refused": True} if o["token"] == entry["org"] else o for o in directory]
     return request.app.state.templates.TemplateResponse(request, "settings.html", {
-        "user": user, "targets": targets, "directory": directory, "dispositions": DISPOSITIONS, "error": error,
+        "user": user, "targets": shown_targets, "directory": directory, "dispositions": DISPOSITIONS, "error": error,
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=422 if error else 200)
+
+
+def _settings_refusal(request: Request, messages: list[tuple[str, dict[str, str]]]) -> str:
+    """Refusals of the settings page in the console's language: Dutch messages of forms.py with their values."""
+    t = translator(language(request))
+    said = []
+    for message, values in messages:
+        text = t(message)
+        for name, value in values.items():
+            text = text.replace(f"{{{name}}}", value)
+        if text not in said:
+            said.append(text)
+    return " ".join(said)
+
+
+def _not_saved(exc: ValueError) -> tuple[str, dict[str, str]]:
+    """A refusal of configuration.py the console did not foresee: its own Dutch text if it brings one (`dutch` with
+    `values`, as accounts.AccountRefused does), else SETTINGS_NOT_SAVED with the service's text as the detail."""
+    dutch = getattr(exc, "dutch", None)
+    if isinstance(dutch, str):
+        return dutch, {k: str(v) for k, v in dict(getattr(exc, "values", {})).items()}
+    return forms.SETTINGS_NOT_SAVED, {"detail": str(exc)}
 
 
 @router.post("/settings/targets")
 async def save_targets(request: Request, user: Admin, csrf_token: Annotated[str, Form()]) -> Response:
     request.app.state.console_auth.check_csrf(request, csrf_token)
     form = await request.form()
+    typed = {u: str(form.get(f"minutes_{u}", ""))[:20] for u in URGENCIES}
+    minutes, problems = forms.target_problems(typed)
+    if problems:
+        return await _settings(request, user, error=_settings_refusal(request, problems),
+                                   typed={"targets": typed})
     try:
         async with request.app.state.runtime.sessions() as session, session.begin():
             for urgency in URGENCIES:
-                raw = str(form.get(f"minutes_{urgency}", "")).strip()
-                await configuration.set_target(session, urgency=urgency, minutes=int(raw) if raw else None,
+                await configuration.set_target(session, urgency=urgency, minutes=minutes[urgency],
                                                actor=user.subject)
             await audit.record(session, service="triage", caller=user, subtype="update", entity="urgency targets",
                                purpose=audit.PURPOSE_OPERATIONS)
     except ValueError as exc:
-        return await settings_page(request, user, error=str(exc))
+        return await _settings(request, user, error=_settings_refusal(request, [_not_saved(exc)]),
+                                   typed={"targets": typed})
     return RedirectResponse("/console/settings", status_code=303)
 
 
 @router.post("/settings/directory")
 async def save_provider(request: Request, user: Admin, csrf_token: Annotated[str, Form()],
-                        org: Annotated[str, Form()], hours: Annotated[str, Form(max_length=11)],
+                        org: Annotated[str, Form(max_length=200)], hours: Annotated[str, Form(max_length=11)] = "",
                         weekdays_only: Annotated[bool, Form()] = False) -> Response:
     request.app.state.console_auth.check_csrf(request, csrf_token)
     form = await request.form()
+    dispositions = [str(d) for d in form.getlist("dispositions")]
+    typed = {"entry": {"org": org, "hours": hours, "dispositions": dispositions, "weekdays_only": weekdays_only}}
+    async with request.app.state.runtime.sessions() as session:
+        known = {p.token for p in await configuration.providers(session)}
+    problems = forms.provider_problems(org=org, hours=hours, dispositions=dispositions, known=known)
+    if problems:
+        return await _settings(request, user, error=_settings_refusal(request, [(p, {}) for p in problems]),
+                                   typed=typed)
     try:
         async with request.app.state.runtime.sessions() as session, session.begin():
-            await configuration.set_provider(session, org=org, hours=hours, weekdays_only=weekdays_only,
-                                             dispositions=[str(d) for d in form.getlist("dispositions")],
-                                             actor=user.subject)
+            await configuration.set_provider(session, org=org, hours=hours.strip(), weekdays_only=weekdays_only,
+                                             dispositions=dispositions, actor=user.subject)
             await audit.record(session, service="triage", caller=user, subtype="update",
                                entity=f"directory entry {org}", purpose=audit.PURPOSE_OPERATIONS)
     except ValueError as exc:
-        return await settings_page(request, user, error=str(exc))
+        return await _settings(request, user, error=_settings_refusal(request, [_not_saved(exc)]), typed=typed)
     return RedirectResponse("/console/settings", status_code=303)
 
 
