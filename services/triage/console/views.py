@@ -118,25 +118,56 @@ async def _matches(session: AsyncSession, records: list[PatientRecord]) -> list[
 
 
 def _contact_page(request: Request, user: Caller, *, form: dict[str, str], matches: list[dict[str, object]],
-                  looked_up: bool, errors: list[tuple[str, str]], status: int = 200) -> Response:
+                  looked_up: bool, errors: list[tuple[str, str]], status: int = 200,
+                  lookup: dict[str, str] | None = None) -> Response:
+    """The phone/walk-in page: the lookup (its fields `lookup`, else the form's identifying fields), its results
+    and the contact form filled with `form`."""
+    shown = {f: form.get(f, "") for f in CONTACT_FIELDS}
     return request.app.state.templates.TemplateResponse(request, "contact.html", {
         "user": user, "matches": matches, "looked_up": looked_up, "callers": present.CALLER_LABELS,
-        "form": {f: form.get(f, "") for f in CONTACT_FIELDS}, "errors": errors,
+        "form": shown, "errors": errors,
+        "lookup": lookup or {f: shown[f] for f in ("bsn", "name", "birth_date")},
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=status)
 
 
-@router.get("/contacts/new", response_class=HTMLResponse)
-async def new_contact(request: Request, user: Nurse, bsn: Annotated[str | None, Query(max_length=9)] = None,
-                      name: Annotated[str | None, Query(max_length=300)] = None,
-                      birth_date: Annotated[str | None, Query(max_length=10)] = None) -> Response:
+async def _look_up(request: Request, *, bsn: str, name: str, birth_date: str) -> list[dict[str, object]]:
+    """The lookup's choosable results (audited as a search when a BSN or name was given)."""
     async with request.app.state.runtime.sessions() as session:
         records = await service.find_patients(session, bsn=bsn or None, name=name or None,
                                               birth_date=birth_date or None)
         matches = await _matches(session, records)
     if bsn or name:
         await audit.for_request(request, subtype="search", entity="console patient lookup")
+    return matches
+
+
+@router.get("/contacts/new", response_class=HTMLResponse)
+async def new_contact(request: Request, user: Nurse, bsn: Annotated[str | None, Query(max_length=9)] = None,
+                      name: Annotated[str | None, Query(max_length=300)] = None,
+                      birth_date: Annotated[str | None, Query(max_length=10)] = None) -> Response:
+    matches = await _look_up(request, bsn=bsn or "", name=name or "", birth_date=birth_date or "")
     return _contact_page(request, user, matches=matches, looked_up=bool(bsn or name), errors=[],
                          form={"bsn": bsn or "", "name": name or "", "birth_date": birth_date or ""})
+
+
+@router.post("/contacts/lookup", response_class=HTMLResponse)
+async def look_up_in_contact(request: Request, user: Nurse, csrf_token: Annotated[str, Form()],
+                             bsn: Annotated[str, Form(max_length=9)] = "",
+                             name: Annotated[str, Form(max_length=300)] = "",
+                             birth_date: Annotated[str, Form(max_length=10)] = "") -> Response:
+    """The lookup from the contact page, posted so that no BSN or name lands in a URL (history, proxies, access
+    logs), with what was already typed in the contact form (`typed_<field>`, copied by the page's script) kept:
+    the page comes back with the results and the form as it was. Empty identifying fields of the form take the
+    lookup's values, as a lookup by GET does."""
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    posted = await request.form()
+    typed = {f: str(posted.get(f"typed_{f}", ""))[:2000] for f in CONTACT_FIELDS}
+    lookup = {"bsn": bsn, "name": name, "birth_date": birth_date}
+    for field, value in lookup.items():
+        typed[field] = typed[field] or value
+    matches = await _look_up(request, bsn=bsn.strip(), name=name.strip(), birth_date=birth_date.strip())
+    return _contact_page(request, user, matches=matches, looked_up=bool(bsn.strip() or name.strip()), errors=[],
+                         form=typed, lookup=lookup)
 
 
 @router.post("/contacts")
