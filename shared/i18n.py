@@ -129,6 +129,20 @@ ENGLISH: dict[str, str] = {
     "Deze organisatie staat niet in de sociale kaart van de regio.":
     "This organisation is not in the region's directory.",
     "De wijziging is niet opgeslagen: {detail}": "The change was not saved: {detail}",
+    # The billing console's refusals by kind (corrections, tariff versions, evaluation periods).
+    "Deze regel is niet (meer) bekend; ververs de pagina.": "This line is not known (any more); refresh the page.",
+    "De correctie is geweigerd: {detail}": "The correction was refused: {detail}",
+    "Onbekende tarieftabel of code: {key} {code}.": "Unknown tariff table or code: {key} {code}.",
+    "Een nieuwe versie begint vandaag of later, niet op {date}.": "A new version starts today or later, not on {date}.",
+    "Er is al een versie van {code} die begint op {date}; kies een latere datum.":
+    "There is already a version of {code} starting on {date}; choose a later date.",
+    "Geldig vanaf is een datum.": "Valid from is a date.",
+    "Prijs in euro's met een komma, bijvoorbeeld 110,00.": "A price in euros with a decimal comma, e.g. 110,00.",
+    "De prijs moet groter dan nul zijn.": "The price must be more than zero.",
+    "{period} is geen maand (jjjj-mm).": "{period} is not a month (yyyy-mm).",
+    "De eerste maand ({first}) ligt na de laatste ({last}).": "The first month ({first}) is after the last ({last}).",
+    "De periode beslaat {count} maanden; hoogstens {most}.": "The period covers {count} months; at most {most}.",
+    "U mag deze evaluatie niet lezen.": "You may not read this evaluation.",
     # Sessions and users: the refusal page, the login page, the admin's account actions.
     "Geen toegang": "No access", "Geen toegang tot deze console": "No access to this console",
     "Met de rol {role} kunt u deze console niet openen.": "The role {role} cannot open this console.",
