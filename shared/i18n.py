@@ -143,6 +143,26 @@ ENGLISH: dict[str, str] = {
     "De eerste maand ({first}) ligt na de laatste ({last}).": "The first month ({first}) is after the last ({last}).",
     "De periode beslaat {count} maanden; hoogstens {most}.": "The period covers {count} months; at most {most}.",
     "U mag deze evaluatie niet lezen.": "You may not read this evaluation.",
+    # Coordination's refusals in the case-manager and partner consoles (coordination/console/refusals.py).
+    "Het contact kan niet beginnen vóór de aanvraag binnenkwam of in de toekomst; kies een begin tussen de "
+    "ontvangst van de aanvraag en nu.": "The contact cannot start before the request came in or in the future; "
+    "choose a start between the request's arrival and now.",
+    "Alleen de aanvrager of een casemanager draagt een taak over.":
+    "Only the requester or a case manager reassigns a Task.",
+    "Alleen de aanvrager of een casemanager escaleert een taak.":
+    "Only the requester or a case manager escalates a Task.",
+    "Alleen een casemanager of de huidige hoofdbehandelaar stelt een overdracht voor.":
+    "Only a case manager or the current lead proposes a handover.",
+    "U mag deze wijziging niet doen.": "You may not make this change.",
+    "Een taak die {status} is, wordt niet meer overgedragen.": "A Task that is {status} is no longer reassigned.",
+    "Een taak die {status} is, wordt niet meer geëscaleerd.": "A Task that is {status} is no longer escalated.",
+    "Geef een reden om de taak te escaleren.": "Give a reason to escalate the Task.",
+    "Kies een andere zorgaanbieder uit de regio als nieuwe hoofdbehandelaar.":
+    "Choose another care provider of the region as the new lead.",
+    "Geef een reden voor de overdracht.": "Give a reason for the handover.",
+    "Er wacht al een overdracht op antwoord.": "A handover is already waiting for an answer.",
+    "Deze taak of zorgperiode is niet (meer) bekend; ververs de pagina.":
+    "This Task or episode of care is not known (any more); refresh the page.",
     # Sessions and users: the refusal page, the login page, the admin's account actions.
     "Geen toegang": "No access", "Geen toegang tot deze console": "No access to this console",
     "Met de rol {role} kunt u deze console niet openen.": "The role {role} cannot open this console.",
