@@ -36,6 +36,7 @@ PEOPLE = {
     "999990056": ("Fatma", "Yılmaz", "1990-04-17", ("Lindelaan 12", "1236 EF", "Oostdorp"), "06-44556677"),
     "999990111": ("Hendrik", "Jansen", "1936-02-29", ("Kerkstraat 4", "1237 GH", "Oostdorp"), "06-55667788"),
     "999990123": ("Grietje", "de Boer", "1944-07-01", ("Dijkweg 2", "1238 IJ", "Oostdorp"), "06-66778899"),
+    "999990068": ("Willem", "Visser", "1941-03-15", ("Polderweg 7", "1239 KL", "Oostdorp"), "06-77889900"),
 }
 
 
@@ -310,7 +311,7 @@ def test_reassigning_in_the_console_to_a_practice_closed_at_the_due_time_asks_fo
 
 def test_a_refusal_from_coordination_speaks_the_consoles_language_and_a_logout_elsewhere_ends_the_worklist(
         stack: Stack, browser: Browser) -> None:
-    patient = route(stack, "999990019", "U3", "home-visit", "URA 90000020", reason="Kan niet meer opstaan")
+    patient = route(stack, "999990068", "U3", "home-visit", "URA 90000020", reason="Kan niet meer opstaan")
     # Two workstations, one in each language; the English one has a second tab later.
     workstation = browser.new_context(viewport={"width": 1366, "height": 768})
     english, dutch = log_in_on(stack, workstation.new_page()), log_in(stack, browser)
