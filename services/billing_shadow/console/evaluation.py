@@ -111,19 +111,19 @@ async def _page(request: Request, user: Caller, *, first: str, last: str, uzovi:
     t = translator(lang)
     # The period is checked here first, so that what is wrong with it is said in the console's words (the API
     # behind evaluation_document says it in English, in an OperationOutcome).
-    why = None
+    error = None
     try:
         months_between(first, last)
         doc = await evaluation_document(request, user, first, last, uzovi or None)
     except Refused as exc:
-        why, status = words(PERIOD_REFUSALS.get(exc.kind, "Ongeldige periode"), exc.values, t), 400
+        why = PERIOD_REFUSALS.get(exc.kind)
+        error, status = t("Ongeldige periode") + (f": {words(why, exc.values, t)}" if why else ""), 400
     except FhirError as exc:
-        why, status = t(EVALUATION_REFUSED if exc.status_code == 403 else "Ongeldige periode"), exc.status_code
-    if why is not None:
+        error, status = t(EVALUATION_REFUSED if exc.status_code == 403 else "Ongeldige periode"), exc.status_code
+    if error is not None:
         return request.app.state.templates.TemplateResponse(request, "evaluation.html", {
-            "user": user, "error": f"{t('Ongeldige periode')}: {why}" if status == 400 else why,
-            "first": first, "last": last, "uzovi": uzovi, "insurers": INSURERS, "doc": None},
-            status_code=status)
+            "user": user, "error": error, "first": first, "last": last, "uzovi": uzovi, "insurers": INSURERS,
+            "doc": None}, status_code=status)
     target = request.app.state.settings.inclusion_target
     return request.app.state.templates.TemplateResponse(request, template, {
         "user": user, "doc": doc, "first": first, "last": last, "uzovi": uzovi, "insurers": INSURERS,
