@@ -114,6 +114,55 @@ ENGLISH: dict[str, str] = {
     "Terug naar de werklijst": "Back to the worklist",
     "nieuw contact sinds triage": "new contact since triage", "terugbellen": "call back",
     "na de triage": "after the triage",
+    # The front door's page for the billing officer: who a ledger line is for.
+    "Patiënt van aanvraag": "Patient of request",
+    "Voor de declaratie (doel: betaling); deze inzage staat in het auditlog.":
+    "For billing (purpose: payment); this look is in the audit log.",
+    "Ontvangen": "Received", "geen Nederlandse verzekeraar": "no Dutch insurer",
+    "Terug naar het grootboek bij billing": "Back to the ledger in billing",
+    # The admin's settings page (services/triage/console/forms.py).
+    "De streeftijd voor {urgency} is een heel aantal minuten van 0 tot 10080, of leeg voor de volgende werkdag.":
+    "The target for {urgency} is a whole number of minutes from 0 to 10080, or empty for the next working day.",
+    "De uren zijn UU:MM-UU:MM, bijvoorbeeld 08:00-17:00, of 17:00-08:00 voor open over middernacht.":
+    "Hours are HH:MM-HH:MM, e.g. 08:00-17:00, or 17:00-08:00 for open over midnight.",
+    "Kies de vervolgacties uit de lijst.": "Choose the follow-up actions from the list.",
+    "Deze organisatie staat niet in de sociale kaart van de regio.":
+    "This organisation is not in the region's directory.",
+    "De wijziging is niet opgeslagen: {detail}": "The change was not saved: {detail}",
+    # The billing console's refusals by kind (corrections, tariff versions, evaluation periods).
+    "Deze regel is niet (meer) bekend; ververs de pagina.": "This line is not known (any more); refresh the page.",
+    "De correctie is geweigerd: {detail}": "The correction was refused: {detail}",
+    "Onbekende tarieftabel of code: {key} {code}.": "Unknown tariff table or code: {key} {code}.",
+    "Een nieuwe versie begint vandaag of later, niet op {date}.": "A new version starts today or later, not on {date}.",
+    "Er is al een versie van {code} die begint op {date}; kies een latere datum.":
+    "There is already a version of {code} starting on {date}; choose a later date.",
+    "Geldig vanaf is een datum.": "Valid from is a date.",
+    "Prijs in euro's met een komma, bijvoorbeeld 110,00.": "A price in euros with a decimal comma, e.g. 110,00.",
+    "De prijs moet groter dan nul zijn.": "The price must be more than zero.",
+    "{period} is geen maand (jjjj-mm).": "{period} is not a month (yyyy-mm).",
+    "De eerste maand ({first}) ligt na de laatste ({last}).": "The first month ({first}) is after the last ({last}).",
+    "De periode beslaat {count} maanden; hoogstens {most}.": "The period covers {count} months; at most {most}.",
+    "U mag deze evaluatie niet lezen.": "You may not read this evaluation.",
+    # Coordination's refusals in the case-manager and partner consoles (coordination/console/refusals.py).
+    "Het contact kan niet beginnen vóór de aanvraag binnenkwam of in de toekomst; kies een begin tussen de "
+    "ontvangst van de aanvraag en nu.": "The contact cannot start before the request came in or in the future; "
+    "choose a start between the request's arrival and now.",
+    "Alleen de aanvrager of een casemanager draagt een taak over.":
+    "Only the requester or a case manager reassigns a Task.",
+    "Alleen de aanvrager of een casemanager escaleert een taak.":
+    "Only the requester or a case manager escalates a Task.",
+    "Alleen een casemanager of de huidige hoofdbehandelaar stelt een overdracht voor.":
+    "Only a case manager or the current lead proposes a handover.",
+    "U mag deze wijziging niet doen.": "You may not make this change.",
+    "Een taak die {status} is, wordt niet meer overgedragen.": "A Task that is {status} is no longer reassigned.",
+    "Een taak die {status} is, wordt niet meer geëscaleerd.": "A Task that is {status} is no longer escalated.",
+    "Geef een reden om de taak te escaleren.": "Give a reason to escalate the Task.",
+    "Kies een andere zorgaanbieder uit de regio als nieuwe hoofdbehandelaar.":
+    "Choose another care provider of the region as the new lead.",
+    "Geef een reden voor de overdracht.": "Give a reason for the handover.",
+    "Er wacht al een overdracht op antwoord.": "A handover is already waiting for an answer.",
+    "Deze taak of zorgperiode is niet (meer) bekend; ververs de pagina.":
+    "This Task or episode of care is not known (any more); refresh the page.",
     # Sessions and users: the refusal page, the login page, the admin's account actions.
     "Geen toegang": "No access", "Geen toegang tot deze console": "No access to this console",
     "Met de rol {role} kunt u deze console niet openen.": "The role {role} cannot open this console.",

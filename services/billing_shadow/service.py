@@ -45,6 +45,7 @@ from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import enqueue
 from shared.identifiers import UZOVI_SYSTEM
+from shared.refusals import Refused
 from shared.region import ORGANISATIONS
 
 ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-request"
@@ -80,7 +81,7 @@ async def add_tariff_version(session: AsyncSession, *, key: str, code: str, pric
     rows = list((await session.execute(select(TariffRow).where(TariffRow.key == key, TariffRow.code == code)
                                        .with_for_update())).scalars())
     if not rows:
-        raise ValueError(f"Onbekende tarieftabel of code: {key} {code}.")
+        raise Refused("unknown-tariff", f"Onbekende tarieftabel of code: {key} {code}.", key=key, code=code)
     versions = [Tariff(r.key, r.code, r.price_cents, r.valid_from, r.valid_to, r.source) for r in rows]
     closed = close_for_new_version(versions, key=key, code=code, valid_from=valid_from, today=today)
     if closed is not None:
@@ -316,20 +317,20 @@ async def correct(session: AsyncSession, *, line_id: str, reason: str, uzovi: st
         raise LookupError(f"no prestation line {line_id}")
     standing = await effective_line(session, line.acute_request_id)
     if standing is None or standing.id != line.id:
-        raise ValueError("only the standing line of a request can be corrected")
+        raise Refused("not-standing", "only the standing line of a request can be corrected")
     if not reason.strip():
-        raise ValueError("a correction needs a reason")
+        raise Refused("no-reason", "a correction needs a reason")
     if sum((uzovi is not None, withdraw, apply_late_facts)) != 1:
-        raise ValueError("correct the insurer (uzovi), withdraw the line, or apply facts that arrived late")
+        raise Refused("one-action", "correct the insurer (uzovi), withdraw the line, or apply facts that arrived late")
     fact = await _locked_fact(session, line.acute_request_id, "")
     if apply_late_facts:
         if not fact.changed_after_lock:
-            raise ValueError("no facts arrived after the line locked")
+            raise Refused("no-late-facts", "no facts arrived after the line locked")
     elif withdraw:
         fact.withdrawn_reason = reason
     else:
         if uzovi == fact.uzovi:
-            raise ValueError(f"the line is already for UZOVI {uzovi}")
+            raise Refused("same-insurer", f"the line is already for UZOVI {uzovi}", uzovi=str(uzovi))
         fact.uzovi = uzovi
     session.add(fact)
     result = await rederive(session, line.acute_request_id, traceparent=None, grace=grace, reason=reason,

@@ -346,3 +346,63 @@ def test_a_call_linked_to_an_open_request_counts_as_double_triage_avoided(stack:
     while linked() != before + 1:
         assert time.monotonic() < deadline, "billing's evaluation did not count the linked call"
         time.sleep(0.3)
+
+
+def test_refusals_with_the_values_they_quote_speak_the_consoles_language(stack: Stack, browser: Browser) -> None:
+    """After the first test: a correction, a tariff version and an evaluation period refused, in English and in Dutch,
+    each with the values it quotes and none of the service's English text."""
+    base, period = stack.url("billing_shadow"), datetime.now(UTC).strftime("%Y-%m")
+    ops = stack.client("ops")
+    lines = ops.http.get(f"{base}/api/v1/prestations", params={"period": period, "uzovi": "9001"},
+                         headers=ops.headers()).json()["items"]
+    request_id = next(line["acute_request"] for line in lines if line["code"] == "CON")
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    page.goto(f"{base}/console/tariffs?lang=en")
+    page.fill("input[name=username]", "beheer")
+    page.fill("input[name=password]", "demo-beheer")
+    page.keyboard.press("Enter")
+    page.wait_for_url(f"{base}/console/tariffs?lang=en")
+
+    # A correction the service refuses (the line is already for that insurer).
+    for lang, said in (("en", "The line is already for this insurer."),
+                       ("nl", "De regel staat al op naam van deze verzekeraar.")):
+        page.goto(f"{base}/console/requests/{request_id}?lang={lang}")
+        page.check("input[value=rebill]")
+        page.select_option("select[name=uzovi]", "9001")
+        page.fill("textarea[name=reason]", "polis gecontroleerd")
+        page.click("button[type=submit]")
+        assert page.inner_text("[role=alert]") == said
+        assert "UZOVI 9001" not in page.inner_text("[role=alert]")
+
+    # A tariff version starting before one already planned, with that one's date; and the form's check of the price.
+    page.goto(f"{base}/console/tariffs?lang=en")
+    page.select_option("select[name=key]", "9001")
+    page.select_option("select[name=code]", "VIS")
+    page.fill("input[name=price]", "120,00")
+    page.fill("input[name=valid_from]", "2098-03-01")
+    page.click("form.tariff button")
+    page.wait_for_url(f"{base}/console/tariffs")
+    for lang, planned, price in (
+            ("en", "There is already a version of VIS starting on 01-03-2098; choose a later date.",
+             "A price in euros with a decimal comma, e.g. 110,00."),
+            ("nl", "Er is al een versie van VIS die begint op 01-03-2098; kies een latere datum.",
+             "Prijs in euro's met een komma, bijvoorbeeld 110,00.")):
+        page.goto(f"{base}/console/tariffs?lang={lang}")
+        page.select_option("select[name=key]", "9001")
+        page.select_option("select[name=code]", "VIS")
+        page.fill("input[name=price]", "115,00")
+        page.fill("input[name=valid_from]", "2098-02-01")
+        page.click("form.tariff button")
+        assert page.inner_text("[role=alert]") == planned
+        assert page.input_value("input[name=valid_from]") == "2098-02-01"  # the form comes back as typed
+        page.fill("input[name=price]", "115.00")
+        page.click("form.tariff button")
+        assert page.inner_text("[role=alert]") == price and page.input_value("input[name=price]") == "115.00"
+
+    # An evaluation period the wrong way round: a page saying which months, in words of the console.
+    for lang, said in (("en", "Invalid period: The first month (2026-12) is after the last (2026-10)."),
+                       ("nl", "Ongeldige periode: De eerste maand (2026-12) ligt na de laatste (2026-10).")):
+        answer = page.goto(f"{base}/console/evaluation?from=2026-12&to=2026-10&lang={lang}")
+        assert answer is not None and answer.status == 400
+        assert page.inner_text("[role=alert]") == said and "is after to" not in page.inner_text("main")
+    page.close()

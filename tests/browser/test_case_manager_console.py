@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, Page
 from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
+from shared.console import SESSION_CHECK_SECONDS
 from tests.conftest import started_stack
 from tests.e2e.consoles import open_console
 
@@ -35,6 +36,7 @@ PEOPLE = {
     "999990056": ("Fatma", "Yılmaz", "1990-04-17", ("Lindelaan 12", "1236 EF", "Oostdorp"), "06-44556677"),
     "999990111": ("Hendrik", "Jansen", "1936-02-29", ("Kerkstraat 4", "1237 GH", "Oostdorp"), "06-55667788"),
     "999990123": ("Grietje", "de Boer", "1944-07-01", ("Dijkweg 2", "1238 IJ", "Oostdorp"), "06-66778899"),
+    "999990068": ("Willem", "Visser", "1941-03-15", ("Polderweg 7", "1239 KL", "Oostdorp"), "06-77889900"),
 }
 
 
@@ -52,7 +54,11 @@ def route(stack: Stack, bsn: str, urgency: str, disposition: str, organisation: 
 
 
 def log_in(stack: Stack, browser: Browser) -> Page:
-    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    return log_in_on(stack, browser.new_page(viewport={"width": 1366, "height": 768}))
+
+
+def log_in_on(stack: Stack, page: Page) -> Page:
+    """Log in as the case manager on `page` (a tab of a workstation's browser context)."""
     page.goto(f"{stack.url('coordination')}/console")
     if page.locator("input[name=password]").count():
         page.fill("input[name=username]", "casemanager")
@@ -301,3 +307,46 @@ def test_reassigning_in_the_console_to_a_practice_closed_at_the_due_time_asks_fo
             "(eigen huisarts; gesloten op de streeftijd, reden: huisarts belt zaterdag zelf)") in moved
     assert "Huisartsenpraktijk De Linde" in page.inner_text("#tasks")
     page.close()
+
+
+def test_a_refusal_from_coordination_speaks_the_consoles_language_and_a_logout_elsewhere_ends_the_worklist(
+        stack: Stack, browser: Browser) -> None:
+    patient = route(stack, "999990068", "U3", "home-visit", "URA 90000020", reason="Kan niet meer opstaan")
+    # Two workstations, one in each language; the English one has a second tab later.
+    workstation = browser.new_context(viewport={"width": 1366, "height": 768})
+    english, dutch = log_in_on(stack, workstation.new_page()), log_in(stack, browser)
+    for page, lang in ((english, "en"), (dutch, "nl")):
+        page.goto(f"{stack.url('coordination')}/console/patients/{patient}?lang={lang}")
+        deadline = time.monotonic() + 30
+        while page.locator("form[action$='/reassign']").count() == 0:
+            assert time.monotonic() < deadline, "the Task did not show"
+            page.reload()
+    # Wijkverpleging Oost accepts the Task while both pages still offer to reassign it: coordination refuses.
+    nurses = stack.client("ehr-wijk-oost")
+    task = next(t for t in nurses.tasks(status="requested") if t["for"]["identifier"]["value"] == patient)
+    nurses.patch_task(task["id"], [{"op": "replace", "path": "/status", "value": "accepted"}]).raise_for_status()
+    spoedpost = "http://fhir.nl/fhir/NamingSystem/ura|90000001"
+    for page in (english, dutch):
+        page.select_option("form[action$='/reassign'] select[name=to]", spoedpost)
+        page.fill("form[action$='/reassign'] input[name=reason]", "drukte")
+        page.fill("form[action$='/reassign'] input[name=closed_reason]", "spoedpost kijkt mee")
+        page.click("form[action$='/reassign'] button")
+    assert english.inner_text("[role=alert]") == "A Task that is accepted is no longer reassigned."
+    assert dutch.inner_text("[role=alert]") == "Een taak die geaccepteerd is, wordt niet meer overgedragen."
+    for page in (english, dutch):
+        assert "cannot be reassigned" not in page.inner_text("main") and "Task.owner" not in page.inner_text("main")
+    assert task_owner(stack, task["id"]) == "90000020"
+
+    # The worklists, left open; a logout in another tab of that workstation ends them: the page goes to the login.
+    english.goto(f"{stack.url('coordination')}/console")
+    english.wait_for_timeout(1500)  # its live stream is connected
+    workstation.new_page().goto(f"{stack.url('coordination')}/console/logout")
+    english.wait_for_selector("input[name=password]", timeout=(2 * SESSION_CHECK_SECONDS + 5) * 1000)
+    workstation.close()
+    dutch.close()
+
+
+def task_owner(stack: Stack, task_id: str) -> str:
+    ops = stack.client("ops")
+    task = ops.http.get(f"{stack.url('coordination')}/fhir/Task/{task_id}", headers=ops.headers()).json()
+    return str(task["owner"]["identifier"]["value"])

@@ -190,7 +190,7 @@ def test_the_front_door_changes_target_times_and_the_directory_without_code(stac
     refused = admin.post(f"{stack.url('triage')}/console/settings/directory", data={
         "csrf_token": csrf, "org": "http://fhir.nl/fhir/NamingSystem/agb-z|01000001", "hours": "25:00-08:00",
         "dispositions": ["home-visit"]})
-    assert refused.status_code == 422 and "HH:MM-HH:MM" in refused.text
+    assert refused.status_code == 422 and "De uren zijn UU:MM-UU:MM" in refused.text and "25:00-08:00" in refused.text
     saved = admin.post(f"{stack.url('triage')}/console/settings/directory", data={
         "csrf_token": csrf, "org": "http://fhir.nl/fhir/NamingSystem/agb-z|01000001", "hours": "17:00-08:00",
         "dispositions": ["home-visit", "remote-advice"]})

@@ -316,3 +316,107 @@ def test_the_admins_account_messages_speak_the_consoles_language(stack: Stack) -
     assert "You cannot disable your own account." in english.text and 'lang="en"' in english.text
     done = admin.post(f"{stack.url('triage')}/console/users/casemanager/unlock", data={"csrf_token": csrf})
     assert "casemanager is unlocked." in done.text
+
+
+def test_a_lookup_keeps_what_was_typed_in_the_contact_form_and_puts_no_identifier_in_the_url(
+        stack: Stack, workstation: BrowserContext) -> None:
+    stack.client("ehr-delinde").post_referral(referral_bundle(
+        bsn="999990056", given="Fatma", family="Yılmaz", birth_date="1990-04-17", reason="Buikpijn")).raise_for_status()
+    page = workstation.new_page()
+    watched = Watched(page)
+    log_in(page, stack.url("triage"), "triagist", "demo-triagist")
+    page.goto(f"{stack.url('triage')}/console/contacts/new")
+    form = "#contact-form"
+    # The caller talks first; the nurse types what she hears, then looks the patient up.
+    page.select_option(f"{form} select[name=channel]", "phone")
+    page.select_option(f"{form} select[name=caller]", "relative")
+    page.fill(f"{form} input[name=callback_phone]", "06-24681357")
+    page.fill(f"{form} textarea[name=complaint]", "Man belt: buikpijn erger, braakt")
+    page.fill("#lookup input[name=bsn]", "999990056")
+    with page.expect_navigation():
+        page.click("#lookup button")
+    assert "999990056" not in page.url and "bsn=" not in page.url  # posted: no BSN in history or access logs
+    assert page.locator("li.match", has_text="Fatma Yılmaz").count() == 1
+    assert page.input_value("#lookup input[name=bsn]") == "999990056"
+    assert [page.input_value(f"{form} [name={n}]") for n in ("channel", "caller", "callback_phone", "complaint")] == [
+        "phone", "relative", "06-24681357", "Man belt: buikpijn erger, braakt"]
+    page.click("li.match:has-text('Fatma Yılmaz') button.choose")
+    assert page.input_value(f"{form} [name=name]") == "Fatma Yılmaz"
+    assert page.input_value(f"{form} textarea[name=complaint]") == "Man belt: buikpijn erger, braakt"
+    with page.expect_navigation():
+        page.click(f"{form} button")
+    assert "linked=1" in page.url
+    assert "Man belt: buikpijn erger, braakt" in page.inner_text("#linked-contacts")
+    assert watched.errors == []
+
+
+def test_the_settings_page_refuses_in_the_consoles_language_and_keeps_what_the_admin_typed(
+        stack: Stack, workstation: BrowserContext) -> None:
+    page = workstation.new_page()
+    log_in(page, stack.url("triage"), "beheer", "demo-beheer")
+    targets = "form[action='/console/settings/targets']"
+    linde = "form.directory-entry:has(input[name=org][value$='agb-z|01000001'])"
+
+    page.goto(f"{stack.url('triage')}/console/settings?lang=en")
+    page.fill(f"{targets} input[name=minutes_U2]", "een uur")
+    page.fill(f"{targets} input[name=minutes_U3]", "200")
+    with page.expect_response(lambda r: r.url.endswith("/console/settings/targets")) as answer:
+        page.click(f"{targets} button")
+    assert answer.value.status == 422
+    said = page.inner_text("[role=alert]")
+    assert said == "The target for U2 is a whole number of minutes from 0 to 10080, or empty for the next working day."
+    assert "streeftijd" not in said and "invalid literal" not in said
+    assert page.input_value(f"{targets} input[name=minutes_U2]") == "een uur"
+    assert page.input_value(f"{targets} input[name=minutes_U3]") == "200"
+    page.fill(f"{linde} input[name=hours]", "25:00-08:00")
+    page.check(f"{linde} input[name=dispositions][value=ambulance]")
+    with page.expect_response(lambda r: r.url.endswith("/console/settings/directory")) as answer:
+        page.click(f"{linde} button")
+    assert answer.value.status == 422
+    assert page.inner_text(f"{linde} [role=alert]") == (
+        "Hours are HH:MM-HH:MM, e.g. 08:00-17:00, or 17:00-08:00 for open over midnight.")
+    assert page.input_value(f"{linde} input[name=hours]") == "25:00-08:00"
+    assert page.is_checked(f"{linde} input[name=dispositions][value=ambulance]")
+    assert "Ambulance" in page.inner_text(linde) and "Home visit" in page.inner_text(linde)
+
+    page.goto(f"{stack.url('triage')}/console/settings?lang=nl")
+    page.fill(f"{linde} input[name=hours]", "08:00-25:00")
+    with page.expect_navigation():
+        page.click(f"{linde} button")
+    said = page.inner_text(f"{linde} [role=alert]")
+    assert said.startswith("De uren zijn UU:MM-UU:MM") and "Hours are" not in said
+    assert page.input_value(f"{linde} input[name=hours]") == "08:00-25:00"
+    page.fill(f"{targets} input[name=minutes_U4]", "99999")
+    with page.expect_navigation():
+        page.click(f"{targets} button")
+    assert page.inner_text("[role=alert]").startswith("De streeftijd voor U4 is een heel aantal minuten")
+    assert page.input_value(f"{targets} input[name=minutes_U4]") == "99999"
+    # Nothing was saved: the directory still has De Linde in office hours without ambulances.
+    page.goto(f"{stack.url('triage')}/console/settings")
+    assert page.input_value(f"{linde} input[name=hours]") == "08:00-17:00"
+    assert not page.is_checked(f"{linde} input[name=dispositions][value=ambulance]")
+    assert page.input_value(f"{targets} input[name=minutes_U4]") == "1440"
+
+
+def test_the_billing_officers_patient_page_speaks_english_when_chosen(stack: Stack, browser: Browser) -> None:
+    ops = stack.client("ops")
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(
+        bsn="999990068", given="Bram", family="Declaratie", uzovi="9001", reason="Koorts"))
+    request_id = ops.request_for(service_request_of(posted.json()))["id"]
+    context = browser.new_context(viewport={"width": 1366, "height": 768}, locale="nl-NL")
+    page = context.new_page()
+    log_in(page, stack.url("triage"), "declaratie", "demo-declaratie")  # the worklist itself is not theirs
+    page.goto(f"{stack.url('triage')}/console/billing/requests/{request_id}?lang=en")
+    english = page.inner_text("main")
+    for shown in ("Patient of request", "Name", "Bram Declaratie", "BSN", "999990068", "Insurer", "UZOVI 9001",
+                  "Received", "For billing (purpose: payment)", "Back to the ledger in billing"):
+        assert shown in english, shown
+    for dutch in ("Patiënt van aanvraag", "Naam", "Verzekeraar", "Ontvangen", "Terug naar", "inzage"):
+        assert dutch not in english, dutch
+    assert page.locator("a", has_text="Back to the ledger").get_attribute("href").endswith("?lang=en")  # type: ignore[union-attr]
+    page.goto(f"{stack.url('triage')}/console/billing/requests/unknown-request?lang=en")
+    assert page.inner_text("h1") == "Unknown request"
+    page.goto(f"{stack.url('triage')}/console/billing/requests/{request_id}?lang=nl")
+    dutch_page = page.inner_text("main")
+    assert "Patiënt van aanvraag" in dutch_page and "Verzekeraar" in dutch_page and "Insurer" not in dutch_page
+    context.close()

@@ -5,7 +5,7 @@ and changes nothing; the console works at phone width; an admin binds a new user
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +17,7 @@ from infra.client import service_request_of
 from infra.polling import wait_until
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
+from shared.console import SESSION_CHECK_SECONDS
 from tests.conftest import started_stack
 from tests.e2e.consoles import login_form_fields, open_console
 
@@ -244,3 +245,44 @@ def test_the_admin_binds_a_new_partner_user_to_an_organisation(stack: Stack) -> 
     reads = [e["resource"]["agent"][0] for e in audit["entry"]
              if e["resource"]["agent"][0]["who"]["identifier"]["value"] == "seh.de.jong"]
     assert reads and {a["onBehalfOf"]["identifier"]["value"] for a in reads} == {"90000010"}
+
+
+def test_a_period_the_service_refuses_is_said_in_the_consoles_language_and_a_logout_elsewhere_ends_the_page(
+        stack: Stack, browser: Browser) -> None:
+    _, task = routed(stack, bsn="999990068", complaint="Niet meer thuis te verzorgen", urgency="U3",
+                     disposition="rtp-placement", organisation=RTP, note="Bed zoeken")
+    task_id = task["id"]
+    workstation = browser.new_context(viewport={"width": 1366, "height": 768}, locale="nl-NL")
+    page = workstation.new_page()
+    log_in(page, stack, "rtp", "demo-rtp", query="?lang=en")
+    page.wait_for_selector(f"#task-{task_id}")
+    act(page, task_id, "Accept")
+    act(page, task_id, "Start")
+    yesterday = (datetime.now(AMSTERDAM) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+
+    def complete_from_yesterday(summary: str, button: str) -> None:
+        card = page.locator(f"#group-in-progress #task-{task_id}")
+        card.locator(f"summary:has-text('{summary}')").click()
+        card.locator("input[name=start]").fill(yesterday)  # before the request came in: coordination refuses
+        act(page, task_id, button)
+
+    # coordination's refusal (an issue at Task.executionPeriod.start) in the console's words, not its English text.
+    complete_from_yesterday("Complete", "Record the contact and complete")
+    refusal = page.inner_text("#refusal")
+    assert refusal == ("The contact cannot start before the request came in or in the future; choose a start "
+                       "between the request's arrival and now.")
+    assert "executionPeriod" not in refusal and "refused, nothing changed" not in refusal
+    assert task_now(stack, task_id)["status"] == "in-progress"
+    page.goto(f"{stack.url('coordination')}/console/partner?lang=nl")
+    complete_from_yesterday("Afronden", "Contact vastleggen en afronden")
+    assert page.inner_text("#refusal").startswith("Het contact kan niet beginnen vóór de aanvraag binnenkwam")
+    assert task_now(stack, task_id)["status"] == "in-progress"
+
+    # Logged out in another tab of the same workstation: this page (the answer to the refused form) goes to the
+    # login by itself, without sending the form again.
+    page.wait_for_timeout(1500)  # its live stream is connected
+    workstation.new_page().goto(f"{stack.url('coordination')}/console/logout")
+    page.wait_for_selector("input[name=password]", timeout=(2 * SESSION_CHECK_SECONDS + 5) * 1000)
+    assert "/console/partner/tasks/" not in page.url
+    assert task_now(stack, task_id)["status"] == "in-progress"
+    workstation.close()

@@ -85,3 +85,75 @@ def test_every_role_is_named_in_words_in_both_languages() -> None:
     assert ROLE_NAMES.keys() == ROLE_SCOPES.keys()
     assert sorted(set(ROLE_NAMES.values()) - ENGLISH.keys()) == []
     assert translator("en")(ROLE_NAMES["declaratie"]) == "billing officer"
+
+
+def test_refusals_a_service_gives_have_console_words_in_both_languages_with_the_same_placeholders() -> None:
+    from services.billing_shadow.console import formats as billing_formats
+    from services.coordination.console import refusals
+    from services.triage.console import forms
+
+    texts = [*refusals.REFUSALS.values(), refusals.OTHER, *billing_views.TARIFF_REFUSALS.values(),
+             billing_views.CORRECTION_REFUSED, billing_views.VALID_FROM_INVALID, *evaluation.PERIOD_REFUSALS.values(),
+             evaluation.EVALUATION_REFUSED, forms.TARGET_INVALID, forms.HOURS_INVALID, forms.SETTINGS_NOT_SAVED,
+             *re.findall(r'ValueError\("([^"]+)"\)', Path(billing_formats.__file__).read_text())]
+    assert "De prijs moet groter dan nul zijn." in texts
+    assert sorted(set(texts) - ENGLISH.keys()) == []
+    for text in texts:
+        assert sorted(PLACEHOLDER.findall(ENGLISH[text])) == sorted(PLACEHOLDER.findall(text)), text
+
+
+def test_coordination_refusals_are_said_by_their_code_and_field_not_their_english_text() -> None:
+    from services.coordination.console import refusals
+    from shared.fhir import Issue
+
+    english = translator("en")
+    closed = Issue("error", "business-rule", "Huisartsenpraktijk De Linde is closed at the due time 30-11 21:10",
+                   ("Task.statusReason",))
+    values = {"name": "Huisartsenpraktijk De Linde", "due": "30-11 21:10", "action": "Home visit"}
+    assert refusals.said("reassign", [closed], values, english) == (
+        "Huisartsenpraktijk De Linde is closed at the due time (30-11 21:10): give a reason or choose another "
+        "organisation.")
+    assert refusals.said("reassign", [closed], values, translator("nl")).startswith(
+        "Huisartsenpraktijk De Linde is gesloten op de streeftijd (30-11 21:10)")
+    done = Issue("error", "business-rule", "a Task that is completed is not escalated")
+    assert refusals.said("escalate", [done], {"status": "completed"}, english) == (
+        "A Task that is completed is no longer escalated.")
+    assert refusals.said("take", [Issue("error", "forbidden", "no")], {}, english) == "You may not make this change."
+    # One the console does not know keeps the service's text, inside a sentence in the console's language.
+    odd = Issue("error", "processing", "the patch cannot be applied")
+    assert refusals.said("reassign", [odd], {}, translator("nl")) == (
+        "De actie is geweigerd, er is niets veranderd: the patch cannot be applied")
+
+
+def test_billing_refusals_are_said_by_their_kind_with_the_values_they_quote() -> None:
+    from datetime import date
+
+    from services.billing_shadow.domain.evaluation import months_between
+    from services.billing_shadow.domain.tariffs import Tariff, close_for_new_version
+    from shared.refusals import Refused, words
+
+    try:
+        close_for_new_version([Tariff("shadow", "VIS", 11000, date(2026, 1, 1), None, "x")], key="shadow",
+                              code="VIS", valid_from=date(2026, 1, 1), today=date(2025, 12, 1))
+    except Refused as exc:
+        assert billing_views.tariff_refusal(exc, "en") == (
+            "There is already a version of VIS starting on 01-01-2026; choose a later date.")
+        assert billing_views.tariff_refusal(exc, "nl") == str(exc)
+    else:
+        raise AssertionError("a second version on the same day was accepted")
+    assert billing_views.tariff_refusal(ValueError("De prijs moet groter dan nul zijn."), "en") == (
+        "The price must be more than zero.")
+    try:
+        months_between("2026-05", "2026-02")
+    except Refused as exc:
+        assert exc.kind == "from-after-to" and str(exc) == "from (2026-05) is after to (2026-02)"
+        assert words(evaluation.PERIOD_REFUSALS[exc.kind], exc.values, translator("en")) == (
+            "The first month (2026-05) is after the last (2026-02).")
+    else:
+        raise AssertionError("a reversed period was accepted")
+    assert billing_views.correction_refusal(Refused("same-insurer", "the line is already for UZOVI 9001"), "en") == (
+        "The line is already for this insurer.")
+    assert billing_views.correction_refusal(LookupError("no prestation line x"), "en") == (
+        "This line is not known (any more); refresh the page.")
+    assert billing_views.correction_refusal(Refused("new-rule", "something new"), "en") == (
+        "The correction was refused: something new")

@@ -15,12 +15,13 @@ from services.billing_shadow.api.evaluation import evaluation_document
 from services.billing_shadow.console.formats import euro as _euro
 from services.billing_shadow.console.formats import percent, signed_percent
 from services.billing_shadow.console.views import INSURERS
-from services.billing_shadow.domain.evaluation import CODES, URGENCIES
+from services.billing_shadow.domain.evaluation import CODES, URGENCIES, months_between
 from services.billing_shadow.domain.tariffs import period_of
 from shared.auth import Caller
 from shared.console import console_user
 from shared.fhir import FhirError
 from shared.i18n import language, translator
+from shared.refusals import Refused, words
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Reader = Annotated[Caller, console_user("declaratie", "evaluator")]
@@ -34,6 +35,11 @@ SHARES = [("outside_hospital_share", "Afgehandeld buiten het ziekenhuis", None),
 MINUTES = [("minutes_to_triage", "Minuten tot triage"), ("minutes_to_first_contact", "Minuten tot eerste contact")]
 URGENCY_TARGETS = {"U0": "direct", "U1": "≤ 15 min", "U2": "≤ 60 min", "U3": "≤ 3 uur", "U4": "≤ 24 uur",
                    "U5": "volgende werkdag"}
+# Why a period cannot be shown, by the kind of refusal (domain/evaluation.months_between), with the values it quotes.
+PERIOD_REFUSALS = {"not-a-month": "{period} is geen maand (jjjj-mm).",
+                   "from-after-to": "De eerste maand ({first}) ligt na de laatste ({last}).",
+                   "too-long": "De periode beslaat {count} maanden; hoogstens {most}."}
+EVALUATION_REFUSED = "U mag deze evaluatie niet lezen."
 COLOURS = {"U0": "#b3261e", "U1": "#e8710a", "U2": "#c5a100", "U3": "#1e7b34", "U4": "#0b5cad", "U5": "#6b4fbb",
            "ADV": "#9fb7d3", "VIS": "#0b5cad", "CON": "#1e7b34", "integrated": "#0b5cad", "shadow": "#9fb7d3"}
 
@@ -103,14 +109,21 @@ async def _page(request: Request, user: Caller, *, first: str, last: str, uzovi:
                 template: str, **extra: Any) -> Response:
     lang = language(request)
     t = translator(lang)
+    # The period is checked here first, so that what is wrong with it is said in the console's words (the API
+    # behind evaluation_document says it in English, in an OperationOutcome).
+    error = None
     try:
+        months_between(first, last)
         doc = await evaluation_document(request, user, first, last, uzovi or None)
+    except Refused as exc:
+        why = PERIOD_REFUSALS.get(exc.kind)
+        error, status = t("Ongeldige periode") + (f": {words(why, exc.values, t)}" if why else ""), 400
     except FhirError as exc:
+        error, status = t(EVALUATION_REFUSED if exc.status_code == 403 else "Ongeldige periode"), exc.status_code
+    if error is not None:
         return request.app.state.templates.TemplateResponse(request, "evaluation.html", {
-            "user": user,
-            "error": t("Ongeldige periode") + ": " + ("; ".join(i.diagnostics for i in exc.issues) or "–"),
-            "first": first, "last": last, "uzovi": uzovi, "insurers": INSURERS, "doc": None},
-            status_code=exc.status_code)
+            "user": user, "error": error, "first": first, "last": last, "uzovi": uzovi, "insurers": INSURERS,
+            "doc": None}, status_code=status)
     target = request.app.state.settings.inclusion_target
     return request.app.state.templates.TemplateResponse(request, template, {
         "user": user, "doc": doc, "first": first, "last": last, "uzovi": uzovi, "insurers": INSURERS,

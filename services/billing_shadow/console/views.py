@@ -22,6 +22,7 @@ from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
 from shared.i18n import language, translator
+from shared.refusals import words as refusal_words
 from shared.region import ORGANISATIONS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -29,17 +30,25 @@ BillingOfficer = Annotated[Caller, console_user("declaratie")]
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 INSURERS = [o for o in ORGANISATIONS if o.kind == "insurer"]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# What the correction use case says when it refuses (service.correct), in words for the billing officer (English in
-# shared/i18n.py); a refusal not listed here is shown as it is.
+# What the correction use case says when it refuses (service.correct), by the refusal's kind, in words for the
+# billing officer (English in shared/i18n.py); "missing" is an unknown line (LookupError).
 CORRECTION_REFUSALS = {
-    "only the standing line of a request can be corrected": "Alleen de geldende regel van een aanvraag kan worden "
-                                                            "gecorrigeerd; ververs de pagina.",
-    "a correction needs a reason": "Geef een reden voor de correctie.",
-    "correct the insurer (uzovi), withdraw the line, or apply facts that arrived late":
-        "Kies: herdeclareren bij een andere verzekeraar, intrekken of later ontvangen gegevens toepassen.",
-    "no facts arrived after the line locked": "Er zijn na het vastzetten geen nieuwe gegevens ontvangen.",
-    "the line is already for UZOVI": "De regel staat al op naam van deze verzekeraar.",
+    "not-standing": "Alleen de geldende regel van een aanvraag kan worden gecorrigeerd; ververs de pagina.",
+    "no-reason": "Geef een reden voor de correctie.",
+    "one-action": "Kies: herdeclareren bij een andere verzekeraar, intrekken of later ontvangen gegevens toepassen.",
+    "no-late-facts": "Er zijn na het vastzetten geen nieuwe gegevens ontvangen.",
+    "same-insurer": "De regel staat al op naam van deze verzekeraar.",
+    "missing": "Deze regel is niet (meer) bekend; ververs de pagina.",
 }
+CORRECTION_REFUSED = "De correctie is geweigerd: {detail}"
+# The tariff form's refusals by kind (service.add_tariff_version, domain/tariffs.close_for_new_version), with the
+# values they quote; the form's own checks (formats.parse_euros, the date) are constant Dutch texts.
+TARIFF_REFUSALS = {
+    "unknown-tariff": "Onbekende tarieftabel of code: {key} {code}.",
+    "starts-in-past": "Een nieuwe versie begint vandaag of later, niet op {date}.",
+    "version-exists": "Er is al een versie van {code} die begint op {date}; kies een latere datum.",
+}
+VALID_FROM_INVALID = "Geldig vanaf is een datum."
 
 
 def words(request: Request) -> dict[str, Any]:
@@ -52,10 +61,21 @@ def words(request: Request) -> dict[str, Any]:
             "signed_percent": lambda value: formats.signed_percent(value, lang), "code_names": formats.CODE_NAMES}
 
 
-def correction_refusal(message: str, lang: str) -> str:
-    """A refusal of service.correct in words of `lang`: the known ones by their start, others as they are."""
-    dutch = next((text for start, text in CORRECTION_REFUSALS.items() if message.startswith(start)), None)
-    return translator(lang)(dutch) if dutch else message
+def correction_refusal(exc: Exception, lang: str) -> str:
+    """A refusal of service.correct in words of `lang`, by its kind (shared/refusals.Refused; an unknown line is a
+    LookupError); one the console does not know is said as refused, with the service's text as the detail."""
+    kind = "missing" if isinstance(exc, LookupError) else getattr(exc, "kind", None)
+    dutch = CORRECTION_REFUSALS.get(kind or "")
+    t = translator(lang)
+    return t(dutch) if dutch else refusal_words(CORRECTION_REFUSED, {"detail": str(exc)}, t)
+
+
+def tariff_refusal(exc: ValueError, lang: str) -> str:
+    """A refused tariff version in words of `lang`: a known kind's message with its values (dates as dd-mm-jjjj),
+    else the form's own Dutch text translated."""
+    t = translator(lang)
+    dutch = TARIFF_REFUSALS.get(getattr(exc, "kind", ""))
+    return refusal_words(dutch, getattr(exc, "values", {}), t) if dutch else t(str(exc))
 
 
 def _error(request: Request, user: Caller, status: int, message: str, detail: str = "") -> Response:
@@ -186,7 +206,8 @@ async def request_ledger(request: Request, user: BillingOfficer, request_id: str
         "status": lambda line: formats.line_status(line, standing_id=standing.id if standing else None,
                                                    now=datetime.now(UTC), lang=lang),
         "contacts": {i: formats.contact_words(c.act_class, c.start, lang) for i, c in contacts.items()},
-        "patient_url": f"{request.app.state.settings.triage_public_url}/console/billing/requests/{request_id}",
+        "patient_url": f"{request.app.state.settings.triage_public_url}/console/billing/requests/{request_id}"
+                       f"?lang={lang}",  # the front door's page in the language chosen here
         "csrf": request.app.state.console_auth.csrf_token(request)})
 
 
@@ -207,7 +228,7 @@ async def correct(request: Request, user: BillingOfficer, request_id: str, line_
                                entity=f"correction of acute request {request_id}: {reason}",
                                purpose=audit.PURPOSE_PAYMENT)
     except (LookupError, ValueError) as exc:
-        return await request_ledger(request, user, request_id, error=correction_refusal(str(exc), language(request)))
+        return await request_ledger(request, user, request_id, error=correction_refusal(exc, language(request)))
     state.runtime.relay.wake()
     return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
 
@@ -242,7 +263,7 @@ async def add_tariff(request: Request, user: BillingOfficer, csrf_token: Annotat
         try:
             start = date.fromisoformat(valid_from)
         except ValueError:
-            raise ValueError("Geldig vanaf is een datum.") from None
+            raise ValueError(VALID_FROM_INVALID) from None
         async with state.runtime.sessions() as session, session.begin():
             row = await service.add_tariff_version(
                 session, key=key, code=code, price_cents=cents, valid_from=start,
@@ -251,5 +272,5 @@ async def add_tariff(request: Request, user: BillingOfficer, csrf_token: Annotat
                                entity=f"tariff {key}/{code} {cents} cents from {start} (version {row.pk})",
                                purpose=audit.PURPOSE_OPERATIONS)
     except ValueError as exc:
-        return await tariffs(request, user, error=str(exc), form=form, status_code=400)
+        return await tariffs(request, user, error=tariff_refusal(exc, language(request)), form=form, status_code=400)
     return RedirectResponse("/console/tariffs", status_code=303)

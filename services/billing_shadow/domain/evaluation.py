@@ -21,6 +21,7 @@ from typing import Any
 
 from services.billing_shadow.domain.ledger import CODE_ORDER, DELIMITED_DBC, Entry
 from services.billing_shadow.domain.tariffs import period_of, round_cents
+from shared.refusals import Refused
 
 CHANNELS = ("referral", "phone", "walk-in")
 URGENCIES = ("U0", "U1", "U2", "U3", "U4", "U5")
@@ -101,7 +102,7 @@ def month_start(period: str) -> date:
             raise ValueError
         return date(year, month, 1)
     except ValueError as exc:
-        raise ValueError(f"{period!r} is not a month (YYYY-MM)") from exc
+        raise Refused("not-a-month", f"{period!r} is not a month (YYYY-MM)", period=period) from exc
 
 
 def months_between(first: str, last: str) -> list[str]:
@@ -109,10 +110,11 @@ def months_between(first: str, last: str) -> list[str]:
     longer than MAX_MONTHS."""
     start, end = month_start(first), month_start(last)
     if start > end:
-        raise ValueError(f"from ({first}) is after to ({last})")
+        raise Refused("from-after-to", f"from ({first}) is after to ({last})", first=first, last=last)
     count = (end.year - start.year) * 12 + end.month - start.month + 1
     if count > MAX_MONTHS:
-        raise ValueError(f"the range covers {count} months; at most {MAX_MONTHS}")
+        raise Refused("too-long", f"the range covers {count} months; at most {MAX_MONTHS}", count=str(count),
+                      most=str(MAX_MONTHS))
     return [f"{start.year + (start.month - 1 + i) // 12:04d}-{(start.month - 1 + i) % 12 + 1:02d}"
             for i in range(count)]
 

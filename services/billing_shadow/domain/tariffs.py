@@ -8,6 +8,8 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from zoneinfo import ZoneInfo
 
+from shared.refusals import Refused
+
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 
@@ -74,12 +76,14 @@ def close_for_new_version(versions: Iterable[Tariff], *, key: str, code: str, va
     the admin) for a start in the past or a start on or before an existing version's start.
     """
     if valid_from < today:
-        raise ValueError(f"Een nieuwe versie begint vandaag of later, niet op {valid_from:%d-%m-%Y}.")
+        raise Refused("starts-in-past", f"Een nieuwe versie begint vandaag of later, niet op {valid_from:%d-%m-%Y}.",
+                      date=f"{valid_from:%d-%m-%Y}")
     same = [t for t in versions if t.key == key and t.code == code]
     later = [t for t in same if t.valid_from >= valid_from]
     if later:
         first = min(t.valid_from for t in later)
-        raise ValueError(f"Er is al een versie van {code} die begint op {first:%d-%m-%Y}; kies een latere datum.")
+        raise Refused("version-exists", f"Er is al een versie van {code} die begint op {first:%d-%m-%Y}; kies een "
+                                        "latere datum.", code=code, date=f"{first:%d-%m-%Y}")
     running = [t for t in same if t.valid_to is None or t.valid_to >= valid_from]
     if not running:
         return None

@@ -177,7 +177,7 @@ async def work(request: Request, user: Partner, task_id: Annotated[str, Path(max
             after = await session.get(TaskRecord, task_id)
         visible = after is not None and service.may_see(user, after)
         key, params = cards.refusal(status_code=exc.status_code, current=after.status if visible else None,
-                                    action=action, reason=reason, detail=detail)
+                                    action=action, reason=reason, detail=detail, issues=exc.issues)
         return await _refused(request, user, task_id=task_id, action=action, key=key, params=params,
                               description=f"{exc.status_code}: {detail}", status_code=exc.status_code,
                               patient=pseudonym)

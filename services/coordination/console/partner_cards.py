@@ -8,6 +8,7 @@ that is absent or of the wrong shape is shown as unknown, never an error.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from zoneinfo import ZoneInfo
 
 from services.coordination.domain import words
 from services.coordination.domain.task_state import REASON_REQUIRED, TERMINAL, allowed_targets
+from shared.fhir import Issue
 from shared.region import ORGANISATIONS
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -46,6 +48,8 @@ REFUSALS = {
     "time": "Begin en einde zijn geen geldige tijden (dag en tijd).",
     "order": "Het einde van het contact ligt vóór het begin.",
     "future": "Het contact kan niet in de toekomst beginnen of eindigen.",
+    "early": "Het contact kan niet beginnen vóór de aanvraag binnenkwam of in de toekomst; kies een begin tussen de "
+             "ontvangst van de aanvraag en nu.",
     "other": "De actie is geweigerd, er is niets veranderd: {detail}",
 }
 ORG_NAMES = {o.token: o.name for o in ORGANISATIONS}
@@ -294,8 +298,16 @@ def contact_period(*, start: str, end: str, started: datetime | None, now: datet
     return begin, finish
 
 
+# The service's refusals of a completion's period and delivered contact (domain/contact.execution_period,
+# service._validate_outputs), by the issue's code and the field it names: a REFUSALS key.
+PERIOD_ISSUES = {("value", "Task.executionPeriod.start"): "time", ("value", "Task.executionPeriod.end"): "time",
+                 ("business-rule", "Task.executionPeriod.start"): "early",
+                 ("business-rule", "Task.executionPeriod.end"): "order",
+                 ("code-invalid", "Task.output.valueCoding"): "contact"}
+
+
 def refusal(*, status_code: int, current: str | None, action: str, reason: str | None,
-            detail: str = "") -> tuple[str, dict[str, str]]:
+            detail: str = "", issues: list[Issue] | None = None) -> tuple[str, dict[str, str]]:
     """Why the transition function refused an action, as a REFUSALS key and its parameters (Dutch status and
     action labels, translated by the page). Mirrors the order of the checks in `decide_transition`: `current` is
     the Task's status after the refusal, None when the caller can no longer see the Task."""
@@ -314,4 +326,8 @@ def refusal(*, status_code: int, current: str | None, action: str, reason: str |
         return "not-now", status
     if target in REASON_REQUIRED and not (reason and reason.strip()):
         return "reason", {}
+    fields = [(i.code, re.sub(r"\[\d+\]", "", e)) for i in issues or [] for e in i.expression]
+    known = [PERIOD_ISSUES[f] for f in fields if f in PERIOD_ISSUES]
+    if known:
+        return known[0], {}
     return "other", {"detail": detail}

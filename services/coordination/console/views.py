@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination import directory, episodes, patients, service
+from services.coordination.console import refusals
 from services.coordination.console.timeline import describe
 from services.coordination.domain import words
 from services.coordination.domain.person import GENDERS
@@ -175,7 +176,10 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         status_code=422 if error else 200)
 
 
-async def _act(request: Request, user: Caller, pseudonym: str, csrf_token: str, action, what: str) -> Response:  # type: ignore[no-untyped-def]
+async def _act(request: Request, user: Caller, pseudonym: str, csrf_token: str, action, what: str, *,  # type: ignore[no-untyped-def]
+               kind: str, task_id: str | None = None, values: dict[str, str] | None = None) -> Response:
+    """Do one case-manager action (`kind`: take, handover, reassign, escalate, note) and audit it; a refusal comes
+    back on the patient page in the console's language (refusals.py), quoting `values` and the Task's status."""
     request.app.state.console_auth.check_csrf(request, csrf_token)
     try:
         async with request.app.state.runtime.sessions() as session, session.begin():
@@ -183,7 +187,14 @@ async def _act(request: Request, user: Caller, pseudonym: str, csrf_token: str, 
             await audit.record(session, service="coordination", caller=user, subtype="update", entity=what,
                                patient=pseudonym)
     except FhirError as exc:
-        return await patient(request, user, pseudonym, error="; ".join(i.diagnostics for i in exc.issues))
+        t = translator(language(request))
+        quoted = dict(values or {})
+        if task_id is not None:
+            async with request.app.state.runtime.sessions() as session:
+                record = await session.get(TaskRecord, task_id)
+            if record is not None:
+                quoted["status"] = t(words.label(words.STATUS_LABELS, record.status))
+        return await patient(request, user, pseudonym, error=refusals.said(kind, exc.issues, quoted, t))
     request.app.state.runtime.relay.wake()
     return RedirectResponse(f"/console/patients/{pseudonym}", status_code=303)
 
@@ -192,7 +203,8 @@ async def _act(request: Request, user: Caller, pseudonym: str, csrf_token: str, 
 async def take(request: Request, user: CaseManager, pseudonym: str, episode_id: str,
                csrf_token: Annotated[str, Form()]) -> Response:
     return await _act(request, user, pseudonym, csrf_token,
-                      lambda s: episodes.take_case(s, episode_id=episode_id, caller=user), "became case manager")
+                      lambda s: episodes.take_case(s, episode_id=episode_id, caller=user), "became case manager",
+                      kind="take")
 
 
 @router.post("/patients/{pseudonym}/episodes/{episode_id}/handover")
@@ -201,7 +213,8 @@ async def handover(request: Request, user: CaseManager, pseudonym: str, episode_
                    reason: Annotated[str, Form(max_length=500)]) -> Response:
     return await _act(request, user, pseudonym, csrf_token,
                       lambda s: episodes.propose_handover(s, episode_id=episode_id, to=to, reason=reason,
-                                                          caller=user), "hoofdbehandelaar handover proposed")
+                                                          caller=user), "hoofdbehandelaar handover proposed",
+                      kind="handover")
 
 
 @router.post("/patients/{pseudonym}/tasks/{task_id}/reassign")
@@ -242,14 +255,16 @@ async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id:
     settings = request.app.state.settings
     return await _act(request, user, pseudonym, csrf_token, lambda s: service.patch_task(
         s, task_id=task_id, operations=operations, if_match=None, caller=user, codesystem_base=settings.codesystem_base,
-        clock_tolerance=settings.clock_tolerance, traceparent=None), f"Task/{task_id} reassigned")
+        clock_tolerance=settings.clock_tolerance, traceparent=None), f"Task/{task_id} reassigned", kind="reassign",
+        task_id=task_id, values={"name": target.name, "action": t(row.what), "due": local_time(due)})
 
 
 @router.post("/patients/{pseudonym}/tasks/{task_id}/escalate")
 async def escalate(request: Request, user: CaseManager, pseudonym: str, task_id: str,
                    csrf_token: Annotated[str, Form()], reason: Annotated[str, Form(max_length=500)]) -> Response:
     return await _act(request, user, pseudonym, csrf_token, lambda s: service.escalate(
-        s, task_id=task_id, reason=reason, caller=user, traceparent=None), f"Task/{task_id} escalated")
+        s, task_id=task_id, reason=reason, caller=user, traceparent=None), f"Task/{task_id} escalated",
+        kind="escalate", task_id=task_id)
 
 
 @router.post("/patients/{pseudonym}/notes")
@@ -259,7 +274,7 @@ async def add_note(request: Request, user: CaseManager, pseudonym: str, csrf_tok
         episodes.note(session, pseudonym=pseudonym, at=datetime.now(UTC), kind="note", actor=user.subject,
                       text=text)
 
-    return await _act(request, user, pseudonym, csrf_token, write, "note added")
+    return await _act(request, user, pseudonym, csrf_token, write, "note added", kind="note")
 
 
 @router.get("/directory", response_class=HTMLResponse)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import date
 
+from services.triage.configuration import HOURS
+from services.triage.domain.rules import DISPOSITIONS
 from services.triage.service import PHONE
 from shared.fhir import Issue
 from shared.identifiers import is_valid_bsn
@@ -30,9 +32,19 @@ TRIAGE_REFUSALS = {
 }
 TRIAGE_CONFLICT = "Deze aanvraag is intussen al getrieerd; open haar opnieuw om opnieuw te triëren, met een reden."
 TRIAGE_NOT_RECORDED = "De triage is niet vastgelegd: {detail}"
+# The admin's settings page (urgency targets and the directory): checked here, in the admin's words, before
+# services/triage/configuration.py is asked; a refusal it still gives comes back as SETTINGS_NOT_SAVED.
+TARGET_INVALID = "De streeftijd voor {urgency} is een heel aantal minuten van 0 tot 10080, of leeg voor de volgende " \
+                 "werkdag."
+HOURS_INVALID = "De uren zijn UU:MM-UU:MM, bijvoorbeeld 08:00-17:00, of 17:00-08:00 voor open over middernacht."
+DISPOSITION_UNKNOWN = "Kies de vervolgacties uit de lijst."
+ORGANISATION_UNKNOWN = "Deze organisatie staat niet in de sociale kaart van de regio."
+SETTINGS_NOT_SAVED = "De wijziging is niet opgeslagen: {detail}"
+MAX_TARGET_MINUTES = 7 * 24 * 60
 MESSAGES = (BSN_INVALID, BIRTH_DATE_INVALID, UZOVI_INVALID, PHONE_INVALID, COMPLAINT_MISSING, NOT_RECORDED,
             PATIENT_UNKNOWN,
-            *TRIAGE_REFUSALS.values(), TRIAGE_CONFLICT, TRIAGE_NOT_RECORDED)
+            *TRIAGE_REFUSALS.values(), TRIAGE_CONFLICT, TRIAGE_NOT_RECORDED,
+            TARGET_INVALID, HOURS_INVALID, DISPOSITION_UNKNOWN, ORGANISATION_UNKNOWN, SETTINGS_NOT_SAVED)
 
 
 def contact_problems(*, bsn: str, birth_date: str, uzovi: str, callback_phone: str, complaint: str,
@@ -89,3 +101,34 @@ def triage_refusal_messages(issues: list[Issue]) -> list[tuple[str, str]]:
         if pair not in found:
             found.append(pair)
     return found
+
+
+def target_problems(typed: dict[str, str]) -> tuple[dict[str, int | None], list[tuple[str, dict[str, str]]]]:
+    """The urgency-target form read as minutes per urgency, and what is wrong with it as (Dutch message, values)
+    pairs. `typed` maps each urgency (U0..U5) to what the admin typed; empty means the next working day (None).
+    A target is a whole number of minutes from 0 to 10080 (a week), the rule of configuration.set_target."""
+    minutes: dict[str, int | None] = {}
+    problems: list[tuple[str, dict[str, str]]] = []
+    for urgency, raw in typed.items():
+        text = raw.strip()
+        if not text:
+            minutes[urgency] = None
+        elif text.isascii() and text.isdigit() and int(text) <= MAX_TARGET_MINUTES:
+            minutes[urgency] = int(text)
+        else:
+            problems.append((TARGET_INVALID, {"urgency": urgency}))
+    return minutes, problems
+
+
+def provider_problems(*, org: str, hours: str, dispositions: list[str], known: set[str]) -> list[str]:
+    """What is wrong with one directory entry of the settings page, as Dutch messages; [] when it may be saved.
+    `known`: the organisation tokens the directory holds. The rules of configuration.set_provider: follow-up
+    actions from the region's list, hours HH:MM-HH:MM (Europe/Amsterdam; overnight allowed)."""
+    problems = []
+    if org not in known:
+        problems.append(ORGANISATION_UNKNOWN)
+    if any(d not in DISPOSITIONS for d in dispositions):
+        problems.append(DISPOSITION_UNKNOWN)
+    if not HOURS.match(hours.strip()):
+        problems.append(HOURS_INVALID)
+    return problems

@@ -118,25 +118,56 @@ async def _matches(session: AsyncSession, records: list[PatientRecord]) -> list[
 
 
 def _contact_page(request: Request, user: Caller, *, form: dict[str, str], matches: list[dict[str, object]],
-                  looked_up: bool, errors: list[tuple[str, str]], status: int = 200) -> Response:
+                  looked_up: bool, errors: list[tuple[str, str]], status: int = 200,
+                  lookup: dict[str, str] | None = None) -> Response:
+    """The phone/walk-in page: the lookup (its fields `lookup`, else the form's identifying fields), its results
+    and the contact form filled with `form`."""
+    shown = {f: form.get(f, "") for f in CONTACT_FIELDS}
     return request.app.state.templates.TemplateResponse(request, "contact.html", {
         "user": user, "matches": matches, "looked_up": looked_up, "callers": present.CALLER_LABELS,
-        "form": {f: form.get(f, "") for f in CONTACT_FIELDS}, "errors": errors,
+        "form": shown, "errors": errors,
+        "lookup": lookup or {f: shown[f] for f in ("bsn", "name", "birth_date")},
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=status)
 
 
-@router.get("/contacts/new", response_class=HTMLResponse)
-async def new_contact(request: Request, user: Nurse, bsn: Annotated[str | None, Query(max_length=9)] = None,
-                      name: Annotated[str | None, Query(max_length=300)] = None,
-                      birth_date: Annotated[str | None, Query(max_length=10)] = None) -> Response:
+async def _look_up(request: Request, *, bsn: str, name: str, birth_date: str) -> list[dict[str, object]]:
+    """The lookup's choosable results (audited as a search when a BSN or name was given)."""
     async with request.app.state.runtime.sessions() as session:
         records = await service.find_patients(session, bsn=bsn or None, name=name or None,
                                               birth_date=birth_date or None)
         matches = await _matches(session, records)
     if bsn or name:
         await audit.for_request(request, subtype="search", entity="console patient lookup")
+    return matches
+
+
+@router.get("/contacts/new", response_class=HTMLResponse)
+async def new_contact(request: Request, user: Nurse, bsn: Annotated[str | None, Query(max_length=9)] = None,
+                      name: Annotated[str | None, Query(max_length=300)] = None,
+                      birth_date: Annotated[str | None, Query(max_length=10)] = None) -> Response:
+    matches = await _look_up(request, bsn=bsn or "", name=name or "", birth_date=birth_date or "")
     return _contact_page(request, user, matches=matches, looked_up=bool(bsn or name), errors=[],
                          form={"bsn": bsn or "", "name": name or "", "birth_date": birth_date or ""})
+
+
+@router.post("/contacts/lookup", response_class=HTMLResponse)
+async def look_up_in_contact(request: Request, user: Nurse, csrf_token: Annotated[str, Form()],
+                             bsn: Annotated[str, Form(max_length=9)] = "",
+                             name: Annotated[str, Form(max_length=300)] = "",
+                             birth_date: Annotated[str, Form(max_length=10)] = "") -> Response:
+    """The lookup from the contact page, posted so that no BSN or name lands in a URL (history, proxies, access
+    logs), with what was already typed in the contact form (`typed_<field>`, copied by the page's script) kept:
+    the page comes back with the results and the form as it was. Empty identifying fields of the form take the
+    lookup's values, as a lookup by GET does."""
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    posted = await request.form()
+    typed = {f: str(posted.get(f"typed_{f}", ""))[:2000] for f in CONTACT_FIELDS}
+    lookup = {"bsn": bsn, "name": name, "birth_date": birth_date}
+    for field, value in lookup.items():
+        typed[field] = typed[field] or value
+    matches = await _look_up(request, bsn=bsn.strip(), name=name.strip(), birth_date=birth_date.strip())
+    return _contact_page(request, user, matches=matches, looked_up=bool(bsn.strip() or name.strip()), errors=[],
+                         form=typed, lookup=lookup)
 
 
 @router.post("/contacts")
@@ -315,48 +346,96 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, csrf_tok
 
 
 @router.get("/settings", response_class=HTMLResponse)
-async def settings_page(request: Request, user: Admin, error: str | None = None) -> Response:
+async def settings_page(request: Request, user: Admin) -> Response:
+    return await _settings(request, user)
+
+
+async def _settings(request: Request, user: Caller, *, error: str | None = None,
+                    typed: dict[str, object] | None = None) -> Response:
+    """The admin's settings: urgency targets and the directory. After a refusal, `error` (already in the console's
+    language) and `typed`, what the admin typed ({"targets": {urgency: text}} or {"entry": {"org", "hours",
+    "dispositions", "weekdays_only"}}), so the form comes back as it was sent."""
     async with request.app.state.runtime.sessions() as session:
         targets = await configuration.targets(session)
         directory = await service.directory(session)
+    typed = typed or {}
+    shown_targets = {u: "" if m is None else str(m) for u, m in targets.items()}
+    shown_targets.update(typed.get("targets", {}))  # type: ignore[call-overload]
+    entry = typed.get("entry")
+    if isinstance(entry, dict):
+        directory = [{**o, **entry, "refused": True} if o["token"] == entry["org"] else o for o in directory]
     return request.app.state.templates.TemplateResponse(request, "settings.html", {
-        "user": user, "targets": targets, "directory": directory, "dispositions": DISPOSITIONS, "error": error,
+        "user": user, "targets": shown_targets, "directory": directory, "dispositions": DISPOSITIONS, "error": error,
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=422 if error else 200)
+
+
+def _settings_refusal(request: Request, messages: list[tuple[str, dict[str, str]]]) -> str:
+    """Refusals of the settings page in the console's language: Dutch messages of forms.py with their values."""
+    t = translator(language(request))
+    said = []
+    for message, values in messages:
+        text = t(message)
+        for name, value in values.items():
+            text = text.replace(f"{{{name}}}", value)
+        if text not in said:
+            said.append(text)
+    return " ".join(said)
+
+
+def _not_saved(exc: ValueError) -> tuple[str, dict[str, str]]:
+    """A refusal of configuration.py the console did not foresee: its own Dutch text if it brings one (`dutch` with
+    `values`, as accounts.AccountRefused does), else SETTINGS_NOT_SAVED with the service's text as the detail."""
+    dutch = getattr(exc, "dutch", None)
+    if isinstance(dutch, str):
+        return dutch, {k: str(v) for k, v in dict(getattr(exc, "values", {})).items()}
+    return forms.SETTINGS_NOT_SAVED, {"detail": str(exc)}
 
 
 @router.post("/settings/targets")
 async def save_targets(request: Request, user: Admin, csrf_token: Annotated[str, Form()]) -> Response:
     request.app.state.console_auth.check_csrf(request, csrf_token)
     form = await request.form()
+    typed = {u: str(form.get(f"minutes_{u}", ""))[:20] for u in URGENCIES}
+    minutes, problems = forms.target_problems(typed)
+    if problems:
+        return await _settings(request, user, error=_settings_refusal(request, problems),
+                                   typed={"targets": typed})
     try:
         async with request.app.state.runtime.sessions() as session, session.begin():
             for urgency in URGENCIES:
-                raw = str(form.get(f"minutes_{urgency}", "")).strip()
-                await configuration.set_target(session, urgency=urgency, minutes=int(raw) if raw else None,
+                await configuration.set_target(session, urgency=urgency, minutes=minutes[urgency],
                                                actor=user.subject)
             await audit.record(session, service="triage", caller=user, subtype="update", entity="urgency targets",
                                purpose=audit.PURPOSE_OPERATIONS)
     except ValueError as exc:
-        return await settings_page(request, user, error=str(exc))
+        return await _settings(request, user, error=_settings_refusal(request, [_not_saved(exc)]),
+                                   typed={"targets": typed})
     return RedirectResponse("/console/settings", status_code=303)
 
 
 @router.post("/settings/directory")
 async def save_provider(request: Request, user: Admin, csrf_token: Annotated[str, Form()],
-                        org: Annotated[str, Form()], hours: Annotated[str, Form(max_length=11)],
+                        org: Annotated[str, Form(max_length=200)], hours: Annotated[str, Form(max_length=11)] = "",
                         weekdays_only: Annotated[bool, Form()] = False) -> Response:
     request.app.state.console_auth.check_csrf(request, csrf_token)
     form = await request.form()
+    dispositions = [str(d) for d in form.getlist("dispositions")]
+    typed = {"entry": {"org": org, "hours": hours, "dispositions": dispositions, "weekdays_only": weekdays_only}}
+    async with request.app.state.runtime.sessions() as session:
+        known = {p.token for p in await configuration.providers(session)}
+    problems = forms.provider_problems(org=org, hours=hours, dispositions=dispositions, known=known)
+    if problems:
+        return await _settings(request, user, error=_settings_refusal(request, [(p, {}) for p in problems]),
+                                   typed=typed)
     try:
         async with request.app.state.runtime.sessions() as session, session.begin():
-            await configuration.set_provider(session, org=org, hours=hours, weekdays_only=weekdays_only,
-                                             dispositions=[str(d) for d in form.getlist("dispositions")],
-                                             actor=user.subject,
+            await configuration.set_provider(session, org=org, hours=hours.strip(), weekdays_only=weekdays_only,
+                                             dispositions=dispositions, actor=user.subject,
                                              codesystem_base=request.app.state.settings.codesystem_base)
             await audit.record(session, service="triage", caller=user, subtype="update",
                                entity=f"directory entry {org}", purpose=audit.PURPOSE_OPERATIONS)
     except ValueError as exc:
-        return await settings_page(request, user, error=str(exc))
+        return await _settings(request, user, error=_settings_refusal(request, [_not_saved(exc)]), typed=typed)
     request.app.state.runtime.relay.wake()  # coordination routes by the same directory as soon as it can
     return RedirectResponse("/console/settings", status_code=303)
 
