@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from datetime import date
 
-from services.triage.configuration import HOURS
 from services.triage.domain.rules import DISPOSITIONS
 from services.triage.service import PHONE
 from shared.fhir import Issue
 from shared.identifiers import is_valid_bsn
+from shared.opening_hours import HOURS
 
 # Dutch messages (the console's default language); a test checks each has English.
 BSN_INVALID = "Het BSN klopt niet: negen cijfers die de elfproef doorstaan. Laat het leeg als het onbekend is."
