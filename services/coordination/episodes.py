@@ -12,7 +12,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination.models import EpisodeRecord, LeadHandover, TimelineEntry
@@ -23,6 +25,7 @@ from shared.bus.envelope import Event
 from shared.fhir import FhirError, Issue
 from shared.identifiers import PSEUDONYM_SYSTEM, parse_org, searched_pseudonym
 from shared.region import ORGANISATIONS, organisation
+from shared.writes import Writes
 
 ACUTE_CARE = "acute zorg"
 NAMES = {o.token: o.name for o in ORGANISATIONS}
@@ -200,3 +203,41 @@ async def my_patients(session: AsyncSession, case_manager: str) -> list[EpisodeR
         EpisodeRecord.case_manager == case_manager, EpisodeRecord.status == "active")
         .order_by(EpisodeRecord.started_at.desc()))).scalars())  # type: ignore[attr-defined]
 
+
+
+TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+EPISODE = EpisodeRecord.__table__  # type: ignore[attr-defined]
+
+
+def note_in(writes: Writes, *, pseudonym: str, at: datetime, kind: str, text: str,
+            organisation_token: str | None = None, actor: str | None = None, reference: str | None = None) -> None:
+    """`note` for a hot path: the timeline entry goes with the unit of work's other writes (shared.writes)."""
+    writes.insert(TIMELINE, pseudonym=pseudonym, at=at, kind=kind, organisation=organisation_token, actor=actor,
+                  text=text, reference=reference)
+
+
+def _join_template(dialect: str) -> Any:
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(EPISODE).values(
+        id=bindparam("id"), pseudonym=bindparam("pseudonym"), condition=bindparam("condition"), status="active",
+        care_team=bindparam("team"), case_manager=None, lead=bindparam("member"), started_at=bindparam("at"))
+    team = EPISODE.c.care_team
+    position = func.strpos(team, bindparam("quoted")) if dialect == "postgresql" \
+        else func.instr(team, bindparam("quoted"))
+    return upsert.on_conflict_do_update(
+        index_elements=[EPISODE.c.pseudonym, EPISODE.c.condition],
+        set_={"care_team": func.substr(team, 1, func.length(team) - 1).op("||")(bindparam("appended"))},
+        where=position == 0)
+
+
+_JOIN = {dialect: _join_template(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def join_episode(writes: Writes, *, dialect: str, pseudonym: str, member: str, at: datetime,
+                 condition: str = ACUTE_CARE) -> None:
+    """`ensure_episode` as one statement with the unit of work's other writes: the patient's episode for this
+    condition is made with `member` as lead and care team, or, when it exists, gets `member` appended to its care
+    team (the JSON list `care_team`, written as json.dumps writes it) unless it is in it already."""
+    quoted = json.dumps(member)
+    writes.statement(_JOIN[dialect], {"id": uuid.uuid4().hex, "pseudonym": pseudonym, "condition": condition,
+                                      "team": json.dumps([member]), "member": member, "at": at, "quoted": quoted,
+                                      "appended": f", {quoted}]"})
