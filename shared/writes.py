@@ -108,7 +108,7 @@ class Writes:
                 _SHAPES.clear()
             _SHAPES[shape] = compiled
         values: dict[str, Any] = dict(compiled.constants)
-        for i, (table, table_rows) in enumerate(rows.items()):
+        for i, table_rows in enumerate(rows.values()):
             columns = tuple(table_rows[0])
             for r, row in enumerate(table_rows):
                 for column in columns:

@@ -46,7 +46,6 @@ from services.billing_shadow.models import (
 from shared import metrics
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
-from shared.bus.outbox import enqueue
 from shared.identifiers import UZOVI_SYSTEM
 from shared.region import ORGANISATIONS
 from shared.writes import Writes
@@ -63,6 +62,7 @@ LEDGER = PrestationLine.__table__  # type: ignore[attr-defined]
 SHADOW_LEDGER = ShadowLine.__table__  # type: ignore[attr-defined]
 TARIFF = TariffRow.__table__  # type: ignore[attr-defined]
 DIRTY = FeedDirty.__table__  # type: ignore[attr-defined]
+REVISION = FeedRevision.__table__  # type: ignore[attr-defined]
 OPEN_DBC = OpenDbcReport.__table__  # type: ignore[attr-defined]
 _FACT = select(FACT).where(FACT.c.id == bindparam("request_id"))
 _CONTACTS = select(CONTACT.c.id, CONTACT.c.act_class, CONTACT.c.performer, CONTACT.c.start).where(
@@ -411,43 +411,53 @@ async def correct(session: AsyncSession, *, line_id: str, reason: str, uzovi: st
     return result
 
 
+_FEED_LINES = select(LEDGER).where(LEDGER.c.acute_request_id.in_(
+    select(LEDGER.c.acute_request_id).where(LEDGER.c.uzovi == bindparam("uzovi"),
+                                            LEDGER.c.period == bindparam("period")))).order_by(
+    LEDGER.c.acute_request_id, LEDGER.c.sequence)
+_LATEST_DOCUMENT = select(REVISION.c.revision, REVISION.c.document).where(
+    REVISION.c.uzovi == bindparam("uzovi"), REVISION.c.period == bindparam("period")).order_by(
+    REVISION.c.revision.desc()).limit(1)
+_CLEAR_DIRTY = delete(DIRTY).where(DIRTY.c.uzovi == bindparam("uzovi"), DIRTY.c.period == bindparam("period"),
+                                   DIRTY.c.changes == bindparam("changes"))
+
+
 async def build_feed(session: AsyncSession, *, uzovi: str, period: str) -> dict[str, Any]:
     """The insurer's P × Q document for one month: no patient data, only counts and amounts."""
-    rows = list((await session.execute(select(PrestationLine).where(
-        PrestationLine.uzovi == uzovi, PrestationLine.period == period))).scalars())
-    entries = [ledger.Entry(r.acute_request_id, r.kind, r.quantity, _values(r)) for r in rows]
-    # Every line of these requests, in any month or for any insurer (a rebill may have moved one), in one query.
-    of_request: dict[str, list[PrestationLine]] = {}
-    for line in (await session.execute(select(PrestationLine).where(PrestationLine.acute_request_id.in_(  # type: ignore[attr-defined]
-            select(PrestationLine.acute_request_id).where(PrestationLine.uzovi == uzovi,
-                                                          PrestationLine.period == period)))
-            .order_by(PrestationLine.acute_request_id, PrestationLine.sequence))).scalars():
+    # Every line of the month's requests, in any month or for any insurer (a rebill may have moved one), in one
+    # query: the month's own lines are among them.
+    of_request: dict[str, list[Row[Any]]] = {}
+    for line in await session.execute(_FEED_LINES, {"uzovi": uzovi, "period": period}):
         of_request.setdefault(line.acute_request_id, []).append(line)
+    rows = [line for lines in of_request.values() for line in lines if line.uzovi == uzovi and line.period == period]
+    entries = [ledger.Entry(r.acute_request_id, r.kind, r.quantity, _values(r)) for r in rows]  # type: ignore[arg-type]
     effective = []
     for request_id in sorted({r.acute_request_id for r in rows}):
-        standing = _standing(of_request.get(request_id, []))
+        standing = _standing(of_request.get(request_id, []))  # type: ignore[arg-type]
         if standing is not None and standing.uzovi == uzovi and standing.period == period:
             effective.append(ledger.Entry(request_id, standing.kind, 1, _values(standing)))
     return ledger.aggregate(uzovi, period, entries, effective)
 
 
 async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50, inclusion_target: float = 0.95) -> int:
-    """Turn changed feeds into new revisions, each complete in itself, published through the outbox."""
-    dirty = list((await session.execute(select(FeedDirty).limit(limit))).scalars())
+    """Turn changed feeds into new revisions, each complete in itself, published through the outbox. Per feed:
+    its lines and its latest revision read, the revision, its event and the cleared mark written together."""
+    dirty = (await session.execute(select(DIRTY.c.uzovi, DIRTY.c.period, DIRTY.c.changes).limit(limit))).all()
     for item in dirty:
-        document = await build_feed(session, uzovi=item.uzovi, period=item.period)
+        key = {"uzovi": item.uzovi, "period": item.period}
+        document = await build_feed(session, **key)
         _watch_inclusion(document, inclusion_target)
-        last = await latest_revision(session, uzovi=item.uzovi, period=item.period)
-        if last is not None and _same_content(json.loads(last.document), document):
-            await _clear_dirty(session, item)
-            continue
-        revision = (last.revision if last else 0) + 1
-        now = datetime.now(UTC)
-        document = {**document, "revision": revision, "generated_at": now.isoformat()}
-        session.add(FeedRevision(uzovi=item.uzovi, period=item.period, revision=revision,
-                                 document=json.dumps(document), generated_at=now))
-        enqueue(session, events.feed_published(document))
-        await _clear_dirty(session, item)
+        last = (await session.execute(_LATEST_DOCUMENT, key)).first()
+        writes = Writes()
+        if last is None or not _same_content(json.loads(last.document), document):
+            revision = (last.revision if last else 0) + 1
+            now = datetime.now(UTC)
+            document = {**document, "revision": revision, "generated_at": now.isoformat()}
+            writes.insert(REVISION, uzovi=item.uzovi, period=item.period, revision=revision,
+                          document=json.dumps(document), generated_at=now)
+            writes.event(events.feed_published(document), at=now)
+        writes.statement(_CLEAR_DIRTY, {**key, "changes": item.changes})
+        await writes.flush(session)
     return len(dirty)
 
 
@@ -460,11 +470,6 @@ def _watch_inclusion(document: dict[str, Any], target: float) -> None:
     if rate < target:
         log.warning("inclusion for UZOVI %s in %s is %.1f%%, under the %.0f%% target; exclusions: %s",
                     document["uzovi"], document["period"], rate * 100, target * 100, document["exclusions"])
-
-
-async def _clear_dirty(session: AsyncSession, item: FeedDirty) -> None:
-    await session.execute(delete(FeedDirty).where(FeedDirty.uzovi == item.uzovi, FeedDirty.period == item.period,
-                                                  FeedDirty.changes == item.changes))
 
 
 def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
