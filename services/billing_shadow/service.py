@@ -74,6 +74,15 @@ _TARIFFS = select(TARIFF.c.key, TARIFF.c.code, TARIFF.c.price_cents, TARIFF.c.va
 _LINES = select(LEDGER).where(LEDGER.c.acute_request_id == bindparam("request_id")).order_by(LEDGER.c.sequence)
 _SET_CHANGED_AFTER_LOCK = update(FACT).where(FACT.c.id == bindparam("request_id")).values(
     changed_after_lock=bindparam("changed"))
+# Returned with the fact, so that deriving needs no query for them in the usual case: whether the tariff table
+# changed since it was last read (`_tariffs`) and whether a hospital reported any open DBC for the patient.
+_FACT_EXTRAS = (select(func.count()).select_from(TARIFF).scalar_subquery().label("tariff_rows"),
+                select(func.max(TARIFF.c.pk)).scalar_subquery().label("tariff_last"),
+                select(func.count()).select_from(OPEN_DBC).where(OPEN_DBC.c.pseudonym == bindparam("pseudonym"))
+                .scalar_subquery().label("dbc_reports"))
+# Tariff tables as last read, per database and stamp (rows, highest key): a new version always adds a row (and at
+# most ends the one before it in the same transaction), and prices are never edited in place (domain.tariffs).
+_TARIFF_TABLES: dict[tuple[str, int, int | None], list[Tariff]] = {}
 # A fact's defaults when its first event makes it (RequestFact's own).
 _NEW_FACT = {"pseudonym": "", "disposition": None, "uzovi": None, "triaged_at": None, "open_dbc": False,
              "closed_at": None, "expected_contacts": "[]", "withdrawn_reason": None, "changed_after_lock": False}
@@ -91,7 +100,8 @@ def _fact_upsert(dialect: str, updated: tuple[str, ...]) -> Any:
                                                     **{name: bindparam(name) for name in _NEW_FACT}})
     # Nothing to set still takes the row lock: the pseudonym is set to itself.
     changes = {name: getattr(upsert.excluded, name) for name in updated} or {"pseudonym": FACT.c.pseudonym}
-    return upsert.on_conflict_do_update(index_elements=[FACT.c.id], set_=changes).returning(*FACT.c)
+    return upsert.on_conflict_do_update(index_elements=[FACT.c.id], set_=changes).returning(
+        *FACT.c, *_FACT_EXTRAS)
 
 
 @functools.cache
@@ -278,12 +288,13 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
     if not set(json.loads(fact.expected_contacts)) <= {c.id for c in contact_rows}:
         return None  # a contact the request was closed with has not arrived yet
     contacts = [Contact(c.id, c.act_class, _aware(c.start)) for c in contact_rows]
-    open_dbc = fact.open_dbc or await _reported_open_dbc(session, fact.pseudonym, service_day(_aware(fact.triaged_at)))
+    open_dbc = fact.open_dbc or (getattr(fact, "dbc_reports", None) != 0 and await _reported_open_dbc(
+        session, fact.pseudonym, service_day(_aware(fact.triaged_at))))
     derivation = derive(RequestFacts(request_id=request_id, disposition=fact.disposition, uzovi=fact.uzovi,
                                      triaged_at=_aware(fact.triaged_at), closed=True, open_dbc=open_dbc),
                         contacts)
     assert derivation is not None
-    table = [Tariff(*row) for row in (await session.execute(_TARIFFS)).all()]
+    table = await _tariffs(session, fact)
     kinds = {c.id: KIND_OF_ORG.get(c.performer) for c in contact_rows}
     shadow_inputs = [(c.contact_id, shadow_code(c, kinds.get(c.contact_id)), _aware(c.start)) for c in contacts]
     if not shadow_inputs:
@@ -345,6 +356,20 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
     writes.event(events.prestation_recorded(line, pseudonym=fact.pseudonym, traceparent=traceparent), at=now)
     await writes.flush(session)
     return line
+
+
+async def _tariffs(session: AsyncSession, fact: Any) -> list[Tariff]:
+    """The tariff table; from memory when `fact` came with the table's stamp (`_FACT_EXTRAS`) and it is unchanged."""
+    stamp = getattr(fact, "tariff_rows", None)
+    key = (str(session.get_bind().url), stamp, getattr(fact, "tariff_last", None)) if stamp is not None else None
+    if key is not None and key in _TARIFF_TABLES:
+        return _TARIFF_TABLES[key]
+    table = [Tariff(*row) for row in (await session.execute(_TARIFFS)).all()]
+    if key is not None:
+        if len(_TARIFF_TABLES) >= 64:
+            _TARIFF_TABLES.clear()
+        _TARIFF_TABLES[key] = table  # type: ignore[index]
+    return table
 
 
 def _line_row(line: PrestationLine) -> dict[str, Any]:
