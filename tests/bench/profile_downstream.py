@@ -7,7 +7,7 @@ For N acute requests it runs, in this process and against fresh databases on the
   1. coordination's consumers for what the front door publishes per request (referral-received, patient-changed,
      triage-completed: one Task each), through the real idempotent consumer (`EventConsumer.apply`);
   2. the partner working each Task through the FHIR API (PATCH accepted, in-progress, completed with a delivered
-     contact), over ASGI with a fixed caller instead of a token;
+     contact), straight into its ASGI app with a fixed caller instead of a token;
   3. shadow billing's consumers for what triage and coordination published (ledger: triage-completed,
      contact-delivered, acute-request-closed; evaluation: the same three), and the feed publisher once every
      `--feed-every` requests (it is debounced in the service).
@@ -25,7 +25,7 @@ import asyncio
 import collections
 import cProfile
 import io
-import logging
+import json
 import pstats
 import re
 import time
@@ -36,7 +36,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 from sqlalchemy import event, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -209,8 +208,6 @@ class Downstream:
         self.evaluation_consumer = EventConsumer(name="billing_shadow.evaluation", topics=[],
                                                  handler=billing_evaluation.on_event, sessions=self.billing_sessions,
                                                  watch=watch)
-        self.client = httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://coordination",
-                                        headers={"Authorization": "Bearer bench"})
 
     async def open(self) -> Downstream:
         await migrations.migrate(self.coordination_engine, "coordination")
@@ -220,7 +217,6 @@ class Downstream:
         return self
 
     async def close(self) -> None:
-        await self.client.aclose()
         await self.coordination_engine.dispose()
         await self.billing_engine.dispose()
 
@@ -242,10 +238,10 @@ class Downstream:
             for ops in ([{"op": "replace", "path": "/status", "value": "accepted"}],
                         [{"op": "replace", "path": "/status", "value": "in-progress"}],
                         completion_patch(contact="HH", start=datetime.now(UTC).isoformat())):
-                response = await self.client.patch(f"/fhir/Task/{task_id}", json=ops,
-                                                   headers={"Content-Type": "application/json-patch+json"})
-                if response.status_code != 200:
-                    raise RuntimeError(f"PATCH Task/{task_id}: {response.status_code} {response.text[:300]}")
+                status, body = await asgi_call(self.app, "PATCH", f"/fhir/Task/{task_id}", json.dumps(ops).encode(),
+                                               content_type="application/json-patch+json")
+                if status != 200:
+                    raise RuntimeError(f"PATCH Task/{task_id}: {status} {body[:300]!r}")
 
     async def published(self, batch: list[list[Event]]) -> list[list[Event]]:
         """Per request, what billing consumes: the triage-completed event and what coordination published."""
@@ -271,6 +267,39 @@ class Downstream:
             if n % feed_every == 0:
                 async with self.billing_sessions() as session, session.begin():
                     await billing.publish_dirty_feeds(session)
+
+
+async def asgi_call(app: Any, method: str, path: str, body: bytes, *, content_type: str) -> tuple[int, bytes]:
+    """One HTTP request straight into the ASGI app, as a server hands it over: the service's whole stack
+    (middleware, routing, dependencies, handler) and no client library."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+             "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"coordination"), (b"content-type", content_type.encode()),
+                         (b"authorization", b"Bearer bench"), (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 40000), "server": ("coordination", 80)}
+    done = asyncio.Event()
+    delivered = False
+    status, chunks = 0, []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal delivered
+        if not delivered:
+            delivered = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        await done.wait()
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                done.set()
+
+    await app(scope, receive, send)
+    return status, b"".join(chunks)
 
 
 def _with_grace(handler: Callable[..., Awaitable[None]]) -> Callable[[Any, Event], Awaitable[None]]:
@@ -317,7 +346,6 @@ def top_functions(profiler: cProfile.Profile, sort: str, top: int) -> str:
 
 
 async def main_async(args: argparse.Namespace) -> None:
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     urls = [await fresh_database(args.postgres, "coordination"), await fresh_database(args.postgres, "billing")]
     downstream = await Downstream(*urls).open()
     try:
