@@ -45,23 +45,6 @@ def note(session: AsyncSession, *, pseudonym: str, at: datetime, kind: str, text
                               actor=actor, reference=reference))
 
 
-async def ensure_episode(session: AsyncSession, *, pseudonym: str, member: str,
-                         condition: str = ACUTE_CARE) -> EpisodeRecord:
-    """The patient's episode for this condition, with the organisation in its care team; the first
-    organisation routed to is the lead until a handover."""
-    episode = (await session.execute(select(EpisodeRecord).where(
-        EpisodeRecord.pseudonym == pseudonym, EpisodeRecord.condition == condition)
-        .with_for_update())).scalars().first()
-    if episode is None:
-        episode = EpisodeRecord(id=uuid.uuid4().hex, pseudonym=pseudonym, condition=condition, lead=member,
-                                care_team=json.dumps([member]))
-    team = json.loads(episode.care_team)
-    if member not in team:
-        episode.care_team = json.dumps([*team, member])
-    session.add(episode)
-    return episode
-
-
 async def on_referral_received(session: AsyncSession, event: Event) -> None:
     referral = event.json()
     try:
@@ -234,9 +217,10 @@ _JOIN = {dialect: _join_template(dialect) for dialect in ("postgresql", "sqlite"
 
 def join_episode(writes: Writes, *, dialect: str, pseudonym: str, member: str, at: datetime,
                  condition: str = ACUTE_CARE) -> None:
-    """`ensure_episode` as one statement with the unit of work's other writes: the patient's episode for this
-    condition is made with `member` as lead and care team, or, when it exists, gets `member` appended to its care
-    team (the JSON list `care_team`, written as json.dumps writes it) unless it is in it already."""
+    """The patient's episode for this condition, with the organisation in its care team, as one statement with the
+    unit of work's other writes: made with `member` as lead (the first organisation routed to is the lead until a
+    handover) and care team, or, when it exists, `member` appended to its care team (the JSON list `care_team`,
+    written as json.dumps writes it) unless it is in it already."""
     quoted = json.dumps(member)
     writes.statement(_JOIN[dialect], {"id": uuid.uuid4().hex, "pseudonym": pseudonym, "condition": condition,
                                       "team": json.dumps([member]), "member": member, "at": at, "quoted": quoted,
