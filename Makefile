@@ -15,8 +15,9 @@ $(STAMP): requirements.lock
 
 install: $(STAMP)
 
+# RUN_ARGS="--instances 2": two processes of every service (the first on 8001-8003, the others on free ports).
 run: install
-	$(BIN)/python -m infra.run
+	$(BIN)/python -m infra.run $(RUN_ARGS)
 
 # Debian's Chromium for the browser tests, installed when missing (Playwright never downloads a browser).
 chromium:
@@ -37,11 +38,13 @@ test: install chromium
 	$(BIN)/python -m pytest -q --durations=15
 
 # Not part of `make test`: the real stack under load (a few minutes); writes bench-report.json/.png.
+# BENCH_ARGS="--instances 2" measures two processes of every service; the report prints issue #17's targets.
 bench: install
 	$(BIN)/python -m tests.bench $(BENCH_ARGS)
 
 # Every fault (kill -9 of each service and of the broker, PostgreSQL refusing, poison records) under load,
-# then nothing lost or duplicated; a short version of each case is part of `make test`.
+# then nothing lost or duplicated; then kill -9 of one of two coordination instances on a stack with two
+# instances of every service; a short version of each case is part of `make test`.
 chaos: install
 	$(BIN)/python -m tests.chaos $(CHAOS_ARGS)
 

@@ -12,17 +12,20 @@ from pathlib import Path
 import httpx
 
 from infra.demo import DemoLoadError, load_demo_region
-from infra.stack import Stack
+from infra.stack import SERVICES, Stack
 from shared.region import DEMO_CLIENTS, DEMO_USERS
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description="Run Regiozorg locally")
     parser.add_argument("--data-dir", default=os.environ.get("REGIOZORG_DATA_DIR", ".regiozorg"))
+    parser.add_argument("--instances", type=int, default=1,
+                        help="processes of every service, each on a port of its own (the first on 8001-8003)")
     args = parser.parse_args()
     data_dir = Path(args.data_dir).resolve()
     stack = Stack(data_dir=data_dir, kafka_bootstrap=os.environ.get("REGIOZORG_KAFKA_BOOTSTRAP"),
-                  env={"REGIOZORG_ENV": os.environ.get("REGIOZORG_ENV", "demo")})
+                  env={"REGIOZORG_ENV": os.environ.get("REGIOZORG_ENV", "demo")},
+                  instances={service: args.instances for service in SERVICES})
     stopped = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopped.set())
     try:
@@ -45,6 +48,8 @@ def main() -> int:
         for service, label in (("triage", "Triage console"), ("coordination", "Case-manager console"),
                                ("billing_shadow", "Billing console")):
             print(f"  {label:22} {stack.url(service)}/console   (API docs: {stack.url(service)}/docs)")
+            for other in stack.urls(service)[1:]:
+                print(f"  {'  another instance':22} {other}")
         print(f"  {'Partner console':22} {stack.url('coordination')}/console/partner")
         print(f"  {'Evaluation page':22} {stack.url('billing_shadow')}/console/evaluation   (login: evaluator)")
         print(f"  Kafka bootstrap        {stack.bootstrap}")

@@ -134,11 +134,14 @@ async def record_now(sessions: async_sessionmaker[AsyncSession], **kwargs: Any) 
         raise
 
 
-async def search(session: AsyncSession, *, patient: str | None, count: int) -> list[dict[str, Any]]:
-    """The newest `count` events, of one patient (pseudonym) or of all: the admin's console page."""
+async def search(session: AsyncSession, *, patient: str | None = None, patients: Sequence[str] | None = None,
+                 count: int) -> list[dict[str, Any]]:
+    """The newest `count` events, of one patient (pseudonym), of any of `patients`, or of all (neither given): the
+    admin's console page."""
     query = select(AuditRecord).order_by(AuditRecord.recorded.desc()).limit(count)  # type: ignore[attr-defined]
-    if patient:
-        query = query.where(AuditRecord.patient == patient)
+    wanted = [*([patient] if patient else []), *(patients or [])]
+    if wanted:
+        query = query.where(AuditRecord.patient.in_(wanted))  # type: ignore[union-attr]
     return [json.loads(r.content) for r in (await session.execute(query)).scalars()]
 
 

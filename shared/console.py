@@ -41,6 +41,9 @@ ROLE_SCOPES = {
     # The regulator or a researcher: the evaluation page of the billing console, region-wide, small cells hidden.
     "evaluator": frozenset({"evaluation.read"}),
 }
+# What each role is called on screen (Dutch; English through shared.i18n).
+ROLE_NAMES = {"triagist": "triagist", "casemanager": "casemanager", "declaratie": "declaratiemedewerker",
+              "beheer": "beheerder", "partner": "zorgaanbieder", "evaluator": "evaluator"}
 # Roles that act for one organisation of the region (the `org` claim) instead of the front door.
 ORG_ROLES = frozenset({"partner"})
 
@@ -64,6 +67,7 @@ def templates(service_dir: Path) -> Jinja2Templates:
                                            FileSystemLoader(Path(__file__).parent / "templates")]),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["local"] = local_time
+    env.globals["role_names"] = ROLE_NAMES
     return Jinja2Templates(env=env, context_processors=[_language])
 
 
@@ -144,17 +148,26 @@ class ConsoleAuth:
 
     def check_csrf(self, request: Request, presented: str | None) -> None:
         if not presented or not hmac.compare_digest(self.csrf_token(request), presented):
-            raise HTTPException(403, "the form's CSRF token is missing or wrong; reload the page")
+            raise FormRefused(403, "the form's CSRF token is missing or wrong; reload the page", FORM_EXPIRED)
 
 
 def change_stream(request: Request, marker: Callable[[AsyncSession], Awaitable[object]],
                   interval: float) -> StreamingResponse:
-    """Server-sent events for a live console list: 'changed' whenever `marker` reads something new."""
+    """Server-sent events for a live console list: 'changed' whenever `marker` reads something new. The stream ends
+    when its login session ends (a logout elsewhere, a disabled account): the page's reconnect is answered 401 and
+    the page reloads itself to the login."""
     sessions = request.app.state.runtime.sessions
+    auth: ConsoleAuth = request.app.state.console_auth
+    login = auth.sessions.loads(request.cookies.get(auth.cookie)) or {}
 
     async def changes() -> AsyncIterator[str]:
         last = None
         while not await request.is_disconnected():
+            try:
+                if not await auth.session_active(request, login.get("sid")):
+                    return
+            except HTTPException:
+                pass  # the login service is away for a moment: keep the list live, ask again next time
             async with sessions() as session:
                 current = json.dumps(await marker(session), default=str)
             if last is not None and current != last:
@@ -164,6 +177,21 @@ def change_stream(request: Request, marker: Callable[[AsyncSession], Awaitable[o
             await asyncio.sleep(interval)
 
     return StreamingResponse(changes(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
+# Why a console form was not accepted before it was read, as the page says it (English in shared/i18n.py).
+FORM_EXPIRED = "Dit formulier is verlopen en niet verwerkt. Open de pagina opnieuw en probeer het nog eens."
+FORM_LOGGED_OUT = "U bent niet (meer) ingelogd; het formulier is niet verwerkt. Log in en probeer het opnieuw."
+
+
+class FormRefused(HTTPException):
+    """A console form refused before it was read (its CSRF token, or no login any more): answered as an HTML page
+    in the console's language (shared/web.py), with `message` the Dutch text; the detail stays English for the
+    audit record."""
+
+    def __init__(self, status_code: int, detail: str, message: str) -> None:
+        super().__init__(status_code, detail)
+        self.message = message
 
 
 class LoginRequired(Exception):
@@ -217,9 +245,11 @@ def console_user(*roles: str, admin: bool = True):  # type: ignore[no-untyped-de
         if session is not None and not await auth.session_active(request, session.get("sid")):
             session = None  # logged out in another console, or the account was disabled
         if session is None or session.get("role") not in ROLE_SCOPES:
-            if request.method == "GET":
+            # A page the browser navigates to goes to the login; a page's own fetch or live stream is answered 401
+            # (the page reloads itself to log in), never redirected to the authorization server's origin.
+            if request.method == "GET" and request.headers.get("sec-fetch-mode", "navigate") == "navigate":
                 raise LoginRequired(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
-            raise HTTPException(401, "log in to use the console")
+            raise FormRefused(401, "log in to use the console", FORM_LOGGED_OUT)
         caller = session_caller(session)
         request.state.caller = caller
         if caller.role not in roles and not (admin and caller.role == "beheer"):
@@ -256,22 +286,44 @@ async def login(request: Request, next: str | None = None) -> Response:
     return response
 
 
+# Why a login could not be completed, as the console's login-problem page says it (English in shared/i18n.py).
+LOGIN_UNKNOWN = "Deze inlogpoging is onbekend of verlopen. Begin opnieuw vanuit de console."
+LOGIN_SERVICE_AWAY = "De inlogdienst is nu niet bereikbaar. Probeer het over een minuut opnieuw."
+LOGIN_REFUSED = ("Het inloggen is geweigerd: het account is uitgeschakeld, de inlogsessie is beëindigd of de "
+                 "inlogpoging is al gebruikt. Log opnieuw in.")
+LOGIN_UNVERIFIED = "Het antwoord van de inlogdienst kon niet worden gecontroleerd. Log opnieuw in."
+LOGIN_NO_ROLE = "Dit account heeft geen rol voor de consoles. Vraag beheer om een rol."
+LOGIN_NO_ORGANISATION = ("Dit partneraccount hoort niet bij een zorgaanbieder van de regio. Vraag beheer de "
+                         "organisatie in te stellen.")
+LOGIN_PROBLEMS = (LOGIN_UNKNOWN, LOGIN_SERVICE_AWAY, LOGIN_REFUSED, LOGIN_UNVERIFIED, LOGIN_NO_ROLE,
+                  LOGIN_NO_ORGANISATION, FORM_EXPIRED, FORM_LOGGED_OUT)
+
+
+def _login_problem(request: Request, status_code: int, message: str) -> Response:
+    """A login that cannot be completed answers an HTML page in the console's language with a way to log in again,
+    never the raw JSON of an error (a reused callback after the browser's back button, a disabled account)."""
+    response = request.app.state.templates.TemplateResponse(request, "login_problem.html", {"message": message},
+                                                            status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 @router.get("/callback")
 async def callback(request: Request, code: str = "", state: str = "") -> Response:
     auth: ConsoleAuth = request.app.state.console_auth
     settings = request.app.state.settings
     pending = auth.login_state.loads(request.cookies.get(auth.state_cookie))
     if pending is None or not code or not hmac.compare_digest(pending["state"], state):
-        raise HTTPException(400, "this login is unknown or has expired; start again from the console")
+        return _login_problem(request, 400, LOGIN_UNKNOWN)
     try:
         async with httpx.AsyncClient(timeout=10) as http:
             answer = await http.post(settings.token_endpoint, data={
                 "grant_type": "authorization_code", "code": code, "client_id": auth.client_id,
                 "redirect_uri": f"{settings.public_url}/console/callback", "code_verifier": pending["verifier"]})
-    except httpx.HTTPError as exc:
-        raise HTTPException(503, "the login service cannot be reached") from exc
+    except httpx.HTTPError:
+        return _login_problem(request, 503, LOGIN_SERVICE_AWAY)
     if answer.status_code != 200:
-        raise HTTPException(400, f"login refused: {answer.json().get('error_description', answer.status_code)}")
+        return _login_problem(request, 400, LOGIN_REFUSED)
     id_token = answer.json()["id_token"]
     keys = await request.app.state.verifier.key_set(_kid(id_token))
     try:
@@ -279,11 +331,15 @@ async def callback(request: Request, code: str = "", state: str = "") -> Respons
         jwt.JWTClaimsRegistry(iss={"essential": True, "value": settings.issuer},
                               aud={"essential": True, "value": auth.client_id}, exp={"essential": True},
                               nonce={"essential": True, "value": pending["nonce"]}).validate(claims)
-    except (JoseError, ValueError) as exc:
-        raise HTTPException(400, "the login service's answer could not be verified") from exc
+    except (JoseError, ValueError):
+        return _login_problem(request, 400, LOGIN_UNVERIFIED)
     hours = settings.console_session_hours
     response = RedirectResponse(pending["next"], status_code=303)
-    session = session_claims(claims, role_claim=settings.oidc_role_claim, org_claim=settings.oidc_org_claim)
+    try:
+        session = session_claims(claims, role_claim=settings.oidc_role_claim, org_claim=settings.oidc_org_claim)
+    except HTTPException:
+        return _login_problem(request, 403, LOGIN_NO_ROLE if claims.get(settings.oidc_role_claim) not in ROLE_SCOPES
+                              else LOGIN_NO_ORGANISATION)
     response.set_cookie(auth.cookie, auth.sessions.dumps(session, max_age=hours * 3600),
                         httponly=True, samesite="lax", secure=auth.secure(request), max_age=hours * 3600)
     response.delete_cookie(auth.state_cookie, path="/console")

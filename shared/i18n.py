@@ -139,6 +139,233 @@ ENGLISH: dict[str, str] = {
     "{username} is gedeblokkeerd.": "{username} is unlocked.",
     "Het wachtwoord van {username} is hersteld; de sessies zijn beëindigd.":
     "The password of {username} is reset; the sessions have ended.",
+    # The admin's audit page (shared/audit_views.py): actions, outcomes and purposes of use in words.
+    "Console": "Console", "Patiënt: naam, BSN of pseudoniem": "Patient: name, BSN or pseudonym",
+    "Patiënt: BSN of pseudoniem": "Patient: BSN or pseudonym", "Alles tonen": "Show all",
+    "Tijden in Nederlandse tijd (Europe/Amsterdam). Elke zoekopdracht wordt zelf in het auditlog vastgelegd.":
+    "Times in Dutch time (Europe/Amsterdam). Every search is itself recorded in the audit log.",
+    "Auditlog van triage": "Triage's audit log", "Geen patiënt gevonden.": "No patient found.", "Gevonden": "Found",
+    "Geen gebeurtenissen.": "No events.", "Tijd": "Time", "Wie": "Who", "Namens": "On behalf of", "Actie": "Action",
+    "Wat": "What", "Uitkomst": "Outcome", "Doel": "Purpose",
+    "Aangemaakt": "Created", "Gelezen": "Read", "Gewijzigd": "Updated", "Verwijderd": "Deleted", "Gezocht": "Searched",
+    "Geëxporteerd": "Exported", "Ingelogd": "Logged in",
+    "Gelukt": "Succeeded", "Geweigerd": "Refused", "Fout": "Failed", "Ernstige fout": "Serious failure",
+    "Behandeling": "Treatment", "Spoedbehandeling": "Emergency treatment",
+    "Bedrijfsvoering zorg": "Healthcare operations",
+    "Declaratie": "Payment", "Verzoek van de patiënt": "Patient request", "Systeembeheer": "System administration",
+    "Dit is geen geldig BSN (9 cijfers die de elfproef doorstaan).":
+    "This is not a valid BSN (9 digits that pass the 11-proof).",
+    "Typ minstens twee letters van de naam.": "Type at least two letters of the name.",
+    "Deze dienst kent geen namen van patiënten: zoek hier op BSN of pseudoniem, of op naam in het auditlog van triage.":
+    "This service knows no patient names: search here by BSN or pseudonym, or by name in triage's audit log.",
+    # The billing console (services/billing_shadow/console): its pages, ledger words and derivations.
+    "Prestaties": "Prestations", "Evaluatie": "Evaluation", "Tarieven": "Tariffs",
+    "Integrale prestaties": "Integrated prestations", "Periode": "Period", "Toon": "Show", "revisie": "revision",
+    "Inclusie {rate} is onder de norm van {target}.": "Inclusion {rate} is below the target of {target}.",
+    "Geen prestaties.": "No prestations.", "Prestatie": "Prestation", "Aantal (Q)": "Quantity (Q)",
+    "Tarief (P)": "Tariff (P)", "Bedrag (P×Q)": "Amount (P×Q)", "Schaduw": "Shadow", "Onderbouwing": "Breakdown",
+    "Totaal": "Total", "Integraal − schaduw": "Integrated − shadow", "inclusie": "inclusion",
+    "alle regels": "all lines", "Integraal versus schaduw per maand": "Integrated versus shadow per month",
+    "Integrale en schaduwkosten per maand": "Integrated and shadow cost per month", "integraal": "integrated",
+    "schaduw": "shadow", "Prestatiemix": "Prestation mix",
+    "Geen regels.": "No lines.", "Datum": "Date", "Soort": "Kind", "Bedrag": "Amount",
+    "Niet gedeclareerd": "Not claimed", "Afleiding": "Derivation", "Aanvraag": "Request", "technisch": "technical",
+    "Grootboek": "Ledger", "Grootboek van de aanvraag": "Ledger of the request",
+    "Patiënt, BSN en verzekeraar bij de voordeur bekijken": "See the patient, BSN and insurer at the front door",
+    "alleen zichtbaar bij triage, vastgelegd in het auditlog; de declaratieservice bewaart geen naam of BSN":
+    "shown by triage only, recorded in the audit log; the billing service keeps no name or BSN",
+    "Verzekeraar": "Insurer", "Vastgezet vanaf": "Locked from", "Afleiding / reden": "Derivation / reason",
+    "reden": "reason", "Schaduwregels (wat het reguliere systeem had gedeclareerd)":
+    "Shadow lines (what the regular system would have billed)",
+    "Correctie (creditering en herdeclaratie)": "Correction (credit and rebill)",
+    "De prestatie volgt uit de geleverde contacten; corrigeer hier alleen de verzekeraar, of trek de regel in.":
+    "The prestation follows from the delivered contacts; correct only the insurer here, or withdraw the line.",
+    "Na het vastzetten zijn gegevens van deze aanvraag gewijzigd: beoordeel en pas ze toe als correctie.":
+    "Data of this request changed after it locked: review them and apply them as a correction.",
+    "Herdeclareren bij": "Rebill to", "Intrekken": "Withdraw",
+    "Later ontvangen gegevens toepassen": "Apply data received later", "Correctie vastleggen": "Record the correction",
+    "Tarieftabellen": "Tariff tables",
+    "Integrale tarieven per verzekeraarscontract (UZOVI) en de schaduwtabel met reguliere equivalenten. Afronding "
+    "half-naar-boven op hele centen. Een prijs wordt nooit aangepast: een nieuwe prijs is een nieuwe versie met een "
+    "ingangsdatum.": "Integrated tariffs per insurer contract (UZOVI) and the shadow table with regular equivalents. "
+    "Rounded half up to whole cents. A price is never edited: a new price is a new version with a start date.",
+    "Nieuwe tariefversie": "New tariff version", "Tabel": "Table", "Code": "Code", "Prijs (€)": "Price (€)",
+    "Geldig vanaf": "Valid from", "Bron": "Source", "Versie toevoegen": "Add the version",
+    "De lopende versie eindigt de dag vóór de nieuwe ingangsdatum.":
+    "The running version ends the day before the new start date.",
+    "Omschrijving": "Description", "Prijs": "Price", "Geldig van": "Valid from", "Geldig tot": "Valid to",
+    "Oorspronkelijk": "Original", "Creditering": "Credit", "Herdeclaratie": "Rebill",
+    "Concept": "Draft", "Vastgezet": "Locked", "Vervangen": "Superseded", "Geboekt": "Booked",
+    "Consult op locatie": "Consult on site", "Consult op fysieke locatie": "Consult at a physical location",
+    "valt in de DBC van het ziekenhuis": "falls within the hospital's DBC",
+    "geen Nederlandse verzekeraar (geen UZOVI)": "no Dutch insurer (no UZOVI)",
+    "{contact} ({act_class}) op {when}": "{contact} ({act_class}) on {when}",
+    "{contact} ({act_class}) op {when} → {code}": "{contact} ({act_class}) on {when} → {code}",
+    "Alleen triage, geen geleverd contact, op {when} → {code}": "Triage only, no delivered contact, on {when} → {code}",
+    "Geen prestatie: {reason}": "No prestation: {reason}", "niet gedeclareerd: {reason}": "not claimed: {reason}",
+    "ingetrokken": "withdrawn", "trekt {code} van {when} in": "cancels {code} of {when}",
+    "geen contracttarief": "no contract tariff", "tarief {amount}": "tariff {amount}",
+    "Alleen de geldende regel van een aanvraag kan worden gecorrigeerd; ververs de pagina.":
+    "Only the standing line of a request can be corrected; refresh the page.",
+    "Geef een reden voor de correctie.": "Give a reason for the correction.",
+    "Kies: herdeclareren bij een andere verzekeraar, intrekken of later ontvangen gegevens toepassen.":
+    "Choose: rebill to another insurer, withdraw, or apply data received later.",
+    "Er zijn na het vastzetten geen nieuwe gegevens ontvangen.": "No new data arrived after the line locked.",
+    "De regel staat al op naam van deze verzekeraar.": "The line is already for this insurer.",
+    "Consult huisarts 5 tot 20 min": "GP consult 5 to 20 min", "Consult huisarts 20 min en langer":
+    "GP consult 20 min or longer", "Visite huisarts korter dan 20 min": "GP home visit under 20 min",
+    "Visite huisarts 20 min en langer": "GP home visit 20 min or longer",
+    "Telefonisch consult (illustratief)": "Telephone consult (illustrative)",
+    "SEH DBC-zorgproduct (illustratief)": "Emergency department DBC care product (illustrative)",
+    "Uur wijkverpleging (illustratief)": "Hour of community nursing (illustrative)",
+    "Toegerekend HAP-contact (illustratief)": "Allocated GP-post contact (illustrative)",
+    # The evaluation page and its quarterly report.
+    "Evaluatie experiment": "Evaluation of the experiment",
+    "Evaluatie van het experiment integrale bekostiging": "Evaluation of the integrated-funding experiment",
+    "Van": "From", "Tot en met": "To (inclusive)", "Scope": "Scope", "scope": "scope", "regio": "region",
+    "Kwartaalrapport": "Quarterly report", "Experiment": "Experiment", "tot": "to", "gepland": "planned",
+    "uiterste einde": "latest end", "verzekeraars": "insurers",
+    "aantallen 1–4 getoond als <5, afgeleide aandelen weggelaten": "counts 1–4 shown as <5, shares derived "
+    "from them left out", "laatst": "latest", "per maand": "per month", "norm": "target",
+    "Doeltijd gehaald per urgentie (eerste geleverde contact op tijd)":
+    "Target time met per urgency (first delivered contact in time)",
+    "Doeltijd gehaald per urgentie per maand": "Target time met per urgency per month",
+    "mediaan en 90e percentiel": "median and 90th percentile", "minuten": "minutes",
+    "Integraal versus schaduw, cumulatief sinds de start": "Integrated versus shadow, cumulative since the start",
+    "Integrale en schaduwkosten cumulatief": "Integrated and shadow cost, cumulative",
+    "Prestatiemix per maand": "Prestation mix per month", "Per maand": "Per month", "Maand": "Month",
+    "Aanvragen": "Requests", "Integraal": "Integrated", "Verschil": "Difference",
+    "Buiten ziekenhuis": "Outside hospital", "Gekoppeld": "Linked", "Hertriage": "Re-triage",
+    "Terug <72 u": "Back <72 h", "Inclusie": "Inclusion", "Triage p50/p90": "Triage p50/p90",
+    "Contact p50/p90": "Contact p50/p90", "buiten experiment": "outside the experiment",
+    "Doeltijd gehaald per urgentie": "Target time met per urgency",
+    "Afgehandeld buiten het ziekenhuis": "Handled outside the hospital",
+    "Contacten gekoppeld aan open aanvraag (dubbele triage voorkomen)":
+    "Contacts linked to an open request (double triage avoided)", "Bewuste hertriage": "Deliberate re-triage",
+    "Nieuwe acute aanvraag binnen 72 uur": "New acute request within 72 hours",
+    "Inclusie (norm ≥ 95 %)": "Inclusion (target ≥ 95%)", "Minuten tot triage": "Minutes to triage",
+    "Minuten tot eerste contact": "Minutes to first contact", "direct": "immediately", "≤ 15 min": "≤ 15 min",
+    "≤ 60 min": "≤ 60 min", "≤ 3 uur": "≤ 3 hours", "≤ 24 uur": "≤ 24 hours",
+    "experiment integrale bekostiging": "integrated-funding experiment",
+    "experiment integrale bekostiging acute zorg": "integrated-funding experiment in acute care",
+    "terug": "back", "Afdrukken / PDF": "Print / PDF", "t/m": "to", "Definities": "Definitions",
+    "Aanvragen tellen in de maand van ontvangst (Europe/Amsterdam); kosten, prestaties en inclusie in de maand van de "
+    "prestatiedatum, gelijk aan de verzekeraarsfeed. Percentielen volgens nearest rank. Bedragen in euro, tijden in "
+    "minuten.": "Requests count in the month they were received (Europe/Amsterdam); cost, prestations and inclusion "
+    "in the month of the prestation date, as in the insurer feed. Percentiles by nearest rank. Amounts in euro, "
+    "times in minutes.",
+    "Aantallen 1–4 zijn als <5 weergegeven en de daarvan afgeleide aandelen weggelaten.":
+    "Counts 1–4 are shown as <5 and the shares derived from them left out.",
+    # The case manager's console (coordination): worklists, search, a patient's page and timeline, the directory.
+    "Werklijsten": "Worklists", "Patiënt zoeken": "Find a patient", "Sociale kaart": "Directory",
+    "Casemanagement": "Case management", "Mijn patiënten": "My patients",
+    "Nog geen patiënten; open een patiënt en kies ‘Ik ben casemanager’.":
+    "No patients yet; open a patient and choose ‘I am the case manager’.",
+    "Episode": "Episode", "Hoofdbehandelaar": "Lead practitioner", "Sinds": "Since",
+    "Geen taken over hun streeftijd.": "No Tasks past their target time.",
+    "Open taken in de regio": "Open Tasks in the region", "Uitvoerder": "Performer",
+    "pseudoniem: technische referentie": "pseudonym: technical reference",
+    "pseudoniem (technische referentie)": "pseudonym (technical reference)",
+    "of": "or", "BSN": "BSN", "Zoeken": "Search",
+    "Dit BSN is niet geldig (11-proef).": "This BSN is not valid (11-proof).",
+    "Zoek op naam én geboortedatum (jjjj-mm-dd), of op BSN.":
+    "Search by name and birth date (yyyy-mm-dd) together, or by BSN.",
+    "Onbekende patiënt": "Unknown patient", "Patiënt (naam nog onbekend)": "Patient (name not known yet)",
+    "Geslacht": "Gender", "Huisarts": "GP",
+    "geen Nederlandse verzekeraar bekend": "no Dutch insurer known", "Acute aanvragen": "Acute requests",
+    "Getrieerd": "Triaged", "casemanager": "case manager", "triagist": "triage nurse",
+    "declaratiemedewerker": "billing officer", "beheerder": "administrator", "zorgaanbieder": "care provider",
+    "evaluator": "evaluator", "zorgteam": "care team",
+    "Ik ben casemanager": "I am the case manager", "Overdracht": "Handover",
+    "Hoofdbehandelaarschap overdragen aan": "Hand over the lead role to",
+    "Overdracht voorstellen": "Propose the handover", "Overdragen": "Reassign",
+    "Overdragen aan": "Reassign to", "Escaleren": "Escalate", "geëscaleerd": "escalated",
+    "reden als gesloten op de streeftijd": "reason if closed at the due time",
+    "Geen andere organisatie levert deze vervolgactie.": "No other organisation provides this follow-up action.",
+    "Kies een organisatie uit de lijst.": "Choose an organisation from the list.",
+    "{name} levert geen {action}; kies een organisatie die dat wel doet.":
+    "{name} does not provide {action}; choose an organisation that does.",
+    "{name} is gesloten op de streeftijd ({due}): geef een reden of kies een andere organisatie.":
+    "{name} is closed at the due time ({due}): give a reason or choose another organisation.",
+    "Tijdlijn": "Timeline", "Wanneer": "When", "Door": "By", "Toevoegen": "Add",
+    "zonder klacht": "no complaint given", "Organisaties in de regio": "Organisations in the region",
+    "Openingstijden zoals de regio ze standaard kent; wijzigingen die beheer aan de voordeur maakt, ziet "
+    "coördinatie niet.": "Opening hours as the region knows them by default; coordination does not see changes the "
+    "admin makes at the front door.",
+    "Identificatie": "Identifier", "Levert": "Provides", "Open": "Open", "altijd": "always",
+    "open": "open", "afgesloten": "closed", "voorgesteld": "proposed",
+    "spoedpost (voordeur)": "emergency post (front door)", "huisartsenpraktijk": "GP practice",
+    "ziekenhuis": "hospital", "wijkverpleging": "community nursing", "transferpunt": "transfer point",
+    "zorgverzekeraar": "health insurer",
+    "U0 reanimatie": "U0 resuscitation", "U1 levensbedreigend": "U1 life-threatening", "U2 spoed": "U2 emergency",
+    "U3 dringend": "U3 urgent", "U4 niet dringend": "U4 not urgent", "U5 advies": "U5 advice",
+    "acute zorg": "acute care",
+    # Timeline tags and sentences.
+    "verwijzing": "referral", "taak": "Task", "contact geleverd": "contact delivered", "overdracht": "handover",
+    "notitie": "note", "gekoppeld contact": "linked contact", "escalatie": "escalation",
+    "taak overgedragen": "Task reassigned", "taak geëscaleerd bij": "Task escalated at",
+    "acute aanvraag afgesloten": "acute request closed", "verwijzing ontvangen": "referral received",
+    "zonder reden": "no reason given",
+    "overdracht hoofdbehandelaarschap voorgesteld": "handover of the lead role proposed",
+    "is casemanager": "is the case manager", "Urgentie en vervolgactie": "Urgency and follow-up action",
+    "te triëren": "to triage", "getrieerd": "triaged",
+    "morgen": "tomorrow", "gisteren": "yesterday", "routine": "routine", "spoed": "urgent",
+    "zo snel mogelijk": "as soon as possible",
+    "Telefoon patiënt": "Patient's phone", "Huidig adres": "Current address",
+    "heeft een open aanvraag": "has an open request", "Kies deze patiënt": "Choose this patient",
+    "Gegevens van de gekozen patiënt ingevuld; controleer ze met de beller.":
+    "The chosen patient's details are filled in; check them with the caller.",
+    "Het BSN klopt niet: negen cijfers die de elfproef doorstaan. Laat het leeg als het onbekend is.":
+    "The BSN is not valid: nine digits that pass the 11-proof. Leave it empty if it is unknown.",
+    "De geboortedatum is geen geldige datum in het verleden.": "The birth date is not a valid date in the past.",
+    "De UZOVI-code van de verzekeraar is vier cijfers.": "The insurer's UZOVI code is four digits.",
+    "Het terugbelnummer is geen telefoonnummer: cijfers, eventueel met +, spaties, streepjes of haakjes.":
+    "The callback number is not a phone number: digits, optionally with +, spaces, dashes or brackets.",
+    "Vul de klacht in: wat is er aan de hand?": "Fill in the complaint: what is the matter?",
+    "Het contact is niet vastgelegd: {detail}": "The contact was not recorded: {detail}",
+    "De gekozen patiënt is hier niet (meer) bekend; zoek de patiënt opnieuw op.":
+    "The chosen patient is not (or no longer) known here; look the patient up again.",
+    "Kies de urgentie.": "Choose the urgency.", "Kies de vervolgactie.": "Choose the follow-up action.",
+    "Kies de organisatie.": "Choose the organisation.", "De gekozen organisatie": "The chosen organisation",
+    "{organisation} levert deze vervolgactie niet volgens de sociale kaart; kies een organisatie die haar levert.":
+    "{organisation} does not provide this follow-up action according to the directory; choose one that does.",
+    "{organisation} is gesloten op de streeftijd: geef een reden of kies een andere organisatie.":
+    "{organisation} is closed at the due time: give a reason or choose another organisation.",
+    "Deze aanvraag is intussen al getrieerd; open haar opnieuw om opnieuw te triëren, met een reden.":
+    "This request has been triaged in the meantime; open it again to triage it again, with a reason.",
+    "De triage is niet vastgelegd: {detail}": "The triage was not recorded: {detail}",
+    # Refused logins (shared/console.py) and refused account changes (services/triage/accounts.py).
+    "Inloggen niet gelukt": "Login failed", "Opnieuw inloggen": "Log in again",
+    "Formulier niet verwerkt": "Form not processed",
+    "Dit formulier is verlopen en niet verwerkt. Open de pagina opnieuw en probeer het nog eens.":
+    "This form has expired and was not processed. Open the page again and try once more.",
+    "U bent niet (meer) ingelogd; het formulier is niet verwerkt. Log in en probeer het opnieuw.":
+    "You are not logged in (any more); the form was not processed. Log in and try again.",
+    "Deze inlogpoging is onbekend of verlopen. Begin opnieuw vanuit de console.":
+    "This login attempt is unknown or has expired. Start again from the console.",
+    "De inlogdienst is nu niet bereikbaar. Probeer het over een minuut opnieuw.":
+    "The login service cannot be reached right now. Try again in a minute.",
+    "Het inloggen is geweigerd: het account is uitgeschakeld, de inlogsessie is beëindigd of de inlogpoging is al "
+    "gebruikt. Log opnieuw in.": "The login was refused: the account is disabled, the login session has ended or "
+    "the login attempt was used already. Log in again.",
+    "Het antwoord van de inlogdienst kon niet worden gecontroleerd. Log opnieuw in.":
+    "The login service's answer could not be verified. Log in again.",
+    "Dit account heeft geen rol voor de consoles. Vraag beheer om een rol.":
+    "This account has no console role. Ask the admin for a role.",
+    "Dit partneraccount hoort niet bij een zorgaanbieder van de regio. Vraag beheer de organisatie in te stellen.":
+    "This partner account belongs to no care provider of the region. Ask the admin to set its organisation.",
+    "Er is geen account {username}.": "There is no account {username}.",
+    "Kies een rol uit: {roles}.": "Choose a role from: {roles}.",
+    "Een account met de rol {role} hoort bij één zorgaanbieder van de regio: kies de organisatie.":
+    "An account with the role {role} belongs to one care provider of the region: choose its organisation.",
+    "Een account met de rol {role} werkt voor de voordeur en hoort bij geen andere organisatie.":
+    "An account with the role {role} acts for the front door and belongs to no other organisation.",
+    "Een gebruikersnaam bestaat uit letters, cijfers, punten en streepjes.":
+    "A username is letters, digits, dots and dashes.",
+    "De gebruikersnaam {username} is al in gebruik.": "The username {username} is taken.",
+    "U kunt uw eigen account niet uitschakelen.": "You cannot disable your own account.",
+    "Een wachtwoord heeft minstens {count} tekens.": "A password has at least {count} characters.",
+    "De wijziging is geweigerd: {detail}": "The change was refused: {detail}",
 }
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from shared import metrics, migrations
+from shared import metrics, migrations, statements
 from shared.bus.consumer import EventConsumer, Handler
 from shared.bus.outbox import OutboxRelay
 from shared.bus.watch import BrokerWatch
@@ -45,6 +45,7 @@ class ServiceRuntime:
     def __post_init__(self) -> None:
         self.engine = make_engine(self.settings.resolved_database_url)
         self.sessions = session_factory(self.engine)
+        self.statements = statements.start(self.settings.service_name, self.engine, self.settings.data_dir)
 
     async def start_database(self) -> None:
         """Migrate the database to this release's head (services/<service>/migrations).
@@ -84,13 +85,17 @@ class ServiceRuntime:
                                  service=s.service_name)
         self.relay = OutboxRelay(engine=self.engine, sessions=self.sessions, watch=self.watch, service=s.service_name)
         await _retry_until_started(self.watch.start, "broker")
-        await self.relay.start()
+        if self.statements is not None:
+            self._tasks.append(asyncio.create_task(self.statements.flush_forever(), name="statement-counts"))
+        # Each long-lived task is started in a task of its own, so that the unit its statements count for
+        # (shared/statements.py) is set in its context only.
+        await asyncio.create_task(_started_as("outbox relay", self.relay.start))
         consumers = [EventConsumer(name=f"{s.service_name}.{sub.name}", topics=sub.topics, handler=sub.handler,
                                    sessions=self.sessions, watch=self.watch, max_attempts=s.consumer_max_attempts)
                      for sub in self.subscriptions]
         # Together: against the embedded broker each consumer's start takes about five seconds (measured), so a
         # service with four consumers was ready after twenty instead of five.
-        await asyncio.gather(*(consumer.start() for consumer in consumers))
+        await asyncio.gather(*(_started_as(f"consumer {consumer.name}", consumer.start) for consumer in consumers))
         self.consumers.extend(consumers)
         for job in self.background:
             self._tasks.append(asyncio.create_task(_forever(job, self), name=job.__name__))
@@ -106,6 +111,8 @@ class ServiceRuntime:
         if hasattr(self, "watch"):
             await self.watch.stop()
         await self.engine.dispose()
+        if self.statements is not None:
+            self.statements.flush()
 
     async def ready(self) -> dict[str, bool]:
         """What /readyz reports: database reachable, broker known, relay and every consumer running."""
@@ -137,7 +144,13 @@ async def _retry_until_started(start: Callable[[], Awaitable[None]], what: str) 
             delay = min(delay * 2, 5)
 
 
+async def _started_as(unit: str, start: Callable[[], Awaitable[None]]) -> None:
+    statements.long_lived(unit)
+    await start()
+
+
 async def _forever(job: Callable[[ServiceRuntime], Awaitable[None]], runtime: ServiceRuntime) -> None:
+    statements.long_lived(f"job {job.__name__}")
     while True:
         try:
             await job(runtime)

@@ -16,9 +16,9 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared import audit, audit_views, console, metrics, tracing
+from shared import audit, audit_views, console, metrics, statements, tracing
 from shared.auth import TokenVerifier
-from shared.console import ConsoleAuth, ConsoleRefused, LoginRequired, templates
+from shared.console import ConsoleAuth, ConsoleRefused, FormRefused, LoginRequired, templates
 from shared.db import database_unavailable
 from shared.fhir import FhirError, Issue, operation_outcome
 from shared.i18n import LANG_COOKIE, LANGUAGES
@@ -90,15 +90,22 @@ def install(app: FastAPI, *, service: str, max_body_bytes: int) -> None:
             return outcome_response(413, [Issue("error", "too-long",
                                                 f"request body exceeds {max_body_bytes} bytes")])
         started = time.perf_counter()
-        response = await call_next(request)
+        with statements.request_tally() as tally:
+            response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
+        statements.book_request(tally, f"{request.method} {path}")
         metrics.HTTP_REQUESTS.labels(service, request.method, path, str(response.status_code)).inc()
         metrics.HTTP_SECONDS.labels(service, request.method, path).observe(time.perf_counter() - started)
         chosen = request.query_params.get("lang")
         if chosen in LANGUAGES:
             response.set_cookie(LANG_COOKIE, chosen, max_age=365 * 86400, samesite="lax", httponly=True)
         return response
+
+
+FAVICON = ('<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><rect width="32" height="32" rx="6" '
+           'fill="#0b5cad"/><path d="M10 8h7a6 6 0 0 1 1.5 11.8L23 25h-4.2l-4-5H14v5h-4zm4 3.5V16h3a2.25 2.25 0 0 0 '
+           '0-4.5z" fill="#fff"/></svg>')
 
 
 async def _audit_refusal(request: Request, status_code: int, description: str) -> None:
@@ -123,6 +130,12 @@ def add_operations_routes(app: FastAPI, runtime: ServiceRuntime) -> None:
         checks = await runtime.ready()
         return JSONResponse({"ready": all(checks.values()), "checks": checks},
                             status_code=200 if all(checks.values()) else 503)
+
+    @app.get("/favicon.svg", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        # The consoles' icon (base.html links the SVG; /favicon.ico for browsers that ask for it regardless).
+        return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/metrics", tags=["operations"])
     async def prometheus() -> Response:
@@ -170,6 +183,13 @@ def service_app(*, title: str, runtime: ServiceRuntime, service_dir: Path, route
         await _audit_refusal(request, 403, f"the role {exc.caller.role} cannot open this console")
         return app.state.templates.TemplateResponse(request, "refused.html", {"user": exc.caller},
                                                     status_code=403, headers={"Cache-Control": "no-store"})
+
+    @app.exception_handler(FormRefused)
+    async def _form_refused(request: Request, exc: FormRefused) -> Response:
+        await _audit_refusal(request, exc.status_code, str(exc.detail))
+        return app.state.templates.TemplateResponse(request, "login_problem.html", {
+            "message": exc.message, "title": "Formulier niet verwerkt"}, status_code=exc.status_code,
+            headers={"Cache-Control": "no-store"})
 
     @app.exception_handler(LoginRequired)
     async def _login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.coordination import episodes, notifications, service
+from services.coordination import episodes, notifications, patients, service
 from services.coordination.api import fhir, work
 from services.coordination.console import partner, views
 from services.coordination.settings import CoordinationSettings
-from shared.bus.topics import PATIENT_CHANGED, REFERRAL_RECEIVED, TRIAGE_COMPLETED
+from shared.bus.topics import LINKED_CONTACT_RECORDED, PATIENT_CHANGED, REFERRAL_RECEIVED, TRIAGE_COMPLETED
 from shared.logs import configure_logging
 from shared.runtime import ServiceRuntime, Subscription
 from shared.web import service_app
@@ -27,7 +27,8 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
             codesystem_base=settings.codesystem_base)),
         Subscription("referral-received", [REFERRAL_RECEIVED], episodes.on_referral_received),
         Subscription("patient-changed", [PATIENT_CHANGED], partial(
-            service.on_patient_changed, codesystem_base=settings.codesystem_base))])
+            service.on_patient_changed, codesystem_base=settings.codesystem_base)),
+        Subscription("linked-contact-recorded", [LINKED_CONTACT_RECORDED], service.on_linked_contact_recorded)])
     sender = notifications.Sender(sessions=runtime.sessions, base_url=settings.public_url,
                                   policy=notifications.RetryPolicy(settings.notify_base_seconds,
                                                                    settings.notify_max_backoff_seconds,
@@ -45,5 +46,7 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
         await asyncio.sleep(settings.overdue_check_seconds)
 
     runtime.background += [deliver_notifications, check_deadlines]
-    return service_app(title="Regiozorg coordination", runtime=runtime, service_dir=Path(__file__).parent,
-                       routers=[fhir.router, work.router, views.router, partner.router])
+    app = service_app(title="Regiozorg coordination", runtime=runtime, service_dir=Path(__file__).parent,
+                      routers=[fhir.router, work.router, views.router, partner.router])
+    app.state.patient_names = patients.AUDIT_NAMES  # the audit page finds patients by name here
+    return app

@@ -40,9 +40,13 @@ def name_of(token: str | None) -> str:
 
 
 def note(session: AsyncSession, *, pseudonym: str, at: datetime, kind: str, text: str,
-         organisation_token: str | None = None, actor: str | None = None, reference: str | None = None) -> None:
+         organisation_token: str | None = None, actor: str | None = None, reference: str | None = None,
+         facts: dict[str, Any] | None = None) -> None:
+    """One entry on the patient's timeline: `text` the Dutch sentence of record, `facts` what happened as data
+    (`{"event": ..., ...}`, read by console/timeline.py to say it in the console's language)."""
     session.add(TimelineEntry(pseudonym=pseudonym, at=at, kind=kind, text=text, organisation=organisation_token,
-                              actor=actor, reference=reference))
+                              actor=actor, reference=reference,
+                              facts=json.dumps(facts, ensure_ascii=False) if facts is not None else None))
 
 
 async def on_referral_received(session: AsyncSession, event: Event) -> None:
@@ -55,7 +59,7 @@ async def on_referral_received(session: AsyncSession, event: Event) -> None:
         raise PoisonMessage(f"referral-received value unreadable: {exc.__class__.__name__}") from exc
     reasons = "; ".join(r.get("text", "") for r in referral.get("reasonCode", []) or [] if r.get("text"))
     note(session, pseudonym=pseudonym, at=at, kind="referral", reference=event.subject,
-         text=f"verwijzing ontvangen: {reasons or 'zonder reden'}")
+         text=f"verwijzing ontvangen: {reasons or 'zonder reden'}", facts={"event": "referral", "reasons": reasons})
 
 
 def episode_resource(episode: EpisodeRecord, base_url: str) -> dict[str, Any]:
@@ -127,7 +131,8 @@ async def propose_handover(session: AsyncSession, *, episode_id: str, to: str, r
     session.add(handover)
     note(session, pseudonym=episode.pseudonym, at=now, kind="handover", actor=caller.subject,
          organisation_token=episode.lead,
-         text=f"overdracht hoofdbehandelaarschap voorgesteld: {name_of(episode.lead)} → {target.name} ({reason})")
+         text=f"overdracht hoofdbehandelaarschap voorgesteld: {name_of(episode.lead)} → {target.name} ({reason})",
+         facts={"event": "lead-proposed", "from": episode.lead, "to": target.token, "reason": reason})
     return handover
 
 
@@ -152,7 +157,8 @@ async def decide_handover(session: AsyncSession, *, handover_id: str, accept: bo
         session.add(episode)
     note(session, pseudonym=episode.pseudonym, at=now, kind="handover", actor=caller.subject,
          organisation_token=handover.to_lead,
-         text=f"overdracht {'geaccepteerd' if accept else 'afgewezen'} door {name_of(handover.to_lead)}")
+         text=f"overdracht {'geaccepteerd' if accept else 'afgewezen'} door {name_of(handover.to_lead)}",
+         facts={"event": "lead-decided", "to": handover.to_lead, "accepted": accept})
     return handover
 
 
@@ -161,7 +167,7 @@ async def take_case(session: AsyncSession, *, episode_id: str, caller: Caller) -
     episode.case_manager = caller.subject
     session.add(episode)
     note(session, pseudonym=episode.pseudonym, at=_now(), kind="note", actor=caller.subject,
-         text=f"{caller.subject} is casemanager")
+         text=f"{caller.subject} is casemanager", facts={"event": "case-manager", "who": caller.subject})
     return episode
 
 
@@ -193,10 +199,12 @@ EPISODE = EpisodeRecord.__table__  # type: ignore[attr-defined]
 
 
 def note_in(writes: Writes, *, pseudonym: str, at: datetime, kind: str, text: str,
-            organisation_token: str | None = None, actor: str | None = None, reference: str | None = None) -> None:
+            organisation_token: str | None = None, actor: str | None = None, reference: str | None = None,
+            facts: dict[str, Any] | None = None) -> None:
     """`note` for a hot path: the timeline entry goes with the unit of work's other writes (shared.writes)."""
     writes.insert(TIMELINE, pseudonym=pseudonym, at=at, kind=kind, organisation=organisation_token, actor=actor,
-                  text=text, reference=reference)
+                  text=text, reference=reference,
+                  facts=json.dumps(facts, ensure_ascii=False) if facts is not None else None)
 
 
 def _join_template(dialect: str) -> Any:

@@ -187,6 +187,28 @@ class TimelineEntry(SQLModel, table=True):
     actor: str | None = Field(default=None, max_length=100)
     text: str = Field(sa_column=Column(Text, nullable=False))
     reference: str | None = Field(default=None, max_length=200)
+    # What happened as data (JSON, console/timeline.py reads it), so the console says it in its own language;
+    # `text` stays the Dutch sentence of record (entries from before have only that).
+    facts: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class LinkedCall(SQLModel, table=True):
+    """A later call, walk-in or referral the front door linked to an open acute request, with its words
+    (linked-contact-recorded): what the case manager reads on the timeline. One row per Communication id, so a
+    redelivery or a replay changes nothing; it needs neither the request's triage nor the other calls first."""
+
+    __tablename__ = "linked_call"
+
+    id: str = Field(primary_key=True, max_length=80)  # the front door's Communication id: <request id>-<n>
+    acute_request_id: str = Field(index=True, max_length=64)
+    pseudonym: str = Field(index=True, max_length=64)
+    number: int  # the request's running count of linked contacts
+    channel: str = Field(max_length=16)  # referral | phone | walk-in
+    caller: str | None = Field(default=None, max_length=16)  # patient | relative | carer | professional
+    callback_phone: str | None = Field(default=None, max_length=32)
+    complaint: str = Field(default="", sa_column=Column(Text, nullable=False, default=""))
+    received_at: datetime
+    recorded_at: datetime = Field(default_factory=_now)
 
 
 class CoordinatedPatient(SQLModel, table=True):
@@ -210,4 +232,4 @@ class CoordinatedPatient(SQLModel, table=True):
 
 TABLES = [m.__table__ for m in (RoutedRequest, TaskRecord, TaskTransition, TaskVersion,  # type: ignore[attr-defined]
                                 EncounterRecord, SubscriptionRecord, Notification, DeliveryAttempt, EpisodeRecord,
-                                LeadHandover, TimelineEntry, CoordinatedPatient)]
+                                LeadHandover, TimelineEntry, CoordinatedPatient, LinkedCall)]

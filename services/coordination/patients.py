@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination.domain.person import Person, display_name, person_of
 from services.coordination.models import CoordinatedPatient
+from shared.audit_views import KnownPatient, PatientNames
 from shared.console import AMSTERDAM
 from shared.fhir import dumps, loads
 from shared.identifiers import BSN_SYSTEM, PSEUDONYM_SYSTEM
@@ -127,3 +128,20 @@ async def search(session: AsyncSession, *, name: str | None = None, birth_date: 
     else:
         raise ValueError("search by bsn, or by name and birthdate together")
     return list((await session.execute(query.order_by(CoordinatedPatient.name).limit(SEARCH_LIMIT))).scalars())
+
+
+async def _known(session: AsyncSession, name: str) -> list[KnownPatient]:
+    rows = (await session.execute(select(CoordinatedPatient).where(
+        CoordinatedPatient.name.icontains(name.strip(), autoescape=True))  # type: ignore[attr-defined]
+        .order_by(CoordinatedPatient.name).limit(AUDIT_NAME_LIMIT))).scalars()
+    return list({r.pseudonym: KnownPatient(r.pseudonym, r.name, r.birth_date) for r in rows}.values())
+
+
+async def _named(session: AsyncSession, pseudonyms: Iterable[str]) -> dict[str, KnownPatient]:
+    return {p: KnownPatient(p, r.name, r.birth_date) for p, r in (await by_pseudonyms(session, pseudonyms)).items()}
+
+
+# The admin's audit page searches coordination's log by a name alone (at most AUDIT_NAME_LIMIT patients): the admin
+# looks for whose data was touched, not for one patient to treat (that search needs the birth date too).
+AUDIT_NAME_LIMIT = 20
+AUDIT_NAMES = PatientNames(by_name=_known, by_pseudonyms=_named)

@@ -19,13 +19,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination import episodes, events, notifications, patients
-from services.coordination.domain import task_content
+from services.coordination.domain import linked_call, task_content, words
 from services.coordination.domain.contact import execution_period, received_at
 from services.coordination.domain.person import contact_phone
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
 from services.coordination.models import (
     CoordinatedPatient,
     EncounterRecord,
+    LinkedCall,
     RoutedRequest,
     TaskRecord,
     TaskTransition,
@@ -40,6 +41,7 @@ from shared.console import local_time
 from shared.fhir import FhirError, Issue, dumps, empty_elements, loads, unresolved_placeholders, validate_resource
 from shared.fhirpatch import apply_fhirpath_patch
 from shared.identifiers import PSEUDONYM_SYSTEM, org_token, parse_org, searched_pseudonym
+from shared.opening_hours import hours_of, open_at
 from shared.region import FRONT_DOOR, ORGANISATIONS, organisation
 from shared.search import json_text
 from shared.writes import Writes
@@ -69,7 +71,7 @@ _PATIENT_BY_ID_OR_PSEUDONYM = (
     .where(or_(PATIENT.c.id == bindparam("patient_id"), PATIENT.c.pseudonym == bindparam("pseudonym")))
     .order_by(case((PATIENT.c.id == bindparam("patient_id"), 0), else_=1), PATIENT.c.last_updated.desc()).limit(1))
 _LOCKED_TASK = select(TASK.c.id, TASK.c.version, TASK.c.status, TASK.c.owner, TASK.c.requester,
-                      TASK.c.acute_request_id, TASK.c.pseudonym, TASK.c.content).where(
+                      TASK.c.acute_request_id, TASK.c.pseudonym, TASK.c.due_at, TASK.c.content).where(
     TASK.c.id == bindparam("task_id")).with_for_update()
 _ROUTED = select(ROUTED.c.id, ROUTED.c.pseudonym, ROUTED.c.status, ROUTED.c.order).where(
     ROUTED.c.id == bindparam("request_id"))
@@ -152,13 +154,15 @@ async def on_triage_completed(session: AsyncSession, event: Event, *, front_door
     writes.event(events.task_changed(task, pseudonym=pseudonym, traceparent=event.traceparent), at=now)
     notifications.notify_in(writes, dialect=dialect, task_id=task_id, owner=owner, at=now)
     episodes.join_episode(writes, dialect=dialect, pseudonym=pseudonym, member=owner, at=now)
-    what = f"triage {routing.urgency}" + (f" ({task_content.one_line(routing.complaint, 120)})"
-                                          if routing.complaint else "")
+    what = routing.urgency + (f" ({task_content.one_line(routing.complaint, 120)})" if routing.complaint else "")
     episodes.note_in(writes, pseudonym=pseudonym, at=now, kind="triage", organisation_token=requester,
                      reference=f"Task/{task_id}",
-                     text=f"{what}: {routing.code['coding'][0].get('display', routing.code['coding'][0]['code'])} "
-                          f"door {episodes.name_of(owner)}, uiterlijk {local_time(due)}"
-                          + (f"; notitie: {routing.note}" if routing.note else ""))
+                     text=f"{what}: {routing.code['coding'][0].get('display', disposition)} door "
+                          f"{episodes.name_of(owner)}, uiterlijk {local_time(due)}"
+                          + (f"; notitie: {routing.note}" if routing.note else ""),
+                     facts={"event": "triage", "urgency": routing.urgency, "disposition": disposition,
+                            "complaint": task_content.one_line(routing.complaint, 120), "owner": owner,
+                            "due": due.isoformat(), "note": routing.note})
     await writes.flush(session)
 
 
@@ -202,6 +206,33 @@ async def on_patient_changed(session: AsyncSession, event: Event, *, codesystem_
         await notifications.notify(session, task_id=record.id, owner=record.owner)
 
 
+async def on_linked_contact_recorded(session: AsyncSession, event: Event) -> None:
+    """A later call, walk-in or referral the front door linked to an open request, with its words: kept once per
+    Communication id (a redelivery or replay is a no-op) and put on the patient's timeline at the time it came in,
+    whatever arrived before or after it (the triage, other calls)."""
+    try:
+        call = linked_call.read(event.json())
+    except linked_call.NotALinkedCall as exc:
+        raise PoisonMessage(f"linked-contact-recorded value: {exc}") from exc
+    if await session.get(LinkedCall, call.id, with_for_update=True) is not None:
+        return
+    session.add(LinkedCall(id=call.id, acute_request_id=call.acute_request_id, pseudonym=call.pseudonym,
+                           number=call.number, channel=call.channel, caller=call.caller,
+                           callback_phone=call.callback_phone, complaint=call.complaint,
+                           received_at=call.received_at))
+    said = [words.label(words.CHANNEL_LABELS, call.channel)]
+    if call.caller:
+        said.append(words.label(words.CALLER_LABELS, call.caller))
+    if call.callback_phone:
+        said.append(f"terugbellen {call.callback_phone}")
+    episodes.note(session, pseudonym=call.pseudonym, at=call.received_at, kind="call",
+                  reference=f"Communication/{call.id}",
+                  text=f"gekoppeld contact ({', '.join(said)}): {call.complaint or 'zonder klacht'}",
+                  facts={"event": "call", "channel": call.channel, "caller": call.caller,
+                         "callback": call.callback_phone, "complaint": call.complaint, "number": call.number,
+                         "request": call.acute_request_id})
+
+
 async def _cancel_unstarted(session: AsyncSession, *, request_id: str, reason: str, traceparent: str | None,
                             at: datetime) -> None:
     """A re-triage replaces the earlier routing: Tasks nobody started yet are cancelled by the front door."""
@@ -225,7 +256,9 @@ async def _cancel_unstarted(session: AsyncSession, *, request_id: str, reason: s
         await notifications.notify(session, task_id=record.id, owner=record.owner)
         episodes.note(session, pseudonym=record.pseudonym, at=at, kind="task", actor="triage",
                       organisation_token=record.requester, reference=f"Task/{record.id}",
-                      text=f"taak geannuleerd bij {episodes.name_of(record.owner)}: {reason}")
+                      text=f"taak geannuleerd bij {episodes.name_of(record.owner)}: {reason}",
+                      facts={"event": "status", "from": transition.from_status, "to": "cancelled",
+                             "owner": record.owner, "reason": reason})
 
 
 def roles_of(caller: Caller, task: TaskRecord) -> list[str]:
@@ -302,8 +335,8 @@ def _check_patched(patched: dict[str, Any], changed: set[str]) -> None:
 
 
 async def _locked_task(session: AsyncSession, task_id: str, caller: Caller) -> Row[Any]:
-    """The Task's row (id, version, status, owner, requester, acute_request_id, pseudonym, content), locked for this
-    transaction; 404 when it is unknown or not the caller's to see, as `get_task`."""
+    """The Task's row (id, version, status, owner, requester, acute_request_id, pseudonym, due_at, content), locked
+    for this transaction; 404 when it is unknown or not the caller's to see, as `get_task`."""
     row = (await session.execute(_LOCKED_TASK, {"task_id": task_id})).first()
     if row is None or not may_see(caller, row):  # type: ignore[arg-type]
         raise FhirError(404, Issue("error", "not-found", f"Task/{task_id} is not known"))
@@ -383,7 +416,11 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
                       role=transition.role, reason=reason, at=now)
         episodes.note_in(writes, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
                          organisation_token=caller.org, reference=f"Task/{task_id}",
-                         text=f"taak {status_from} → {transition.to_status}" + (f" ({reason})" if reason else ""))
+                         text=f"taak {words.label(words.STATUS_LABELS, status_from)} → "
+                              f"{words.label(words.STATUS_LABELS, transition.to_status)}"
+                              + (f" ({reason})" if reason else ""),
+                         facts={"event": "status", "from": status_from, "to": transition.to_status,
+                                "owner": record.owner, "reason": reason})
     elif caller.org != record.owner:
         raise FhirError(403, Issue("error", "forbidden", "only the owner records progress on this Task"))
 
@@ -451,18 +488,35 @@ async def _reassign(writes: Writes, *, dialect: str, record: Row[Any], current: 
                                    f"{target.name} does not provide {coding.get('display') or coding.get('code')} "
                                    f"({coding.get('code')}) according to the region's directory; organisations "
                                    f"that do: {offering}", ("Task.owner.identifier",)))
+    due = _aware(record.due_at)
+    closed = not open_at(*hours_of(target), due)
+    explicit = "statusReason" in changed
+    if closed and not explicit:
+        # As at triage (closed_reason): a closed organisation only with a reason, which is recorded (SPEC §6).
+        hours, weekdays_only = hours_of(target)
+        raise FhirError(422, Issue("error", "business-rule",
+                                   f"{target.name} is closed at the due time {local_time(due)} (hours {hours}"
+                                   f"{', working days only' if weekdays_only else ''}): choose an organisation "
+                                   "that is open then, or give statusReason with the reason to reassign there "
+                                   "anyway", ("Task.statusReason",)))
     now = _now()
     previous = record.owner
-    reason = (patched.get("statusReason") or {}).get("text") or f"reassigned to {target.name}"
+    reason = (patched.get("statusReason") or {}).get("text") or next(
+        (c.get("display") or c.get("code") for c in (patched.get("statusReason") or {}).get("coding") or []
+         if c.get("display") or c.get("code")), None) or f"reassigned to {target.name}"
     patched["status"] = "requested"
     patched["owner"] = _identifier_reference(target.token)
     writes.insert(TRANSITION, task_id=record.id, version=record.version + 1, from_status=current["status"],
                   to_status="requested", actor=caller.subject, actor_org=caller.org, role=roles[0],
-                  reason=f"reassigned from {previous} to {target.token}: {reason}", at=now)
+                  reason=f"reassigned from {previous} to {target.token}"
+                         + (" (closed at the due time)" if closed else "") + f": {reason}", at=now)
     episodes.join_episode(writes, dialect=dialect, pseudonym=record.pseudonym, member=target.token, at=now)
     episodes.note_in(writes, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
                      organisation_token=caller.org, reference=f"Task/{record.id}",
-                     text=f"taak overgedragen: {episodes.name_of(previous)} → {target.name} ({reason})")
+                     text=f"taak overgedragen: {episodes.name_of(previous)} → {target.name}"
+                          + (" (gesloten op de streeftijd)" if closed else "") + f" ({reason})",
+                     facts={"event": "reassigned", "from": previous, "to": target.token, "reason": reason,
+                            "closed_at_due": closed})
     version = record.version + 1
     patched["meta"] = {**patched.get("meta", {}), "versionId": str(version), "lastUpdated": now.isoformat()}
     patched["lastModified"] = now.isoformat()
@@ -501,7 +555,8 @@ async def escalate(session: AsyncSession, *, task_id: str, reason: str, caller: 
     await notifications.notify(session, task_id=task_id, owner=record.owner)
     episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
                   organisation_token=caller.org, reference=f"Task/{task_id}",
-                  text=f"taak geëscaleerd bij {episodes.name_of(record.owner)}: {reason}")
+                  text=f"taak geëscaleerd bij {episodes.name_of(record.owner)}: {reason}",
+                  facts={"event": "escalated", "owner": record.owner, "reason": reason})
     return task
 
 
@@ -553,7 +608,8 @@ def _record_encounter(writes: Writes, *, record: Row[Any], act_class: str, start
     episodes.note_in(writes, pseudonym=record.pseudonym, at=start, kind="contact", organisation_token=record.owner,
                      reference=f"Encounter/{encounter_id}",
                      text=f"contact geleverd ({act_class}: {DELIVERED_CLASSES[act_class]}) door "
-                          f"{episodes.name_of(record.owner)}")
+                          f"{episodes.name_of(record.owner)}",
+                     facts={"event": "delivered", "class": act_class, "owner": record.owner})
     return encounter_id
 
 
@@ -577,7 +633,7 @@ async def _close_if_done(session: AsyncSession, writes: Writes, *, record: Row[A
     encounter_ids = [found for _, _, found in rows if found is not None] + ([encounter_id] if encounter_id else [])
     writes.statement(_CLOSE_REQUEST, {"request_id": request_id, "at": at})
     episodes.note_in(writes, pseudonym=routed.pseudonym, at=at, kind="closed", text="acute aanvraag afgesloten",
-                     reference=f"ServiceRequest/{request_id}")
+                     reference=f"ServiceRequest/{request_id}", facts={"event": "closed"})
     writes.event(events.acute_request_closed(request_id=request_id, pseudonym=routed.pseudonym, closed_at=at,
                                              encounter_ids=encounter_ids, traceparent=traceparent), at=at)
 

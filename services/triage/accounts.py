@@ -45,6 +45,26 @@ class CodeRefused(Exception):
     pass
 
 
+class AccountRefused(ValueError):
+    """An account change the rules refuse: str() in English (command line, logs); `dutch`, a Dutch text with
+    {placeholders} filled from `values`, is what the admin's console shows (English in shared/i18n.py)."""
+
+    def __init__(self, english: str, dutch: str, **values: str) -> None:
+        super().__init__(english)
+        self.dutch = dutch
+        self.values = values
+
+
+class AccountMissing(LookupError):
+    """No console account by this name (the console says so in Dutch, with `username`)."""
+
+    dutch = "Er is geen account {username}."
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"there is no console account {username}")
+        self.values = {"username": username}
+
+
 @dataclass(frozen=True)
 class ConsoleClient:
     client_id: str
@@ -74,17 +94,25 @@ async def create_account(session: AsyncSession, *, username: str, display_name: 
     and is refused for every other role: those act for the front door.
     """
     if role not in ROLES:
-        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+        raise AccountRefused(f"role must be one of {', '.join(ROLES)}", "Kies een rol uit: {roles}.",
+                             roles=", ".join(ROLES))
     if role in ORG_ROLES and care_provider(org) is None:
-        raise ValueError(f"a {role} account belongs to one care provider of the region: choose its organisation")
+        raise AccountRefused(f"a {role} account belongs to one care provider of the region: choose its organisation",
+                             "Een account met de rol {role} hoort bij één zorgaanbieder van de regio: kies de "
+                             "organisatie.", role=role)
     if role not in ORG_ROLES and org:
-        raise ValueError(f"a {role} account acts for the front door and belongs to no other organisation")
+        raise AccountRefused(f"a {role} account acts for the front door and belongs to no other organisation",
+                             "Een account met de rol {role} werkt voor de voordeur en hoort bij geen andere "
+                             "organisatie.", role=role)
     if not username.isascii() or not username.replace(".", "").replace("-", "").isalnum() or len(username) > 60:
-        raise ValueError("a username is letters, digits, dots and dashes")
+        raise AccountRefused("a username is letters, digits, dots and dashes",
+                             "Een gebruikersnaam bestaat uit letters, cijfers, punten en streepjes.")
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
+        raise AccountRefused(f"a password has at least {MIN_PASSWORD} characters",
+                             "Een wachtwoord heeft minstens {count} tekens.", count=str(MIN_PASSWORD))
     if await session.get(ConsoleAccount, username) is not None:
-        raise ValueError(f"the username {username} is taken")
+        raise AccountRefused(f"the username {username} is taken", "De gebruikersnaam {username} is al in gebruik.",
+                             username=username)
     account = ConsoleAccount(username=username, display_name=display_name, role=role,
                              org=org if role in ORG_ROLES else None, password_hash=hash_secret(password),
                              created_by=created_by)
@@ -156,7 +184,7 @@ async def end_sessions_of(session: AsyncSession, username: str) -> int:
 async def _existing(session: AsyncSession, username: str) -> ConsoleAccount:
     account = await session.get(ConsoleAccount, username)
     if account is None:
-        raise LookupError(f"there is no console account {username}")
+        raise AccountMissing(username)
     return account
 
 
@@ -166,7 +194,7 @@ async def set_disabled(session: AsyncSession, *, username: str, disabled: bool, 
     themselves (nobody would be left to undo it)."""
     account = await _existing(session, username)
     if disabled and username == by:
-        raise ValueError("you cannot disable your own account")
+        raise AccountRefused("you cannot disable your own account", "U kunt uw eigen account niet uitschakelen.")
     account.disabled = disabled
     session.add(account)
     if disabled:
@@ -183,7 +211,8 @@ async def reset_password(session: AsyncSession, *, username: str, password: str)
     """Set a new password (at least 12 characters), clear the lockout and end the account's open sessions.
     Raises LookupError for an unknown account, ValueError for a short password."""
     if len(password) < MIN_PASSWORD:
-        raise ValueError(f"a password has at least {MIN_PASSWORD} characters")
+        raise AccountRefused(f"a password has at least {MIN_PASSWORD} characters",
+                             "Een wachtwoord heeft minstens {count} tekens.", count=str(MIN_PASSWORD))
     account = await _existing(session, username)
     account.password_hash = hash_secret(password)
     session.add(account)

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
-from services.triage import access, accounts, clients, configuration, service
+from services.triage import access, accounts, clients, configuration, patient_names, service
 from services.triage.api import fhir, oauth, oidc, requests
 from services.triage.console import billing as billing_console
-from services.triage.console import views
+from services.triage.console import present, views
 from services.triage.settings import TriageSettings
 from shared.auth import SigningKeys, TokenIssuer, TokenVerifier
 from shared.bus.topics import ACUTE_REQUEST_CLOSED, TASK_CHANGED
@@ -44,6 +44,12 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
                       verifier=verifier,
                       on_start=seed)
     app.state.signing_keys = signing_keys
+    app.state.patient_names = patient_names.NAMES  # the audit page finds patients by name here
+    # The triage console's words for codes (channels, statuses) and its due times with their day.
+    app.state.templates.env.globals.update(channel_labels=present.CHANNEL_LABELS, status_labels=present.STATUS_LABELS,
+                                           task_status_labels=present.TASK_STATUS_LABELS, due=present.due_label,
+                                           priority_labels=present.PRIORITY_LABELS,
+                                           birth_label=present.birth_date_label)
     app.state.session_signer = Signer(app.state.console_auth.key, "sso")
 
     # The authorization server checks and ends its own login sessions in its database (single logout).

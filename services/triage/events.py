@@ -9,7 +9,13 @@ from typing import Any
 from services.triage.domain.rules import DISPOSITIONS, PRIORITY_OF_URGENCY
 from services.triage.models import AcuteRequest
 from shared.bus.envelope import Event
-from shared.bus.topics import CONTACT_LINKED, PATIENT_CHANGED, REFERRAL_RECEIVED, TRIAGE_COMPLETED
+from shared.bus.topics import (
+    CONTACT_LINKED,
+    LINKED_CONTACT_RECORDED,
+    PATIENT_CHANGED,
+    REFERRAL_RECEIVED,
+    TRIAGE_COMPLETED,
+)
 from shared.identifiers import PSEUDONYM_SYSTEM, UZOVI_SYSTEM
 from shared.region import FRONT_DOOR, organisation
 
@@ -21,6 +27,9 @@ OPEN_DBC_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/open-db
 RETRIAGE_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/retriage-reason"
 # How many later referrals, calls or walk-ins were linked to this open request instead of triaged again.
 LINKED_CONTACTS_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/linked-contacts"
+# Who made a linked contact (patient, relative, carer, professional) and the number to call back.
+CALLER_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/caller"
+CALLBACK_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/callback-phone"
 # The partner that sent the referral (the front door itself for a phone call or walk-in).
 REFERRER_EXTENSION = "https://regiozorg.example/fhir/StructureDefinition/referring-organization"
 # The patient's insurer, as the front door last heard it (on the Patient of patient-changed).
@@ -44,6 +53,32 @@ def contact_linked(request: AcuteRequest, *, channel: str, received_at: datetime
              "medium": [{"text": channel}],
              "extension": [{"url": LINKED_CONTACTS_EXTENSION, "valueInteger": linked_so_far}]}
     return Event.of(topic=CONTACT_LINKED, key=request.pseudonym, source=SOURCE,
+                    subject=f"Communication/{value['id']}", payload=value, traceparent=traceparent)
+
+
+def linked_contact_recorded(request: AcuteRequest, *, channel: str, received_at: datetime, linked_so_far: int,
+                            complaint: str, caller: str | None, callback_phone: str | None,
+                            traceparent: str | None) -> Event:
+    """The linked contact of `contact_linked` (same Communication id) with its words, for coordination only (SPEC
+    §10: patient data in values to the service that coordinates, never in keys or headers): the complaint as
+    `payload[0].contentString` (absent when empty), who called as the `caller` extension (valueCode `patient`,
+    `relative`, `carer` or `professional`) and the callback number as the `callback-phone` extension
+    (valueContactPoint). The key is the pseudonym; billing never consumes this topic."""
+    value: dict[str, Any] = {
+        "resourceType": "Communication", "id": f"{request.id}-{linked_so_far}", "status": "completed",
+        "basedOn": [{"identifier": {"system": ACUTE_REQUEST_SYSTEM, "value": request.id}}],
+        "subject": {**({"reference": f"Patient/{request.patient_id}"} if request.patient_id else {}),
+                    **_subject(request.pseudonym)},
+        "sent": received_at.astimezone(UTC).isoformat(), "medium": [{"text": channel}],
+        "extension": [{"url": LINKED_CONTACTS_EXTENSION, "valueInteger": linked_so_far}]}
+    if caller:
+        value["extension"].append({"url": CALLER_EXTENSION, "valueCode": caller})
+    if callback_phone:
+        value["extension"].append({"url": CALLBACK_EXTENSION,
+                                   "valueContactPoint": {"system": "phone", "value": callback_phone}})
+    if complaint:
+        value["payload"] = [{"contentString": complaint}]
+    return Event.of(topic=LINKED_CONTACT_RECORDED, key=request.pseudonym, source=SOURCE,
                     subject=f"Communication/{value['id']}", payload=value, traceparent=traceparent)
 
 

@@ -309,7 +309,8 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     # request) or comes from a BSN no other record holds (the column is unique, so a concurrent twin fails).
     open_request = None if created_record else await _open_request_for(session, record.pseudonym)
     if open_request is not None:
-        await _link(session, open_request, channel="referral", at=now, traceparent=traceparent)
+        await _link(session, open_request, channel="referral", at=now, traceparent=traceparent,
+                    complaint=_complaint(sr), caller="professional", callback_phone=None)
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
                                   service_request_id=sr["id"], received_at=now, complaint=_complaint(sr),
                                   caller="professional"))
@@ -352,14 +353,18 @@ def _complaint(sr: dict[str, Any]) -> str:
     return "; ".join(t for t in texts if t)[:2000]
 
 
-async def _link(session: AsyncSession, request: AcuteRequest, *, channel: str, at: datetime,
-                traceparent: str | None) -> None:
+async def _link(session: AsyncSession, request: AcuteRequest, *, channel: str, at: datetime, complaint: str,
+                caller: str | None, callback_phone: str | None, traceparent: str | None) -> None:
     """Publish that a contact is being linked to the open `request` (contact-linked, with the request's running count
-    of linked contacts, this one included): counted before this contact's row is added."""
+    of linked contacts, this one included; counted before this contact's row is added), and the same contact with
+    its words for coordination (linked-contact-recorded)."""
     linked = (await session.execute(select(func.count()).select_from(LinkedContact).where(
         LinkedContact.acute_request_id == request.id))).scalar_one()
     enqueue(session, events.contact_linked(request, channel=channel, received_at=at, linked_so_far=linked + 1,
                                            traceparent=traceparent))
+    enqueue(session, events.linked_contact_recorded(request, channel=channel, received_at=at,
+                                                    linked_so_far=linked + 1, complaint=complaint, caller=caller,
+                                                    callback_phone=callback_phone, traceparent=traceparent))
 
 
 async def _open_request_for(session: AsyncSession, key: str) -> AcuteRequest | None:
@@ -454,6 +459,8 @@ class ContactInput:
     caller: str = "patient"  # patient | relative | carer | professional
     callback_phone: str | None = None
     address: Address | None = None
+    # A patient the nurse chose from the lookup (a known patient without BSN is found by this id only).
+    patient_id: str | None = None
 
 
 def contact_patient_details(contact: ContactInput) -> dict[str, Any]:
@@ -506,9 +513,9 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
                          traceparent: str | None = None) -> tuple[AcuteRequest, bool]:
     """A phone call or walk-in recorded by a nurse; returns the request and whether it was linked to an open one.
 
-    A new patient is stored as a Patient; a known one (by BSN) gets what the contact tells of them (address,
-    phone). Either way coordination hears of the patient (patient-changed). A new request gets the front door's
-    own ServiceRequest."""
+    A new patient is stored as a Patient; a known one (by BSN, else by the `patient_id` chosen from the lookup)
+    gets what the contact tells of them (address, phone). Either way coordination hears of the patient
+    (patient-changed). A new request gets the front door's own ServiceRequest."""
     if contact.bsn is not None and not is_valid_bsn(contact.bsn):
         raise FhirError(422, Issue("error", "value", "BSN fails the 11-proof", ("patient.bsn",)))
     if contact.callback_phone is not None and not PHONE.fullmatch(contact.callback_phone):
@@ -520,6 +527,10 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
     if contact.bsn:
         query = select(PatientRecord).where(PatientRecord.bsn == contact.bsn)
         record = (await session.execute(query)).scalars().first()
+    elif contact.patient_id:
+        record = await session.get(PatientRecord, contact.patient_id)
+        if record is None:
+            raise FhirError(422, Issue("error", "not-found", "the chosen patient is not known here", ("patient",)))
     details = contact_patient_details(contact)
     patient: dict[str, Any] | None
     if record is None:
@@ -543,7 +554,8 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
                                         only_if_missing=frozenset({"name", "birthDate"}))
     open_request = await _open_request_for(session, record.pseudonym)
     if open_request is not None:
-        await _link(session, open_request, channel=contact.channel, at=now, traceparent=traceparent)
+        await _link(session, open_request, channel=contact.channel, at=now, traceparent=traceparent,
+                    complaint=contact.complaint, caller=contact.caller, callback_phone=contact.callback_phone)
         session.add(LinkedContact(acute_request_id=open_request.id, channel=contact.channel, received_at=now,
                                   complaint=contact.complaint, caller=contact.caller,
                                   callback_phone=contact.callback_phone))

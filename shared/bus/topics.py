@@ -9,6 +9,9 @@ TRIAGE_COMPLETED = "regiozorg.triage.triage-completed.v1"
 # A later referral, call or walk-in linked to an open request instead of triaged again (double triage avoided); the
 # value names the request and the pseudonym only, so billing's evaluation may consume it.
 CONTACT_LINKED = "regiozorg.triage.contact-linked.v1"
+# The same linked contact with its words (complaint, who called, callback number): for coordination only, which
+# shows it on the case manager's timeline; never for billing.
+LINKED_CONTACT_RECORDED = "regiozorg.triage.linked-contact-recorded.v1"
 TASK_CHANGED = "regiozorg.coordination.task-changed.v1"
 CONTACT_DELIVERED = "regiozorg.coordination.contact-delivered.v1"
 ACUTE_REQUEST_CLOSED = "regiozorg.coordination.acute-request-closed.v1"
@@ -24,6 +27,7 @@ ALL_TOPICS: tuple[str, ...] = (
     PATIENT_CHANGED,
     TRIAGE_COMPLETED,
     CONTACT_LINKED,
+    LINKED_CONTACT_RECORDED,
     TASK_CHANGED,
     CONTACT_DELIVERED,
     ACUTE_REQUEST_CLOSED,

@@ -17,7 +17,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -256,15 +256,19 @@ class Tokens:
 class Driver:
     """Posts referrals and works them to the end; keeps every Journey for the report and the checks."""
 
-    def __init__(self, *, triage: str, coordination: str, bootstrap: str, seed: int = 7,
-                 step_timeout: float = 120, concurrency: int = 256) -> None:
-        self.triage = triage
-        self.coordination = coordination
+    def __init__(self, *, triage: str | Sequence[str], coordination: str | Sequence[str], bootstrap: str,
+                 seed: int = 7, step_timeout: float = 120, concurrency: int = 256) -> None:
+        # With several instances of a service, a journey starts at one of them (by its number) and a retry
+        # goes to the next: a killed instance costs a retry, never the journey.
+        self.triages = [triage] if isinstance(triage, str) else list(triage)
+        self.coordinations = [coordination] if isinstance(coordination, str) else list(coordination)
+        self.triage = self.triages[0]
+        self.coordination = self.coordinations[0]
         self.tap = Tap(bootstrap)
         self.http = httpx.AsyncClient(timeout=httpx.Timeout(30, connect=5),
                                       limits=httpx.Limits(max_connections=concurrency,
                                                           max_keepalive_connections=concurrency))
-        self.tokens = Tokens(self.http, triage)
+        self.tokens = Tokens(self.http, self.triage)
         self.random = random.Random(seed)
         self.step_timeout = step_timeout
         self.journeys: list[Journey] = []
@@ -301,13 +305,21 @@ class Driver:
         self.journeys.append(journey)
         return journey
 
-    async def _call(self, client_id: str, method: str, url: str, *, ok: tuple[int, ...] = (200, 201),
+    @staticmethod
+    def _spread(bases: list[str], number: int, path: str) -> list[str]:
+        """The URLs of `path` at every instance, starting at the one journey `number` uses first."""
+        return [f"{bases[(number + i) % len(bases)]}{path}" for i in range(len(bases))]
+
+    async def _call(self, client_id: str, method: str, urls: str | list[str], *, ok: tuple[int, ...] = (200, 201),
                     done: tuple[int, ...] = (), again: tuple[int, ...] = (408, 429),
                     headers: dict[str, str] | None = None, json: Any = None) -> httpx.Response | None:
-        """One API call, retried over crashes, restarts and 5xx; `done` statuses mean "already applied"."""
+        """One API call, retried over crashes, restarts and 5xx; `done` statuses mean "already applied".
+        With several `urls` (the same resource at each instance) every retry goes to the next one."""
+        candidates = [urls] if isinstance(urls, str) else urls
         deadline = time.monotonic() + self.step_timeout
         delay, last = 0.05, ""
-        while True:
+        for attempt in itertools.count():
+            url = candidates[attempt % len(candidates)]
             try:
                 auth = await self.tokens.header(client_id)
                 response = await self.http.request(method, url, headers={**(headers or {}), **auth}, json=json)
@@ -328,11 +340,13 @@ class Driver:
                 raise StepFailed(f"{method} {url} kept failing for {self.step_timeout}s, last: {last}")
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
 
     async def post(self, journey: Journey) -> None:
         journey.posted_at = time.monotonic()
         # 409: a concurrent copy of this Bundle (a retry) is being stored; the next attempt finds it.
-        response = await self._call(journey.partner, "POST", f"{self.triage}/fhir", json=journey.bundle,
+        response = await self._call(journey.partner, "POST", self._spread(self.triages, journey.number, "/fhir"),
+                                    json=journey.bundle,
                                     again=(408, 409, 429),
                                     headers={"Content-Type": "application/fhir+json"})
         assert response is not None
@@ -368,7 +382,8 @@ class Driver:
         tap = self.tap
         journey.request_id = await tap.wait("request", sr, self.step_timeout)
         journey.request_seen_at = time.monotonic()
-        await self._call("ops", "POST", f"{self.triage}/api/v1/requests/{journey.request_id}/triage", done=(409,),
+        await self._call("ops", "POST", self._spread(self.triages, journey.number,
+                                                     f"/api/v1/requests/{journey.request_id}/triage"), done=(409,),
                          json={"urgency": journey.urgency, "disposition": route.disposition,
                                "assigned_organization": route.organisation, "note": "bench"})
         journey.triaged_at = time.monotonic()
@@ -376,14 +391,14 @@ class Driver:
         journey.task_id = await tap.wait("task", rid, self.step_timeout)
         journey.task_seen_at = time.monotonic()
         assert route.worker is not None
-        await self.work(route.worker, journey.task_id, route.contact)
+        await self.work(route.worker, journey.task_id, route.contact, number=journey.number)
         journey.completed_at = time.monotonic()
         journey.recorded_at = await tap.wait("recorded", rid, self.step_timeout)
 
-    async def work(self, client_id: str, task_id: str, contact: str | None) -> None:
+    async def work(self, client_id: str, task_id: str, contact: str | None, *, number: int = 0) -> None:
         """Accept, start and complete, as a partner does: patch the next status straight away, and read
         the Task only when a step was refused (a retry after a crash may find it further on)."""
-        url = f"{self.coordination}/fhir/Task/{task_id}"
+        url = self._spread(self.coordinations, number, f"/fhir/Task/{task_id}")
         steps = ["requested", "accepted", "in-progress", "completed"]
         status = "requested"
         for _ in range(20):

@@ -48,11 +48,11 @@ def table(report: dict[str, Any]) -> str:
              f"produce {floor['produce_rps']:.0f} records/s, "
              + ", ".join(f"insert {db} {rate:.0f} tx/s" for db, rate in floor["insert_rps_by_database"].items()),
              "",
-             f"{'database':<11} {'workers':>7} {'intake/s':>9} {'per worker / validate':>22}",
+             f"{'database':<11} {'instances':>9} {'workers':>7} {'intake/s':>9} {'per worker / validate':>22}",
              ]
     for database, run in report["runs"].items():
-        lines.append(f"{database:<11} {run['triage_workers']:>7} {run['intake_rps']:>9.1f} "
-                     f"{run['ratios']['intake_per_worker_to_validate']:>21.1%}")
+        lines.append(f"{database:<11} {run.get('instances', 1):>9} {run['triage_workers']:>7} "
+                     f"{run['intake_rps']:>9.1f} {run['ratios']['intake_per_worker_to_validate']:>21.1%}")
     lines += ["", f"{'database':<11} {'offered/s':>9} {'achieved/s':>10} {'done':>6} {'failed':>6} "
                   f"{'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'driver cpu':>10}"]
     for database, run in report["runs"].items():
@@ -68,4 +68,33 @@ def table(report: dict[str, Any]) -> str:
         if run["loads"]:
             e2e = run["loads"][0]["cpu_ms_per_request"]
             lines.append(f"{database:<11} e2e     " + "  ".join(f"{k} {v:.1f}" for k, v in e2e.items()))
+    lines += ["", "SQL statements per request per service (intake: per referral Bundle; e2e: lowest offered load):"]
+    for database, run in report["runs"].items():
+        for label, counts in (("intake", run["intake"].get("statements_per_referral")),
+                              ("e2e", lowest(run).get("statements_per_request") if run["loads"] else None)):
+            if counts:
+                lines.append(f"{database:<11} {label:<7} " + "  ".join(f"{k} {v:.1f}" for k, v in counts.items()))
+        units = lowest(run).get("statements_by_unit", {}) if run["loads"] else {}
+        for unit, row in units.items():
+            per = f"{row['per_call']:.1f} per call" if row["per_call"] is not None else "background"
+            lines.append(f"{'':<11}   {unit:<62} {per:>18}  {row['per_request']:6.1f} per request")
+    lines += ["", "Resident size per service (MiB, every process of every instance): idle → end (growth):"]
+    for database, run in report["runs"].items():
+        for service, mem in run.get("memory", {}).get("services", {}).items():
+            lines.append(f"{database:<11} {service:<15} {mem['idle_mib']:7.1f} → {mem['end_mib']:7.1f} "
+                         f"({mem['growth_mib']:+.1f})")
+    lines += ["", "Targets (issue #17):"]
+    for database, run in report["runs"].items():
+        for t in run.get("targets", []):
+            value = "n/a" if t["measured"] is None else f"{t['measured']:g} {t['unit']}"
+            verdict = "met" if t["met"] else (f"MISSED by {t['missed_by']:g} {t['unit']} ({t['missed_factor']:g}×)"
+                                              if t["missed_by"] is not None else "not measured")
+            at = f" at {t['at_offered_rps']:g}/s" if t["at_offered_rps"] is not None else ""
+            lines.append(f"{database:<11} {t['target'] + at:<52} {value:>12}  limit {t['limit']:g} {t['unit']:<3} "
+                         f"{verdict}")
     return "\n".join(lines)
+
+
+def lowest(run: dict[str, Any]) -> dict[str, Any]:
+    """The load phase at the lowest offered load (the targets are read there)."""
+    return dict(min(run["loads"], key=lambda p: p["offered_rps"]))

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 
 from infra.client import service_request_of
 from infra.referrals import referral_bundle
@@ -16,6 +17,13 @@ from infra.stack import ROOT, Stack
 from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
+# Words of the other language where the kinds, statuses and derivations are shown, and what no reader should see.
+ENGLISH_WORDS = re.compile(r"\b(original|credit|rebill|on|tariff|home visit|remote advice|triage only|not claimed|"
+                           r"no prestation|draft|locked|superseded|booked)\b", re.IGNORECASE)
+DUTCH_WORDS = re.compile(r"\b(oorspronkelijk|creditering|herdeclaratie|op|tarief|visite aan huis|advies op afstand|"
+                         r"alleen triage|niet gedeclareerd|geen prestatie|concept|vastgezet|vervangen|geboekt|"
+                         r"onderbouwing|totaal|grootboek|soort|bedrag|afleiding)\b", re.IGNORECASE)
+RAW = re.compile(r"delimited-dbc|no-dutch-insurer|\bcents\b|most intensive")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 # bsn, disposition, organisation, worked by, contact
 CASES = [("999990007", "home-visit", "URA 90000020", "ehr-wijk-oost", "HH"),
@@ -48,6 +56,31 @@ def deliver_cases(stack: Stack) -> None:
         time.sleep(0.3)
 
 
+def fits_1366(page: Page) -> bool:
+    """No horizontal scroll at 1,366 px."""
+    width, client = page.evaluate("[document.documentElement.scrollWidth, document.documentElement.clientWidth]")
+    return width <= client <= 1366
+
+
+def amounts_on_one_line(page: Page) -> bool:
+    """Every amount in the page's tables stands on one line: its text has a single line box (cells themselves
+    stretch to the height of their row)."""
+    lines = page.eval_on_selector_all("td.money", """cells => cells.map(cell => {
+        const range = document.createRange();
+        range.selectNodeContents(cell);
+        return new Set(Array.from(range.getClientRects()).map(rect => Math.round(rect.top))).size;
+    })""")
+    return bool(lines) and all(count == 1 for count in lines)
+
+
+def log_in_as_billing_officer(page: Page, url: str) -> None:
+    page.goto(url)
+    page.fill("input[name=username]", "declaratie")
+    page.fill("input[name=password]", "demo-declaratie")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
 def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(stack: Stack,
                                                                                  browser: Browser) -> None:
     deliver_cases(stack)
@@ -67,6 +100,7 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     assert page.locator("td", has_text="€\u00a0110,00").count() >= 1  # the VIS tariff, Dutch money
     cell = page.locator("td", has_text="€\u00a0110,00").first.bounding_box()
     assert cell is not None and cell["height"] < 40  # one line at 1366 px: the amount does not wrap
+    assert amounts_on_one_line(page) and fits_1366(page)
     with page.expect_download() as csv_download:
         page.click("text=CSV (Excel) >> nth=0")
     dutch_csv = csv_download.value.path().read_bytes().decode("utf-8-sig").splitlines()
@@ -77,6 +111,9 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
 
     page.click("text=Onderbouwing >> nth=1")  # the VIS line of 9001
     assert "Visite aan huis (HH) op " in page.inner_text("main") and "→ VIS" in page.inner_text("main")
+    assert "Oorspronkelijk" in page.inner_text("table.lines") and fits_1366(page)
+    assert not ENGLISH_WORDS.search(page.inner_text("table.lines")) and not RAW.search(page.inner_text("table.lines"))
+    assert amounts_on_one_line(page)
     page.screenshot(path=str(SHOTS / "billing-drilldown.png"), full_page=True)
     page.click("table a >> nth=0")
     ledger_url, patient_url = page.url, page.get_attribute("a.patient", "href")
@@ -95,7 +132,8 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     page.fill("textarea[name=reason]", "Patiënt is verzekerd bij Zuid (polis gecontroleerd)")
     page.click("button[type=submit]")
     ledger = page.inner_text("main")
-    assert "credit" in ledger and "rebill" in ledger
+    assert "Creditering" in ledger and "Herdeclaratie" in ledger and "Vervangen" in ledger and "Geboekt" in ledger
+    assert not ENGLISH_WORDS.search(page.inner_text("table.ledger")) and fits_1366(page) and amounts_on_one_line(page)
     assert "Patiënt is verzekerd bij Zuid (polis gecontroleerd) (declaratie)" in ledger
     page.screenshot(path=str(SHOTS / "billing-correction.png"), full_page=True)
 
@@ -113,6 +151,43 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     page.goto(f"{stack.url('billing_shadow')}/console/requests/unknown?lang=en")
     assert "Unknown request" in page.inner_text("h1")
     page.goto(f"{stack.url('billing_shadow')}/console?lang=nl")
+    page.close()
+
+
+def test_the_billing_console_in_english_has_no_dutch_words_and_english_money(stack: Stack, browser: Browser) -> None:
+    """After the first test (three lines of 9001, the VIS one rebilled to 9002): every page in English when chosen."""
+    period = datetime.now(UTC).strftime("%Y-%m")
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    base = stack.url("billing_shadow")
+    log_in_as_billing_officer(page, f"{base}/console?lang=en")
+    main = page.inner_text("main")
+    assert "Integrated prestations" in main and "Integrated − shadow" in main
+    assert "Prestations" in page.inner_text("nav")
+    assert page.locator("td.money", has_text="€75.00").count() >= 1 and "€\u00a0" not in main  # CON of 9001
+    assert not DUTCH_WORDS.search(main) and fits_1366(page) and amounts_on_one_line(page)
+
+    page.goto(f"{base}/console/lines?period={period}&uzovi=9001")
+    lines = page.inner_text("table.lines")
+    assert "Original" in lines and "Credit" in lines and "Home visit (HH) on " in lines and "tariff €110.00" in lines
+    assert not DUTCH_WORDS.search(lines) and not RAW.search(lines) and fits_1366(page) and amounts_on_one_line(page)
+    page.screenshot(path=str(SHOTS / "billing-drilldown-en.png"), full_page=True)
+    page.locator("tr", has_text="Credit").locator("a").first.click()
+    ledger = page.inner_text("table.ledger")
+    assert "Superseded" in ledger and "Booked" in ledger and "Rebill" in ledger and "Zorgverzekeraar Zuid" in ledger
+    assert not DUTCH_WORDS.search(ledger) and not RAW.search(ledger) and fits_1366(page)
+    assert "Record the correction" in page.inner_text("main")
+
+    page.goto(f"{base}/console/tariffs")
+    assert "Tariff tables" in page.inner_text("h1") and "Home visit" in page.inner_text("table")
+    assert "€110.00" in page.inner_text("table") and fits_1366(page) and amounts_on_one_line(page)
+    page.goto(f"{base}/console/evaluation")
+    assert "Evaluation of the integrated-funding experiment" in page.inner_text("h1")
+    assert "scope: region" in page.inner_text("main") and "Per month" in page.inner_text("main")
+    assert page.locator("svg[aria-label='Inclusion (target ≥ 95%) per month'] line.target").count() == 1
+    assert "€" in page.inner_text("table.months") and "€\u00a0" not in page.inner_text("table.months")
+    assert fits_1366(page) and amounts_on_one_line(page)
+    page.screenshot(path=str(SHOTS / "billing-evaluation-en.png"), full_page=True)
+    page.goto(f"{base}/console?lang=nl")  # the language cookie is shared by the consoles of this host
     page.close()
 
 
@@ -138,6 +213,7 @@ def test_the_admin_adds_a_tariff_version_and_the_running_one_ends_the_day_before
     added = page.locator("tr", has_text="contract Noord 2099").inner_text()
     assert added.startswith("UZOVI 9001\tCON\t") and "€\u00a080,25\t01-01-2099\t–\t" in added
     closed = page.locator("tr", has_text="31-12-2098").inner_text()  # the running version ends the day before
+    assert fits_1366(page) and amounts_on_one_line(page)
     assert closed.startswith("UZOVI 9001\tCON\t") and "€\u00a075,00\t01-01-2026\t31-12-2098\t" in closed
     page.select_option("select[name=key]", "9001")  # after a success the form starts afresh
     page.select_option("select[name=code]", "CON")
@@ -194,6 +270,7 @@ def test_evaluation_by_role_and_the_evaluators_page_with_a_printable_quarterly_r
     assert page.locator("svg[aria-label='Inclusie (norm ≥ 95 %) per maand'] line.target").count() == 1
     assert page.locator("svg[aria-label='Prestatiemix per maand'] rect").count() == 36  # 12 months × 3 codes
     assert page.locator("select[name=uzovi]").count() == 0  # the evaluator reads the region only
+    assert fits_1366(page) and amounts_on_one_line(page) and "€\u00a0" in page.inner_text("table.months")
     page.screenshot(path=str(SHOTS / "billing-evaluation.png"), full_page=True)
     assert page.goto(f"{stack.url('billing_shadow')}/console").status == 403  # nothing else of billing
     page.goto(f"{stack.url('billing_shadow')}/console/evaluation")

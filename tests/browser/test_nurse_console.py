@@ -41,7 +41,7 @@ def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack
     page.wait_for_function("document.getElementById('rows').innerText.includes('Jansen-Ĳsselstein')", timeout=20000)
     page.screenshot(path=str(SHOTS / "triage-worklist.png"), full_page=True)
 
-    page.click("text=Triëren")
+    page.click("#rows a:has-text('Triëren')")
     assert "Benauwd, koorts" in page.inner_text("main")
     triage_url = page.url
     # Nothing is preselected: submitting untouched records nothing, and each choice is needed.
@@ -87,13 +87,13 @@ def test_nurse_sees_a_referral_live_triages_it_and_a_second_call_is_linked(stack
     assert "gekoppeld aan de open aanvraag" in main and "Eerdere triage" in main and "Visite aan huis" in main
     # What the daughter said is kept, with who called and the number to call back.
     linked = page.inner_text("#linked-contacts")
-    assert "via phone · naaste · terugbellen 06-12345678 · na de triage: Dochter belt: moeder erg benauwd" in linked
+    assert "via telefoon · naaste · terugbellen 06-12345678 · na de triage: Dochter belt: moeder erg benauwd" in linked
     request_url = page.url.split("?")[0]
     page.goto(f"{stack.url('triage')}/console")
     assert "nieuw contact sinds triage" in page.inner_text("#rows")
     page.goto(request_url)
     deadline = time.monotonic() + 20
-    while "Wijkverpleging Oost · requested" not in page.inner_text("main"):  # the open Task, from coordination
+    while "Wijkverpleging Oost · nieuw" not in page.inner_text("main"):  # the open Task, from coordination
         assert time.monotonic() < deadline, "the open Task did not show on the triage page"
         page.reload()
     assert "Opnieuw triëren" in main
@@ -147,9 +147,10 @@ def test_an_ambulance_to_the_community_nurses_is_refused_by_the_api_and_the_cons
     page = nurse.post(f"{stack.url('triage')}/console/requests/{request_id}/triage", data={
         "urgency": "U1", "disposition": "ambulance", "csrf_token": csrf,
         "assigned_organization": "http://fhir.nl/fhir/NamingSystem/ura|90000020"})
-    assert page.status_code == 422 and "Wijkverpleging Oost does not provide Ambulance" in page.text
+    assert page.status_code == 422 and "Wijkverpleging Oost levert deze vervolgactie niet" in page.text
     untouched = nurse.post(f"{stack.url('triage')}/console/requests/{request_id}/triage", data={"csrf_token": csrf})
-    assert untouched.status_code == 422 and "urgency must be chosen" in untouched.text
+    assert untouched.status_code == 422 and "Kies de urgentie. Kies de vervolgactie. Kies de organisatie." in \
+        untouched.text
     assert request_id in [i["id"] for i in ops.worklist()]  # still open: nothing was recorded
     assert ops.triage_request(request_id, urgency="U1", disposition="ambulance",
                               organization="URA 90000001").status_code == 200

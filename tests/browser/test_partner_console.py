@@ -227,7 +227,7 @@ def test_the_admin_binds_a_new_partner_user_to_an_organisation(stack: Stack) -> 
     form = {"username": "seh.de.jong", "display_name": "S. de Jong", "role": "partner",
             "password": "a long enough password", "csrf_token": csrf}
     unbound = admin.post(f"{stack.url('triage')}/console/users", data=form)
-    assert unbound.status_code == 422 and "choose its organisation" in unbound.text
+    assert unbound.status_code == 422 and "kies de organisatie" in unbound.text
     created = admin.post(f"{stack.url('triage')}/console/users",
                          data={**form, "org": "http://fhir.nl/fhir/NamingSystem/ura|90000010"})
     assert created.status_code == 200 and "Ziekenhuis Zuidrand (URA 90000010)" in created.text

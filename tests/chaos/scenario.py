@@ -32,6 +32,7 @@ from shared.bus.topics import (
     ACUTE_REQUEST_CLOSED,
     CONTACT_DELIVERED,
     CONTACT_LINKED,
+    LINKED_CONTACT_RECORDED,
     PATIENT_CHANGED,
     REFERRAL_RECEIVED,
     TASK_CHANGED,
@@ -46,6 +47,7 @@ CONSUMERS: dict[str, set[str]] = {
     PATIENT_CHANGED: {"coordination.patient-changed"},
     TRIAGE_COMPLETED: {"coordination.triage-completed", "billing_shadow.triage-completed", "billing_shadow.evaluation"},
     CONTACT_LINKED: {"billing_shadow.evaluation"},
+    LINKED_CONTACT_RECORDED: {"coordination.linked-contact-recorded"},
     CONTACT_DELIVERED: {"billing_shadow.contact-delivered", "billing_shadow.evaluation"},
     ACUTE_REQUEST_CLOSED: {"billing_shadow.acute-request-closed", "triage.acute-request-closed",
                            "billing_shadow.evaluation"},
@@ -100,6 +102,14 @@ class Chaos:
         await asyncio.sleep(down_seconds)
         await asyncio.to_thread(self.stack.restart_service, name, 90)
 
+    async def kill_instance(self, name: str, down_seconds: float) -> None:
+        """kill -9 of one instance of a service ("coordination#2") while its sibling keeps serving: the driver's
+        calls fail over, and the consumer groups move the dead member's partitions to the survivor once the
+        broker gives up on it (its session timeout, 10 s) or it comes back after `down_seconds`."""
+        self.stack.kill_service(name)
+        await asyncio.sleep(down_seconds)
+        await asyncio.to_thread(self.stack.restart_service, name, 90)
+
     async def kill_broker(self, down_seconds: float = 1.0) -> None:
         assert self.stack.broker is not None, "the broker fault needs the embedded broker"
         self.stack.broker.kill()
@@ -142,7 +152,7 @@ class Chaos:
     async def run_case(self, name: str, fault: Callable[[], Awaitable[None]] | None, *, rate: float,
                        seconds: float, faults: int = 1) -> CaseResult:
         started = time.monotonic()
-        async with Driver(triage=self.stack.url("triage"), coordination=self.stack.url("coordination"),
+        async with Driver(triage=self.stack.urls("triage"), coordination=self.stack.urls("coordination"),
                           bootstrap=self.stack.bootstrap, step_timeout=180) as driver:
             journeys: list[Journey] = []
             tasks: list[asyncio.Task[None]] = []
@@ -265,6 +275,24 @@ def cases(chaos: Chaos | None) -> list[tuple[str, Callable[[], Awaitable[None]] 
         ("PostgreSQL refuses connections", chaos.refuse_database),
         ("poison record in every consumed topic", chaos.feed_poison),
     ]
+
+
+# The stack of the two-instance cases: two processes of every service on the same databases and broker.
+TWO_INSTANCES = {"triage": 2, "coordination": 2, "billing_shadow": 2}
+
+
+def two_instance_cases(chaos: Chaos | None, down_seconds: float = 12.0
+                       ) -> list[tuple[str, Callable[[], Awaitable[None]] | None]]:
+    """The faults that need two instances of every service (TWO_INSTANCES), in the order they run.
+
+    The books after them depend on the outbox relay and the notification sender being safe with two instances
+    (issue #17, point 4): a relay publishing an event twice is absorbed by the idempotent consumers; what the
+    books could then catch is a Task, contact or ledger line made twice, or one never made.
+    """
+    if chaos is None:
+        return [(name, None) for name, _ in two_instance_cases(Chaos.__new__(Chaos))]
+    return [("kill -9 one of two coordination instances",
+             lambda: chaos.kill_instance("coordination#2", down_seconds))]
 
 
 def table(results: list[CaseResult]) -> str:

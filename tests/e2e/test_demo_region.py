@@ -163,4 +163,15 @@ def test_later_calls_show_on_the_request_they_were_linked_to(demo: Demo) -> None
     for item in called_again:
         page = browser.get(f"{demo.stack.url('triage')}/console/requests/{item.request_id}")
         assert page.status_code == 200
-        assert "Gekoppelde contacten" in page.text and "via phone" in page.text, item.case
+        assert "Gekoppelde contacten" in page.text and "via telefoon" in page.text, item.case
+    # The case manager reads the same words on the patient's timeline at coordination.
+    ops = demo.stack.client("ops")
+    for item in called_again:
+        def told(item: Any = item) -> Any:
+            items = ops.http.get(f"{demo.stack.url('coordination')}/api/v1/patients/{item.patient}/timeline",
+                                 headers=ops.headers()).json()["items"]
+            return [i["facts"] for i in items if i["kind"] == "call"] or None
+
+        calls = wait_until(told, f"the second call about {item.patient} on the case manager's timeline")
+        assert [(c["channel"], c["caller"], c["complaint"]) for c in calls] == [
+            ("phone", "relative", item.case.second_call)], item.case

@@ -20,6 +20,7 @@ from infra.stack import Stack
 from shared.bus.topics import (
     ACUTE_REQUEST_CLOSED,
     CONTACT_DELIVERED,
+    LINKED_CONTACT_RECORDED,
     PATIENT_CHANGED,
     PRESTATION_FEED,
     TASK_CHANGED,
@@ -146,8 +147,8 @@ def billing_rows(stack: Stack) -> list[tuple[str, str, str]]:
 def assert_patient_data_stays_where_it_belongs(stack: Stack, people: dict[str, tuple[Any, ...]],
                                                periods: set[str]) -> None:
     """Names, BSNs and birth dates travel only in patient-changed values (to coordination); addresses too, and
-    phones besides in the Task's events; none of it is in a Kafka key or header, a log line, /metrics,
-    billing's database or any feed (JSON, CSV, the feed topic)."""
+    phones besides in the Task's events and a linked call's; none of it is in a Kafka key or header, a log line,
+    /metrics, billing's database or any feed (JSON, CSV, the feed topic)."""
     identifying = [v for bsn, (given, family, born, _, _) in people.items()
                    for v in (bsn, family, f"{given} {family}", born)]
     addresses = [part for *_, address, _ in people.values() for part in address]
@@ -156,7 +157,8 @@ def assert_patient_data_stays_where_it_belongs(stack: Stack, people: dict[str, t
     records = read_all_topics(stack.bootstrap)
     assert {topic for topic, *_ in records} >= {TRIAGE_COMPLETED, CONTACT_DELIVERED, ACUTE_REQUEST_CLOSED,
                                                  PATIENT_CHANGED, TASK_CHANGED, PRESTATION_FEED}
-    allowed = {PATIENT_CHANGED: everything, TASK_CHANGED: phones, TASK_OVERDUE: phones}
+    # A linked call's callback number rides to coordination only, with the call's words.
+    allowed = {PATIENT_CHANGED: everything, TASK_CHANGED: phones, TASK_OVERDUE: phones, LINKED_CONTACT_RECORDED: phones}
     carried = b""
     for topic, key, headers, value in records:
         exposed = key + b" ".join(name.encode() + b"=" + raw for name, raw in headers)

@@ -7,7 +7,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from itertools import count
+from math import ceil
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from infra.referrals import referral_bundle
 from infra.stack import Stack
 from shared.identifiers import is_valid_bsn
 from tests.conftest import started_stack
+from tests.e2e.consoles import open_console
 
 pytestmark = pytest.mark.e2e
 # Fresh BSNs that pass the 11-proof, for the search tests' patients.
@@ -87,6 +90,56 @@ def test_front_door_reassigns_a_rejected_task_and_the_new_owner_finds_it(stack: 
     assert moved.json()["status"] == "requested" and moved.json()["owner"]["identifier"]["value"] == "90000001"
     assert task["id"] in [t["id"] for t in ops.tasks(status="requested")]
     assert task["id"] not in [t["id"] for t in wijk.tasks()]
+
+
+def set_targets(stack: Stack, **minutes: str) -> None:
+    """The admin sets the urgency target times at the front door (minutes; "" = next working day)."""
+    admin, _ = open_console(stack, "triage", username="beheer", password="demo-beheer")
+    page = admin.get(f"{stack.url('triage')}/console/settings").text
+    csrf = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    targets = {"U0": "0", "U1": "15", "U2": "60", "U3": "180", "U4": "1440", "U5": "", **minutes}
+    saved = admin.post(f"{stack.url('triage')}/console/settings/targets",
+                       data={"csrf_token": csrf, **{f"minutes_{u}": m for u, m in targets.items()}})
+    assert saved.status_code == 200, saved.text
+
+
+def test_reassigning_to_a_practice_closed_at_the_due_time_needs_a_reason_which_the_history_keeps(
+        stack: Stack) -> None:
+    ops, wijk = stack.client("ops"), stack.client("ehr-wijk-oost")
+    posted = stack.client("ehr-delinde").post_referral(referral_bundle(bsn=next(_BSNS), reason="Wond lekt"))
+    request = ops.request_for(service_request_of(posted.json()))
+    # A U4 due on a Saturday at noon, when the GP practices (working days 08:00-17:00) are closed.
+    received = datetime.fromisoformat(request["received_at"]).astimezone(ZoneInfo("Europe/Amsterdam"))
+    saturday = (received + timedelta(days=(5 - received.weekday()) % 7)).replace(hour=12, minute=0, second=0)
+    if saturday <= received:
+        saturday += timedelta(days=7)
+    set_targets(stack, U4=str(ceil((saturday - received).total_seconds() / 60)))
+    try:
+        ops.triage_request(request["id"], urgency="U4", disposition="home-visit",
+                           organization="URA 90000020").raise_for_status()
+    finally:
+        set_targets(stack)
+    task = wijk.wait_for_task(request["id"])
+    to_linde = [{"op": "replace", "path": "/owner", "value": {"identifier": {
+        "system": "http://fhir.nl/fhir/NamingSystem/agb-z", "value": "01000001"}}}]
+    refused = ops.patch_task(task["id"], to_linde)
+    assert refused.status_code == 422, refused.text
+    issue = refused.json()["issue"][0]
+    assert issue["diagnostics"].startswith(f"Huisartsenpraktijk De Linde is closed at the due time "
+                                           f"{saturday:%d-%m} 12:0")
+    assert issue["expression"] == ["Task.statusReason"]
+    assert wijk.tasks(_id=task["id"])[0]["meta"]["versionId"] == "1"  # nothing changed
+    reason = {"op": "add", "path": "/statusReason", "value": {"text": "eigen huisarts belt zaterdag zelf"}}
+    moved = ops.patch_task(task["id"], [*to_linde, reason])
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["owner"]["identifier"]["value"] == "01000001"
+    assert moved.json()["statusReason"]["text"] == "eigen huisarts belt zaterdag zelf"
+    timeline = httpx.get(f"{stack.url('coordination')}/api/v1/patients/{request['patient']}/timeline",
+                         headers=ops.headers()).json()
+    reassigned = [i["facts"] for i in timeline["items"] if (i["facts"] or {}).get("event") == "reassigned"]
+    assert reassigned == [{"event": "reassigned", "from": "http://fhir.nl/fhir/NamingSystem/ura|90000020",
+                           "to": "http://fhir.nl/fhir/NamingSystem/agb-z|01000001",
+                           "reason": "eigen huisarts belt zaterdag zelf", "closed_at_due": True}]
 
 
 def test_search_pages_with_a_next_link(stack: Stack) -> None:

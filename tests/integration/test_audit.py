@@ -27,7 +27,9 @@ async def test_audit_events_can_be_added_and_found_but_never_changed_or_removed(
         async with sessions() as session:
             mine = await audit.search(session, patient="p-" + "a" * 32, count=10)
             everything = await audit.search(session, patient=None, count=10)
+            several = await audit.search(session, patients=["p-" + "a" * 32, "p-" + "b" * 32], count=10)
         assert len(mine) == 1 and len(everything) == 2
+        assert [e["id"] for e in several] == [mine[0]["id"]]  # any of several patients: the admin's name search
         event = mine[0]
         assert event["resourceType"] == "AuditEvent" and event["action"] == "R" and event["outcome"] == "0"
         assert event["agent"][0]["who"]["identifier"]["value"] == "triagist"

@@ -4,13 +4,26 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 
 import pytest
 from openpyxl import load_workbook
 
-from services.billing_shadow.console.formats import euro, explain, feed_csv_dutch, feed_xlsx, parse_euros
+from services.billing_shadow.console.formats import (
+    contact_words,
+    euro,
+    exclusion_words,
+    explain,
+    feed_csv_dutch,
+    feed_xlsx,
+    kind_words,
+    line_status,
+    parse_euros,
+    percent,
+    signed_percent,
+)
 from services.billing_shadow.service import feed_csv
 
 NBSP = "\u00a0"
@@ -81,3 +94,57 @@ def test_a_derivation_reads_in_dutch_words_with_the_local_time_of_the_decisive_c
     credit = _line(kind="credit", exclusion_reason="no-dutch-insurer")
     assert explain(credit, starts).startswith("Creditering · Visite aan huis (HH)")
     assert explain(credit, starts).endswith("niet gedeclareerd: geen Nederlandse verzekeraar (geen UZOVI)")
+
+
+@pytest.mark.parametrize(("cents", "text"), [(11000, "€110.00"), (5, "€0.05"), (123456789, "€1,234,567.89"),
+                                             (-3550, "−€35.50")])
+def test_money_in_english_has_no_space_and_a_decimal_point(cents: int, text: str) -> None:
+    assert euro(cents, "en") == text
+
+
+def test_shares_read_with_a_decimal_comma_in_dutch_and_a_point_in_english() -> None:
+    assert percent(0.975) == f"97,5{NBSP}%" and percent(0.95, 0, "en") == "95%"
+    assert signed_percent(-12.34) == f"−12,3{NBSP}%" and signed_percent(4.0, "en") == "+4.0%"
+
+
+def test_line_kinds_and_statuses_in_words_in_both_languages() -> None:
+    assert [kind_words(k) for k in ("original", "credit", "rebill")] == ["Oorspronkelijk", "Creditering",
+                                                                       "Herdeclaratie"]
+    assert [kind_words(k, "en") for k in ("original", "credit", "rebill")] == ["Original", "Credit", "Rebill"]
+    assert exclusion_words("delimited-dbc") == "valt in de DBC van het ziekenhuis"
+    assert exclusion_words("no-dutch-insurer", "en") == "no Dutch insurer (no UZOVI)" and exclusion_words(None) == ""
+    now = datetime(2026, 11, 30, 12, tzinfo=UTC)
+    draft = _line(id="l1", locks_at=datetime(2026, 12, 1, tzinfo=UTC))
+    locked = _line(id="l1", locks_at=datetime(2026, 11, 29))  # naive from SQLite: UTC
+    assert line_status(draft, standing_id="l1", now=now) == "Concept"
+    assert line_status(locked, standing_id="l1", now=now, lang="en") == "Locked"
+    assert line_status(_line(id="l0", locks_at=None), standing_id="l1", now=now) == "Vervangen"
+    assert line_status(_line(id="l2", kind="credit", locks_at=None), standing_id="l1", now=now, lang="en") == "Booked"
+
+
+ENGLISH_WORDS = re.compile(r"\b(original|credit|rebill|on|tariff|home visit|triage only|not claimed|no prestation)\b",
+                           re.IGNORECASE)
+DUTCH_WORDS = re.compile(r"\b(oorspronkelijk|creditering|herdeclaratie|op|tarief|visite aan huis|alleen triage|"
+                         r"niet gedeclareerd|geen prestatie)\b", re.IGNORECASE)
+RAW = re.compile(r"delimited-dbc|no-dutch-insurer|enc-1|cents|\d{4,}")
+
+
+def test_a_derivation_in_english_words_and_neither_has_the_others_words_codes_ids_or_cents() -> None:
+    starts = {"enc-1": datetime(2026, 11, 30, 20, 10, tzinfo=UTC)}
+    english = explain(_line(), starts, "en")
+    assert english == "Home visit (HH) on 30-11 21:10 → VIS · tariff €110.00"
+    lines = [_line(), _line(kind="rebill"), _line(kind="credit", exclusion_reason="no-dutch-insurer"),
+             _line(code="ADV", explanation="triage only: no delivered contacts → ADV"),
+             _line(code=None, exclusion_reason="delimited-dbc", unit_price_cents=None, explanation="delimited")]
+    for line in lines:
+        dutch, english = explain(line, starts), explain(line, starts, "en")
+        assert not ENGLISH_WORDS.search(dutch) and not RAW.search(dutch), dutch
+        assert not DUTCH_WORDS.search(english) and not RAW.search(english), english
+    assert explain(lines[1], starts, "en").startswith("Rebill · Home visit (HH) on 30-11 21:10 → VIS")
+    credit = _line(kind="credit", explanation="credit: insured with Zuid")  # as ledger.credit_of writes it
+    assert explain(credit, starts) == "Creditering · trekt VIS van 30-11 in · tarief €\u00a0110,00"
+    assert explain(credit, starts, "en") == "Credit · cancels VIS of 30-11 · tariff €110.00"
+    withdrawn = _line(kind="rebill", exclusion_reason="withdrawn")
+    assert explain(withdrawn, starts).endswith("· niet gedeclareerd: ingetrokken")
+    assert explain(lines[4], starts, "en") == "No prestation: falls within the hospital's DBC"
+    assert contact_words("AMB", starts["enc-1"], "en") == "Consult on site (AMB) on 30-11 21:10"

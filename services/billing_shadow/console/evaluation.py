@@ -4,6 +4,7 @@ evaluator (regulator, researcher) sees the region with small cells hidden, and n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -12,12 +13,14 @@ from fastapi.responses import HTMLResponse, Response
 
 from services.billing_shadow.api.evaluation import evaluation_document
 from services.billing_shadow.console.formats import euro as _euro
+from services.billing_shadow.console.formats import percent, signed_percent
 from services.billing_shadow.console.views import INSURERS
 from services.billing_shadow.domain.evaluation import CODES, URGENCIES
 from services.billing_shadow.domain.tariffs import period_of
 from shared.auth import Caller
 from shared.console import console_user
 from shared.fhir import FhirError
+from shared.i18n import language, translator
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 Reader = Annotated[Caller, console_user("declaratie", "evaluator")]
@@ -28,6 +31,7 @@ SHARES = [("outside_hospital_share", "Afgehandeld buiten het ziekenhuis", None),
           ("retriage_share", "Bewuste hertriage", None),
           ("recontact_72h_share", "Nieuwe acute aanvraag binnen 72 uur", None),
           ("inclusion_rate", "Inclusie (norm ≥ 95 %)", "inclusion")]
+MINUTES = [("minutes_to_triage", "Minuten tot triage"), ("minutes_to_first_contact", "Minuten tot eerste contact")]
 URGENCY_TARGETS = {"U0": "direct", "U1": "≤ 15 min", "U2": "≤ 60 min", "U3": "≤ 3 uur", "U4": "≤ 24 uur",
                    "U5": "volgende werkdag"}
 COLOURS = {"U0": "#b3261e", "U1": "#e8710a", "U2": "#c5a100", "U3": "#1e7b34", "U4": "#0b5cad", "U5": "#6b4fbb",
@@ -51,19 +55,19 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def charts(doc: dict[str, Any], target: float) -> dict[str, Any]:
-    """Geometry of the page's charts from the (exact or suppressed) evaluation document."""
+def charts(doc: dict[str, Any], target: float, t: Callable[[str], str] = str) -> dict[str, Any]:
+    """Geometry of the page's charts from the (exact or suppressed) evaluation document; titles through `t`
+    (shared/i18n.translator of the console's language; Dutch as written by default)."""
     months = doc["months"]
-    shares = [{"key": key, "title": title, "points": line([m["measures"][key] for m in months], 1.0),
+    shares = [{"key": key, "title": t(title), "points": line([m["measures"][key] for m in months], 1.0),
                "target_y": _y(target, 1.0) if kind == "inclusion" else None,
                "latest": next((m["measures"][key] for m in reversed(months) if m["measures"][key] is not None), None)}
               for key, title, kind in SHARES]
-    urgencies = [{"urgency": u, "target": URGENCY_TARGETS[u], "colour": COLOURS[u],
+    urgencies = [{"urgency": u, "target": t(URGENCY_TARGETS[u]), "colour": COLOURS[u],
                   "points": line([m["measures"]["target_met_share"][u] for m in months], 1.0)} for u in URGENCIES]
-    minutes = [{"key": key, "title": title, **{p: line([m["measures"][key][p] for m in months], peak) for p in
+    minutes = [{"key": key, "title": t(title), **{p: line([m["measures"][key][p] for m in months], peak) for p in
                                                  ("p50", "p90")}, "peak": peak}
-               for key, title in (("minutes_to_triage", "Minuten tot triage"),
-                                  ("minutes_to_first_contact", "Minuten tot eerste contact"))
+               for key, title in MINUTES
                for peak in [max([1.0, *(m["measures"][key]["p90"] or 0 for m in months)])]]
     cumulative = [(_number(m["cumulative"]["integrated_cents"]), _number(m["cumulative"]["shadow_cents"]))
                   for m in months]
@@ -97,18 +101,23 @@ def _quarter(quarter: str) -> tuple[str, str]:
 
 async def _page(request: Request, user: Caller, *, first: str, last: str, uzovi: str | None,
                 template: str, **extra: Any) -> Response:
+    lang = language(request)
+    t = translator(lang)
     try:
         doc = await evaluation_document(request, user, first, last, uzovi or None)
     except FhirError as exc:
         return request.app.state.templates.TemplateResponse(request, "evaluation.html", {
-            "user": user, "error": "; ".join(i.diagnostics for i in exc.issues) or "onbekende periode",
+            "user": user,
+            "error": t("Ongeldige periode") + ": " + ("; ".join(i.diagnostics for i in exc.issues) or "–"),
             "first": first, "last": last, "uzovi": uzovi, "insurers": INSURERS, "doc": None},
             status_code=exc.status_code)
     target = request.app.state.settings.inclusion_target
     return request.app.state.templates.TemplateResponse(request, template, {
         "user": user, "doc": doc, "first": first, "last": last, "uzovi": uzovi, "insurers": INSURERS,
-        "euro": lambda c: "–" if c is None else _euro(c), "target": target, "chart": charts(doc, target),
-        "urgency_targets": URGENCY_TARGETS, "error": None, **extra})
+        "euro": lambda c: "–" if c is None else _euro(c, lang), "target": target, "chart": charts(doc, target, t),
+        "percent": lambda share, digits=1: "–" if share is None else percent(share, digits, lang),
+        "signed_percent": lambda value: signed_percent(value, lang),
+        "urgency_targets": {u: t(text) for u, text in URGENCY_TARGETS.items()}, "error": None, **extra})
 
 
 @router.get("/evaluation", response_class=HTMLResponse)

@@ -1,8 +1,10 @@
-"""How the billing console shows and exports money and derivations for Dutch readers.
+"""How the billing console shows and exports money, ledger lines and derivations, in Dutch or English.
 
-Money is kept in integer cents everywhere; only here is it turned into text: `€ 1.234,50` (a non-breaking
-space after the euro sign, a dot between thousands, a decimal comma), the way Dutch staff and Dutch Excel
-read amounts. The feed API's CSV (`service.feed_csv`) is a machine interface and stays in cents with commas.
+Money is kept in integer cents everywhere; only here is it turned into text: `€ 1.234,50` in Dutch (a
+non-breaking space after the euro sign, a dot between thousands, a decimal comma), the way Dutch staff and
+Dutch Excel read amounts, and `€1,234.50` in English. Words are written in Dutch and translated through
+shared/i18n.py, as in every console. The feed API's CSV (`service.feed_csv`) is a machine interface and stays
+in cents with commas.
 """
 
 from __future__ import annotations
@@ -18,26 +20,79 @@ from typing import Any
 from openpyxl import Workbook
 
 from shared.console import local_time
+from shared.i18n import translator
 
 NBSP = "\u00a0"
 MINUS = "\u2212"
 CODE_NAMES = {"ADV": "Advies op afstand", "VIS": "Visite aan huis", "CON": "Consult op locatie"}
 CLASS_NAMES = {"VR": "Advies op afstand", "HH": "Visite aan huis", "AMB": "Consult op locatie"}
 EXCLUSION_NAMES = {"delimited-dbc": "valt in de DBC van het ziekenhuis",
-                   "no-dutch-insurer": "geen Nederlandse verzekeraar (geen UZOVI)"}
-KIND_NAMES = {"original": "", "credit": "Creditering", "rebill": "Herdeclaratie"}
+                   "no-dutch-insurer": "geen Nederlandse verzekeraar (geen UZOVI)", "withdrawn": "ingetrokken"}
+# Ledger line kinds and a line's standing, in words (English in shared/i18n.py).
+KIND_NAMES = {"original": "Oorspronkelijk", "credit": "Creditering", "rebill": "Herdeclaratie"}
+STATUS_NAMES = {"draft": "Concept", "locked": "Vastgezet", "superseded": "Vervangen", "booked": "Geboekt"}
+# A derivation's sentences, with placeholders filled after translation.
+CONTACT = "{contact} ({act_class}) op {when}"
+DECISIVE = "{contact} ({act_class}) op {when} → {code}"
+TRIAGE_ONLY = "Alleen triage, geen geleverd contact, op {when} → {code}"
+CANCELS = "trekt {code} van {when} in"
+NO_PRESTATION = "Geen prestatie: {reason}"
+NOT_CLAIMED = "niet gedeclareerd: {reason}"
+NO_TARIFF = "geen contracttarief"
+TARIFF = "tarief {amount}"
 _DECISIVE = re.compile(r"most intensive delivered contact: (\w+) \(([^)]+)\)")
 _PRICE = re.compile(r"^(−|-)?(\d{1,7})(?:,(\d{1,2}))?$")
 
 
-def euro(cents: int) -> str:
-    """Format integer cents as Dutch money, e.g. 11000 → "€ 110,00", -123456 → "−€ 1.234,56".
-
-    The space after € is non-breaking so an amount never wraps in a narrow table cell.
-    """
+def euro(cents: int, lang: str = "nl") -> str:
+    """Format integer cents as money for `lang`: in Dutch 11000 → "€ 110,00", -123456 → "−€ 1.234,56" (the space
+    after € non-breaking, so an amount never wraps in a narrow table cell); in English 11000 → "€110.00",
+    -123456 → "−€1,234.56". Any other `lang` is Dutch."""
     sign = MINUS if cents < 0 else ""
     whole, rest = divmod(abs(cents), 100)
+    if lang == "en":
+        return f"{sign}€{whole:,}.{rest:02d}"
     return f"{sign}€{NBSP}{whole:,}".replace(",", ".") + f",{rest:02d}"
+
+
+def percent(share: float, digits: int = 1, lang: str = "nl") -> str:
+    """A share (0.975) as a percentage: "97,5 %" in Dutch, "97.5%" in English; `digits` decimals."""
+    text = f"{share * 100:.{digits}f}"
+    return f"{text}%" if lang == "en" else f"{text.replace('.', ',')}{NBSP}%"
+
+
+def signed_percent(value: float, lang: str = "nl") -> str:
+    """A difference already in percent (-12.34) with its sign: "−12,3 %" in Dutch, "−12.3%" in English."""
+    text = f"{value:+.1f}".replace("-", MINUS)
+    return f"{text}%" if lang == "en" else f"{text.replace('.', ',')}{NBSP}%"
+
+
+def kind_words(kind: str, lang: str = "nl") -> str:
+    """A ledger line's kind (original | credit | rebill) in words; an unknown kind as it is."""
+    return translator(lang)(KIND_NAMES[kind]) if kind in KIND_NAMES else kind
+
+
+def exclusion_words(reason: str | None, lang: str = "nl") -> str:
+    """Why a line is not claimed (`delimited-dbc`, `no-dutch-insurer`) in words; "" for none, unknown as it is."""
+    if not reason:
+        return ""
+    return translator(lang)(EXCLUSION_NAMES[reason]) if reason in EXCLUSION_NAMES else reason
+
+
+def line_status(line: Any, *, standing_id: str | None, now: datetime, lang: str = "nl") -> str:
+    """Where a ledger line stands, in words: a credit is booked ("Geboekt"); the request's standing line is a draft
+    until `locks_at` ("Concept") and locked after ("Vastgezet"); any other line was superseded ("Vervangen").
+    `line` is a PrestationLine; `now` is aware."""
+    if line.kind == "credit":
+        status = "booked"
+    elif line.id != standing_id:
+        status = "superseded"
+    else:
+        locks_at = line.locks_at
+        if locks_at is not None and locks_at.tzinfo is None:
+            locks_at = locks_at.replace(tzinfo=now.tzinfo)
+        status = "locked" if locks_at is not None and locks_at <= now else "draft"
+    return translator(lang)(STATUS_NAMES[status])
 
 
 def decimal_comma(cents: int | None) -> str:
@@ -112,29 +167,42 @@ def feed_xlsx(document: Mapping[str, Any]) -> bytes:
     return out.getvalue()
 
 
-def explain(line: Any, contact_starts: Mapping[str, datetime]) -> str:
-    """A derivation in Dutch words, e.g. "Visite aan huis (HH) op 30-11 21:10 → VIS".
+def contact_words(act_class: str, start: datetime, lang: str = "nl") -> str:
+    """A delivered contact in words of `lang`: "Visite aan huis (HH) op 30-11 21:10" (`start` aware or UTC, shown
+    in Europe/Amsterdam); an unknown act class by its code."""
+    t = translator(lang)
+    contact = t(CLASS_NAMES[act_class]) if act_class in CLASS_NAMES else act_class
+    return t(CONTACT).format(contact=contact, act_class=act_class, when=local_time(start))
 
-    `line` is a PrestationLine; `contact_starts` maps Encounter ids to their start (aware or UTC) to name
-    the time of the decisive contact. The stored technical explanation stays available next to it.
+
+def explain(line: Any, contact_starts: Mapping[str, datetime], lang: str = "nl") -> str:
+    """A derivation in words of `lang`, e.g. "Visite aan huis (HH) op 30-11 21:10 → VIS · tarief € 110,00", in
+    English "Home visit (HH) on 30-11 21:10 → VIS · tariff €110.00": no reason codes, ids or cents.
+
+    `line` is a PrestationLine; `contact_starts` maps Encounter ids to their start (aware or UTC) to name the time
+    (Europe/Amsterdam) of the decisive contact. The stored technical explanation stays available next to it.
     """
+    t = translator(lang)
     parts = []
-    if KIND_NAMES.get(line.kind):
-        parts.append(KIND_NAMES[line.kind])
+    if line.kind in ("credit", "rebill"):
+        parts.append(kind_words(line.kind, lang))
     decisive = _DECISIVE.search(line.explanation or "")
     if line.exclusion_reason == "delimited-dbc":
-        parts.append("Geen prestatie: " + EXCLUSION_NAMES["delimited-dbc"])
+        parts.append(t(NO_PRESTATION).format(reason=exclusion_words("delimited-dbc", lang)))
     elif decisive:
         act_class, contact_id = decisive.groups()
         start = contact_starts.get(contact_id)
         when = local_time(start) if start else line.service_date.strftime("%d-%m")
-        parts.append(f"{CLASS_NAMES.get(act_class, act_class)} ({act_class}) op {when} → {line.code}")
+        contact = t(CLASS_NAMES[act_class]) if act_class in CLASS_NAMES else act_class
+        parts.append(t(DECISIVE).format(contact=contact, act_class=act_class, when=when, code=line.code))
+    elif line.kind == "credit":  # a credit's own explanation holds only its reason: say what it cancels
+        parts.append(t(CANCELS).format(code=line.code or "–", when=line.service_date.strftime("%d-%m")))
     elif line.code:
-        parts.append(f"Alleen triage, geen geleverd contact, op {line.service_date.strftime('%d-%m')} → {line.code}")
+        parts.append(t(TRIAGE_ONLY).format(when=line.service_date.strftime("%d-%m"), code=line.code))
     if line.exclusion_reason and line.exclusion_reason != "delimited-dbc":
-        parts.append("niet gedeclareerd: " + EXCLUSION_NAMES.get(line.exclusion_reason, line.exclusion_reason))
+        parts.append(t(NOT_CLAIMED).format(reason=exclusion_words(line.exclusion_reason, lang)))
     elif line.code and line.unit_price_cents is None:
-        parts.append("geen contracttarief")
+        parts.append(t(NO_TARIFF))
     elif line.unit_price_cents is not None:
-        parts.append(f"tarief {euro(line.unit_price_cents)}")
+        parts.append(t(TARIFF).format(amount=euro(line.unit_price_cents, lang)))
     return " · ".join(parts)

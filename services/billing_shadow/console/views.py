@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -13,13 +13,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing_shadow import service
-from services.billing_shadow.console.formats import euro, explain, feed_csv_dutch, feed_xlsx, parse_euros
-from services.billing_shadow.domain.seed import SHADOW
+from services.billing_shadow.console import formats
+from services.billing_shadow.console.formats import feed_csv_dutch, feed_xlsx, parse_euros
+from services.billing_shadow.domain.seed import DESCRIPTIONS, SHADOW
 from services.billing_shadow.domain.tariffs import AMSTERDAM, period_of
 from services.billing_shadow.models import ContactFact, PrestationLine, RequestFact, ShadowLine, TariffRow
 from shared import audit
 from shared.auth import Caller
 from shared.console import console_user
+from shared.i18n import language, translator
 from shared.region import ORGANISATIONS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -27,6 +29,33 @@ BillingOfficer = Annotated[Caller, console_user("declaratie")]
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"
 INSURERS = [o for o in ORGANISATIONS if o.kind == "insurer"]
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# What the correction use case says when it refuses (service.correct), in words for the billing officer (English in
+# shared/i18n.py); a refusal not listed here is shown as it is.
+CORRECTION_REFUSALS = {
+    "only the standing line of a request can be corrected": "Alleen de geldende regel van een aanvraag kan worden "
+                                                            "gecorrigeerd; ververs de pagina.",
+    "a correction needs a reason": "Geef een reden voor de correctie.",
+    "correct the insurer (uzovi), withdraw the line, or apply facts that arrived late":
+        "Kies: herdeclareren bij een andere verzekeraar, intrekken of later ontvangen gegevens toepassen.",
+    "no facts arrived after the line locked": "Er zijn na het vastzetten geen nieuwe gegevens ontvangen.",
+    "the line is already for UZOVI": "De regel staat al op naam van deze verzekeraar.",
+}
+
+
+def words(request: Request) -> dict[str, Any]:
+    """What the billing templates format with, in the console's language: money, percentages, line kinds,
+    exclusion reasons and the names of prestation codes."""
+    lang = language(request)
+    return {"euro": lambda cents: formats.euro(cents, lang), "kind": lambda k: formats.kind_words(k, lang),
+            "exclusion": lambda r: formats.exclusion_words(r, lang),
+            "percent": lambda share, digits=1: formats.percent(share, digits, lang),
+            "signed_percent": lambda value: formats.signed_percent(value, lang), "code_names": formats.CODE_NAMES}
+
+
+def correction_refusal(message: str, lang: str) -> str:
+    """A refusal of service.correct in words of `lang`: the known ones by their start, others as they are."""
+    dutch = next((text for start, text in CORRECTION_REFUSALS.items() if message.startswith(start)), None)
+    return translator(lang)(dutch) if dutch else message
 
 
 def _error(request: Request, user: Caller, status: int, message: str, detail: str = "") -> Response:
@@ -79,7 +108,7 @@ async def overview(request: Request, user: BillingOfficer, period: str | None = 
             mix[line["code"]] += line["quantity"]
     await audit.for_request(request, subtype="search", entity=f"console feeds {period}", purpose=audit.PURPOSE_PAYMENT)
     return request.app.state.templates.TemplateResponse(request, "overview.html", {
-        "user": user, "period": period, "feeds": feeds, "monthly": monthly, "mix": mix, "euro": euro,
+        "user": user, "period": period, "feeds": feeds, "monthly": monthly, "mix": mix, **words(request),
         "target": target, "peak": max([1, *(max(m["integrated"], m["shadow"]) for m in monthly)]),
         "mix_peak": max([1, *mix.values()])})
 
@@ -106,11 +135,12 @@ async def export_feed(uzovi: str, kind: str, request: Request, user: BillingOffi
                     headers=disposition)
 
 
-async def _contact_starts(session: AsyncSession, request_ids: set[str]) -> dict[str, datetime]:
+async def _contacts(session: AsyncSession, request_ids: set[str]) -> dict[str, ContactFact]:
+    """The delivered contacts of these requests by Encounter id."""
     if not request_ids:
         return {}
     rows = (await session.execute(select(ContactFact).where(ContactFact.acute_request_id.in_(request_ids)))).scalars()
-    return {c.id: c.start for c in rows}
+    return {c.id: c for c in rows}
 
 
 @router.get("/lines", response_class=HTMLResponse)
@@ -124,12 +154,12 @@ async def lines(request: Request, user: BillingOfficer, period: str | None = Non
         return unknown
     async with request.app.state.runtime.sessions() as session:
         rows = [r for r in await service.lines(session, period=period, uzovi=uzovi) if code in (None, r.code)]
-        starts = await _contact_starts(session, {r.acute_request_id for r in rows})
+        contacts = await _contacts(session, {r.acute_request_id for r in rows})
     await audit.for_request(request, subtype="search", entity=f"console lines {uzovi} {period} {code or ''}",
                             purpose=audit.PURPOSE_PAYMENT)
     return request.app.state.templates.TemplateResponse(request, "lines.html", {
-        "user": user, "rows": rows, "period": period, "uzovi": uzovi, "code": code, "euro": euro,
-        "explain": lambda line: explain(line, starts)})
+        "user": user, "rows": rows, "period": period, "uzovi": uzovi, "code": code, **words(request),
+        "explain": lambda line: formats.explain(line, {i: c.start for i, c in contacts.items()}, language(request))})
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
@@ -141,15 +171,21 @@ async def request_ledger(request: Request, user: BillingOfficer, request_id: str
             ShadowLine.acute_request_id == request_id))).scalars())
         standing = await service.effective_line(session, request_id)
         fact = await session.get(RequestFact, request_id)
-        starts = await _contact_starts(session, {request_id})
+        contacts = await _contacts(session, {request_id})
     if not ledger_lines:
         return _error(request, user, 404, "Onbekende aanvraag", request_id)
     await audit.for_request(request, subtype="read", entity=f"console ledger of acute request {request_id}",
                             purpose=audit.PURPOSE_PAYMENT)
+    lang = language(request)
     return request.app.state.templates.TemplateResponse(request, "request.html", {
         "user": user, "request_id": request_id, "lines": ledger_lines, "shadows": shadows, "standing": standing,
-        "insurers": INSURERS, "euro": euro, "error": error, "late": bool(fact and fact.changed_after_lock),
-        "explain": lambda line: explain(line, starts),
+        "insurers": INSURERS, **words(request), "error": error, "late": bool(fact and fact.changed_after_lock),
+        "explain": lambda line: formats.explain(line, {i: c.start for i, c in contacts.items()}, lang),
+        "descriptions": DESCRIPTIONS,
+        "insurer_names": {o.value: o.name for o in INSURERS},
+        "status": lambda line: formats.line_status(line, standing_id=standing.id if standing else None,
+                                                   now=datetime.now(UTC), lang=lang),
+        "contacts": {i: formats.contact_words(c.act_class, c.start, lang) for i, c in contacts.items()},
         "patient_url": f"{request.app.state.settings.triage_public_url}/console/billing/requests/{request_id}",
         "csrf": request.app.state.console_auth.csrf_token(request)})
 
@@ -171,7 +207,7 @@ async def correct(request: Request, user: BillingOfficer, request_id: str, line_
                                entity=f"correction of acute request {request_id}: {reason}",
                                purpose=audit.PURPOSE_PAYMENT)
     except (LookupError, ValueError) as exc:
-        return await request_ledger(request, user, request_id, error=str(exc))
+        return await request_ledger(request, user, request_id, error=correction_refusal(str(exc), language(request)))
     state.runtime.relay.wake()
     return RedirectResponse(f"/console/requests/{request_id}", status_code=303)
 
@@ -185,7 +221,7 @@ async def tariffs(request: Request, user: BillingOfficer, error: str | None = No
             TariffRow.key, TariffRow.code, TariffRow.valid_from))).scalars())
     today = datetime.now(AMSTERDAM).date()
     return request.app.state.templates.TemplateResponse(request, "tariffs.html", {
-        "user": user, "rows": rows, "today": today, "euro": euro, "error": error, "form": form or {},
+        "user": user, "rows": rows, "today": today, **words(request), "error": error, "form": form or {},
         "keys": [SHADOW, *(o.value for o in INSURERS)], "codes": sorted({r.code for r in rows}),
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=status_code)
 

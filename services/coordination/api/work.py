@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC
 from typing import Annotated
 
@@ -70,7 +71,8 @@ async def timeline(pseudonym: str, request: Request,
             "requests": [r.as_json() for r in requests],
             "episodes": [episodes.episode_resource(e, request.app.state.settings.public_url) for e in cases],
             "items": [{"at": (e.at if e.at.tzinfo else e.at.replace(tzinfo=UTC)).isoformat(), "kind": e.kind,
-                       "organization": e.organisation, "actor": e.actor, "text": e.text, "reference": e.reference}
+                       "organization": e.organisation, "actor": e.actor, "text": e.text, "reference": e.reference,
+                       "facts": json.loads(e.facts) if e.facts else None}
                       for e in entries]}
 
 

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from services.coordination.domain import words
 from services.coordination.domain.task_state import REASON_REQUIRED, TERMINAL, allowed_targets
 from shared.region import ORGANISATIONS
 
@@ -30,10 +31,7 @@ USUAL_CONTACT = {"remote-advice": "VR", "home-visit": "HH", "community-nursing":
                  "rtp-placement": "AMB", "hospital-referral": "AMB", "gp-office-hours": "AMB", "ambulance": "AMB"}
 
 # Dutch labels (the console's default language); English in shared/i18n.py, checked by a test.
-STATUS_LABELS = {"requested": "nieuw", "received": "ontvangen", "accepted": "geaccepteerd", "in-progress": "bezig",
-                 "on-hold": "gepauzeerd", "completed": "afgerond", "rejected": "afgewezen",
-                 "cancelled": "geannuleerd", "failed": "mislukt", "draft": "concept", "ready": "klaar",
-                 "entered-in-error": "foutief ingevoerd"}
+STATUS_LABELS = words.STATUS_LABELS
 ACTION_LABELS = {"accept": "accepteren", "reject": "afwijzen", "start": "starten", "complete": "afronden"}
 GENDER_LABELS = {"male": "man", "female": "vrouw", "other": "anders", "unknown": "geslacht onbekend"}
 CONTACT_LABELS = {"VR": "Op afstand (VR)", "HH": "Aan huis (HH)", "AMB": "Op locatie (AMB)"}

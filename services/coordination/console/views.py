@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -16,15 +17,19 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination import episodes, patients, service
+from services.coordination.console.timeline import describe
+from services.coordination.domain import words
 from services.coordination.domain.person import GENDERS
 from services.coordination.domain.task_state import TERMINAL
 from services.coordination.models import TaskRecord, TimelineEntry
 from shared import audit
 from shared.auth import Caller
-from shared.console import change_stream, console_user
-from shared.fhir import FhirError
+from shared.console import change_stream, console_user, local_time
+from shared.fhir import FhirError, loads
+from shared.i18n import language, translator
 from shared.identifiers import is_valid_bsn
-from shared.region import ORGANISATIONS
+from shared.opening_hours import hours_of, open_at
+from shared.region import ORGANISATIONS, care_provider
 
 router = APIRouter(prefix="/console", include_in_schema=False)
 CaseManager = Annotated[Caller, console_user("casemanager")]
@@ -51,6 +56,7 @@ async def _lists(request: Request, user: Caller) -> dict[str, object]:
     for item in latest:  # newest first
         latest_of.setdefault(item.pseudonym, item)
     return {"user": user, "mine": mine, "late": late, "open_tasks": open_tasks, "name_of": episodes.name_of,
+            "words": words,
             "now": datetime.now(UTC), "aware": _aware,
             "people": {p: patients.person(row, on=today) for p, row in known.items()},
             "routed": {r.id: r for r in routed}, "latest": latest_of}
@@ -88,14 +94,15 @@ async def find_patients(request: Request, user: CaseManager,
                         birthdate: Annotated[str, Query(max_length=10)] = "",
                         bsn: Annotated[str, Query(max_length=9)] = "") -> Response:
     """Find a patient by (part of) the name and the birth date, or by BSN; each patient found is audited."""
+    t = translator(language(request))
     name, birthdate, bsn = name.strip(), birthdate.strip(), bsn.strip()
     searched = bool(name or birthdate or bsn)
     found, error = [], None
     if searched:
         if bsn and not is_valid_bsn(bsn):
-            error = "Dit BSN is niet geldig (11-proef)."
+            error = t("Dit BSN is niet geldig (11-proef).")
         elif not bsn and not (name and BIRTH_DATE.fullmatch(birthdate)):
-            error = "Zoek op naam én geboortedatum (jjjj-mm-dd), of op BSN."
+            error = t("Zoek op naam én geboortedatum (jjjj-mm-dd), of op BSN.")
         else:
             async with request.app.state.runtime.sessions() as session:
                 found = await patients.search(session, name=name or None, birth_date=birthdate or None,
@@ -111,8 +118,36 @@ async def find_patients(request: Request, user: CaseManager,
         status_code=400 if error else 200)
 
 
+@dataclass(frozen=True)
+class TaskRow:
+    """A Task as the case manager's table shows it: what it is, how urgent, and where it may be reassigned."""
+
+    what: str  # the follow-up action in words
+    code: str | None  # its code
+    urgency: str | None  # U0..U5
+    escalation: str | None  # the escalation's reason (businessStatus), when escalated
+    choices: list[tuple[str, str, bool]]  # (token, name, open at the due time) of organisations providing `code`
+
+
+def _task_row(record: TaskRecord) -> TaskRow:
+    task = loads(record.content)
+    coding = next(iter((task.get("code") or {}).get("coding") or []), {})
+    code = coding.get("code")
+    urgency = next((str(c.get("code")) for i in task.get("input") or [] for c in
+                    ((i.get("valueCodeableConcept") or {}).get("coding") or [])
+                    if str(c.get("system", "")).endswith("/urgency")), None)
+    business = str((task.get("businessStatus") or {}).get("text") or "")
+    escalation = business.removeprefix("geëscaleerd: ") if task.get("priority") == "stat" and business else None
+    due = _aware(record.due_at)
+    choices = [(o.token, o.name, open_at(*hours_of(o), due)) for o in PROVIDERS
+               if o.token != record.owner and code in o.dispositions]
+    return TaskRow(what=words.DISPOSITION_LABELS.get(code or "", coding.get("display") or code or "–"), code=code,
+                   urgency=urgency, escalation=escalation, choices=choices)
+
+
 @router.get("/patients/{pseudonym}", response_class=HTMLResponse)
 async def patient(request: Request, user: CaseManager, pseudonym: str, error: str | None = None) -> Response:
+    t = translator(language(request))
     async with request.app.state.runtime.sessions() as session:
         cases = await episodes.episodes_of(session, pseudonym)
         entries = await episodes.timeline(session, pseudonym)
@@ -122,17 +157,21 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         known = await patients.by_pseudonym(session, pseudonym)
         requests = await service.routed_requests(session, pseudonyms=[pseudonym])
     if not cases and not entries and known is None:
-        return HTMLResponse("Onbekende patiënt", status_code=404)
+        return HTMLResponse(t("Onbekende patiënt"), status_code=404)
     await audit.for_request(request, subtype="read", entity="console patient timeline", patient=pseudonym)
+    routed = {r.id: r for r in requests}
     return request.app.state.templates.TemplateResponse(request, "patient.html", {
         "person": patients.person(known) if known else None, "requests": requests, "genders": GENDERS,
-        "routed": {r.id: r for r in requests},
-        "user": user, "pseudonym": pseudonym, "cases": cases, "entries": entries, "tasks": tasks,
+        "routed": routed, "words": words,
+        "user": user, "pseudonym": pseudonym, "cases": cases, "tasks": tasks,
+        "lines": [(e, describe(kind=e.kind, text=e.text, facts=e.facts, t=t, name_of=episodes.name_of))
+                  for e in entries],
         "proposals": proposals, "providers": PROVIDERS, "name_of": episodes.name_of, "team": json.loads,
-        # Each Task's follow-up action: "Overdragen" offers only organisations that provide it (SPEC §6).
-        "codes": {t.id: next(iter(json.loads(t.content).get("code", {}).get("coding") or []), {}).get("code")
-                  for t in tasks},
-        "csrf": request.app.state.console_auth.csrf_token(request), "error": error, "terminal": TERMINAL})
+        # Each Task's follow-up action, urgency and escalation; "Overdragen" offers only organisations that provide
+        # the action, saying whether each is open at the Task's due time (SPEC §6).
+        "rows": {task.id: _task_row(task) for task in tasks},
+        "csrf": request.app.state.console_auth.csrf_token(request), "error": error, "terminal": TERMINAL},
+        status_code=422 if error else 200)
 
 
 async def _act(request: Request, user: Caller, pseudonym: str, csrf_token: str, action, what: str) -> Response:  # type: ignore[no-untyped-def]
@@ -167,11 +206,37 @@ async def handover(request: Request, user: CaseManager, pseudonym: str, episode_
 @router.post("/patients/{pseudonym}/tasks/{task_id}/reassign")
 async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id: str,
                    csrf_token: Annotated[str, Form()], to: Annotated[str, Form()],
-                   reason: Annotated[str, Form(max_length=500)]) -> Response:
-    system, _, value = to.partition("|")
-    operations = [{"op": "replace", "path": "/owner", "value": {"identifier": {"system": system, "value": value}}}]
-    if reason.strip():  # without one the reassignment names the new owner as its reason
-        operations.append({"op": "add", "path": "/statusReason", "value": {"text": reason}})
+                   reason: Annotated[str, Form(max_length=500)],
+                   closed_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """Hand the Task to another organisation (service.patch_task): one that does not provide its follow-up action
+    is refused, one closed at the due time only with `closed_reason`, which is recorded with the reassignment;
+    the refusals in the console's language."""
+    request.app.state.console_auth.check_csrf(request, csrf_token)
+    t = translator(language(request))
+    target = care_provider(to)
+    async with request.app.state.runtime.sessions() as session:
+        record = await session.get(TaskRecord, task_id)
+    if record is None or record.pseudonym != pseudonym or target is None:
+        return await patient(request, user, pseudonym, error=t("Kies een organisatie uit de lijst."))
+    row = _task_row(record)
+    due = _aware(record.due_at)
+    if row.code not in target.dispositions:
+        return await patient(request, user, pseudonym, error=t("{name} levert geen {action}; kies een organisatie "
+                                                               "die dat wel doet.").format(
+            name=target.name, action=t(row.what)))
+    closed = not open_at(*hours_of(target), due)
+    if closed and not closed_reason.strip():
+        return await patient(request, user, pseudonym, error=t("{name} is gesloten op de streeftijd ({due}): geef "
+                                                               "een reden of kies een andere organisatie.").format(
+            name=target.name, due=local_time(due)))
+    said = reason.strip()
+    if closed:
+        said = f"{said}; gesloten op de streeftijd, reden: {closed_reason.strip()}" if said else \
+            f"gesloten op de streeftijd, reden: {closed_reason.strip()}"
+    operations = [{"op": "replace", "path": "/owner",
+                   "value": {"identifier": {"system": target.system, "value": target.value}}}]
+    if said:  # without one the reassignment names the new owner as its reason
+        operations.append({"op": "add", "path": "/statusReason", "value": {"text": said}})
     settings = request.app.state.settings
     return await _act(request, user, pseudonym, csrf_token, lambda s: service.patch_task(
         s, task_id=task_id, operations=operations, if_match=None, caller=user, codesystem_base=settings.codesystem_base,
@@ -198,4 +263,4 @@ async def add_note(request: Request, user: CaseManager, pseudonym: str, csrf_tok
 @router.get("/directory", response_class=HTMLResponse)
 async def directory(request: Request, user: CaseManager) -> Response:
     return request.app.state.templates.TemplateResponse(request, "directory.html", {
-        "user": user, "organisations": PROVIDERS})
+        "user": user, "organisations": PROVIDERS, "words": words, "hours": hours_of})

@@ -15,12 +15,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import accounts, configuration, service
+from services.triage.console import forms, present
 from services.triage.domain.rules import AMSTERDAM, DISPOSITIONS, URGENCIES, due_by
-from services.triage.models import AcuteRequest, LinkedContact, PatientRecord, TriageDecision
+from services.triage.models import AcuteRequest, LinkedContact, PatientRecord, StoredResource, TriageDecision
 from shared import audit
 from shared.auth import Caller
 from shared.console import change_stream, console_user
-from shared.fhir import FhirError
+from shared.fhir import FhirError, loads
+from shared.i18n import language, translator
 from shared.region import FRONT_DOOR, ORGANISATIONS
 
 router = APIRouter(prefix="/console", include_in_schema=False)
@@ -28,7 +30,6 @@ Nurse = Annotated[Caller, console_user("triagist")]
 Admin = Annotated[Caller, console_user("beheer")]
 CHANNELS = ("referral", "phone", "walk-in")
 PROVIDERS = [o for o in ORGANISATIONS if o.kind != "insurer"]  # whom a partner-console account may work for
-CALLERS = {"patient": "patiënt zelf", "relative": "naaste", "carer": "mantelzorger", "professional": "zorgverlener"}
 
 
 def _aware(m: datetime | None) -> datetime | None:
@@ -93,50 +94,91 @@ async def stream(request: Request, user: Nurse) -> StreamingResponse:
     return change_stream(request, marker, interval=1)
 
 
+CONTACT_FIELDS = ("channel", "bsn", "name", "birth_date", "uzovi", "caller", "callback_phone", "address_line",
+                  "postal_code", "city", "complaint", "patient_id")
+
+
+async def _matches(session: AsyncSession, records: list[PatientRecord]) -> list[dict[str, object]]:
+    """Lookup results the nurse can choose: each with the form it fills (address, phone and the insurer's UZOVI of
+    the patient's latest request, where known), the age, and the patient's open request if there is one."""
+    found = []
+    for record in records:
+        stored = await session.get(StoredResource, ("Patient", record.id))
+        patient = loads(stored.content) if stored is not None else None
+        requests = list((await session.execute(select(AcuteRequest).where(
+            AcuteRequest.pseudonym == record.pseudonym).order_by(AcuteRequest.received_at.desc()))).scalars())  # type: ignore[attr-defined]
+        uzovi = next((r.uzovi for r in requests if r.uzovi), None)
+        found.append({"record": record, "age": present.age_in_years(record.birth_date),
+                      "details": present.contact_details(patient),
+                      "open_request": next((r for r in requests if r.status in service.OPEN_STATUSES), None),
+                      "fill": {**present.form_fill(patient, bsn=record.bsn, name=record.display_name,
+                                                   birth_date=record.birth_date, uzovi=uzovi),
+                               "patient_id": record.id}})
+    return found
+
+
+def _contact_page(request: Request, user: Caller, *, form: dict[str, str], matches: list[dict[str, object]],
+                  looked_up: bool, errors: list[tuple[str, str]], status: int = 200) -> Response:
+    return request.app.state.templates.TemplateResponse(request, "contact.html", {
+        "user": user, "matches": matches, "looked_up": looked_up, "callers": present.CALLER_LABELS,
+        "form": {f: form.get(f, "") for f in CONTACT_FIELDS}, "errors": errors,
+        "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=status)
+
+
 @router.get("/contacts/new", response_class=HTMLResponse)
 async def new_contact(request: Request, user: Nurse, bsn: Annotated[str | None, Query(max_length=9)] = None,
                       name: Annotated[str | None, Query(max_length=300)] = None,
                       birth_date: Annotated[str | None, Query(max_length=10)] = None) -> Response:
     async with request.app.state.runtime.sessions() as session:
-        matches = await service.find_patients(session, bsn=bsn or None, name=name or None,
+        records = await service.find_patients(session, bsn=bsn or None, name=name or None,
                                               birth_date=birth_date or None)
+        matches = await _matches(session, records)
     if bsn or name:
         await audit.for_request(request, subtype="search", entity="console patient lookup")
-    return request.app.state.templates.TemplateResponse(request, "contact.html", {
-        "user": user, "matches": matches, "looked_up": bool(bsn or name), "form": {
-            "bsn": bsn or "", "name": name or "", "birth_date": birth_date or ""},
-        "csrf": request.app.state.console_auth.csrf_token(request), "error": None})
+    return _contact_page(request, user, matches=matches, looked_up=bool(bsn or name), errors=[],
+                         form={"bsn": bsn or "", "name": name or "", "birth_date": birth_date or ""})
 
 
 @router.post("/contacts")
 async def record_contact(request: Request, user: Nurse, csrf_token: Annotated[str, Form()],
                          channel: Annotated[str, Form(pattern="^(phone|walk-in)$")],
-                         complaint: Annotated[str, Form(max_length=2000)],
-                         bsn: Annotated[str, Form(max_length=9)] = "", name: Annotated[str, Form(max_length=300)] = "",
+                         complaint: Annotated[str, Form(max_length=2000)] = "",
+                         bsn: Annotated[str, Form(max_length=20)] = "", name: Annotated[str, Form(max_length=300)] = "",
                          birth_date: Annotated[str, Form(max_length=10)] = "",
-                         uzovi: Annotated[str, Form(max_length=4)] = "",
+                         uzovi: Annotated[str, Form(max_length=10)] = "",
                          caller: Annotated[str, Form(pattern="^(patient|relative|carer|professional)$")] = "patient",
                          callback_phone: Annotated[str, Form(max_length=32)] = "",
                          address_line: Annotated[str, Form(max_length=200)] = "",
                          postal_code: Annotated[str, Form(max_length=10)] = "",
-                         city: Annotated[str, Form(max_length=100)] = "") -> Response:
+                         city: Annotated[str, Form(max_length=100)] = "",
+                         patient_id: Annotated[str, Form(max_length=64)] = "") -> Response:
     state = request.app.state
     state.console_auth.check_csrf(request, csrf_token)
+    typed = {"patient_id": patient_id, "channel": channel, "bsn": bsn, "name": name, "birth_date": birth_date,
+             "uzovi": uzovi,
+             "caller": caller, "callback_phone": callback_phone, "address_line": address_line,
+             "postal_code": postal_code, "city": city, "complaint": complaint}
+    # A refusal keeps everything typed and says what is wrong in the console's language.
+    problems = forms.contact_problems(bsn=bsn, birth_date=birth_date, uzovi=uzovi, callback_phone=callback_phone,
+                                      complaint=complaint, today=datetime.now(AMSTERDAM).date())
+    if problems:
+        return _contact_page(request, user, form=typed, matches=[], looked_up=False,
+                             errors=[(p, "") for p in problems], status=422)
     try:
         async with state.runtime.sessions() as session, session.begin():
             acute, linked = await service.record_contact(session, contact=service.ContactInput(
-                channel=channel, bsn=bsn or None, name=name, birth_date=birth_date or None, uzovi=uzovi or None,
-                complaint=complaint, caller=caller, callback_phone=callback_phone.strip() or None,
-                address=service.Address(address_line.strip(), postal_code.strip(), city.strip())),
+                channel=channel, bsn=bsn.strip() or None, name=name.strip(), birth_date=birth_date.strip() or None,
+                uzovi=uzovi.strip() or None, complaint=complaint, caller=caller,
+                callback_phone=callback_phone.strip() or None,
+                address=service.Address(address_line.strip(), postal_code.strip(), city.strip()),
+                patient_id=patient_id or None),
                 caller=user, pseudonym_key=state.settings.pseudonym_key_bytes)
             await audit.record(session, service="triage", caller=user, subtype="create",
                                entity=f"{channel} contact (console) for acute request {acute.id}",
                                patient=acute.pseudonym)
     except FhirError as exc:
-        return state.templates.TemplateResponse(request, "contact.html", {
-            "user": user, "matches": [], "looked_up": False, "csrf": state.console_auth.csrf_token(request),
-            "form": {"bsn": bsn, "name": name, "birth_date": birth_date},
-            "error": "; ".join(i.diagnostics for i in exc.issues)}, status_code=exc.status_code)
+        return _contact_page(request, user, form=typed, matches=[], looked_up=False,
+                             errors=forms.refusal_messages(exc.issues), status=exc.status_code)
     state.runtime.relay.wake()
     return RedirectResponse(f"/console/requests/{acute.id}" + ("?linked=1" if linked else ""), status_code=303)
 
@@ -163,15 +205,41 @@ async def _open_tasks(request: Request, pseudonym: str) -> list[dict[str, object
             for t in (e["resource"] for e in response.json().get("entry", []))]
 
 
-def _routes(providers: list[configuration.Provider], received_at: datetime,
-            targets: dict[str, int | None]) -> tuple[dict[str, str], list[dict[str, object]]]:
-    """For the triage form: the due time of each urgency (local "dd-mm HH:MM") and each organisation with what it
-    provides and whether it is open at each urgency's due time, so the form offers only deliverable routes."""
+def _routes(providers: list[configuration.Provider], received_at: datetime, targets: dict[str, int | None],
+            translate: Callable[[str], str]) -> tuple[dict[str, str], list[dict[str, object]]]:
+    """For the triage form: the due time of each urgency (local, with its day when not today: "morgen 08:00") and
+    each organisation with what it provides and whether it is open at each urgency's due time, so the form offers
+    only deliverable routes."""
     dues = {u: due_by(u, received_at, targets) for u in URGENCIES}
-    return ({u: f"{d.astimezone(AMSTERDAM):%d-%m %H:%M}" for u, d in dues.items()},
+    return ({u: present.due_label(d, translate=translate) for u, d in dues.items()},
             [{"name": p.name, "identifier": p.identifier, "token": p.token, "dispositions": list(p.dispositions),
               "hours": p.hours, "weekdays_only": p.weekdays_only,
               "open_at_due": {u: p.open_at(d) for u, d in dues.items()}} for p in providers])
+
+
+async def _referrer(session: AsyncSession, acute: AcuteRequest) -> str:
+    """Who referred: the name behind the referral's requester (organisation or practitioner, read from what the
+    referral brought), else the region's name of the organisation that sent it; never an identifier."""
+    async def stored(reference: str) -> dict[str, object] | None:
+        kind, _, rid = reference.partition("/")
+        row = await session.get(StoredResource, (kind, rid)) if kind and rid and "/" not in rid else None
+        return loads(row.content) if row is not None else None
+
+    sr = await stored(f"ServiceRequest/{acute.service_request_id}") if acute.service_request_id else None
+    known: dict[str, dict[str, object] | None] = {}
+    # Two hops at most (a PractitionerRole's practitioner and organisation): read them first, then name purely.
+    pending = [sr.get("requester")] if sr else []
+    for _ in range(2):
+        refs = [p.get("reference") for p in pending if isinstance(p, dict) and isinstance(p.get("reference"), str)]
+        pending = []
+        for ref in refs:
+            if ref not in known:
+                known[ref] = await stored(ref)
+                target = known[ref] or {}
+                pending += [target.get("practitioner"), target.get("organization")]
+    name = present.reference_name(sr.get("requester") if sr else None, known.get)  # type: ignore[arg-type]
+    system, _, value = acute.submitted_by.partition("|")
+    return name or present.reference_name({"identifier": {"system": system, "value": value}}, known.get)
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
@@ -187,7 +255,10 @@ async def triage_page(request_id: str, request: Request, user: Nurse, linked: bo
         earlier, contacts = await service.history_of(session, acute)
         targets = await configuration.targets(session)
         providers = await configuration.providers(session)
-    dues, routes = _routes(providers, _aware(acute.received_at), targets)  # type: ignore[arg-type]
+        stored = await session.get(StoredResource, ("Patient", acute.patient_id)) if acute.patient_id else None
+        referrer = await _referrer(session, acute) if acute.channel == "referral" else ""
+    dues, routes = _routes(providers, _aware(acute.received_at), targets,  # type: ignore[arg-type]
+                           translator(language(request)))
     names = {p.token: p.name for p in providers}
     open_tasks = await _open_tasks(request, acute.pseudonym)
     await audit.for_request(request, subtype="read", entity=f"console triage page {request_id}",
@@ -197,10 +268,12 @@ async def triage_page(request_id: str, request: Request, user: Nurse, linked: bo
         "targets": targets, "dispositions": DISPOSITIONS, "routes": routes, "dues": dues, "names": names,
         "chosen": form or ({"urgency": acute.urgency or "", "disposition": acute.disposition or "",
                             "assigned_organization": acute.assigned_org or ""}),
-        "done": done and acute.status == "triaged" and bool(decisions), "callers": CALLERS,
+        "done": done and acute.status == "triaged" and bool(decisions), "callers": present.CALLER_LABELS,
         "after_triage": {c.pk for c in contacts if acute.triaged_at is not None
                          and _aware(c.received_at) > _aware(acute.triaged_at)},  # type: ignore[operator]
         "earlier": earlier, "contacts": contacts, "linked": linked, "error": error, "open_tasks": open_tasks,
+        "age": present.age_in_years(patient.birth_date if patient else None), "referrer": referrer,
+        "reach": present.contact_details(loads(stored.content) if stored is not None else None),
         "csrf": request.app.state.console_auth.csrf_token(request)}, status_code=422 if error else 200)
 
 
@@ -230,8 +303,13 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, csrf_tok
     except FhirError as exc:
         if exc.status_code == 404:
             return HTMLResponse("Onbekende aanvraag", status_code=404)
-        return await triage_page(request_id, request, user, form=chosen,
-                                 error="; ".join(i.diagnostics for i in exc.issues))
+        # The choices stay on the form; what was refused is said in the console's language.
+        t = translator(language(request))
+        names = {o.token: o.name for o in ORGANISATIONS}
+        chosen_name = names.get(assigned_organization, t("De gekozen organisatie"))
+        said = " ".join(t(message).replace("{organisation}", chosen_name).replace("{detail}", detail)
+                        for message, detail in forms.triage_refusal_messages(exc.issues))
+        return await triage_page(request_id, request, user, form=chosen, error=said)
     state.runtime.relay.wake()
     return RedirectResponse(f"/console/requests/{request_id}?done=1", status_code=303)
 
@@ -290,6 +368,21 @@ async def users_page(request: Request, user: Admin,
                         notice=(notice, username or "") if notice and username else None)
 
 
+# An account change refused for a reason the rules do not name (English from the service, in a Dutch sentence).
+ACCOUNT_REFUSED = "De wijziging is geweigerd: {detail}"
+
+
+def _refusal(request: Request, exc: Exception) -> str:
+    """A refused account change in the console's language: the rule's own Dutch text (services/triage/accounts.py)
+    with its values filled in, translated when English is chosen."""
+    t = translator(language(request))
+    dutch, values = getattr(exc, "dutch", None), dict(getattr(exc, "values", {}))
+    text = t(dutch) if dutch else t(ACCOUNT_REFUSED)
+    for name, value in (values if dutch else {"detail": str(exc)}).items():
+        text = text.replace(f"{{{name}}}", value)
+    return text
+
+
 async def _users(request: Request, user: Caller, *, error: str | None, status: int,
                  notice: tuple[str, str] | None = None, new_password: tuple[str, str] | None = None) -> Response:
     async with request.app.state.runtime.sessions() as session:
@@ -319,9 +412,9 @@ async def _account_action(request: Request, user: Caller, username: str, what: s
             await audit.record(session, service="triage", caller=user, subtype="update",
                                entity=f"console account {username}: {what}", purpose=audit.PURPOSE_OPERATIONS)
     except LookupError as exc:
-        return await _users(request, user, error=str(exc), status=404)
+        return await _users(request, user, error=_refusal(request, exc), status=404)
     except ValueError as exc:
-        return await _users(request, user, error=str(exc), status=422)
+        return await _users(request, user, error=_refusal(request, exc), status=422)
     return RedirectResponse(f"/console/users?{urlencode({'done': what, 'username': username})}", status_code=303)
 
 
@@ -378,5 +471,5 @@ async def create_user(request: Request, user: Admin, username: Annotated[str, Fo
             await audit.record(session, service="triage", caller=user, subtype="create",
                                entity=f"console account {username} ({role}{bound})", purpose=audit.PURPOSE_OPERATIONS)
     except ValueError as exc:
-        return await _users(request, user, error=str(exc), status=422)
+        return await _users(request, user, error=_refusal(request, exc), status=422)
     return RedirectResponse("/console/users", status_code=303)
