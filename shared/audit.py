@@ -96,11 +96,11 @@ def audit_event(*, record_id: str, recorded: datetime, service: str, caller: Cal
     return event
 
 
-async def record(session: AsyncSession, *, service: str, caller: Caller | None, subtype: str, entity: str,
-                 patient: str | None = None, outcome: str = OUTCOME_SUCCESS, purpose: str = PURPOSE_TREATMENT,
-                 description: str | None = None, granted_by: Sequence[str] = ()) -> None:
-    """Add an audit event to the caller's transaction (for changes: it commits with them); `granted_by` as in
-    `audit_event`."""
+def entry(*, service: str, caller: Caller | None, subtype: str, entity: str, patient: str | None = None,
+          outcome: str = OUTCOME_SUCCESS, purpose: str = PURPOSE_TREATMENT, description: str | None = None,
+          granted_by: Sequence[str] = ()) -> dict[str, Any]:
+    """The audit_event row (column values) of one access, made now; `record` adds it to a session, a hot path
+    writes it with its other writes (shared.writes)."""
     # Text from a request (a path, a refusal) may hold a NUL, which PostgreSQL cannot store.
     entity, description = entity.replace("\x00", "\\0"), description.replace("\x00", "\\0") if description else None
     record_id = uuid.uuid4().hex
@@ -108,14 +108,22 @@ async def record(session: AsyncSession, *, service: str, caller: Caller | None, 
     content = audit_event(record_id=record_id, recorded=now, service=service, caller=caller, subtype=subtype,
                           outcome=outcome, patient=patient, entity=entity, purpose=purpose, description=description,
                           granted_by=granted_by)
-    # Written at once as a plain row (shared/rows.py), not as an ORM object flushed with the rest: an audit event
-    # is on every request's path and never read back in the same transaction.
-    await rows.insert(session, AuditRecord.__table__, [{  # type: ignore[attr-defined]
-        "id": record_id, "recorded": now, "service": service, "action": ACTIONS[subtype], "subtype": subtype,
-        "outcome": outcome, "agent": caller.subject if caller else "anonymous",
-        "agent_kind": caller.kind if caller else "none", "agent_org": caller.org if caller else "",
-        "agent_role": caller.role if caller else None, "patient": patient, "entity": entity[:500],
-        "content": json.dumps(content)}])
+    return {"id": record_id, "recorded": now, "service": service, "action": ACTIONS[subtype], "subtype": subtype,
+            "outcome": outcome, "agent": caller.subject if caller else "anonymous",
+            "agent_kind": caller.kind if caller else "none", "agent_org": caller.org if caller else "",
+            "agent_role": caller.role if caller else None, "patient": patient, "entity": entity[:500],
+            "content": json.dumps(content)}
+
+
+async def record(session: AsyncSession, *, service: str, caller: Caller | None, subtype: str, entity: str,
+                 patient: str | None = None, outcome: str = OUTCOME_SUCCESS, purpose: str = PURPOSE_TREATMENT,
+                 description: str | None = None, granted_by: Sequence[str] = ()) -> None:
+    """Add an audit event to the caller's transaction (for changes: it commits with them); `granted_by` as in
+    `audit_event`. Written at once as a plain row (shared/rows.py), not as an ORM object flushed with the rest: an
+    audit event is on every request's path and never read back in the same transaction."""
+    await rows.insert(session, AuditRecord.__table__, [entry(  # type: ignore[attr-defined]
+        service=service, caller=caller, subtype=subtype, entity=entity, patient=patient, outcome=outcome,
+        purpose=purpose, description=description, granted_by=granted_by)])
 
 
 async def record_now(sessions: async_sessionmaker[AsyncSession], **kwargs: Any) -> None:

@@ -9,11 +9,15 @@ the same figures. Cost comes from the prestation ledger, which is rebuilt from t
 from __future__ import annotations
 
 import csv
+import functools
 import io
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing_shadow.domain import evaluation as measures
@@ -41,13 +45,38 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else min(a, b)
 
 
-async def _row(session: AsyncSession, request_id: str, pseudonym: str) -> EvaluationRequest:
-    row = await session.get(EvaluationRequest, request_id, with_for_update=True)
-    if row is None:
-        row = EvaluationRequest(id=request_id, pseudonym=pseudonym)
-        session.add(row)
-        await session.flush()  # a concurrent first insert fails here and the consumer retries
-    return row
+ROW = EvaluationRequest.__table__  # type: ignore[attr-defined]
+# A request's row when its first event makes it (EvaluationRequest's own defaults).
+_NEW_ROW = {"uzovi": None, "channel": None, "urgency": None, "disposition": None, "due_at": None,
+            "received_at": None, "first_triaged_at": None, "last_triaged_at": None, "retriaged": False,
+            "linked_contacts": 0, "first_contact_at": None, "closed_at": None}
+_MERGED = tuple(_NEW_ROW)
+_SAVE = update(ROW).where(ROW.c.id == bindparam("request_id")).values(
+    {name: bindparam(f"new_{name}") for name in _MERGED})
+
+
+@functools.cache
+def _claim_row(dialect: str) -> Any:
+    """Make the request's row or lock the one there is, and return it, in one statement."""
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(ROW).values(
+        {"id": bindparam("request_id"), "pseudonym": bindparam("pseudonym"),
+         **{name: bindparam(name) for name in _NEW_ROW}})
+    return upsert.on_conflict_do_update(index_elements=[ROW.c.id], set_={"pseudonym": ROW.c.pseudonym}).returning(
+        *ROW.c)
+
+
+async def _row(session: AsyncSession, request_id: str, pseudonym: str) -> SimpleNamespace:
+    """The request's row, locked, as a mutable namespace; `_save` writes its merged columns back."""
+    row = (await session.execute(_claim_row(session.get_bind().dialect.name),
+                                 {"request_id": request_id, "pseudonym": pseudonym, **_NEW_ROW})).one()
+    return SimpleNamespace(**row._mapping, loaded=tuple(row._mapping[name] for name in _MERGED))
+
+
+async def _save(session: AsyncSession, row: SimpleNamespace) -> None:
+    merged = tuple(getattr(row, name) for name in _MERGED)
+    if merged != row.loaded:  # a redelivered or older fact changes nothing
+        await session.execute(_SAVE, {"request_id": row.id, **{f"new_{name}": value
+                                                               for name, value in zip(_MERGED, merged, strict=True)}})
 
 
 async def on_event(session: AsyncSession, event: Event) -> None:
@@ -63,17 +92,17 @@ async def on_event(session: AsyncSession, event: Event) -> None:
             if not counts:
                 raise ValueError("contact-linked without its linked-contacts count")
             row.linked_contacts = max(row.linked_contacts, counts[0])
-            session.add(row)
+            await _save(session, row)
         elif event.topic == CONTACT_DELIVERED:
             row = await _row(session, _acute_request_id(value), value["subject"]["identifier"]["value"])
             row.first_contact_at = _earliest(row.first_contact_at, datetime.fromisoformat(value["period"]["start"]))
-            session.add(row)
+            await _save(session, row)
         elif event.topic == ACUTE_REQUEST_CLOSED:
             row = await _row(session, value["id"], value["subject"]["identifier"]["value"])
             closed_at = next((datetime.fromisoformat(e["valueDateTime"]) for e in value.get("extension", [])
                               if e.get("url", "").endswith(CLOSED_AT_SUFFIX)), event.time)
             row.closed_at = _aware(closed_at)
-            session.add(row)
+            await _save(session, row)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"{event.topic} value unreadable for the evaluation: {exc.__class__.__name__}") from exc
 
@@ -97,7 +126,7 @@ async def _triaged(session: AsyncSession, order: dict[str, Any]) -> None:
         row.due_at = _aware(datetime.fromisoformat(order["occurrenceDateTime"])) \
             if order.get("occurrenceDateTime") else None
         row.uzovi = uzovi
-    session.add(row)
+    await _save(session, row)
 
 
 def _record(row: EvaluationRequest) -> measures.RequestRecord | None:

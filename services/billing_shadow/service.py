@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import logging
@@ -15,7 +16,9 @@ import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Row, bindparam, delete, exists, func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.billing_shadow import events
@@ -43,14 +46,87 @@ from services.billing_shadow.models import (
 from shared import metrics
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
-from shared.bus.outbox import enqueue
 from shared.identifiers import UZOVI_SYSTEM
 from shared.refusals import Refused
 from shared.region import ORGANISATIONS
+from shared.writes import Writes
 
 ACUTE_REQUEST_SYSTEM = "https://regiozorg.example/fhir/NamingSystem/acute-request"
 log = logging.getLogger(__name__)
 KIND_OF_ORG = {o.token: o.kind for o in ORGANISATIONS}
+
+# The consumers' path (a fact in, the prestation derived) reads and writes through SQLAlchemy Core on these tables,
+# with statements built once here; corrections and reports read the models.
+FACT = RequestFact.__table__  # type: ignore[attr-defined]
+CONTACT = ContactFact.__table__  # type: ignore[attr-defined]
+LEDGER = PrestationLine.__table__  # type: ignore[attr-defined]
+SHADOW_LEDGER = ShadowLine.__table__  # type: ignore[attr-defined]
+TARIFF = TariffRow.__table__  # type: ignore[attr-defined]
+DIRTY = FeedDirty.__table__  # type: ignore[attr-defined]
+REVISION = FeedRevision.__table__  # type: ignore[attr-defined]
+OPEN_DBC = OpenDbcReport.__table__  # type: ignore[attr-defined]
+_FACT = select(FACT).where(FACT.c.id == bindparam("request_id"))
+_CONTACTS = select(CONTACT.c.id, CONTACT.c.act_class, CONTACT.c.performer, CONTACT.c.start).where(
+    CONTACT.c.acute_request_id == bindparam("request_id"))
+_OPEN_DBC = select(OPEN_DBC.c.end).where(OPEN_DBC.c.pseudonym == bindparam("pseudonym"),
+                                         OPEN_DBC.c.start <= bindparam("day"))
+_TARIFFS = select(TARIFF.c.key, TARIFF.c.code, TARIFF.c.price_cents, TARIFF.c.valid_from, TARIFF.c.valid_to,
+                  TARIFF.c.source)
+_LINES = select(LEDGER).where(LEDGER.c.acute_request_id == bindparam("request_id")).order_by(LEDGER.c.sequence)
+_SET_CHANGED_AFTER_LOCK = update(FACT).where(FACT.c.id == bindparam("request_id")).values(
+    changed_after_lock=bindparam("changed"))
+# Returned with the fact, so that deriving needs no query for them in the usual case: whether the tariff table
+# changed since it was last read (`_tariffs`) and whether a hospital reported any open DBC for the patient.
+_FACT_EXTRAS = (select(func.count()).select_from(TARIFF).scalar_subquery().label("tariff_rows"),
+                select(func.max(TARIFF.c.pk)).scalar_subquery().label("tariff_last"),
+                select(func.count()).select_from(OPEN_DBC).where(OPEN_DBC.c.pseudonym == bindparam("pseudonym"))
+                .scalar_subquery().label("dbc_reports"))
+# Tariff tables as last read, per database and stamp (rows, highest key): a new version always adds a row (and at
+# most ends the one before it in the same transaction), and prices are never edited in place (domain.tariffs).
+_TARIFF_TABLES: dict[tuple[str, int, int | None], list[Tariff]] = {}
+# A fact's defaults when its first event makes it (RequestFact's own).
+_NEW_FACT = {"pseudonym": "", "disposition": None, "uzovi": None, "triaged_at": None, "open_dbc": False,
+             "closed_at": None, "expected_contacts": "[]", "withdrawn_reason": None, "changed_after_lock": False}
+
+
+def _dialect_insert(dialect: str) -> Any:
+    return postgresql_insert if dialect == "postgresql" else sqlite_insert
+
+
+@functools.cache
+def _fact_upsert(dialect: str, updated: tuple[str, ...]) -> Any:
+    """Make the request's fact or set `updated` on it, locked for this transaction and returned: one statement
+    for what `_locked_fact` and the assignments after it did in three."""
+    upsert = _dialect_insert(dialect)(FACT).values({"id": bindparam("request_id"),
+                                                    **{name: bindparam(name) for name in _NEW_FACT}})
+    # Nothing to set still takes the row lock: the pseudonym is set to itself.
+    changes = {name: getattr(upsert.excluded, name) for name in updated} or {"pseudonym": FACT.c.pseudonym}
+    return upsert.on_conflict_do_update(index_elements=[FACT.c.id], set_=changes).returning(
+        *FACT.c, *_FACT_EXTRAS)
+
+
+@functools.cache
+def _contact_insert(dialect: str) -> Any:
+    return _dialect_insert(dialect)(CONTACT).values(
+        id=bindparam("contact_id"), acute_request_id=bindparam("request_id"), act_class=bindparam("act_class"),
+        performer=bindparam("performer"), start=bindparam("start")).on_conflict_do_nothing(
+        index_elements=[CONTACT.c.id])
+
+
+@functools.cache
+def _dirty_upsert(dialect: str) -> Any:
+    """A feed changed: marked dirty, or its change counter bumped (what `_mark_dirty` did in up to two)."""
+    return _dialect_insert(dialect)(DIRTY).values(
+        uzovi=bindparam("uzovi"), period=bindparam("period"), changes=1, since=bindparam("at")).on_conflict_do_update(
+        index_elements=[DIRTY.c.uzovi, DIRTY.c.period], set_={"changes": DIRTY.c.changes + 1})
+
+
+async def _upsert_fact(session: AsyncSession, request_id: str, values: dict[str, Any],
+                       updated: tuple[str, ...]) -> Row[Any]:
+    """The request's fact after setting `values` (those named in `updated` also on an existing fact), locked."""
+    dialect = session.get_bind().dialect.name
+    params = {"request_id": request_id, **_NEW_FACT, **values}
+    return (await session.execute(_fact_upsert(dialect, updated), params)).one()
 
 
 def _aware(moment: datetime) -> datetime:
@@ -117,6 +193,7 @@ async def _locked_fact(session: AsyncSession, request_id: str, pseudonym: str, *
 
 
 async def on_triage_completed(session: AsyncSession, event: Event, *, grace: timedelta) -> None:
+    """The routing order's facts (pseudonym, open DBC, disposition, UZOVI, triage time) on the request's fact."""
     order = event.json()
     try:
         request_id = order["id"]
@@ -130,14 +207,12 @@ async def on_triage_completed(session: AsyncSession, event: Event, *, grace: tim
                        "triaged_at": datetime.fromisoformat(order["authoredOn"])}
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__}") from exc
-    fact = await _locked_fact(session, request_id, **fact_values)
-    for name, value in fact_values.items():
-        setattr(fact, name, value)
-    session.add(fact)
-    await rederive(session, request_id, traceparent=event.traceparent, grace=grace)
+    fact = await _upsert_fact(session, request_id, fact_values, tuple(fact_values))
+    await rederive(session, request_id, traceparent=event.traceparent, grace=grace, fact=fact)
 
 
 async def on_contact_delivered(session: AsyncSession, event: Event, *, grace: timedelta) -> None:
+    """A delivered contact (Encounter) stored once per id on its request."""
     encounter = event.json()
     try:
         contact_id = encounter["id"]
@@ -149,16 +224,15 @@ async def on_contact_delivered(session: AsyncSession, event: Event, *, grace: ti
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"contact-delivered value is not a readable Encounter: {exc.__class__.__name__}") from exc
     request_id = _acute_request_id(encounter)
-    # Held here: an unreferenced fact leaves the session's identity map and rederive would read it again.
-    fact = await _locked_fact(session, request_id, pseudonym)
-    if await session.get(ContactFact, contact_id) is None:
-        session.add(ContactFact(id=contact_id, acute_request_id=request_id, act_class=act_class, performer=performer,
-                                start=start))
-        await session.flush()
+    fact = await _upsert_fact(session, request_id, {"pseudonym": pseudonym}, ())
+    await session.execute(_contact_insert(session.get_bind().dialect.name), {
+        "contact_id": contact_id, "request_id": request_id, "act_class": act_class, "performer": performer,
+        "start": start})
     await rederive(session, request_id, traceparent=event.traceparent, grace=grace, fact=fact)
 
 
 async def on_acute_request_closed(session: AsyncSession, event: Event, *, grace: timedelta) -> None:
+    """The request closed, with the Encounters it was closed with: the prestation is derived once they are all in."""
     closed = event.json()
     try:
         request_id = closed["id"]
@@ -169,11 +243,10 @@ async def on_acute_request_closed(session: AsyncSession, event: Event, *, grace:
                           if ref.get("reference", "").startswith("Encounter/"))
     except (KeyError, TypeError, ValueError) as exc:
         raise PoisonMessage(f"acute-request-closed value unreadable: {exc.__class__.__name__}") from exc
-    fact = await _locked_fact(session, request_id, pseudonym)
-    fact.closed_at = closed_at
-    fact.expected_contacts = json.dumps(expected)
-    session.add(fact)
-    await rederive(session, request_id, traceparent=event.traceparent, grace=grace)
+    fact = await _upsert_fact(session, request_id, {"pseudonym": pseudonym, "closed_at": closed_at,
+                                                    "expected_contacts": json.dumps(expected)},
+                              ("closed_at", "expected_contacts"))
+    await rederive(session, request_id, traceparent=event.traceparent, grace=grace, fact=fact)
 
 
 def _values(line: PrestationLine) -> ledger.LineValues:
@@ -199,25 +272,30 @@ def _standing(lines: list[PrestationLine]) -> PrestationLine | None:
 
 async def rederive(session: AsyncSession, request_id: str, *, traceparent: str | None, grace: timedelta,
                    reason: str | None = None, actor: str = "derivation",
-                   fact: RequestFact | None = None) -> PrestationLine | None:
+                   fact: Any = None) -> PrestationLine | None:
     """Derive and price the request from all facts known now. Lines are only ever added: a change credits
     the standing line and rebills it. Until the line locks, changed facts do this by themselves; after the
-    lock only a person does (a billing officer's correction, a hospital's report), with a reason."""
+    lock only a person does (a billing officer's correction, a hospital's report), with a reason.
+
+    `fact` is the request's fact as the caller holds it locked (a RequestFact or its row), else it is read. Reads:
+    the contacts, reported open DBCs, tariffs and the request's lines; the writes (line, shadow lines, feed
+    marked dirty, prestation-recorded event, the fact's lock flag) go in one statement on PostgreSQL. Returns the
+    line that stands (a PrestationLine not attached to the session), or None while facts are missing."""
     await session.flush()
-    fact = fact or await session.get(RequestFact, request_id)
+    fact = fact if fact is not None else (await session.execute(_FACT, {"request_id": request_id})).first()
     if fact is None or fact.closed_at is None or fact.triaged_at is None:
         return None  # the remaining facts are still on their way
-    contact_rows = list((await session.execute(select(ContactFact).where(
-        ContactFact.acute_request_id == request_id))).scalars())
+    contact_rows = (await session.execute(_CONTACTS, {"request_id": request_id})).all()
     if not set(json.loads(fact.expected_contacts)) <= {c.id for c in contact_rows}:
         return None  # a contact the request was closed with has not arrived yet
     contacts = [Contact(c.id, c.act_class, _aware(c.start)) for c in contact_rows]
-    open_dbc = fact.open_dbc or await _reported_open_dbc(session, fact.pseudonym, service_day(_aware(fact.triaged_at)))
+    open_dbc = fact.open_dbc or (getattr(fact, "dbc_reports", None) != 0 and await _reported_open_dbc(
+        session, fact.pseudonym, service_day(_aware(fact.triaged_at))))
     derivation = derive(RequestFacts(request_id=request_id, disposition=fact.disposition, uzovi=fact.uzovi,
                                      triaged_at=_aware(fact.triaged_at), closed=True, open_dbc=open_dbc),
                         contacts)
     assert derivation is not None
-    table = await tariffs(session)
+    table = await _tariffs(session, fact)
     kinds = {c.id: KIND_OF_ORG.get(c.performer) for c in contact_rows}
     shadow_inputs = [(c.contact_id, shadow_code(c, kinds.get(c.contact_id)), _aware(c.start)) for c in contacts]
     if not shadow_inputs:
@@ -231,57 +309,77 @@ async def rederive(session: AsyncSession, request_id: str, *, traceparent: str |
         values = dataclasses.replace(values, exclusion_reason="withdrawn",
                                      explanation=f"{values.explanation}; withdrawn: {fact.withdrawn_reason}")
 
-    standing = await effective_line(session, request_id)
+    lines = [PrestationLine(**row._mapping) for row in (await session.execute(_LINES, {"request_id": request_id}))]
+    standing = _standing(lines)
+    writes = Writes()
     if standing is not None and _values(standing) == values:
         if actor != "derivation" and fact.changed_after_lock:
-            fact.changed_after_lock = False
-            session.add(fact)
+            writes.statement(_SET_CHANGED_AFTER_LOCK, {"request_id": request_id, "changed": False})
+            await writes.flush(session)
         return standing
     now = datetime.now(UTC)
     touched = {(values.uzovi, values.period)}
     locked = standing is not None and ledger.is_locked(_aware_or_none(standing.locks_at), now)
     if locked and actor == "derivation":
-        fact.changed_after_lock = True  # shown to the billing officer, who applies it as a correction
-        session.add(fact)
+        # Shown to the billing officer, who applies it as a correction.
+        writes.statement(_SET_CHANGED_AFTER_LOCK, {"request_id": request_id, "changed": True})
+        await writes.flush(session)
         return standing
+    common = {"acute_request_id": request_id, "reason": reason, "created_by": actor, "created_at": now}
     if standing is None:
-        line = PrestationLine(id=uuid.uuid5(uuid.NAMESPACE_URL, f"prestation:{request_id}").hex,
-                              acute_request_id=request_id, sequence=1, created_by=actor, reason=reason,
-                              created_at=now, locks_at=_aware(fact.closed_at) + grace,
-                              **dataclasses.asdict(values))
-        session.add(line)
+        line = PrestationLine(id=uuid.uuid5(uuid.NAMESPACE_URL, f"prestation:{request_id}").hex, sequence=1,
+                              kind="original", quantity=1, corrects=None, locks_at=_aware(fact.closed_at) + grace,
+                              **common, **dataclasses.asdict(values))
+        writes.insert(LEDGER, **_line_row(line))
     else:
         why = reason or "facts changed before the line locked"
-        last = (await session.execute(select(func.max(PrestationLine.sequence)).where(
-            PrestationLine.acute_request_id == request_id))).scalar_one()
-        credit = ledger.credit_of(_values(standing), why)
-        session.add(PrestationLine(id=uuid.uuid4().hex, acute_request_id=request_id, sequence=last + 1,
-                                   kind="credit", quantity=-1, corrects=standing.id, reason=why, created_by=actor,
-                                   created_at=now, **dataclasses.asdict(credit)))
+        last = max(existing.sequence for existing in lines)
+        common["reason"] = why
+        credit = PrestationLine(id=uuid.uuid4().hex, sequence=last + 1, kind="credit", quantity=-1,
+                                corrects=standing.id, locks_at=None, **common,
+                                **dataclasses.asdict(ledger.credit_of(_values(standing), why)))
         # A rebill locks with its request (a correction after the lock is locked at once).
-        line = PrestationLine(id=uuid.uuid4().hex, acute_request_id=request_id, sequence=last + 2, kind="rebill",
-                              corrects=standing.id, reason=why, created_by=actor, created_at=now,
-                              locks_at=max(now, _aware(fact.closed_at) + grace) if locked
-                              else _aware(fact.closed_at) + grace, **dataclasses.asdict(values))
-        session.add(line)
+        line = PrestationLine(id=uuid.uuid4().hex, sequence=last + 2, kind="rebill", quantity=1,
+                              corrects=standing.id, locks_at=max(now, _aware(fact.closed_at) + grace) if locked
+                              else _aware(fact.closed_at) + grace, **common, **dataclasses.asdict(values))
+        writes.insert(LEDGER, **_line_row(credit))
+        writes.insert(LEDGER, **_line_row(line))
         touched.add((standing.uzovi, standing.period))
-        fact.changed_after_lock = False
-        session.add(fact)
+        writes.statement(_SET_CHANGED_AFTER_LOCK, {"request_id": request_id, "changed": False})
     for contact_id, code, tariff in shadows:
-        session.add(ShadowLine(acute_request_id=request_id, line_id=line.id, contact_id=contact_id, code=code,
-                               amount_cents=tariff.price_cents if tariff else 0,
-                               tariff_source=tariff.source if tariff else "no shadow tariff"))
-    for uzovi, period in touched:
+        writes.insert(SHADOW_LEDGER, acute_request_id=request_id, line_id=line.id, contact_id=contact_id, code=code,
+                      amount_cents=tariff.price_cents if tariff else 0,
+                      tariff_source=tariff.source if tariff else "no shadow tariff")
+    dialect = session.get_bind().dialect.name
+    for uzovi, period in sorted(touched, key=lambda t: (t[0] or "", t[1])):
         if uzovi:
-            await _mark_dirty(session, uzovi, period)
-    enqueue(session, events.prestation_recorded(line, pseudonym=fact.pseudonym, traceparent=traceparent))
+            writes.statement(_dirty_upsert(dialect), {"uzovi": uzovi, "period": period, "at": now})
+    writes.event(events.prestation_recorded(line, pseudonym=fact.pseudonym, traceparent=traceparent), at=now)
+    await writes.flush(session)
     return line
 
 
+async def _tariffs(session: AsyncSession, fact: Any) -> list[Tariff]:
+    """The tariff table; from memory when `fact` came with the table's stamp (`_FACT_EXTRAS`) and it is unchanged."""
+    stamp = getattr(fact, "tariff_rows", None)
+    key = (str(session.get_bind().url), stamp, getattr(fact, "tariff_last", None)) if stamp is not None else None
+    if key is not None and key in _TARIFF_TABLES:
+        return _TARIFF_TABLES[key]
+    table = [Tariff(*row) for row in (await session.execute(_TARIFFS)).all()]
+    if key is not None:
+        if len(_TARIFF_TABLES) >= 64:
+            _TARIFF_TABLES.clear()
+        _TARIFF_TABLES[key] = table  # type: ignore[index]
+    return table
+
+
+def _line_row(line: PrestationLine) -> dict[str, Any]:
+    return {column.name: getattr(line, column.name) for column in LEDGER.columns}
+
+
 async def _reported_open_dbc(session: AsyncSession, pseudonym: str, day: date) -> bool:
-    reports = (await session.execute(select(OpenDbcReport).where(
-        OpenDbcReport.pseudonym == pseudonym, OpenDbcReport.start <= day))).scalars()
-    return any(r.end is None or day <= r.end for r in reports)
+    ends = (await session.execute(_OPEN_DBC, {"pseudonym": pseudonym, "day": day})).scalars()
+    return any(end is None or day <= end for end in ends)
 
 
 async def report_open_dbc(session: AsyncSession, *, pseudonym: str, reference: str, start: date, end: date | None,
@@ -339,50 +437,61 @@ async def correct(session: AsyncSession, *, line_id: str, reason: str, uzovi: st
     return result
 
 
-async def _mark_dirty(session: AsyncSession, uzovi: str, period: str) -> None:
-    bumped = await session.execute(update(FeedDirty).where(FeedDirty.uzovi == uzovi, FeedDirty.period == period)
-                                   .values(changes=FeedDirty.changes + 1))
-    if not bumped.rowcount:  # type: ignore[attr-defined]
-        session.add(FeedDirty(uzovi=uzovi, period=period))
+_IN_MONTH = (LEDGER.c.uzovi == bindparam("uzovi"), LEDGER.c.period == bindparam("period"))
+# The month's priced lines without exclusion (credits included), added up per code and price.
+_FEED_SUMS = select(LEDGER.c.code, LEDGER.c.unit_price_cents, func.sum(LEDGER.c.quantity),
+                    func.sum(LEDGER.c.quantity * LEDGER.c.shadow_amount_cents)).where(
+    *_IN_MONTH, LEDGER.c.code.is_not(None), LEDGER.c.exclusion_reason.is_(None),
+    LEDGER.c.unit_price_cents.is_not(None)).group_by(LEDGER.c.code, LEDGER.c.unit_price_cents)
+# The standing line of each request with a line in the month (`_standing`: the last line that is no credit and
+# that no credit cancels), counted per exclusion reason where it is in the month itself.
+_CREDIT, _OF_MONTH = LEDGER.alias("credit"), LEDGER.alias("of_month")
+_LIVE = select(LEDGER.c.uzovi, LEDGER.c.period, LEDGER.c.exclusion_reason, func.row_number().over(
+    partition_by=LEDGER.c.acute_request_id, order_by=LEDGER.c.sequence.desc()).label("newest")).where(
+    LEDGER.c.kind != "credit",
+    LEDGER.c.acute_request_id.in_(select(_OF_MONTH.c.acute_request_id).where(
+        _OF_MONTH.c.uzovi == bindparam("uzovi"), _OF_MONTH.c.period == bindparam("period"))),
+    ~exists().where(_CREDIT.c.kind == "credit", _CREDIT.c.corrects == LEDGER.c.id)).subquery("live")
+_FEED_STANDING = select(_LIVE.c.exclusion_reason, func.count()).where(
+    _LIVE.c.newest == 1, _LIVE.c.uzovi == bindparam("uzovi"), _LIVE.c.period == bindparam("period")).group_by(
+    _LIVE.c.exclusion_reason)
+_LATEST_DOCUMENT = select(REVISION.c.revision, REVISION.c.document).where(
+    REVISION.c.uzovi == bindparam("uzovi"), REVISION.c.period == bindparam("period")).order_by(
+    REVISION.c.revision.desc()).limit(1)
+_CLEAR_DIRTY = delete(DIRTY).where(DIRTY.c.uzovi == bindparam("uzovi"), DIRTY.c.period == bindparam("period"),
+                                   DIRTY.c.changes == bindparam("changes"))
 
 
 async def build_feed(session: AsyncSession, *, uzovi: str, period: str) -> dict[str, Any]:
-    """The insurer's P × Q document for one month: no patient data, only counts and amounts."""
-    rows = list((await session.execute(select(PrestationLine).where(
-        PrestationLine.uzovi == uzovi, PrestationLine.period == period))).scalars())
-    entries = [ledger.Entry(r.acute_request_id, r.kind, r.quantity, _values(r)) for r in rows]
-    # Every line of these requests, in any month or for any insurer (a rebill may have moved one), in one query.
-    of_request: dict[str, list[PrestationLine]] = {}
-    for line in (await session.execute(select(PrestationLine).where(PrestationLine.acute_request_id.in_(  # type: ignore[attr-defined]
-            select(PrestationLine.acute_request_id).where(PrestationLine.uzovi == uzovi,
-                                                          PrestationLine.period == period)))
-            .order_by(PrestationLine.acute_request_id, PrestationLine.sequence))).scalars():
-        of_request.setdefault(line.acute_request_id, []).append(line)
-    effective = []
-    for request_id in sorted({r.acute_request_id for r in rows}):
-        standing = _standing(of_request.get(request_id, []))
-        if standing is not None and standing.uzovi == uzovi and standing.period == period:
-            effective.append(ledger.Entry(request_id, standing.kind, 1, _values(standing)))
-    return ledger.aggregate(uzovi, period, entries, effective)
+    """The insurer's P × Q document for one month: no patient data, only counts and amounts. The database adds
+    the month's lines up (ledger.feed_document says what from), so a revision costs two grouped reads, not one
+    row per line of the month."""
+    key = {"uzovi": uzovi, "period": period}
+    sums = {(code, price): (int(quantity), int(shadow))
+            for code, price, quantity, shadow in await session.execute(_FEED_SUMS, key)}
+    standing = {reason: int(count) for reason, count in await session.execute(_FEED_STANDING, key)}
+    return ledger.feed_document(uzovi, period, sums=sums, standing=standing)
 
 
 async def publish_dirty_feeds(session: AsyncSession, *, limit: int = 50, inclusion_target: float = 0.95) -> int:
-    """Turn changed feeds into new revisions, each complete in itself, published through the outbox."""
-    dirty = list((await session.execute(select(FeedDirty).limit(limit))).scalars())
+    """Turn changed feeds into new revisions, each complete in itself, published through the outbox. Per feed:
+    its lines and its latest revision read, the revision, its event and the cleared mark written together."""
+    dirty = (await session.execute(select(DIRTY.c.uzovi, DIRTY.c.period, DIRTY.c.changes).limit(limit))).all()
     for item in dirty:
-        document = await build_feed(session, uzovi=item.uzovi, period=item.period)
+        key = {"uzovi": item.uzovi, "period": item.period}
+        document = await build_feed(session, **key)
         _watch_inclusion(document, inclusion_target)
-        last = await latest_revision(session, uzovi=item.uzovi, period=item.period)
-        if last is not None and _same_content(json.loads(last.document), document):
-            await _clear_dirty(session, item)
-            continue
-        revision = (last.revision if last else 0) + 1
-        now = datetime.now(UTC)
-        document = {**document, "revision": revision, "generated_at": now.isoformat()}
-        session.add(FeedRevision(uzovi=item.uzovi, period=item.period, revision=revision,
-                                 document=json.dumps(document), generated_at=now))
-        enqueue(session, events.feed_published(document))
-        await _clear_dirty(session, item)
+        last = (await session.execute(_LATEST_DOCUMENT, key)).first()
+        writes = Writes()
+        if last is None or not _same_content(json.loads(last.document), document):
+            revision = (last.revision if last else 0) + 1
+            now = datetime.now(UTC)
+            document = {**document, "revision": revision, "generated_at": now.isoformat()}
+            writes.insert(REVISION, uzovi=item.uzovi, period=item.period, revision=revision,
+                          document=json.dumps(document), generated_at=now)
+            writes.event(events.feed_published(document), at=now)
+        writes.statement(_CLEAR_DIRTY, {**key, "changes": item.changes})
+        await writes.flush(session)
     return len(dirty)
 
 
@@ -395,11 +504,6 @@ def _watch_inclusion(document: dict[str, Any], target: float) -> None:
     if rate < target:
         log.warning("inclusion for UZOVI %s in %s is %.1f%%, under the %.0f%% target; exclusions: %s",
                     document["uzovi"], document["period"], rate * 100, target * 100, document["exclusions"])
-
-
-async def _clear_dirty(session: AsyncSession, item: FeedDirty) -> None:
-    await session.execute(delete(FeedDirty).where(FeedDirty.uzovi == item.uzovi, FeedDirty.period == item.period,
-                                                  FeedDirty.changes == item.changes))
 
 
 def _same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:

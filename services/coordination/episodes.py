@@ -12,7 +12,9 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination.models import EpisodeRecord, LeadHandover, TimelineEntry
@@ -23,6 +25,7 @@ from shared.bus.envelope import Event
 from shared.fhir import FhirError, Issue
 from shared.identifiers import PSEUDONYM_SYSTEM, parse_org, searched_pseudonym
 from shared.region import ORGANISATIONS, organisation
+from shared.writes import Writes
 
 ACUTE_CARE = "acute zorg"
 NAMES = {o.token: o.name for o in ORGANISATIONS}
@@ -44,23 +47,6 @@ def note(session: AsyncSession, *, pseudonym: str, at: datetime, kind: str, text
     session.add(TimelineEntry(pseudonym=pseudonym, at=at, kind=kind, text=text, organisation=organisation_token,
                               actor=actor, reference=reference,
                               facts=json.dumps(facts, ensure_ascii=False) if facts is not None else None))
-
-
-async def ensure_episode(session: AsyncSession, *, pseudonym: str, member: str,
-                         condition: str = ACUTE_CARE) -> EpisodeRecord:
-    """The patient's episode for this condition, with the organisation in its care team; the first
-    organisation routed to is the lead until a handover."""
-    episode = (await session.execute(select(EpisodeRecord).where(
-        EpisodeRecord.pseudonym == pseudonym, EpisodeRecord.condition == condition)
-        .with_for_update())).scalars().first()
-    if episode is None:
-        episode = EpisodeRecord(id=uuid.uuid4().hex, pseudonym=pseudonym, condition=condition, lead=member,
-                                care_team=json.dumps([member]))
-    team = json.loads(episode.care_team)
-    if member not in team:
-        episode.care_team = json.dumps([*team, member])
-    session.add(episode)
-    return episode
 
 
 async def on_referral_received(session: AsyncSession, event: Event) -> None:
@@ -206,3 +192,44 @@ async def my_patients(session: AsyncSession, case_manager: str) -> list[EpisodeR
         EpisodeRecord.case_manager == case_manager, EpisodeRecord.status == "active")
         .order_by(EpisodeRecord.started_at.desc()))).scalars())  # type: ignore[attr-defined]
 
+
+
+TIMELINE = TimelineEntry.__table__  # type: ignore[attr-defined]
+EPISODE = EpisodeRecord.__table__  # type: ignore[attr-defined]
+
+
+def note_in(writes: Writes, *, pseudonym: str, at: datetime, kind: str, text: str,
+            organisation_token: str | None = None, actor: str | None = None, reference: str | None = None,
+            facts: dict[str, Any] | None = None) -> None:
+    """`note` for a hot path: the timeline entry goes with the unit of work's other writes (shared.writes)."""
+    writes.insert(TIMELINE, pseudonym=pseudonym, at=at, kind=kind, organisation=organisation_token, actor=actor,
+                  text=text, reference=reference,
+                  facts=json.dumps(facts, ensure_ascii=False) if facts is not None else None)
+
+
+def _join_template(dialect: str) -> Any:
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(EPISODE).values(
+        id=bindparam("id"), pseudonym=bindparam("pseudonym"), condition=bindparam("condition"), status="active",
+        care_team=bindparam("team"), case_manager=None, lead=bindparam("member"), started_at=bindparam("at"))
+    team = EPISODE.c.care_team
+    position = func.strpos(team, bindparam("quoted")) if dialect == "postgresql" \
+        else func.instr(team, bindparam("quoted"))
+    return upsert.on_conflict_do_update(
+        index_elements=[EPISODE.c.pseudonym, EPISODE.c.condition],
+        set_={"care_team": func.substr(team, 1, func.length(team) - 1).op("||")(bindparam("appended"))},
+        where=position == 0)
+
+
+_JOIN = {dialect: _join_template(dialect) for dialect in ("postgresql", "sqlite")}
+
+
+def join_episode(writes: Writes, *, dialect: str, pseudonym: str, member: str, at: datetime,
+                 condition: str = ACUTE_CARE) -> None:
+    """The patient's episode for this condition, with the organisation in its care team, as one statement with the
+    unit of work's other writes: made with `member` as lead (the first organisation routed to is the lead until a
+    handover) and care team, or, when it exists, `member` appended to its care team (the JSON list `care_team`,
+    written as json.dumps writes it) unless it is in it already."""
+    quoted = json.dumps(member)
+    writes.statement(_JOIN[dialect], {"id": uuid.uuid4().hex, "pseudonym": pseudonym, "condition": condition,
+                                      "team": json.dumps([member]), "member": member, "at": at, "quoted": quoted,
+                                      "appended": f", {quoted}]"})

@@ -12,6 +12,7 @@ retrievable by its number (`$events`), so a receiver that sees a gap fetches wha
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import uuid
 from collections.abc import Sequence
@@ -21,13 +22,14 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import httpx
-from sqlalchemy import or_, select, update
+from sqlalchemy import DateTime, String, bindparam, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.coordination.models import DeliveryAttempt, Notification, SubscriptionRecord
 from shared.auth import Caller
 from shared.fhir import FhirError, Issue, unresolved_placeholders, validate_resource
 from shared.identifiers import org_token, parse_org
+from shared.writes import Writes
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 BACKPORT_OPERATIONS = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition"
@@ -274,6 +276,47 @@ async def notify(session: AsyncSession, *, task_id: str, owner: str) -> None:
         session.add(record)
         session.add(Notification(subscription_id=record.id, event_number=record.events_since_start,
                                  focus=f"Task/{task_id}"))
+
+
+SUBSCRIPTION = SubscriptionRecord.__table__  # type: ignore[attr-defined]
+NOTIFICATION = Notification.__table__  # type: ignore[attr-defined]
+_LIVE = ("requested", "active")
+
+
+_COUNT_UP = (update(SUBSCRIPTION)
+             .where(SUBSCRIPTION.c.owner_org == bindparam("owner"),
+                    or_(*(SUBSCRIPTION.c.status == status for status in _LIVE)))
+             .values(events_since_start=SUBSCRIPTION.c.events_since_start + 1)
+             .returning(SUBSCRIPTION.c.id, SUBSCRIPTION.c.events_since_start))
+
+
+@functools.cache
+def _numbered(name: str) -> Any:
+    """PostgreSQL: the subscriptions counted up (a CTE called `name`) feed the notification rows."""
+    numbered = _COUNT_UP.cte(name)
+    return insert(NOTIFICATION).from_select(
+        ["subscription_id", "event_number", "focus", "created_at", "attempts"],
+        select(numbered.c.id, numbered.c.events_since_start, bindparam("focus", type_=String()),
+               bindparam("at", type_=DateTime(timezone=True)), literal(0)))
+
+
+def notify_in(writes: Writes, *, dialect: str, task_id: str, owner: str, at: datetime) -> None:
+    """`notify` for a hot path, with the unit of work's other writes: one statement on PostgreSQL (the matching
+    subscriptions counted up, RETURNING their new numbers into the notification rows); on SQLite the UPDATE …
+    RETURNING and then the rows. Numbering is serialised per subscription by the UPDATE's row lock, as by the
+    FOR UPDATE of `notify`."""
+    focus = f"Task/{task_id}"
+    if dialect == "postgresql":
+        writes.statement(_numbered(writes.name("notify")), {"owner": owner, "focus": focus, "at": at})
+        return
+
+    async def on_sqlite(session: AsyncSession) -> None:
+        numbered = (await session.execute(_COUNT_UP, {"owner": owner})).all()
+        if numbered:
+            await session.execute(insert(NOTIFICATION), [
+                {"subscription_id": sid, "event_number": number, "focus": focus, "created_at": at, "attempts": 0}
+                for sid, number in numbered])
+    writes.statement(_COUNT_UP, {"owner": owner}, on_sqlite=on_sqlite)
 
 
 def event_range(since: str | None, until: str | None) -> tuple[int, int | None]:

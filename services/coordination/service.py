@@ -5,7 +5,6 @@ Functions take the session and the caller explicitly and never commit; the edge 
 
 from __future__ import annotations
 
-import copy
 import re
 import uuid
 from collections.abc import Callable
@@ -14,7 +13,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jsonpatch
-from sqlalchemy import ColumnElement, false, or_, select
+from sqlalchemy import ColumnElement, Row, bindparam, case, false, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.coordination import directory, episodes, events, notifications, patients
@@ -23,6 +24,7 @@ from services.coordination.domain.contact import execution_period, received_at
 from services.coordination.domain.person import contact_phone
 from services.coordination.domain.task_state import TERMINAL, TransitionError, decide_transition
 from services.coordination.models import (
+    CoordinatedPatient,
     EncounterRecord,
     LinkedCall,
     RoutedRequest,
@@ -41,6 +43,7 @@ from shared.fhirpatch import apply_fhirpath_patch
 from shared.identifiers import PSEUDONYM_SYSTEM, org_token, parse_org, searched_pseudonym
 from shared.region import FRONT_DOOR, organisation
 from shared.search import json_text
+from shared.writes import Writes
 
 ACT_CODE_SYSTEM = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 DELIVERED_CLASSES = {"VR": "virtual", "HH": "home health", "AMB": "ambulatory"}
@@ -48,6 +51,55 @@ PATCHABLE = frozenset({"status", "businessStatus", "statusReason", "output", "ex
 # Reassignment to another organisation: by the requester or a case manager, before anyone started.
 REASSIGNABLE_FROM = frozenset({"requested", "received", "rejected"})
 REASSIGNMENT = frozenset({"owner", "status", "businessStatus", "statusReason"})
+# http://hl7.org/fhir/task-status (R4), Task.status's required binding.
+TASK_STATUS_CODES = frozenset({"draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
+                               "in-progress", "on-hold", "failed", "completed", "entered-in-error"})
+
+# The hot paths (a triage becoming a Task, a Task PATCH) read and write through SQLAlchemy Core on these tables,
+# with statements built once here; the rest of coordination uses the models.
+TASK = TaskRecord.__table__  # type: ignore[attr-defined]
+TASK_VERSION = TaskVersion.__table__  # type: ignore[attr-defined]
+TRANSITION = TaskTransition.__table__  # type: ignore[attr-defined]
+ENCOUNTER = EncounterRecord.__table__  # type: ignore[attr-defined]
+ROUTED = RoutedRequest.__table__  # type: ignore[attr-defined]
+PATIENT = CoordinatedPatient.__table__  # type: ignore[attr-defined]
+_PATIENT_BY_PSEUDONYM = (select(PATIENT.c.content).where(PATIENT.c.pseudonym == bindparam("pseudonym"))
+                         .order_by(PATIENT.c.last_updated.desc()).limit(1))
+_PATIENT_BY_ID_OR_PSEUDONYM = (
+    select(PATIENT.c.content)
+    .where(or_(PATIENT.c.id == bindparam("patient_id"), PATIENT.c.pseudonym == bindparam("pseudonym")))
+    .order_by(case((PATIENT.c.id == bindparam("patient_id"), 0), else_=1), PATIENT.c.last_updated.desc()).limit(1))
+_LOCKED_TASK = select(TASK.c.id, TASK.c.version, TASK.c.status, TASK.c.owner, TASK.c.requester,
+                      TASK.c.acute_request_id, TASK.c.pseudonym, TASK.c.due_at, TASK.c.content).where(
+    TASK.c.id == bindparam("task_id")).with_for_update()
+_ROUTED = select(ROUTED.c.id, ROUTED.c.pseudonym, ROUTED.c.status, ROUTED.c.order).where(
+    ROUTED.c.id == bindparam("request_id"))
+_LOCKED_ROUTED = _ROUTED.with_for_update()
+_UPDATE_TASK = update(TASK).where(TASK.c.id == bindparam("task_id")).values(
+    version=bindparam("new_version"), status=bindparam("new_status"), last_updated=bindparam("at"),
+    content=bindparam("new_content"))
+_REASSIGN_TASK = update(TASK).where(TASK.c.id == bindparam("task_id")).values(
+    version=bindparam("new_version"), owner=bindparam("new_owner"), status="requested", last_updated=bindparam("at"),
+    content=bindparam("new_content"))
+_CLOSE_REQUEST = update(ROUTED).where(ROUTED.c.id == bindparam("request_id")).values(
+    status="closed", closed_at=bindparam("at"))
+
+
+def _route_template(dialect: str) -> Any:
+    """Upsert of the routed request: made at its first triage, its routing replaced at a re-triage."""
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(ROUTED).values(
+        id=bindparam("request_id"), pseudonym=bindparam("pseudonym"), urgency=bindparam("urgency"),
+        disposition=bindparam("disposition"), status="open", due_at=bindparam("due_at"), routed_at=bindparam("at"),
+        closed_at=None, order=bindparam("order_text"))
+    return upsert.on_conflict_do_update(index_elements=[ROUTED.c.id], set_={
+        "urgency": upsert.excluded.urgency, "disposition": upsert.excluded.disposition,
+        "due_at": upsert.excluded.due_at, "order": upsert.excluded.order})
+
+
+_ROUTE = {dialect: _route_template(dialect) for dialect in ("postgresql", "sqlite")}
+_REQUEST_TASKS = (select(TASK.c.id, TASK.c.status, ENCOUNTER.c.id.label("encounter_id"))
+                  .outerjoin(ENCOUNTER, ENCOUNTER.c.task_id == TASK.c.id)
+                  .where(TASK.c.acute_request_id == bindparam("request_id")))
 
 
 def _now() -> datetime:
@@ -66,50 +118,62 @@ def _identifier_reference(token: str) -> dict[str, Any]:
 async def on_triage_completed(session: AsyncSession, event: Event, *, front_door_fhir_base: str,
                               codesystem_base: str) -> None:
     """A triaged request becomes a Task owned by the chosen organisation, due by the urgency's target time, saying
-    what to do and for whom (domain/task_content.py), with the contact phone of the patient coordination holds."""
+    what to do and for whom (domain/task_content.py), with the contact phone of the patient coordination holds.
+
+    Statements: the routed request upserted first (its row lock serialises the request's triages), the patient
+    read, and everything else written together (shared.writes: one statement on PostgreSQL)."""
     order = event.json()
     try:
         routing = task_content.read_order(order)
     except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
         raise PoisonMessage(f"triage-completed value is not a routing order: {exc.__class__.__name__} {exc}") from exc
     request_id, pseudonym, due = routing.request_id, routing.pseudonym, routing.due
-    routed = await session.get(RoutedRequest, request_id, with_for_update=True)
+    dialect = session.get_bind().dialect.name
     now = _now()
-    if routed is None:
-        session.add(RoutedRequest(id=request_id, pseudonym=pseudonym, urgency=routing.urgency,
-                                  disposition=routing.code["coding"][0]["code"], due_at=due, order=dumps(order)))
-    else:
-        routed.urgency, routed.disposition, routed.due_at, routed.order = (
-            routing.urgency, routing.code["coding"][0]["code"], due, dumps(order))
-        session.add(routed)
+    disposition, order_text = routing.code["coding"][0]["code"], dumps(order)
+    await session.execute(_ROUTE[dialect], {"request_id": request_id, "pseudonym": pseudonym,
+                                            "urgency": routing.urgency, "disposition": disposition, "due_at": due,
+                                            "at": now, "order_text": order_text})
     if routing.retriage_reason:
         await _cancel_unstarted(session, request_id=request_id,
                                 reason=f"opnieuw getrieerd: {routing.retriage_reason}",
                                 traceparent=event.traceparent, at=now)
-    patient = (await patients.by_id(session, routing.patient_id) if routing.patient_id else None) \
-        or await patients.by_pseudonym(session, pseudonym)
+    phone = contact_phone(loads(patient)) if (patient := await _patient_content(
+        session, patient_id=routing.patient_id, pseudonym=pseudonym)) else None
     task_id = uuid.uuid5(uuid.NAMESPACE_URL, f"task:{event.id}").hex
     task = task_content.task_content(routing, task_id=task_id, at=now, front_door_fhir_base=front_door_fhir_base,
-                                     codesystem_base=codesystem_base,
-                                     contact_phone=contact_phone(patients.resource(patient)) if patient else None)
+                                     codesystem_base=codesystem_base, contact_phone=phone)
     owner, requester = routing.owner, routing.requester
-    session.add(TaskRecord(id=task_id, status="requested", owner=owner, requester=requester,
-                           acute_request_id=request_id, source_event_id=event.id, pseudonym=pseudonym, due_at=due,
-                           last_updated=now, content=dumps(task)))
-    session.add(TaskVersion(task_id=task_id, version=1, content=dumps(task)))
-    enqueue(session, events.task_changed(task, pseudonym=pseudonym, traceparent=event.traceparent))
-    await notifications.notify(session, task_id=task_id, owner=owner)
-    await episodes.ensure_episode(session, pseudonym=pseudonym, member=owner)
+    content = dumps(task)
+    writes = Writes()
+    writes.insert(TASK, id=task_id, version=1, status="requested", owner=owner, requester=requester,
+                  acute_request_id=request_id, source_event_id=event.id, pseudonym=pseudonym, due_at=due,
+                  last_updated=now, overdue_flagged_at=None, content=content)
+    writes.insert(TASK_VERSION, task_id=task_id, version=1, content=content)
+    writes.event(events.task_changed(task, pseudonym=pseudonym, traceparent=event.traceparent), at=now)
+    notifications.notify_in(writes, dialect=dialect, task_id=task_id, owner=owner, at=now)
+    episodes.join_episode(writes, dialect=dialect, pseudonym=pseudonym, member=owner, at=now)
     what = routing.urgency + (f" ({task_content.one_line(routing.complaint, 120)})" if routing.complaint else "")
-    disposition = routing.code["coding"][0]["code"]
-    episodes.note(session, pseudonym=pseudonym, at=now, kind="triage", organisation_token=requester,
-                  reference=f"Task/{task_id}",
-                  text=f"{what}: {routing.code['coding'][0].get('display', disposition)} door "
-                       f"{episodes.name_of(owner)}, uiterlijk {local_time(due)}"
-                       + (f"; notitie: {routing.note}" if routing.note else ""),
-                  facts={"event": "triage", "urgency": routing.urgency, "disposition": disposition,
-                         "complaint": task_content.one_line(routing.complaint, 120), "owner": owner,
-                         "due": due.isoformat(), "note": routing.note})
+    episodes.note_in(writes, pseudonym=pseudonym, at=now, kind="triage", organisation_token=requester,
+                     reference=f"Task/{task_id}",
+                     text=f"{what}: {routing.code['coding'][0].get('display', disposition)} door "
+                          f"{episodes.name_of(owner)}, uiterlijk {local_time(due)}"
+                          + (f"; notitie: {routing.note}" if routing.note else ""),
+                     facts={"event": "triage", "urgency": routing.urgency, "disposition": disposition,
+                            "complaint": task_content.one_line(routing.complaint, 120), "owner": owner,
+                            "due": due.isoformat(), "note": routing.note})
+    await writes.flush(session)
+
+
+async def _patient_content(session: AsyncSession, *, patient_id: str | None, pseudonym: str) -> str | None:
+    """The FHIR JSON of the patient coordination holds: by the front door's Patient id, else the latest updated
+    with this pseudonym (patients.by_id, patients.by_pseudonym), in one statement."""
+    if patient_id:
+        found = (await session.execute(_PATIENT_BY_ID_OR_PSEUDONYM,
+                                       {"patient_id": patient_id, "pseudonym": pseudonym})).scalars().first()
+    else:
+        found = (await session.execute(_PATIENT_BY_PSEUDONYM, {"pseudonym": pseudonym})).scalars().first()
+    return found
 
 
 async def on_patient_changed(session: AsyncSession, event: Event, *, codesystem_base: str) -> None:
@@ -247,29 +311,52 @@ def _validate_outputs(task: dict[str, Any], codesystem_base: str) -> tuple[str, 
 
 def _check_patched(patched: dict[str, Any], changed: set[str]) -> None:
     """The patched Task as FHIR: an element left or made empty is 400, anything else invalid in what changed 422
-    (what did not change was valid when it was stored)."""
+    (what did not change was valid when it was stored, and we wrote it: it is not parsed again). Only the changed
+    elements are validated, in a Task of their own with the required status and intent: no rule of a Task relates
+    one of its elements to another, so the issues within them are the same as in the whole Task."""
+    if changed <= {"status"} and patched.get("status") in TASK_STATUS_CODES:
+        return  # a known code of the required binding: nothing a validator could find (the transition decides)
+
     def in_changed(issue: Issue) -> bool:
         return any(e == f"Task.{name}" or e.startswith((f"Task.{name}.", f"Task.{name}["))
                    for e in issue.expression for name in changed)
 
-    empty = [issue for issue in empty_elements(patched, "Task") if in_changed(issue)]
+    probe = {"resourceType": "Task", "status": patched.get("status"), "intent": patched.get("intent"),
+             **{name: patched[name] for name in changed if name in patched}}
+    empty = [issue for issue in empty_elements(probe, "Task") if in_changed(issue)]
     if empty:
         raise FhirError(400, empty)
     # Outside a transaction no urn:uuid:/urn:oid: placeholder names anything.
-    invalid = [issue for issue in [*validate_resource(patched, path="Task"),
-                                   *unresolved_placeholders(patched, "Task", ())] if in_changed(issue)]
+    invalid = [issue for issue in [*validate_resource(probe, path="Task"),
+                                   *unresolved_placeholders(probe, "Task", ())] if in_changed(issue)]
     if invalid:
         raise FhirError(422, invalid)
 
 
+async def _locked_task(session: AsyncSession, task_id: str, caller: Caller) -> Row[Any]:
+    """The Task's row (id, version, status, owner, requester, acute_request_id, pseudonym, due_at, content), locked
+    for this transaction; 404 when it is unknown or not the caller's to see, as `get_task`."""
+    row = (await session.execute(_LOCKED_TASK, {"task_id": task_id})).first()
+    if row is None or not may_see(caller, row):  # type: ignore[arg-type]
+        raise FhirError(404, Issue("error", "not-found", f"Task/{task_id} is not known"))
+    return row
+
+
 async def patch_task(session: AsyncSession, *, task_id: str, operations: list[dict[str, Any]] | None = None,
                      fhirpath_patch: dict[str, Any] | None = None, if_match: str | None, caller: Caller,
-                     codesystem_base: str, clock_tolerance: timedelta, traceparent: str | None) -> dict[str, Any]:
+                     codesystem_base: str, clock_tolerance: timedelta, traceparent: str | None,
+                     writes: Writes | None = None) -> dict[str, Any]:
     """Apply a JSON Patch (`operations`) or a FHIRPath Patch (`fhirpath_patch`, a Parameters resource) of the
     workflow elements: every write of a Task (PATCH, PUT, the consoles) comes through here. The status change goes
     through the one transition function; the patched Task must be valid FHIR (400 for an empty element, 422 for
-    the rest) and a delivered contact's executionPeriod plausible (domain.contact, with `clock_tolerance`)."""
-    record = await get_task(session, task_id, caller, lock=True)
+    the rest) and a delivered contact's executionPeriod plausible (domain.contact, with `clock_tolerance`).
+
+    What it writes (the Task, its version, transition, timeline, Encounter, closing, outbox events, notifications)
+    goes into `writes`, which the caller flushes after adding its audit row (one statement on PostgreSQL); without
+    `writes` it is flushed here. Reads: the Task (locked), and on completion the request (locked) and its Tasks."""
+    own = writes is None
+    writes = Writes() if writes is None else writes
+    record = await _locked_task(session, task_id, caller)
     if if_match is not None and if_match.strip() not in (f'W/"{record.version}"', f'"{record.version}"'):
         raise FhirError(412, Issue("error", "conflict", f"Task/{task_id} is at version {record.version}, "
                                                         f"not {if_match}"))
@@ -277,17 +364,21 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     if fhirpath_patch is not None:
         patched = apply_fhirpath_patch(current, fhirpath_patch)
     else:
-        try:
-            patched = jsonpatch.apply_patch(copy.deepcopy(current), operations or [])
+        try:  # a second parse of the stored text is the cheapest copy to patch
+            patched = jsonpatch.apply_patch(loads(record.content), operations or [], in_place=True)
         except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, KeyError) as exc:
             raise FhirError(422, Issue("error", "processing", f"the patch cannot be applied: {exc}")) from exc
     if not isinstance(patched, dict):
         raise FhirError(422, Issue("error", "processing", "the patch replaces the Task by something else"))
     changed = {k for k in set(current) | set(patched) if current.get(k) != patched.get(k)}
     _check_patched(patched, changed)
+    dialect = session.get_bind().dialect.name
     if "owner" in changed:
-        return await _reassign(session, record=record, current=current, patched=patched, changed=changed,
-                               caller=caller, traceparent=traceparent)
+        result = await _reassign(writes, dialect=dialect, record=record, current=current, patched=patched,
+                                 changed=changed, caller=caller, traceparent=traceparent)
+        if own:
+            await writes.flush(session)
+        return result
     refused = sorted(changed - PATCHABLE)
     if refused:
         raise FhirError(422, [Issue("error", "business-rule", f"{name} cannot be changed by a patch", (f"Task.{name}",))
@@ -304,7 +395,7 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     reason = status_reason.get("text") or next(
         (c.get("display") or c.get("code") for c in status_reason.get("coding", [])), None)
     if status_to != status_from:
-        roles = roles_of(caller, record)
+        roles = roles_of(caller, record)  # type: ignore[arg-type]
         if not roles:
             raise FhirError(403, Issue("error", "forbidden", "only the owner, the requester or a case manager may "
                                                              "change this Task"))
@@ -319,23 +410,26 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
                 errors.append(str(exc))
         if transition is None:
             raise FhirError(422, Issue("error", "business-rule", "; ".join(errors), ("Task.status",)))
-        session.add(TaskTransition(task_id=task_id, version=record.version + 1, from_status=status_from,
-                                   to_status=transition.to_status, actor=caller.subject, actor_org=caller.org,
-                                   role=transition.role, reason=reason, at=now))
-        episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
-                      organisation_token=caller.org, reference=f"Task/{task_id}",
-                      text=f"taak {words.label(words.STATUS_LABELS, status_from)} → "
-                           f"{words.label(words.STATUS_LABELS, transition.to_status)}"
-                           + (f" ({reason})" if reason else ""),
-                      facts={"event": "status", "from": status_from, "to": transition.to_status,
-                             "owner": record.owner, "reason": reason})
+        writes.insert(TRANSITION, task_id=task_id, version=record.version + 1, from_status=status_from,
+                      to_status=transition.to_status, actor=caller.subject, actor_org=caller.org,
+                      role=transition.role, reason=reason, at=now)
+        episodes.note_in(writes, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
+                         organisation_token=caller.org, reference=f"Task/{task_id}",
+                         text=f"taak {words.label(words.STATUS_LABELS, status_from)} → "
+                              f"{words.label(words.STATUS_LABELS, transition.to_status)}"
+                              + (f" ({reason})" if reason else ""),
+                         facts={"event": "status", "from": status_from, "to": transition.to_status,
+                                "owner": record.owner, "reason": reason})
     elif caller.org != record.owner:
         raise FhirError(403, Issue("error", "forbidden", "only the owner records progress on this Task"))
 
     delivered = _validate_outputs(patched, codesystem_base)
-    period = None
+    status = str(patched["status"])
+    period, routed = None, None
     if "executionPeriod" in changed or (status_to == "completed" and delivered is not None):
-        routed = await session.get(RoutedRequest, record.acute_request_id)
+        # Locked now if the Task ends here: closing the request needs the lock anyway (_close_if_done).
+        routed = (await session.execute(_LOCKED_ROUTED if status in TERMINAL else _ROUTED,
+                                        {"request_id": record.acute_request_id})).first()
         period = execution_period(patched.get("executionPeriod"), now=now, tolerance=clock_tolerance,
                                   received=received_at(loads(routed.order)) if routed else None)
         if period.issues:
@@ -343,33 +437,38 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     if delivered is not None and status_to != "completed":
         raise FhirError(422, Issue("error", "business-rule", "a delivered contact is recorded when the Task is "
                                                              "completed", ("Task.output",)))
-    record.version += 1
-    patched["meta"] = {**patched.get("meta", {}), "versionId": str(record.version), "lastUpdated": now.isoformat()}
+    version = record.version + 1
+    patched["meta"] = {**patched.get("meta", {}), "versionId": str(version), "lastUpdated": now.isoformat()}
     patched["lastModified"] = now.isoformat()
-    record.status = str(patched["status"])
-    record.last_updated = now
-    record.content = dumps(patched)
-    session.add(record)
-    session.add(TaskVersion(task_id=task_id, version=record.version, content=record.content))
-    enqueue(session, events.task_changed(patched, pseudonym=record.pseudonym, traceparent=traceparent))
-    await notifications.notify(session, task_id=task_id, owner=record.owner)
+    content = dumps(patched)
+    writes.statement(_UPDATE_TASK, {"task_id": task_id, "new_version": version, "new_status": status, "at": now,
+                                    "new_content": content})
+    writes.insert(TASK_VERSION, task_id=task_id, version=version, content=content)
+    writes.event(events.task_changed(patched, pseudonym=record.pseudonym, traceparent=traceparent), at=now)
+    notifications.notify_in(writes, dialect=dialect, task_id=task_id, owner=record.owner, at=now)
 
+    encounter_id = None
     if status_to == "completed" and delivered is not None and period is not None:
-        await _record_encounter(session, record=record, act_class=delivered[0], start=period.start, end=period.end,
-                                traceparent=traceparent)
-    if record.status in TERMINAL:
-        await _close_if_done(session, record.acute_request_id, traceparent=traceparent)
+        encounter_id = _record_encounter(writes, record=record, act_class=delivered[0], start=period.start,
+                                         end=period.end, traceparent=traceparent, at=now)
+    if status in TERMINAL:
+        await _close_if_done(session, writes, record=record, status=status, encounter_id=encounter_id,
+                             routed=routed if routed is not None and status in TERMINAL else None,
+                             traceparent=traceparent, at=now)
+    if own:
+        await writes.flush(session)
     return patched
 
 
-async def _reassign(session: AsyncSession, *, record: TaskRecord, current: dict[str, Any], patched: dict[str, Any],
-                    changed: set[str], caller: Caller, traceparent: str | None) -> dict[str, Any]:
+async def _reassign(writes: Writes, *, dialect: str, record: Row[Any], current: dict[str, Any],
+                    patched: dict[str, Any], changed: set[str], caller: Caller,
+                    traceparent: str | None) -> dict[str, Any]:
     """Hand a Task to another organisation: it starts again as requested there, and both owners hear of it."""
     refused = sorted(changed - REASSIGNMENT)
     if refused:
         raise FhirError(422, [Issue("error", "business-rule", f"{name} cannot change while reassigning",
                                     (f"Task.{name}",)) for name in refused])
-    roles = [r for r in roles_of(caller, record) if r in ("requester", "case-manager")]
+    roles = [r for r in roles_of(caller, record) if r in ("requester", "case-manager")]  # type: ignore[arg-type]
     if not roles:
         raise FhirError(403, Issue("error", "forbidden", "only the requester or a case manager reassigns a Task"))
     if current["status"] not in REASSIGNABLE_FROM:
@@ -408,27 +507,27 @@ async def _reassign(session: AsyncSession, *, record: TaskRecord, current: dict[
          if c.get("display") or c.get("code")), None) or f"reassigned to {target.name}"
     patched["status"] = "requested"
     patched["owner"] = _identifier_reference(target.token)
-    session.add(TaskTransition(task_id=record.id, version=record.version + 1, from_status=current["status"],
-                               to_status="requested", actor=caller.subject, actor_org=caller.org, role=roles[0],
-                               reason=f"reassigned from {previous} to {target.token}"
-                                      + (" (closed at the due time)" if closed else "") + f": {reason}", at=now))
-    await episodes.ensure_episode(session, pseudonym=record.pseudonym, member=target.token)
-    episodes.note(session, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
-                  organisation_token=caller.org, reference=f"Task/{record.id}",
-                  text=f"taak overgedragen: {episodes.name_of(previous)} → {target.name}"
-                       + (" (gesloten op de streeftijd)" if closed else "") + f" ({reason})",
-                  facts={"event": "reassigned", "from": previous, "to": target.token, "reason": reason,
-                         "closed_at_due": closed})
-    record.version += 1
-    patched["meta"] = {**patched.get("meta", {}), "versionId": str(record.version), "lastUpdated": now.isoformat()}
+    writes.insert(TRANSITION, task_id=record.id, version=record.version + 1, from_status=current["status"],
+                  to_status="requested", actor=caller.subject, actor_org=caller.org, role=roles[0],
+                  reason=f"reassigned from {previous} to {target.token}"
+                         + (" (closed at the due time)" if closed else "") + f": {reason}", at=now)
+    episodes.join_episode(writes, dialect=dialect, pseudonym=record.pseudonym, member=target.token, at=now)
+    episodes.note_in(writes, pseudonym=record.pseudonym, at=now, kind="task", actor=caller.subject,
+                     organisation_token=caller.org, reference=f"Task/{record.id}",
+                     text=f"taak overgedragen: {episodes.name_of(previous)} → {target.name}"
+                          + (" (gesloten op de streeftijd)" if closed else "") + f" ({reason})",
+                     facts={"event": "reassigned", "from": previous, "to": target.token, "reason": reason,
+                            "closed_at_due": closed})
+    version = record.version + 1
+    patched["meta"] = {**patched.get("meta", {}), "versionId": str(version), "lastUpdated": now.isoformat()}
     patched["lastModified"] = now.isoformat()
-    record.owner, record.status, record.last_updated = target.token, "requested", now
-    record.content = dumps(patched)
-    session.add(record)
-    session.add(TaskVersion(task_id=record.id, version=record.version, content=record.content))
-    enqueue(session, events.task_changed(patched, pseudonym=record.pseudonym, traceparent=traceparent))
+    content = dumps(patched)
+    writes.statement(_REASSIGN_TASK, {"task_id": record.id, "new_version": version, "new_owner": target.token,
+                                      "at": now, "new_content": content})
+    writes.insert(TASK_VERSION, task_id=record.id, version=version, content=content)
+    writes.event(events.task_changed(patched, pseudonym=record.pseudonym, traceparent=traceparent), at=now)
     for owner in (previous, target.token):
-        await notifications.notify(session, task_id=record.id, owner=owner)
+        notifications.notify_in(writes, dialect=dialect, task_id=record.id, owner=owner, at=now)
     return patched
 
 
@@ -487,8 +586,9 @@ async def version(session: AsyncSession, *, task_id: str, version_id: int, calle
     return loads(row.content)
 
 
-async def _record_encounter(session: AsyncSession, *, record: TaskRecord, act_class: str, start: datetime,
-                            end: datetime | None, traceparent: str | None) -> None:
+def _record_encounter(writes: Writes, *, record: Row[Any], act_class: str, start: datetime, end: datetime | None,
+                      traceparent: str | None, at: datetime) -> str:
+    """The delivered contact as an Encounter, its contact-delivered event and its timeline entry; its id."""
     encounter_id = uuid.uuid5(uuid.NAMESPACE_URL, f"encounter:{record.id}").hex
     performer = _identifier_reference(record.owner)
     encounter: dict[str, Any] = {
@@ -502,38 +602,41 @@ async def _record_encounter(session: AsyncSession, *, record: TaskRecord, act_cl
         "participant": [{"individual": {"display": "performer of Task/" + record.id}}],
         "period": {"start": start.isoformat(), **({"end": end.isoformat()} if end else {})},
     }
-    session.add(EncounterRecord(id=encounter_id, task_id=record.id, acute_request_id=record.acute_request_id,
-                                pseudonym=record.pseudonym, act_class=act_class, performer=record.owner, start=start,
-                                content=dumps(encounter)))
-    enqueue(session, events.contact_delivered(encounter, pseudonym=record.pseudonym, traceparent=traceparent))
-    episodes.note(session, pseudonym=record.pseudonym, at=start, kind="contact", organisation_token=record.owner,
-                  reference=f"Encounter/{encounter_id}",
-                  text=f"contact geleverd ({act_class}: {DELIVERED_CLASSES[act_class]}) door "
-                       f"{episodes.name_of(record.owner)}",
-                  facts={"event": "delivered", "class": act_class, "owner": record.owner})
+    writes.insert(ENCOUNTER, id=encounter_id, task_id=record.id, acute_request_id=record.acute_request_id,
+                  pseudonym=record.pseudonym, act_class=act_class, performer=record.owner, start=start,
+                  content=dumps(encounter))
+    writes.event(events.contact_delivered(encounter, pseudonym=record.pseudonym, traceparent=traceparent), at=at)
+    episodes.note_in(writes, pseudonym=record.pseudonym, at=start, kind="contact", organisation_token=record.owner,
+                     reference=f"Encounter/{encounter_id}",
+                     text=f"contact geleverd ({act_class}: {DELIVERED_CLASSES[act_class]}) door "
+                          f"{episodes.name_of(record.owner)}",
+                     facts={"event": "delivered", "class": act_class, "owner": record.owner})
+    return encounter_id
 
 
-async def _close_if_done(session: AsyncSession, request_id: str, *, traceparent: str | None) -> None:
-    """An acute request closes when all its Tasks are terminal."""
-    routed = await session.get(RoutedRequest, request_id, with_for_update=True)
+async def _close_if_done(session: AsyncSession, writes: Writes, *, record: Row[Any], status: str,
+                         encounter_id: str | None, routed: Row[Any] | None, traceparent: str | None,
+                         at: datetime) -> None:
+    """An acute request closes when all its Tasks are terminal. `record` is the Task this unit of work ends (at
+    `status`, with the Encounter `encounter_id` if one was delivered), not yet written; `routed` the request's row
+    if it was read with its lock already."""
+    request_id = record.acute_request_id
+    if routed is None:
+        routed = (await session.execute(_LOCKED_ROUTED, {"request_id": request_id})).first()
     if routed is None or routed.status == "closed":
         return
     # Read after the lock, so of two Tasks finishing together the second sees the first. The Encounters
     # come in the same statement: each belongs to one of these Tasks.
-    rows = (await session.execute(
-        select(TaskRecord.status, EncounterRecord.id)
-        .outerjoin(EncounterRecord, EncounterRecord.task_id == TaskRecord.id)  # type: ignore[arg-type]
-        .where(TaskRecord.acute_request_id == request_id))).all()
-    if not rows or any(status not in TERMINAL for status, _ in rows):
+    rows = (await session.execute(_REQUEST_TASKS, {"request_id": request_id})).all()
+    statuses = {task_id: task_status for task_id, task_status, _ in rows} | {record.id: status}
+    if any(task_status not in TERMINAL for task_status in statuses.values()):
         return
-    encounter_ids = [encounter_id for _, encounter_id in rows if encounter_id is not None]
-    now = _now()
-    routed.status, routed.closed_at = "closed", now
-    session.add(routed)
-    episodes.note(session, pseudonym=routed.pseudonym, at=now, kind="closed", text="acute aanvraag afgesloten",
-                  reference=f"ServiceRequest/{request_id}", facts={"event": "closed"})
-    enqueue(session, events.acute_request_closed(request_id=request_id, pseudonym=routed.pseudonym, closed_at=now,
-                                                 encounter_ids=encounter_ids, traceparent=traceparent))
+    encounter_ids = [found for _, _, found in rows if found is not None] + ([encounter_id] if encounter_id else [])
+    writes.statement(_CLOSE_REQUEST, {"request_id": request_id, "at": at})
+    episodes.note_in(writes, pseudonym=routed.pseudonym, at=at, kind="closed", text="acute aanvraag afgesloten",
+                     reference=f"ServiceRequest/{request_id}", facts={"event": "closed"})
+    writes.event(events.acute_request_closed(request_id=request_id, pseudonym=routed.pseudonym, closed_at=at,
+                                             encounter_ids=encounter_ids, traceparent=traceparent), at=at)
 
 
 def _organisation_key(parameter: str) -> Callable[[str], str]:

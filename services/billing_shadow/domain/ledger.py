@@ -4,7 +4,7 @@ insurer's feed adds up to. After a line locks it is never changed: a correction 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
@@ -77,28 +77,36 @@ def aggregate(uzovi: str, period: str, entries: Iterable[Entry], effective: Iter
     `entries` are all ledger lines of the month (credits included); `effective` are the current lines of the
     month's requests, which decide inclusion and exclusion counts. No patient data goes in.
     """
-    groups: dict[tuple[str, int], list[Entry]] = defaultdict(list)
+    sums: dict[tuple[str, int], tuple[int, int]] = {}
     for entry in entries:
         v = entry.values
         if v.code and v.exclusion_reason is None and v.unit_price_cents is not None:
-            groups[(v.code, v.unit_price_cents)].append(entry)
+            quantity, shadow = sums.get((v.code, v.unit_price_cents), (0, 0))
+            sums[(v.code, v.unit_price_cents)] = (quantity + entry.quantity,
+                                                   shadow + entry.quantity * v.shadow_amount_cents)
+    standing: dict[str | None, int] = defaultdict(int)
+    for entry in effective:
+        standing[entry.values.exclusion_reason] += 1
+    return feed_document(uzovi, period, sums=sums, standing=standing)
+
+
+def feed_document(uzovi: str, period: str, *, sums: Mapping[tuple[str, int], tuple[int, int]],
+                  standing: Mapping[str | None, int]) -> dict[str, Any]:
+    """The feed from what `aggregate` adds up, as a database can add it up too: `sums` maps (code, unit price in
+    cents) of the month's priced lines without exclusion to (net quantity, net shadow amount in cents); `standing`
+    maps each exclusion reason (None: included) to the number of the month's requests whose current line has it.
+    Delimited requests (an open DBC, a hospital referral) are not eligible for inclusion."""
     lines = []
-    for (code, unit_price), members in sorted(groups.items(), key=lambda g: (CODE_ORDER[g[0][0]], g[0][1])):
-        quantity = sum(m.quantity for m in members)
-        shadow = sum(m.quantity * m.values.shadow_amount_cents for m in members)
+    for (code, unit_price), (quantity, shadow) in sorted(sums.items(), key=lambda g: (CODE_ORDER[g[0][0]], g[0][1])):
         if quantity or shadow:
             lines.append({"code": code, "quantity": quantity, "unit_price_cents": unit_price,
                           "amount_cents": quantity * unit_price, "shadow_amount_cents": shadow})
-    current = list(effective)
-    eligible = [e for e in current if e.values.exclusion_reason != DELIMITED_DBC]
-    included = sum(1 for e in eligible if e.values.exclusion_reason is None)
-    exclusions: dict[str, int] = defaultdict(int)
-    for e in current:
-        if e.values.exclusion_reason:
-            exclusions[e.values.exclusion_reason] += 1
+    eligible = sum(count for reason, count in standing.items() if reason != DELIMITED_DBC)
+    included = standing.get(None, 0)
+    exclusions = {reason: count for reason, count in standing.items() if reason and count}
     return {"uzovi": uzovi, "period": period, "lines": lines,
             "totals": {"quantity": sum(ln["quantity"] for ln in lines),
                        "amount_cents": sum(ln["amount_cents"] for ln in lines),
                        "shadow_amount_cents": sum(ln["shadow_amount_cents"] for ln in lines)},
-            "inclusion_rate": round(included / len(eligible), 4) if eligible else None,
+            "inclusion_rate": round(included / eligible, 4) if eligible else None,
             "exclusions": dict(sorted(exclusions.items()))}

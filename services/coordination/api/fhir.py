@@ -14,10 +14,12 @@ from shared.auth import Caller, require_scope
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, loads, parse_body
 from shared.identifiers import searched_pseudonym
 from shared.responses import FhirJSONResponse
+from shared.writes import Writes
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])
 _XML_TYPES = {FHIR_XML, "application/xml", "text/xml"}
 PAGE_SIZE, MAX_PAGE_SIZE = 50, 500
+AUDIT = audit.AuditRecord.__table__  # type: ignore[attr-defined]
 
 
 def _fhir(body: dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -154,13 +156,15 @@ async def update_task(task_id: str, request: Request,
     async with state.runtime.sessions() as session, session.begin():
         current = await service.get_task(session, task_id, caller)
         operations = service.json_patch_for_update(loads(current.content), body, task_id)
+        writes = Writes()
         task = await service.patch_task(session, task_id=task_id, operations=operations, if_match=if_match,
                                         caller=caller, codesystem_base=state.settings.codesystem_base,
                                         clock_tolerance=state.settings.clock_tolerance,
-                                        traceparent=request.headers.get("traceparent"))
-        await audit.record(session, service="coordination", caller=caller, subtype="update",
-                           entity=f"Task/{task_id} (PUT) → {task['status']}",
-                           patient=task["for"]["identifier"]["value"])
+                                        traceparent=request.headers.get("traceparent"), writes=writes)
+        writes.insert(AUDIT, **audit.entry(service="coordination", caller=caller, subtype="update",
+                                           entity=f"Task/{task_id} (PUT) → {task['status']}",
+                                           patient=task["for"]["identifier"]["value"]))
+        await writes.flush(session)
     state.runtime.relay.wake()
     return _fhir(task, headers={"ETag": f'W/"{task["meta"]["versionId"]}"'})
 
@@ -194,13 +198,16 @@ async def patch_task(task_id: str, request: Request,
                                                              "or application/fhir+json (FHIRPath Patch)"))
     state = request.app.state
     async with state.runtime.sessions() as session, session.begin():
+        writes = Writes()  # the Task's writes and its audit row: one statement on PostgreSQL
         task = await service.patch_task(session, task_id=task_id, operations=operations,
                                         fhirpath_patch=fhirpath_patch, if_match=request.headers.get("if-match"),
                                         caller=caller, codesystem_base=state.settings.codesystem_base,
                                         clock_tolerance=state.settings.clock_tolerance,
-                                        traceparent=request.headers.get("traceparent"))
-        await audit.record(session, service="coordination", caller=caller, subtype="update",
-                           entity=f"Task/{task_id} → {task['status']}", patient=task["for"]["identifier"]["value"])
+                                        traceparent=request.headers.get("traceparent"), writes=writes)
+        writes.insert(AUDIT, **audit.entry(service="coordination", caller=caller, subtype="update",
+                                           entity=f"Task/{task_id} → {task['status']}",
+                                           patient=task["for"]["identifier"]["value"]))
+        await writes.flush(session)
     state.runtime.relay.wake()
     return _fhir(task, headers={"ETag": f'W/"{task["meta"]["versionId"]}"'})
 
