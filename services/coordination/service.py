@@ -374,7 +374,7 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     _check_patched(patched, changed)
     dialect = session.get_bind().dialect.name
     if "owner" in changed:
-        result = await _reassign(writes, dialect=dialect, record=record, current=current, patched=patched,
+        result = await _reassign(session, writes, dialect=dialect, record=record, current=current, patched=patched,
                                  changed=changed, caller=caller, traceparent=traceparent)
         if own:
             await writes.flush(session)
@@ -460,7 +460,7 @@ async def patch_task(session: AsyncSession, *, task_id: str, operations: list[di
     return patched
 
 
-async def _reassign(writes: Writes, *, dialect: str, record: Row[Any], current: dict[str, Any],
+async def _reassign(session: AsyncSession, writes: Writes, *, dialect: str, record: Row[Any], current: dict[str, Any],
                     patched: dict[str, Any], changed: set[str], caller: Caller,
                     traceparent: str | None) -> dict[str, Any]:
     """Hand a Task to another organisation: it starts again as requested there, and both owners hear of it."""
