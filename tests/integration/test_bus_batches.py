@@ -1,6 +1,7 @@
 """Events in batches and relays woken by the commit, against the real broker on SQLite and PostgreSQL: one
 claim statement per poll, poison still alone in `.dlq`, a commit publishing without a timer, and two relays
-of one service on one database publishing each event once and in key order."""
+of one service on one database publishing each event once and in key order, and two workers of one consumer
+group sharing the partitions."""
 
 from __future__ import annotations
 
@@ -18,10 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import migrations
-from shared.bus.consumer import PoisonMessage
+from shared.bus.consumer import EventConsumer, PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import SENT, OutboxRecord, OutboxRelay, enqueue
-from shared.bus.topics import CONTACT_DELIVERED, TASK_OVERDUE, dlq
+from shared.bus.topics import CONTACT_DELIVERED, REFERRAL_RECEIVED, TASK_OVERDUE, dlq
 from shared.bus.watch import BrokerWatch
 from shared.db import make_engine, session_factory
 from tests.conftest import PostgresDatabases
@@ -240,3 +241,37 @@ async def test_two_relays_of_one_service_publish_each_event_once_and_in_key_orde
             await relay.stop()
             await watch.stop()
             await engine.dispose()
+
+
+async def test_two_workers_of_one_group_split_the_partitions_and_apply_each_event_once_when_one_stops(
+        bus: Harness, database_url: str) -> None:
+    first = bus.consume(REFERRAL_RECEIVED)
+    other_engine = make_engine(database_url)  # the second worker is another process: its own engine
+    second = EventConsumer(name=first.name, topics=first.topics, handler=first.handler,
+                           sessions=session_factory(other_engine), watch=bus.watch, max_attempts=2,
+                           retry_seconds=0.01)
+    try:
+        await asyncio.gather(first.start(), second.start())
+        before = events(120, topic=REFERRAL_RECEIVED, keys=24)
+        for i in range(0, len(before), 10):
+            await commit(bus.sessions, before[i:i + 10])
+
+        async def some_applied() -> bool:
+            return len(set(await bus.effects()) & {e.id for e in before}) >= 40
+
+        await bus.wait_for(some_applied)
+        await second.stop()  # mid-stream: its partitions go to the first worker
+        after = events(120, topic=REFERRAL_RECEIVED, keys=24)
+        for i in range(0, len(after), 10):
+            await commit(bus.sessions, after[i:i + 10])
+        ids = {e.id for e in before + after}
+
+        async def all_applied() -> bool:
+            return ids <= set(await bus.effects())
+
+        await bus.wait_for(all_applied, timeout=60)
+        effects = await bus.effects()
+        assert {eid: n for eid, n in effects.items() if eid in ids} == dict.fromkeys(ids, 1)
+    finally:
+        await second.stop()
+        await other_engine.dispose()
