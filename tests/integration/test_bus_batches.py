@@ -22,13 +22,16 @@ from shared import migrations
 from shared.bus.consumer import EventConsumer, PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import SENT, OutboxRecord, OutboxRelay, enqueue
-from shared.bus.topics import CONTACT_DELIVERED, REFERRAL_RECEIVED, TASK_OVERDUE, dlq
+from shared.bus.topics import ACUTE_REQUEST_CLOSED, PRESTATION_FEED, REFERRAL_RECEIVED, dlq
 from shared.bus.watch import BrokerWatch
 from shared.db import make_engine, session_factory
+from tests.bus_harness import Effect, Harness
 from tests.conftest import PostgresDatabases
-from tests.integration.test_bus import Effect, Harness
 
 pytestmark = pytest.mark.integration
+
+# This module publishes on topics (acute-request-closed, prestation-feed) that no other test reading the session's
+# broker from the beginning consumes: its poison and volume must not reach their handlers.
 
 
 @pytest.fixture
@@ -81,12 +84,12 @@ def record(item: Event, offset: int) -> ConsumerRecord:
 
 
 async def test_what_one_poll_returns_is_claimed_in_one_statement_and_applied_once(bus: Harness) -> None:
-    batch = events(40, topic=CONTACT_DELIVERED)
+    batch = events(40, topic=ACUTE_REQUEST_CLOSED)
     ids = [e.id for e in batch]
     await commit(bus.sessions, batch)
     await bus.wait_for(lambda: all_sent(bus, ids))
     claims = count_claims(bus)
-    consumer = bus.consume(CONTACT_DELIVERED)
+    consumer = bus.consume(ACUTE_REQUEST_CLOSED)
     await consumer.start()
 
     async def applied() -> bool:
@@ -105,12 +108,12 @@ async def test_poison_in_a_batch_goes_alone_to_dlq_and_the_others_take_effect_on
             raise PoisonMessage("this value can never be processed")
         session.add(Effect(event_id=item.id, marker=bus.marker))
 
-    batch = events(21, topic=TASK_OVERDUE, keys=1, poison_at=10)  # one key: one partition, one poll
+    batch = events(21, topic=PRESTATION_FEED, keys=1, poison_at=10)  # one key: one partition, one poll
     poison = batch[10]
     good = [e.id for e in batch if e is not poison]
     await commit(bus.sessions, batch)
     await bus.wait_for(lambda: all_sent(bus, [e.id for e in batch]))
-    consumer = bus.consume(TASK_OVERDUE, handler)
+    consumer = bus.consume(PRESTATION_FEED, handler)
     await consumer.start()
 
     async def applied() -> bool:
@@ -119,7 +122,7 @@ async def test_poison_in_a_batch_goes_alone_to_dlq_and_the_others_take_effect_on
     await bus.wait_for(applied)
     effects = await bus.effects()
     assert {eid: n for eid, n in effects.items() if eid in {*good, poison.id}} == dict.fromkeys(good, 1)
-    reader = AIOKafkaConsumer(dlq(TASK_OVERDUE), bootstrap_servers=bus.bootstrap, auto_offset_reset="earliest",
+    reader = AIOKafkaConsumer(dlq(PRESTATION_FEED), bootstrap_servers=bus.bootstrap, auto_offset_reset="earliest",
                               group_id=None)
     await reader.start()
     letters: list[str] = []
@@ -141,9 +144,9 @@ async def test_poison_in_a_batch_goes_alone_to_dlq_and_the_others_take_effect_on
 
 async def test_a_batch_holding_one_event_twice_applies_it_once_and_a_redelivered_batch_not_at_all(
         bus: Harness) -> None:
-    consumer = bus.consume(CONTACT_DELIVERED)
-    first, second = events(2, topic=CONTACT_DELIVERED)
-    polled = {TopicPartition(CONTACT_DELIVERED, 0): [record(first, 0), record(second, 1), record(first, 2)]}
+    consumer = bus.consume(ACUTE_REQUEST_CLOSED)
+    first, second = events(2, topic=ACUTE_REQUEST_CLOSED)
+    polled = {TopicPartition(ACUTE_REQUEST_CLOSED, 0): [record(first, 0), record(second, 1), record(first, 2)]}
     await consumer.process_batch(polled)
     await consumer.process_batch(polled)
     assert await bus.effects() == {first.id: 1, second.id: 1}
@@ -155,12 +158,12 @@ async def test_a_commit_wakes_the_relay_without_its_timer(database_url: str, kaf
     await h.start()
     try:
         await asyncio.sleep(0.5)  # the start's own round is over; from here on only a signal publishes
-        here = events(3, topic=CONTACT_DELIVERED)
+        here = events(3, topic=ACUTE_REQUEST_CLOSED)
         await commit(h.sessions, here)
         await h.wait_for(lambda: all_sent(h, [e.id for e in here]), timeout=5)
         if h.engine.dialect.name == "postgresql":
             # Sessions the relay does not know, as in another process of the service: the NOTIFY wakes it.
-            elsewhere = events(3, topic=CONTACT_DELIVERED)
+            elsewhere = events(3, topic=ACUTE_REQUEST_CLOSED)
             await commit(session_factory(h.engine), elsewhere)
             await h.wait_for(lambda: all_sent(h, [e.id for e in elsewhere]), timeout=5)
     finally:
@@ -189,7 +192,7 @@ async def test_two_relays_of_one_service_publish_each_event_once_and_in_key_orde
         for watch in watches:
             await watch.start()
         await tap.start()
-        partitions = [TopicPartition(TASK_OVERDUE, p) for p in tap.partitions_for_topic(TASK_OVERDUE) or ()]
+        partitions = [TopicPartition(PRESTATION_FEED, p) for p in tap.partitions_for_topic(PRESTATION_FEED) or ()]
         tap.assign(partitions)
         await tap.seek_to_end(*partitions)  # other tests' events are not this test's
         for tp in partitions:
@@ -197,7 +200,7 @@ async def test_two_relays_of_one_service_publish_each_event_once_and_in_key_orde
         marker = uuid.uuid4().hex[:8]
         order: list[str] = []  # commit order
         for round_ in range(20):
-            made = [Event.of(topic=TASK_OVERDUE, key=f"{marker}-{i % 4}", source="/test", subject=f"T/{round_}-{i}",
+            made = [Event.of(topic=PRESTATION_FEED, key=f"{marker}-{i % 4}", source="/test", subject=f"T/{round_}-{i}",
                              payload={"round": round_, "i": i}) for i in range(10)]
             await commit(factories[round_ % 2], made)
             order += [e.id for e in made]
@@ -211,7 +214,7 @@ async def test_two_relays_of_one_service_publish_each_event_once_and_in_key_orde
             return await send(*args, **kwargs)
 
         slow.send = slow_send  # type: ignore[method-assign]
-        more = [Event.of(topic=TASK_OVERDUE, key=f"{marker}-{i % 4}", source="/test", subject=f"T/more-{i}",
+        more = [Event.of(topic=PRESTATION_FEED, key=f"{marker}-{i % 4}", source="/test", subject=f"T/more-{i}",
                          payload={"i": i}) for i in range(40)]
         for i in range(0, 40, 4):  # and every commit from here on NOTIFYs both
             await commit(factories[i % 2], more[i:i + 4])
