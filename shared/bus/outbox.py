@@ -7,8 +7,9 @@ pending again, so nothing committed is ever lost (consumers are idempotent).
 
 What wakes it: on PostgreSQL a trigger on `outbox` NOTIFYs `OUTBOX_CHANNEL` in the inserting transaction, so
 the notification arrives exactly when the rows become visible, in every process of the service; the relay
-LISTENs on a connection of its own. In the writing process a commit with outbox rows also sets the relay's
-wake event (the only signal on SQLite). A timer (`poll_seconds`) remains as the fallback for a lost signal.
+LISTENs on a connection of its own. On SQLite (and on PostgreSQL while the LISTEN connection is down) a commit
+with outbox rows sets the relay's wake event in the writing process. A timer (`poll_seconds`) remains as the
+fallback for a lost signal.
 
 Several processes of one service may run against one database: on PostgreSQL a batch is published only by
 the holder of a transaction-scoped advisory lock, so one relay at a time publishes and per-key order holds.
@@ -127,7 +128,7 @@ class OutboxRelay:
         self._republish_lock = asyncio.Lock()
         self._lock_key = _lock_key(service)
         # Sessions of this factory wake the relay once they commit outbox rows (see enqueue).
-        sessions.configure(info={**(sessions.kw.get("info") or {}), _WAKE: self.wake})
+        sessions.configure(info={**(sessions.kw.get("info") or {}), _WAKE: self._committed})
         watch.on_new_epoch(self.republish_older_epochs)
 
     def wake(self) -> None:
@@ -214,6 +215,11 @@ class OutboxRelay:
 
     def _notified(self, *_args: Any) -> None:
         self.wake()
+
+    def _committed(self) -> None:
+        # While the NOTIFY is heard it wakes this relay too; a second wake would only cost an empty round.
+        if not self.listening:
+            self.wake()
 
     async def _run(self) -> None:
         backoff = 0.1
