@@ -158,6 +158,29 @@ def drop_append_only(table: str) -> None:
         op.execute(f"DROP TRIGGER {table}_no_{event}")
 
 
+def create_outbox_notify(channel: str) -> None:
+    """PostgreSQL: a trigger that NOTIFYs `channel` in every transaction that inserts outbox rows, so relays
+    LISTENing in any process wake when the rows become visible. SQLite: nothing (the relay is woken in-process)."""
+    from alembic import op
+
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute("CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger AS $$ "
+               f"BEGIN PERFORM pg_notify('{channel}', ''); RETURN NULL; END; $$ LANGUAGE plpgsql")
+    op.execute("CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
+               "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()")
+
+
+def drop_outbox_notify() -> None:
+    """Remove what `create_outbox_notify` made."""
+    from alembic import op
+
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    op.execute("DROP TRIGGER outbox_notify ON outbox")
+    op.execute("DROP FUNCTION outbox_notify()")
+
+
 # Running migrations -------------------------------------------------------------------------------------------
 
 async def migrate(engine: AsyncEngine, service: str, *, revision: str = "head", ahead_ok: bool = False) -> Migration:

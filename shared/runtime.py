@@ -83,7 +83,8 @@ class ServiceRuntime:
         s = self.settings
         self.watch = BrokerWatch(s.kafka_bootstrap, partitions=s.topic_partitions, interval=s.broker_check_seconds,
                                  service=s.service_name)
-        self.relay = OutboxRelay(engine=self.engine, sessions=self.sessions, watch=self.watch, service=s.service_name)
+        self.relay = OutboxRelay(engine=self.engine, sessions=self.sessions, watch=self.watch, service=s.service_name,
+                                 poll_seconds=s.outbox_fallback_seconds)
         await _retry_until_started(self.watch.start, "broker")
         if self.statements is not None:
             self._tasks.append(asyncio.create_task(self.statements.flush_forever(), name="statement-counts"))
@@ -91,7 +92,8 @@ class ServiceRuntime:
         # (shared/statements.py) is set in its context only.
         await asyncio.create_task(_started_as("outbox relay", self.relay.start))
         consumers = [EventConsumer(name=f"{s.service_name}.{sub.name}", topics=sub.topics, handler=sub.handler,
-                                   sessions=self.sessions, watch=self.watch, max_attempts=s.consumer_max_attempts)
+                                   sessions=self.sessions, watch=self.watch, max_attempts=s.consumer_max_attempts,
+                                   fetch_max_wait_ms=s.consumer_fetch_wait_ms)
                      for sub in self.subscriptions]
         # Together: against the embedded broker each consumer's start takes about five seconds (measured), so a
         # service with four consumers was ready after twenty instead of five.

@@ -32,6 +32,13 @@ class ServiceSettings(BaseSettings):
     topic_partitions: int = Field(4, validation_alias="REGIOZORG_TOPIC_PARTITIONS")
     broker_check_seconds: float = Field(1.0, validation_alias="REGIOZORG_BROKER_CHECK_SECONDS")
     consumer_max_attempts: int = Field(5, validation_alias="REGIOZORG_CONSUMER_MAX_ATTEMPTS")
+    # The longest a consumer's fetch waits on the broker. Kafka answers as soon as a record arrives; the
+    # embedded broker only when the wait is over, so on it this bounds each hop's latency (about half of it
+    # on average, measured) against idle fetches (one per consumer per wait).
+    consumer_fetch_wait_ms: int = Field(100, ge=1, le=500, validation_alias="REGIOZORG_CONSUMER_FETCH_WAIT_MS")
+    # The outbox relay is woken by every commit (LISTEN/NOTIFY on PostgreSQL, in-process on SQLite); this
+    # timer only covers a lost signal or rows made pending by hand.
+    outbox_fallback_seconds: float = Field(1.0, gt=0, validation_alias="REGIOZORG_OUTBOX_FALLBACK_SECONDS")
     max_body_bytes: int = Field(2_000_000, validation_alias="REGIOZORG_MAX_BODY_BYTES")
     # Where people's browsers reach each service (console redirects, single sign-on).
     triage_public_url: str = Field("http://127.0.0.1:8001", validation_alias="TRIAGE_PUBLIC_URL")

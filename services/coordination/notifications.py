@@ -412,25 +412,35 @@ class Sender:
                 SubscriptionRecord.status.in_(("requested", "active"))))).scalars())  # type: ignore[attr-defined]
         sent = 0
         for subscription_id in ids:
-            if await self._claim(subscription_id):
+            lease = await self.claim(subscription_id)
+            if lease is not None:
                 try:
                     sent += await self._serve(subscription_id)
                 finally:
-                    await self._release(subscription_id)
+                    await self.release(subscription_id, lease)
         return sent
 
-    async def _claim(self, subscription_id: str) -> bool:
+    async def claim(self, subscription_id: str) -> datetime | None:
+        """Take the subscription for one send unless another worker (process) holds an unexpired lease.
+
+        Returns the lease's end, which also identifies it (microseconds), or None when it is taken. One
+        holder at a time keeps the subscription's events in order; a holder that outlives its lease may
+        send the head event once more, which the receiver absorbs (event numbers are stable).
+        """
         now = _now()
+        lease = now + LEASE
         async with self.sessions() as session, session.begin():
             claimed = await session.execute(update(SubscriptionRecord).where(
                 SubscriptionRecord.id == subscription_id,
                 or_(SubscriptionRecord.lease_until.is_(None), SubscriptionRecord.lease_until < now))  # type: ignore[union-attr]
-                .values(lease_until=now + LEASE))
-            return bool(claimed.rowcount)  # type: ignore[attr-defined]
+                .values(lease_until=lease))
+            return lease if claimed.rowcount else None  # type: ignore[attr-defined]
 
-    async def _release(self, subscription_id: str) -> None:
+    async def release(self, subscription_id: str, lease: datetime) -> None:
+        """Give back this lease; a lease another worker took after ours expired stays theirs."""
         async with self.sessions() as session, session.begin():
-            await session.execute(update(SubscriptionRecord).where(SubscriptionRecord.id == subscription_id)
+            await session.execute(update(SubscriptionRecord).where(SubscriptionRecord.id == subscription_id,
+                                                                   SubscriptionRecord.lease_until == lease)
                                   .values(lease_until=None))
 
     async def _serve(self, subscription_id: str) -> int:

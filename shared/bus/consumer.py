@@ -1,5 +1,10 @@
 """Idempotent Kafka consumer: effect and processed event id commit together; poison goes to `.dlq`.
 
+What one poll returns is applied in one database transaction: one statement claims every event id of
+the batch, the handler runs for each newly claimed event in partition order, one commit. When that
+transaction fails, the batch is applied again one record at a time with the usual retries, so only a
+poison record is dead-lettered and every other one takes effect exactly once.
+
 Offsets are committed only after the effect is committed, with a time limit, because a
 commit can hang while the embedded broker is being re-created; a lost commit only means
 a redelivery, which the processed-event table turns into a no-op.
@@ -55,7 +60,8 @@ class EventConsumer:
     def __init__(self, *, name: str, topics: list[str], handler: Handler,
                  sessions: async_sessionmaker[AsyncSession], watch: BrokerWatch,
                  max_attempts: int = 5, retry_seconds: float = 0.2, commit_timeout: float = 5.0,
-                 on_committed: Callable[[], None] | None = None) -> None:
+                 on_committed: Callable[[], None] | None = None, fetch_max_wait_ms: int = 100,
+                 max_poll_records: int = 500) -> None:
         self.name = name
         self.topics = topics
         self.handler = handler
@@ -65,6 +71,8 @@ class EventConsumer:
         self.retry_seconds = retry_seconds
         self.commit_timeout = commit_timeout
         self.on_committed = on_committed
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.max_poll_records = max_poll_records
         self.running = False
         self._rewind = False
         self._consumer: AIOKafkaConsumer | None = None
@@ -82,7 +90,10 @@ class EventConsumer:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             *self.topics, bootstrap_servers=self.watch.bootstrap, group_id=self.name,
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=500,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=self.max_poll_records,
+            # A fetch returns once a record is there (fetch_min_bytes=1) on Kafka; the embedded broker
+            # answers only when the wait is over, so the wait bounds the time from commit to effect.
+            fetch_min_bytes=1, fetch_max_wait_ms=self.fetch_max_wait_ms,
             request_timeout_ms=10000, session_timeout_ms=10000, heartbeat_interval_ms=2000)
         await self._consumer.start()
         self._dlq_producer = AIOKafkaProducer(bootstrap_servers=self.watch.bootstrap, acks="all",
@@ -110,15 +121,12 @@ class EventConsumer:
                     if assigned:
                         await self._consumer.seek_to_beginning(*assigned)
                 batch = await self._consumer.getmany(timeout_ms=500)
-                offsets: dict[TopicPartition, OffsetAndMetadata] = {}
-                for tp, records in batch.items():
-                    for record in records:
-                        await self._process(record)
-                        offsets[tp] = OffsetAndMetadata(record.offset + 1, "")
-                if offsets:
-                    await self._commit(offsets)
+                if batch:
+                    await self.process_batch(batch)
+                    await self._commit({tp: OffsetAndMetadata(records[-1].offset + 1, "")
+                                        for tp, records in batch.items() if records})
                 await self._report_lag()
-                if offsets and self.on_committed:
+                if batch and self.on_committed:
                     self.on_committed()
             except asyncio.CancelledError:
                 raise
@@ -152,15 +160,63 @@ class EventConsumer:
             log.warning("consumer %s: offset commit failed (%s); redelivery will be a no-op",
                         self.name, exc.__class__.__name__)
 
-    async def _process(self, record: ConsumerRecord) -> None:
-        try:
-            event = decode(record.topic, record.key, record.value, record.headers)
-        except EnvelopeError as exc:
-            with tracing.continued(_header(record, "traceparent")):
-                await self._dead_letter(record, exc, attempts=1)
-            return
-        with tracing.continued(event.traceparent):
-            await self._attempt(record, event)
+    async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Apply what one poll returned: together in one transaction, else one record at a time.
+
+        Records that are no CloudEvent are dead-lettered at once; the rest keep their order within each
+        partition. Returns when every record has taken effect (once) or been dead-lettered.
+        """
+        decoded: list[tuple[ConsumerRecord, Event]] = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    decoded.append((record, decode(record.topic, record.key, record.value, record.headers)))
+                except EnvelopeError as exc:
+                    with tracing.continued(_header(record, "traceparent")):
+                        await self._dead_letter(record, exc, attempts=1)
+        if len(decoded) > 1:
+            try:
+                await self._apply_together([event for _, event in decoded])
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # A poison record, a transient failure or a race with another worker: sort it out per record.
+                log.info("consumer %s: batch of %d not applied together (%s); one by one", self.name,
+                         len(decoded), exc.__class__.__name__)
+        for record, event in decoded:
+            with tracing.continued(event.traceparent):
+                await self._attempt(record, event)
+
+    async def _apply_together(self, events: list[Event]) -> None:
+        applied: list[Event] = []
+        async with self.sessions() as session, session.begin():
+            claimed = await self._claim_many(session, events)
+            for event in events:
+                if event.id not in claimed:  # processed before, or a second copy within this batch
+                    metrics.DUPLICATES.labels(self.name, event.topic).inc()
+                    continue
+                claimed.discard(event.id)
+                with tracing.continued(event.traceparent):
+                    await self.handler(session, event)
+                applied.append(event)
+        for event in applied:
+            metrics.CONSUMED.labels(self.name, event.topic).inc()
+
+    async def _claim_many(self, session: AsyncSession, events: list[Event]) -> set[str]:
+        """Record every event id in one statement, in the effects' transaction; the ids that were new.
+
+        Ids are inserted in sorted order, so two workers claiming overlapping batches (during a
+        rebalance) wait on each other rather than deadlock.
+        """
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        now = datetime.now(UTC)
+        topics = {event.id: event.topic for event in events}
+        claimed = await session.execute(
+            insert(ProcessedEvent).values([{"consumer": self.name, "event_id": event_id, "topic": topic,
+                                            "processed_at": now} for event_id, topic in sorted(topics.items())])
+            .on_conflict_do_nothing().returning(ProcessedEvent.event_id))  # type: ignore[arg-type]
+        return set(claimed.scalars())
 
     async def _attempt(self, record: ConsumerRecord, event: Event) -> None:
         attempt = 0

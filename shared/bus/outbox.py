@@ -1,23 +1,37 @@
-"""Transactional outbox: events are rows written with the state change, published later by a relay.
+"""Transactional outbox: events are rows written with the state change, published by a relay woken by the commit.
 
-The relay publishes pending rows in order with acks=all, retries with backoff for as
-long as the broker is away, and stamps each row with the broker epoch it reached; when
-the broker turns out to have lost its data, rows stamped with an older epoch become
+The relay publishes pending rows in order with acks=all, a batch at a time (send all, await all, mark all in
+one statement), retries with backoff for as long as the broker is away, and stamps each row with the broker
+epoch it reached; when the broker turns out to have lost its data, rows stamped with an older epoch become
 pending again, so nothing committed is ever lost (consumers are idempotent).
+
+What wakes it: on PostgreSQL a trigger on `outbox` NOTIFYs `OUTBOX_CHANNEL` in the inserting transaction, so
+the notification arrives exactly when the rows become visible, in every process of the service; the relay
+LISTENs on a connection of its own. On SQLite (and on PostgreSQL while the LISTEN connection is down) a commit
+with outbox rows sets the relay's wake event in the writing process. A timer (`poll_seconds`) remains as the
+fallback for a lost signal.
+
+Several processes of one service may run against one database: on PostgreSQL a batch is published only by
+the holder of a transaction-scoped advisory lock, so one relay at a time publishes and per-key order holds.
+SQLite serialises the relays' write transactions (BEGIN IMMEDIATE), which has the same effect.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
+import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
-from sqlalchemy import Column, Index, LargeBinary, func, select, update
+from sqlalchemy import Column, Index, LargeBinary, event, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 from shared import metrics
@@ -28,6 +42,11 @@ from shared.db import is_postgres
 log = logging.getLogger(__name__)
 
 PENDING, SENT, PARKED = "pending", "sent", "parked"
+# The PostgreSQL channel the outbox trigger notifies (migrations.create_outbox_notify); NOTIFY is per database.
+OUTBOX_CHANNEL = "regiozorg_outbox"
+# session.info keys: rows were enqueued in this transaction / what to call once it has committed.
+_WRITTEN = "regiozorg.outbox_written"
+_WAKE = "regiozorg.outbox_wake"
 
 
 class OutboxRecord(SQLModel, table=True):
@@ -59,16 +78,39 @@ class OutboxRecord(SQLModel, table=True):
 
 
 def enqueue(session: AsyncSession, event: Event) -> None:
-    """Add an event to the caller's transaction; it is published only if that transaction commits."""
+    """Add an event to the caller's transaction; it is published only if that transaction commits, and its
+    commit wakes the relay of a session made by the relay's session factory."""
     session.add(OutboxRecord(event_id=event.id, topic=event.topic, key=event.key, ce_type=event.type,
                              ce_source=event.source, ce_subject=event.subject, ce_time=event.time,
                              content_type=event.content_type, traceparent=event.traceparent,
                              payload=event.data))
+    session.info[_WRITTEN] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if session.info.pop(_WRITTEN, False):
+        wake = session.info.get(_WAKE)
+        if wake is not None:
+            wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
+
+
+def _lock_key(service: str) -> int:
+    """A stable signed 64-bit advisory-lock key per service's relay."""
+    return int.from_bytes(hashlib.sha256(f"regiozorg.outbox.{service}".encode()).digest()[:8], "big", signed=True)
 
 
 class OutboxRelay:
+    """Publishes a service's outbox; `poll_seconds` is only the fallback when no commit signal arrives."""
+
     def __init__(self, *, engine: AsyncEngine, sessions: async_sessionmaker[AsyncSession], watch: BrokerWatch,
-                 service: str, batch_size: int = 200, poll_seconds: float = 0.2, max_backoff: float = 5.0) -> None:
+                 service: str, batch_size: int = 500, poll_seconds: float = 1.0, max_backoff: float = 5.0,
+                 listen_keepalive_seconds: float = 10.0) -> None:
         self.engine = engine
         self.sessions = sessions
         self.watch = watch
@@ -76,15 +118,21 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_seconds = poll_seconds
         self.max_backoff = max_backoff
+        self.listen_keepalive_seconds = listen_keepalive_seconds
         self.running = False
+        self.listening = False
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._listen_task: asyncio.Task[None] | None = None
         self._republish_lock = asyncio.Lock()
+        self._lock_key = _lock_key(service)
+        # Sessions of this factory wake the relay once they commit outbox rows (see enqueue).
+        sessions.configure(info={**(sessions.kw.get("info") or {}), _WAKE: self._committed})
         watch.on_new_epoch(self.republish_older_epochs)
 
     def wake(self) -> None:
-        """Edges call this after committing, so the event goes out now rather than at the next poll."""
+        """Publish now rather than at the fallback timer (called on every commit that wrote outbox rows)."""
         self._wake.set()
 
     async def start(self) -> None:
@@ -97,13 +145,16 @@ class OutboxRelay:
         if self.watch.epoch:
             await self.republish_older_epochs(self.watch.epoch)
         self.running = True
+        if is_postgres(self.engine):
+            self._listen_task = asyncio.create_task(self._listen(), name=f"outbox-listen-{self.service}")
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
 
     async def stop(self) -> None:
         self.running = False
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        for task in (self._task, self._listen_task):
+            if task:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         if self._producer:
             await self._producer.stop()
 
@@ -129,14 +180,56 @@ class OutboxRelay:
             oldest = oldest.replace(tzinfo=UTC)
         return int(count), max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
+    async def _listen(self) -> None:
+        """Hold a LISTEN on the outbox channel on a connection of its own, reconnecting whenever it is lost."""
+        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        delay = 0.2
+        while True:
+            try:
+                await self._listen_until_lost(dsn)
+                delay = 0.2
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("outbox relay of %s: listening failed (%s); the timer covers until it is back",
+                            self.service, exc.__class__.__name__)
+            await asyncio.sleep(delay)
+            delay = min(self.max_backoff, delay * 2)
+
+    async def _listen_until_lost(self, dsn: str) -> None:
+        connection = await asyncpg.connect(dsn, timeout=10)
+        lost = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda _connection: lost.set())
+            await connection.add_listener(OUTBOX_CHANNEL, self._notified)
+            self.listening = True
+            self.wake()  # rows may have committed while nobody listened
+            while not lost.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self.listen_keepalive_seconds)
+                if not lost.is_set():  # a server gone without a word shows only when asked
+                    await asyncio.wait_for(connection.execute("SELECT 1"), 5)
+        finally:
+            self.listening = False
+            connection.terminate()
+
+    def _notified(self, *_args: Any) -> None:
+        self.wake()
+
+    def _committed(self) -> None:
+        # While the NOTIFY is heard it wakes this relay too; a second wake would only cost an empty round.
+        if not self.listening:
+            self.wake()
+
     async def _run(self) -> None:
         backoff = 0.1
         while True:
             try:
+                # Cleared before reading: a commit signalled while a batch is out makes the next round start at once.
+                self._wake.clear()
                 published = await self.publish_batch()
                 backoff = 0.1
                 if published < self.batch_size:
-                    self._wake.clear()
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
             except asyncio.CancelledError:
@@ -149,41 +242,62 @@ class OutboxRelay:
                 backoff = min(self.max_backoff, backoff * 2)
 
     async def publish_batch(self) -> int:
+        """Publish up to `batch_size` pending rows in `seq` order; the number of rows handled (0: none, or
+        another process of this service is publishing right now).
+
+        Sends all, awaits all, then marks the sent ones in one statement. A row the broker refuses for good
+        (too large) is parked; on any other failure the rows from the first failed one on stay pending, so
+        a key's events never overtake each other, and RuntimeError is raised for the caller's backoff.
+        """
         assert self._producer is not None
         started = time.perf_counter()
+        columns = (OutboxRecord.seq, OutboxRecord.event_id, OutboxRecord.topic, OutboxRecord.key,
+                   OutboxRecord.ce_type, OutboxRecord.ce_source, OutboxRecord.ce_subject, OutboxRecord.ce_time,
+                   OutboxRecord.content_type, OutboxRecord.traceparent, OutboxRecord.payload)
         async with self.sessions() as session, session.begin():
-            query = (select(OutboxRecord).where(OutboxRecord.status == PENDING)
-                     .order_by(OutboxRecord.seq).limit(self.batch_size))
+            query = select(*columns).where(OutboxRecord.status == PENDING).order_by(OutboxRecord.seq)
             if is_postgres(self.engine):
-                # Several workers of one service may relay; each row goes to one of them.
+                # One relay of the service at a time, for as long as this transaction lasts: per-key order.
+                leader = await session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
+                                               {"key": self._lock_key})
+                if not leader.scalar():
+                    return 0
                 query = query.with_for_update(skip_locked=True)
-            rows = list((await session.execute(query)).scalars())
+            rows = (await session.execute(query.limit(self.batch_size))).all()
             if not rows:
                 return 0
             epoch = self.watch.epoch
             futures = []
             for row in rows:
-                event = row.to_event()
+                event = Event(topic=row.topic, key=row.key, source=row.ce_source, subject=row.ce_subject,
+                              data=row.payload, id=row.event_id, time=row.ce_time, content_type=row.content_type,
+                              traceparent=row.traceparent, type=row.ce_type)
                 futures.append(await self._producer.send(row.topic, value=row.payload, key=row.key.encode(),
                                                          headers=event.headers()))
             results = await asyncio.gather(*futures, return_exceptions=True)
-            now = datetime.now(UTC)
+            sent: list[int] = []
+            parked: list[tuple[int, str]] = []
             failure: BaseException | None = None
             for row, outcome in zip(rows, results, strict=True):
                 if isinstance(outcome, MessageSizeTooLargeError):
-                    row.status, row.last_error = PARKED, repr(outcome)
+                    parked.append((row.seq, repr(outcome)))
                     metrics.OUTBOX_PARKED.labels(self.service).inc()
                     log.error("outbox event %s parked: %s", row.event_id, outcome.__class__.__name__)
                 elif isinstance(outcome, BaseException):
-                    row.attempts += 1
-                    row.last_error = repr(outcome)
-                    failure = failure or outcome
+                    failure = outcome
+                    await session.execute(update(OutboxRecord).where(OutboxRecord.seq == row.seq).values(
+                        attempts=OutboxRecord.attempts + 1, last_error=repr(outcome)))
                     # Keep per-key order: nothing after a failed row may be marked sent.
                     break
                 else:
-                    row.status, row.sent_at, row.broker_epoch = SENT, now, epoch
+                    sent.append(row.seq)
                     metrics.OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
-                session.add(row)
+            if sent:
+                await session.execute(update(OutboxRecord).where(OutboxRecord.seq.in_(sent))  # type: ignore[union-attr]
+                                      .values(status=SENT, sent_at=datetime.now(UTC), broker_epoch=epoch))
+            for seq, error in parked:  # rare: one statement each
+                await session.execute(update(OutboxRecord).where(OutboxRecord.seq == seq)
+                                      .values(status=PARKED, last_error=error))
         metrics.OUTBOX_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         if failure is not None:
             raise RuntimeError(f"publishing outbox events failed: {failure!r}")

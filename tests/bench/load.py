@@ -126,8 +126,10 @@ class Tap:
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        # A short fetch wait: the embedded broker answers a fetch only when the wait is over, and the tap's
+        # own wait would otherwise be counted in every stage it observes (about a quarter of it, measured).
         self._consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                          auto_offset_reset="earliest", max_poll_records=2000)
+                                          auto_offset_reset="earliest", max_poll_records=2000, fetch_max_wait_ms=10)
         await self._consumer.start()
         await self._watch.start()
         self._epoch = self._watch.epoch

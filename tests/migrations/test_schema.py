@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -65,7 +66,9 @@ async def test_migrations_at_head_are_exactly_the_models_with_append_only_trigge
     assert (result.before, result.after) == (None, migrations.head(service))
     assert await differences(engine, service) == []
     tables = {t["table"] for t in (await snapshot(engine))["triggers"].values()}
-    assert tables == ({"audit_event", *BILLING_LEDGERS} if service == "billing_shadow" else {"audit_event"})
+    # PostgreSQL: the outbox's commit notification wakes the relays (SQLite wakes them in-process).
+    outbox = {"outbox"} if engine.dialect.name == "postgresql" else set()
+    assert tables == ({"audit_event", *BILLING_LEDGERS} if service == "billing_shadow" else {"audit_event"}) | outbox
 
 
 async def test_the_comparison_sees_a_schema_that_differs_from_the_models(engine: AsyncEngine) -> None:
@@ -83,7 +86,12 @@ async def test_downgrade_one_step_then_upgrade_leaves_the_schema_identical(engin
     stepped = await migrations.downgrade(engine, service, "-1", allow_base=True)
     between = await snapshot(engine)
     assert stepped.after == (migrations.revisions(service)[-2] if len(migrations.revisions(service)) > 1 else None)
-    assert between != at_head
+    # A revision naming the dialects it changes (`changes_dialects`) leaves the others' schema as it was.
+    newest = ScriptDirectory.from_config(migrations.alembic_config(service)).get_revision(migrations.head(service))
+    if engine.dialect.name in getattr(newest.module, "changes_dialects", (engine.dialect.name,)):
+        assert between != at_head
+    else:
+        assert between == at_head
     await migrations.migrate(engine, service)
     assert await snapshot(engine) == at_head
     assert await differences(engine, service) == []
