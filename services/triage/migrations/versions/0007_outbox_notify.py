@@ -2,15 +2,15 @@
 on (shared.bus.outbox.OUTBOX_CHANNEL) in every transaction that inserts outbox rows. Nothing on SQLite, where
 the relay is woken in-process. No data changes.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-30
 """
 
 from shared.migrations import create_outbox_notify, drop_outbox_notify
 
-revision = "0003"
-down_revision = "0002"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 # What tests/migrations checks of a step down: only PostgreSQL's schema changes.

@@ -2,15 +2,15 @@
 on (shared.bus.outbox.OUTBOX_CHANNEL) in every transaction that inserts outbox rows. Nothing on SQLite, where
 the relay is woken in-process. No data changes.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-30
 """
 
 from shared.migrations import create_outbox_notify, drop_outbox_notify
 
-revision = "0006"
-down_revision = "0005"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 # What tests/migrations checks of a step down: only PostgreSQL's schema changes.
