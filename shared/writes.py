@@ -26,7 +26,7 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.dml import UpdateBase
 
 from shared.bus.envelope import Event
-from shared.bus.outbox import OutboxRecord
+from shared.bus.outbox import OutboxRecord, written
 
 OUTBOX: Table = OutboxRecord.__table__  # type: ignore[attr-defined]
 _MAX_SHAPES = 512
@@ -90,6 +90,8 @@ class Writes:
         self._rows, self._statements = {}, []
         if not rows and not statements:
             return
+        if OUTBOX in rows:
+            written(session)  # the commit wakes the relay in-process (SQLite; PostgreSQL's trigger NOTIFYs)
         if session.get_bind().dialect.name != "postgresql":
             for table, table_rows in rows.items():
                 await session.execute(insert(table), table_rows)

@@ -84,6 +84,12 @@ def enqueue(session: AsyncSession, event: Event) -> None:
                              ce_source=event.source, ce_subject=event.subject, ce_time=event.time,
                              content_type=event.content_type, traceparent=event.traceparent,
                              payload=event.data))
+    written(session)
+
+
+def written(session: AsyncSession) -> None:
+    """Note that outbox rows were written in this session's transaction some other way than `enqueue` (a hot
+    path's one statement, shared/writes.py): its commit wakes the relay in-process, as `enqueue`'s does."""
     session.info[_WRITTEN] = True
 
 

@@ -87,3 +87,39 @@ async def test_nothing_collected_is_written_when_the_transaction_rolls_back(data
             assert (await session.execute(select(TimelineEntry))).first() is None
     finally:
         await engine.dispose()
+
+
+async def test_an_event_written_with_the_others_wakes_the_relay_on_commit_only(database_url: str) -> None:
+    # The relay's in-process wake-up (the only one on SQLite; PostgreSQL's trigger NOTIFYs as well) must not miss
+    # events a hot path writes in its one statement instead of through outbox.enqueue.
+    engine = make_engine(database_url)
+    woken: list[str] = []
+    try:
+        await migrations.migrate(engine, "coordination")
+        sessions = session_factory(engine)
+        sessions.configure(info={outbox_wake_key(): lambda: woken.append("commit")})
+        with pytest.raises(RuntimeError, match="refused"):
+            async with sessions() as session, session.begin():
+                writes = Writes()
+                writes.event(_event(1), at=AT)
+                await writes.flush(session)
+                raise RuntimeError("refused")
+        assert woken == []
+        async with sessions() as session, session.begin():
+            writes = Writes()
+            episodes.note_in(writes, pseudonym="p-1", at=AT, kind="task", text="no event")
+            await writes.flush(session)
+        assert woken == []
+        async with sessions() as session, session.begin():
+            writes = Writes()
+            writes.event(_event(2), at=AT)
+            await writes.flush(session)
+        assert woken == ["commit"]
+    finally:
+        await engine.dispose()
+
+
+def outbox_wake_key() -> str:
+    from shared.bus import outbox
+
+    return outbox._WAKE
