@@ -62,11 +62,20 @@ def local_time(moment: datetime | None, fmt: str = "%d-%m %H:%M") -> str:
     return aware.astimezone(AMSTERDAM).strftime(fmt)
 
 
+def birth_date(value: str | None) -> str:
+    """A FHIR birth date as Dutch staff write it: "1950-01-31" → "31-01-1950"; a partial date ("1950",
+    "1950-01") stays as given, none is ""."""
+    if value and len(value) == 10 and value[4] == "-" and value[7] == "-":
+        return f"{value[8:]}-{value[5:7]}-{value[:4]}"
+    return value or ""
+
+
 def templates(service_dir: Path) -> Jinja2Templates:
     env = Environment(loader=ChoiceLoader([FileSystemLoader(service_dir / "console" / "templates"),
                                            FileSystemLoader(Path(__file__).parent / "templates")]),
                       autoescape=select_autoescape(default=True, default_for_string=True))
     env.filters["local"] = local_time
+    env.filters["birth_date"] = birth_date
     env.globals["role_names"] = ROLE_NAMES
     return Jinja2Templates(env=env, context_processors=[_language])
 

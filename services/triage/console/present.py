@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from shared.console import birth_date as console_birth_date
 from shared.region import organisation
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -58,9 +59,7 @@ def age_in_years(birth_date: str | None, *, today: date | None = None) -> int | 
 
 def birth_date_label(birth_date: str | None) -> str:
     """A FHIR birth date as Dutch staff write it: "1950-01-31" → "31-01-1950"; a partial date stays as given."""
-    if birth_date and len(birth_date) == 10 and birth_date[4] == "-" and birth_date[7] == "-":
-        return f"{birth_date[8:]}-{birth_date[5:7]}-{birth_date[:4]}"
-    return birth_date or ""
+    return console_birth_date(birth_date)
 
 
 def _phones(telecom: object) -> list[str]:
