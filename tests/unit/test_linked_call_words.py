@@ -101,7 +101,7 @@ def test_statuses_follow_up_actions_and_organisations_are_words_and_the_triage_t
     assert moved.text == "Wijkverpleging Oost: new → in progress" and moved.tag == "Task"
     reassigned = describe(kind="task", text="", t=NL, name_of=name_of, facts=facts(
         event="reassigned", **{"from": WIJK, "to": LINDE}, reason="geen capaciteit", closed_at_due=True))
-    assert reassigned.text == ("taak overgedragen: Wijkverpleging Oost → Huisartsenpraktijk De Linde "
+    assert reassigned.text == ("overgedragen: Wijkverpleging Oost → Huisartsenpraktijk De Linde "
                                "(gesloten op de streeftijd) (geen capaciteit)")
     for line in (triage, moved, reassigned):
         assert "http" not in line.text and "requested" not in line.text

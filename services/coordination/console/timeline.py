@@ -75,7 +75,7 @@ def describe(*, kind: str, text: str, facts: str | None, t: Translate, name_of: 
                     f"{name_of(f.get('owner'))}: {status(f.get('from'))} → {status(f.get('to'))}{reason}")
     if event == "reassigned":
         closed = f" ({t('gesloten op de streeftijd')})" if f.get("closed_at_due") else ""
-        return Line(t(words.TIMELINE_LABELS["task"]), f"{t('taak overgedragen')}: {name_of(f.get('from'))} → "
+        return Line(t(words.TIMELINE_LABELS["task"]), f"{t('overgedragen')}: {name_of(f.get('from'))} → "
                                                       f"{name_of(f.get('to'))}{closed}{reason}")
     if event == "escalated":
         return Line(t(words.TIMELINE_LABELS["escalation"]),
