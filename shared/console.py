@@ -77,6 +77,7 @@ def templates(service_dir: Path) -> Jinja2Templates:
     env.filters["local"] = local_time
     env.filters["birth_date"] = birth_date
     env.globals["role_names"] = ROLE_NAMES
+    env.globals["session_check_ms"] = int(SESSION_CHECK_SECONDS * 1000)
     return Jinja2Templates(env=env, context_processors=[_language])
 
 
@@ -353,6 +354,14 @@ async def callback(request: Request, code: str = "", state: str = "") -> Respons
                         httponly=True, samesite="lax", secure=auth.secure(request), max_age=hours * 3600)
     response.delete_cookie(auth.state_cookie, path="/console")
     return response
+
+
+@router.get("/session")
+async def session_check(request: Request, _user: Caller = console_user(*ROLE_SCOPES)) -> Response:
+    """Whether this console's login session stands: 204, else 401 (as for every page's own fetch). Every console
+    page asks it every SESSION_CHECK_SECONDS (shared/templates/base.html), so a page left open after a logout in
+    another console, or after the admin disabled the account, leaves the screen for the login (single logout)."""
+    return Response(status_code=204, headers={"Cache-Control": "no-store"})
 
 
 @router.get("/logout")

@@ -352,7 +352,9 @@ ENGLISH: dict[str, str] = {
     # Timeline tags and sentences.
     "verwijzing": "referral", "taak": "Task", "contact geleverd": "contact delivered", "overdracht": "handover",
     "notitie": "note", "gekoppeld contact": "linked contact", "escalatie": "escalation",
-    "taak overgedragen": "Task reassigned", "taak geëscaleerd bij": "Task escalated at",
+    "Op naam alleen wordt niet gezocht: vraag ook de geboortedatum, of zoek op BSN.":
+    "A name alone is not searched: ask for the birth date too, or search by BSN.",
+    "taak overgedragen": "Task reassigned", "overgedragen": "reassigned", "taak geëscaleerd bij": "Task escalated at",
     "acute aanvraag afgesloten": "acute request closed", "verwijzing ontvangen": "referral received",
     "zonder reden": "no reason given",
     "overdracht hoofdbehandelaarschap voorgesteld": "handover of the lead role proposed",

@@ -132,7 +132,7 @@ def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, br
     page.select_option("form[action$='/reassign'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000001")
     page.fill("form[action$='/reassign'] input[name=reason]", "visite door de post")
     page.click("form[action$='/reassign'] button")
-    assert "taak overgedragen: Wijkverpleging Oost → Spoedzorg Regio Demo" in page.inner_text("main")
+    assert "overgedragen: Wijkverpleging Oost → Spoedzorg Regio Demo" in page.inner_text("main")
     page.screenshot(path=str(SHOTS / "casemanager-patient.png"), full_page=True)
     page.close()
 
@@ -161,7 +161,7 @@ def test_case_manager_finds_a_patient_by_name_and_birth_date_and_reads_the_timel
     page.click("#found a.patient")
     assert page.inner_text("#patient-name").startswith("Fatma Yılmaz, ")
     details = page.inner_text("#person")
-    for shown in ("1990-04-17", "Lindelaan 12, 1236 EF Oostdorp", "06-44556677", "999990056",
+    for shown in ("17-04-1990", "Lindelaan 12, 1236 EF Oostdorp", "06-44556677", "999990056",
                   "Zorgverzekeraar Noord (UZOVI 9001)"):
         assert shown in details, shown
     requests = page.inner_text("#requests")
@@ -230,7 +230,7 @@ def test_a_second_call_shows_its_words_on_the_timeline_and_the_console_speaks_en
     page.click("form[action$='/reassign'] button")
     assert page.inner_text("[role=alert]") == ("Regionaal Transferpunt levert geen Visite aan huis; kies een "
                                                "organisatie die dat wel doet.")
-    assert "Wijkverpleging Oost" in page.inner_text("#tasks") and "taak overgedragen" not in page.inner_text("main")
+    assert "Wijkverpleging Oost" in page.inner_text("#tasks") and "overgedragen:" not in page.inner_text("main")
     page.goto(f"{stack.url('coordination')}/console/patients/{patient}")
     page.screenshot(path=str(SHOTS / "casemanager-linked-call.png"), full_page=True)
 
@@ -294,7 +294,7 @@ def test_reassigning_in_the_console_to_a_practice_closed_at_the_due_time_asks_fo
     page.fill("form[action$='/reassign'] input[name=reason]", "eigen huisarts")
     page.click("form[action$='/reassign'] button")
     assert page.inner_text("[role=alert]").startswith("Huisartsenpraktijk De Linde is gesloten op de streeftijd (")
-    assert "taak overgedragen" not in page.inner_text("#timeline")
+    assert "overgedragen:" not in page.inner_text("#timeline")
 
     page.goto(f"{stack.url('coordination')}/console/patients/{patient}")
     page.select_option("form[action$='/reassign'] select[name=to]", linde)
@@ -302,8 +302,8 @@ def test_reassigning_in_the_console_to_a_practice_closed_at_the_due_time_asks_fo
     page.fill("form[action$='/reassign'] input[name=closed_reason]", "huisarts belt zaterdag zelf")
     page.click("form[action$='/reassign'] button")
     page.wait_for_url(f"{stack.url('coordination')}/console/patients/{patient}")
-    moved = page.locator("#timeline tr", has_text="taak overgedragen").inner_text()
-    assert ("taak overgedragen: Wijkverpleging Oost → Huisartsenpraktijk De Linde (gesloten op de streeftijd) "
+    moved = page.locator("#timeline tr", has_text="overgedragen:").inner_text()
+    assert ("overgedragen: Wijkverpleging Oost → Huisartsenpraktijk De Linde (gesloten op de streeftijd) "
             "(eigen huisarts; gesloten op de streeftijd, reden: huisarts belt zaterdag zelf)") in moved
     assert "Huisartsenpraktijk De Linde" in page.inner_text("#tasks")
     page.close()

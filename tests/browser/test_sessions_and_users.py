@@ -72,6 +72,22 @@ def test_logging_out_of_one_console_logs_out_of_every_console(stack: Stack, work
     assert "Ingelogd als beheer" in page.inner_text("header")
 
 
+def test_a_page_left_open_in_another_console_leaves_the_screen_for_the_login_after_a_logout(
+        stack: Stack, workstation: BrowserContext) -> None:
+    # A billing page has no live stream: on a shared workstation it must still not keep showing the last user's
+    # figures once that user logged out in another console.
+    billing = workstation.new_page()
+    log_in(billing, stack.url("billing_shadow"), "beheer", "demo-beheer")
+    assert "Ingelogd als beheer" in billing.inner_text("header")
+    triage = workstation.new_page()
+    triage.goto(f"{stack.url('triage')}/console")
+    with triage.expect_navigation():
+        triage.click("text=Uitloggen")
+    # Nobody touches the billing page: it goes to the login by itself.
+    billing.wait_for_selector("input[name=password]", timeout=(3 * SESSION_CHECK_SECONDS + 5) * 1000)
+    assert "Ingelogd als beheer" not in billing.inner_text("body")
+
+
 def test_a_console_the_role_may_not_open_answers_a_page_in_its_language(stack: Stack,
                                                                        workstation: BrowserContext) -> None:
     page = workstation.new_page()
