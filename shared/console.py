@@ -44,6 +44,8 @@ ROLE_SCOPES = {
 # What each role is called on screen (Dutch; English through shared.i18n).
 ROLE_NAMES = {"triagist": "triagist", "casemanager": "casemanager", "declaratie": "declaratiemedewerker",
               "beheer": "beheerder", "partner": "zorgaanbieder", "evaluator": "evaluator"}
+# What each service is called on screen (Dutch; English through shared.i18n).
+SERVICE_NAMES = {"triage": "triage", "coordination": "coördinatie", "billing_shadow": "schaduwdeclaratie"}
 # Roles that act for one organisation of the region (the `org` claim) instead of the front door.
 ORG_ROLES = frozenset({"partner"})
 
@@ -77,6 +79,7 @@ def templates(service_dir: Path) -> Jinja2Templates:
     env.filters["local"] = local_time
     env.filters["birth_date"] = birth_date
     env.globals["role_names"] = ROLE_NAMES
+    env.globals["service_names"] = SERVICE_NAMES
     env.globals["session_check_ms"] = int(SESSION_CHECK_SECONDS * 1000)
     return Jinja2Templates(env=env, context_processors=[_language])
 

@@ -157,3 +157,10 @@ def test_billing_refusals_are_said_by_their_kind_with_the_values_they_quote() ->
         "This line is not known (any more); refresh the page.")
     assert billing_views.correction_refusal(Refused("new-rule", "something new"), "en") == (
         "The correction was refused: something new")
+
+
+def test_every_service_is_named_in_words_in_both_languages() -> None:
+    from shared.console import SERVICE_NAMES
+
+    assert sorted(set(SERVICE_NAMES.values()) - ENGLISH.keys()) == []
+    assert translator("en")(SERVICE_NAMES["billing_shadow"]) == "shadow billing"
