@@ -72,6 +72,19 @@ def birth_date(value: str | None) -> str:
     return value or ""
 
 
+def duration(minutes: int, t: Callable[[str], str]) -> str:
+    """A span of whole minutes as staff read it at a glance, in the words of translator `t`: "45 min",
+    "2 u 05 min", "1 d 3 u" (English "2 h 05 min", "1 d 3 h"); a negative span counts as its size."""
+    minutes = abs(int(minutes))
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours} {t('u')} {rest:02d} min"
+    days, hours = divmod(hours, 24)
+    return f"{days} {t('d')} {hours} {t('u')}"
+
+
 def templates(service_dir: Path) -> Jinja2Templates:
     env = Environment(loader=ChoiceLoader([FileSystemLoader(service_dir / "console" / "templates"),
                                            FileSystemLoader(Path(__file__).parent / "templates")]),
@@ -81,6 +94,7 @@ def templates(service_dir: Path) -> Jinja2Templates:
     env.globals["role_names"] = ROLE_NAMES
     env.globals["service_names"] = SERVICE_NAMES
     env.globals["session_check_ms"] = int(SESSION_CHECK_SECONDS * 1000)
+    env.globals["duration"] = duration
     return Jinja2Templates(env=env, context_processors=[_language])
 
 

@@ -18,7 +18,7 @@ ENGLISH: dict[str, str] = {
     "Urgentie": "Urgency", "alleen te laat": "overdue only", "Zoek": "Search", "naam of klacht": "name or complaint",
     "Filter": "Filter", "Patiënt": "Patient", "Status": "Status", "Wacht (min)": "Waiting (min)",
     "Tot streeftijd": "To target", "Uiterlijk": "Due", "Geen aanvragen die aan het filter voldoen.":
-    "No requests match the filter.", "onbekend": "unknown", "min te laat": "min overdue", "nog": "",
+    "No requests match the filter.", "onbekend": "unknown", "min te laat": "min overdue", "nog": "", "u": "h", "d": "d",
     "min": "min", "Triëren": "Triage", "Bekijken": "View", "Aanvraag via": "Request via",
     "Dit contact is gekoppeld aan de open aanvraag van deze patiënt: niet opnieuw triëren tenzij nodig.":
     "This contact is linked to the patient's open request: do not triage again unless needed.",

@@ -164,3 +164,14 @@ def test_every_service_is_named_in_words_in_both_languages() -> None:
 
     assert sorted(set(SERVICE_NAMES.values()) - ENGLISH.keys()) == []
     assert translator("en")(SERVICE_NAMES["billing_shadow"]) == "shadow billing"
+
+
+def test_time_to_target_reads_in_minutes_hours_or_days_in_both_languages() -> None:
+    from shared.console import duration
+
+    dutch, english = translator("nl"), translator("en")
+    assert duration(45, dutch) == "45 min"
+    assert duration(-125, dutch) == "2 u 05 min"
+    assert duration(1439, dutch) == "23 u 59 min"
+    assert duration(1723, dutch) == "1 d 4 u"
+    assert duration(125, english) == "2 h 05 min"
