@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import Any
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page
 
@@ -17,6 +19,7 @@ from shared.console import AMSTERDAM
 from shared.identifiers import pseudonym
 from shared.settings import DEMO_PSEUDONYM_KEY
 from tests.conftest import started_stack
+from tests.e2e.consoles import open_console
 
 pytestmark = pytest.mark.e2e
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -129,3 +132,47 @@ def test_billing_without_names_searches_by_bsn_through_the_keyed_hash_only(stack
     admin.goto(f"{billing}?patient={aaltje}")  # the BSN search before this one is found by its pseudonym
     assert patients(admin) == {aaltje} and "search by bsn" in admin.inner_text("table.audit")
     assert "Bakker" not in admin.inner_text("main") and no_horizontal_scroll(admin)
+
+
+def audit_events(stack: Stack, service: str, **params: str) -> list[dict[str, Any]]:
+    """The service's AuditEvents that meet `params` (FHIR search), read by the ops client."""
+    ops = stack.client("ops")
+    answer = httpx.get(f"{stack.url(service)}/fhir/AuditEvent", params={"_count": "1000", **params},
+                       headers=ops.headers())
+    answer.raise_for_status()
+    return [e["resource"] for e in answer.json().get("entry", [])]
+
+
+def what(event: dict[str, Any]) -> str:
+    return event["entity"][-1]["what"].get("display", "")
+
+
+def test_the_nurses_patient_lookup_is_audited_with_each_patient_found(stack: Stack, admin: Page) -> None:
+    """SPEC §10: a lookup on the contact page names the patients it found, so that the admin's search for that
+    patient shows who looked them up; a lookup that finds nobody names no patient."""
+    aaltje = pseudonym(AALTJE, DEMO_PSEUDONYM_KEY.encode())
+    nurse, _ = open_console(stack, "triage", username="triagist", password="demo-triagist")
+    found = nurse.get(f"{stack.url('triage')}/console/contacts/new", params={"bsn": AALTJE})
+    assert found.status_code == 200 and "Aaltje" in found.text
+    by_name = nurse.get(f"{stack.url('triage')}/console/contacts/new",
+                        params={"name": "Bakker", "birth_date": "1950-01-01"})
+    assert by_name.status_code == 200 and "Aaltje" in by_name.text
+    nobody = nurse.get(f"{stack.url('triage')}/console/contacts/new",
+                       params={"name": "Niemand Onbekend", "birth_date": "1901-02-03"})
+    assert nobody.status_code == 200 and "Aaltje" not in nobody.text
+
+    hers = [e for e in audit_events(stack, "triage", patient=aaltje) if what(e).startswith("console patient lookup")]
+    assert {what(e) for e in hers} == {"console patient lookup by BSN", "console patient lookup by name"}
+    assert all(e["agent"][0]["who"]["identifier"]["value"] == "triagist" and e["subtype"][0]["code"] == "search"
+               and e["entity"][0]["what"]["identifier"]["value"] == aaltje for e in hers)
+    unnamed = [e for e in audit_events(stack, "triage", **{"patient:missing": "true"})
+               if what(e).startswith("console patient lookup")]
+    assert [what(e) for e in unnamed] == ["console patient lookup by name"]  # the one that found nobody
+
+    admin.goto(f"{stack.url('triage')}/console/audit")
+    admin.fill("input[name=patient]", AALTJE)
+    with admin.expect_navigation():
+        admin.keyboard.press("Enter")
+    lookups = admin.locator("table.audit tbody tr", has_text="console patient lookup")
+    assert lookups.count() == 2 and "triagist" in lookups.nth(0).inner_text()
+    assert lookups.nth(0).locator("td:nth-child(5) a").get_attribute("title") == aaltje

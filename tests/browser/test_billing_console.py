@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -14,6 +15,8 @@ from playwright.sync_api import Browser, Page
 from infra.client import service_request_of
 from infra.referrals import referral_bundle
 from infra.stack import ROOT, Stack
+from shared.identifiers import pseudonym
+from shared.settings import DEMO_PSEUDONYM_KEY
 from tests.conftest import started_stack
 
 pytestmark = pytest.mark.e2e
@@ -152,6 +155,31 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     assert "Unknown request" in page.inner_text("h1")
     page.goto(f"{stack.url('billing_shadow')}/console?lang=nl")
     page.close()
+
+    # SPEC §10: the ledger read and the correction name the request's patient by pseudonym (billing holds no BSN),
+    # so the admin's audit search by BSN, which becomes that pseudonym, finds who read and corrected it.
+    patient = pseudonym(CASES[0][0], DEMO_PSEUDONYM_KEY.encode())
+    hers = billing_audit(stack, patient=patient)
+    ledger_id = ledger_url.split("/console/requests/")[1].split("?")[0]
+    assert {(e["subtype"][0]["code"], what(e).split(":")[0]) for e in hers} >= {
+        ("read", f"console ledger of acute request {ledger_id}"),
+        ("update", f"correction of acute request {ledger_id}")}
+    assert all(e["agent"][0]["who"]["identifier"]["value"] == "declaratie" for e in hers
+               if what(e).startswith(("console ledger", "correction")))
+    assert not any(what(e).startswith("console ledger") for e in billing_audit(stack, **{"patient:missing": "true"}))
+
+
+def billing_audit(stack: Stack, **params: str) -> list[dict[str, Any]]:
+    """Billing's AuditEvents that meet `params` (FHIR search), read by the ops client."""
+    answer = httpx.get(f"{stack.url('billing_shadow')}/fhir/AuditEvent", params={"_count": "1000", **params},
+                       headers=stack.client("ops").headers())
+    answer.raise_for_status()
+    return [e["resource"] for e in answer.json().get("entry", [])]
+
+
+def what(event: dict[str, Any]) -> str:
+    """The text of the event's System Object entity (what was accessed)."""
+    return next((e["what"].get("display", "") for e in event["entity"] if e["type"]["code"] == "2"), "")
 
 
 def test_the_billing_console_in_english_has_no_dutch_words_and_english_money(stack: Stack, browser: Browser) -> None:
@@ -294,6 +322,12 @@ def test_evaluation_by_role_and_the_evaluators_page_with_a_printable_quarterly_r
     assert "<5" not in current and "\t3\t1/0/1\t€\u00a0110,00\t" in current
     officer.screenshot(path=str(SHOTS / "billing-evaluation-officer.png"), full_page=True)
     officer.close()
+
+    # Showing the evaluation (aggregates, no patient) is audited as a read, the API's CSV as an export.
+    evaluations = [e for e in billing_audit(stack, **{"patient:missing": "true"}) if what(e).startswith("evaluation ")]
+    by = {(e["agent"][0]["who"]["identifier"]["value"], e["subtype"][0]["code"]) for e in evaluations}
+    assert {("declaratie", "read"), ("evaluator", "read"), ("insurer-9001", "export")} <= by
+    assert not {("declaratie", "export"), ("evaluator", "export")} & by
 
 
 def test_only_a_hospital_reports_an_open_dbc_and_the_bsn_must_pass_the_eleven_proof(stack: Stack) -> None:

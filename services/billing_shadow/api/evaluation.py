@@ -44,8 +44,12 @@ def scope_for(caller: Caller, uzovi: str | None) -> tuple[str | None, bool]:
 
 
 async def evaluation_document(request: Request, caller: Caller, first: str, last: str,
-                              uzovi: str | None) -> dict[str, Any]:
-    """The document the caller may read (exact or suppressed); 400 for a bad month range."""
+                              uzovi: str | None, subtype: str = "export") -> dict[str, Any]:
+    """The document the caller may read (exact or suppressed); 400 for a bad month range.
+
+    Audited as `subtype`: "export" where the document leaves the system (the API's JSON and CSV), "read" where it
+    is only shown (the billing console's evaluation page). It holds aggregates only, no patient, so the event names
+    none; it is still logged, as who looked at the experiment's figures and for which insurer (SPEC §10, §12)."""
     scope, suppressed = scope_for(caller, uzovi)
     state = request.app.state
     try:
@@ -54,7 +58,7 @@ async def evaluation_document(request: Request, caller: Caller, first: str, last
                                             uzovi=scope)
     except ValueError as exc:
         raise FhirError(400, Issue("error", "value", str(exc), ("from", "to"))) from exc
-    await audit.for_request(request, subtype="export", entity=f"evaluation {scope or 'region'} {first}..{last} "
+    await audit.for_request(request, subtype=subtype, entity=f"evaluation {scope or 'region'} {first}..{last} "
                             "(aggregated, no patient data)", purpose=audit.PURPOSE_PAYMENT)
     return suppress(doc) if suppressed else doc
 

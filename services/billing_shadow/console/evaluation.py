@@ -114,7 +114,8 @@ async def _page(request: Request, user: Caller, *, first: str, last: str, uzovi:
     error = None
     try:
         months_between(first, last)
-        doc = await evaluation_document(request, user, first, last, uzovi or None)
+        # Shown, not exported: audited as a read (the page's CSV link goes to the API's export).
+        doc = await evaluation_document(request, user, first, last, uzovi or None, subtype="read")
     except Refused as exc:
         why = PERIOD_REFUSALS.get(exc.kind)
         error, status = t("Ongeldige periode") + (f": {words(why, exc.values, t)}" if why else ""), 400

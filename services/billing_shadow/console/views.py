@@ -163,6 +163,14 @@ async def _contacts(session: AsyncSession, request_ids: set[str]) -> dict[str, C
     return {c.id: c for c in rows}
 
 
+async def _pseudonym_of_line(session: AsyncSession, line_id: str) -> str | None:
+    """The pseudonym of the request a ledger line belongs to (None if the line or its request is unknown): the
+    patient a correction's audit event names."""
+    return (await session.execute(select(RequestFact.pseudonym).join(
+        PrestationLine, PrestationLine.acute_request_id == RequestFact.id).where(  # type: ignore[arg-type]
+        PrestationLine.id == line_id))).scalar_one_or_none()
+
+
 @router.get("/lines", response_class=HTMLResponse)
 async def lines(request: Request, user: BillingOfficer, period: str | None = None, uzovi: str = "",
                 code: str | None = None) -> Response:
@@ -175,6 +183,8 @@ async def lines(request: Request, user: BillingOfficer, period: str | None = Non
     async with request.app.state.runtime.sessions() as session:
         rows = [r for r in await service.lines(session, period=period, uzovi=uzovi) if code in (None, r.code)]
         contacts = await _contacts(session, {r.acute_request_id for r in rows})
+    # A search over the month's requests of one insurer (many patients, each by request id only): audited as one
+    # search without patient; opening a request's ledger from here is a read that names its patient.
     await audit.for_request(request, subtype="search", entity=f"console lines {uzovi} {period} {code or ''}",
                             purpose=audit.PURPOSE_PAYMENT)
     return request.app.state.templates.TemplateResponse(request, "lines.html", {
@@ -194,8 +204,10 @@ async def request_ledger(request: Request, user: BillingOfficer, request_id: str
         contacts = await _contacts(session, {request_id})
     if not ledger_lines:
         return _error(request, user, 404, "Onbekende aanvraag", request_id)
+    # The request's pseudonym (billing holds no name or BSN): the admin's audit search by BSN, which becomes this
+    # pseudonym, then finds who read this patient's ledger (SPEC §10).
     await audit.for_request(request, subtype="read", entity=f"console ledger of acute request {request_id}",
-                            purpose=audit.PURPOSE_PAYMENT)
+                            patient=fact.pseudonym if fact else None, purpose=audit.PURPOSE_PAYMENT)
     lang = language(request)
     return request.app.state.templates.TemplateResponse(request, "request.html", {
         "user": user, "request_id": request_id, "lines": ledger_lines, "shadows": shadows, "standing": standing,
@@ -226,7 +238,7 @@ async def correct(request: Request, user: BillingOfficer, request_id: str, line_
                                   grace=timedelta(hours=state.settings.lock_grace_hours))
             await audit.record(session, service="billing_shadow", caller=user, subtype="update",
                                entity=f"correction of acute request {request_id}: {reason}",
-                               purpose=audit.PURPOSE_PAYMENT)
+                               patient=await _pseudonym_of_line(session, line_id), purpose=audit.PURPOSE_PAYMENT)
     except (LookupError, ValueError) as exc:
         return await request_ledger(request, user, request_id, error=correction_refusal(exc, language(request)))
     state.runtime.relay.wake()

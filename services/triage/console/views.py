@@ -131,13 +131,17 @@ def _contact_page(request: Request, user: Caller, *, form: dict[str, str], match
 
 
 async def _look_up(request: Request, *, bsn: str, name: str, birth_date: str) -> list[dict[str, object]]:
-    """The lookup's choosable results (audited as a search when a BSN or name was given)."""
+    """The lookup's choosable results, audited as a search when a BSN or name was given: one event per patient
+    found, carrying that patient's pseudonym (SPEC §10: which patient; the admin's audit search by that patient then
+    shows who looked them up, as the case manager's patient search does), or one without patient if none was."""
     async with request.app.state.runtime.sessions() as session:
         records = await service.find_patients(session, bsn=bsn or None, name=name or None,
                                               birth_date=birth_date or None)
         matches = await _matches(session, records)
     if bsn or name:
-        await audit.for_request(request, subtype="search", entity="console patient lookup")
+        what = "console patient lookup by BSN" if bsn else "console patient lookup by name"
+        for pseudonym in dict.fromkeys(r.pseudonym for r in records) or [None]:
+            await audit.for_request(request, subtype="search", entity=what, patient=pseudonym)
     return matches
 
 
