@@ -119,7 +119,7 @@ ENGLISH: dict[str, str] = {
     "Voor de declaratie (doel: betaling); deze inzage staat in het auditlog.":
     "For billing (purpose: payment); this look is in the audit log.",
     "Ontvangen": "Received", "geen Nederlandse verzekeraar": "no Dutch insurer",
-    "Terug naar het grootboek bij billing": "Back to the ledger in billing",
+    "Terug naar het grootboek van de schaduwdeclaratie": "Back to the ledger in shadow billing",
     # The admin's settings page (services/triage/console/forms.py).
     "De streeftijd voor {urgency} is een heel aantal minuten van 0 tot 10080, of leeg voor de volgende werkdag.":
     "The target for {urgency} is a whole number of minutes from 0 to 10080, or empty for the next working day.",
