@@ -355,6 +355,11 @@ def test_a_lookup_keeps_what_was_typed_in_the_contact_form_and_puts_no_identifie
         page.click(f"{form} button")
     assert "linked=1" in page.url
     assert "Man belt: buikpijn erger, braakt" in page.inner_text("#linked-contacts")
+    # The worklist's search finds the request by what the later call said, not only by the first complaint.
+    page.goto(f"{stack.url('triage')}/console?q=braakt")
+    assert "Fatma Yılmaz" in page.inner_text("#rows")
+    page.goto(f"{stack.url('triage')}/console?q=onbekendwoord")
+    assert "Fatma Yılmaz" not in page.inner_text("#rows")
     assert watched.errors == []
 
 

@@ -44,6 +44,13 @@ async def _worklist(request: Request, *, channel: str | None, urgency: str | Non
         patients = {p.id: p for p in (await session.execute(select(PatientRecord).where(
             PatientRecord.id.in_(ids)))).scalars()} if ids else {}  # type: ignore[attr-defined]
         news = await service.new_contacts_since_triage(session, rows)
+        # The search also finds a request by what a later call about it said ("verward" from the daughter's call).
+        said: dict[str, str] = {}
+        if q and rows:
+            for acute_request_id, complaint in (await session.execute(select(
+                    LinkedContact.acute_request_id, LinkedContact.complaint).where(
+                    LinkedContact.acute_request_id.in_([r.id for r in rows])))).all():  # type: ignore[attr-defined]
+                said[acute_request_id] = f"{said.get(acute_request_id, '')} {complaint}"
     now = datetime.now(UTC)
     items = []
     for r in rows:
@@ -51,7 +58,7 @@ async def _worklist(request: Request, *, channel: str | None, urgency: str | Non
         due = _aware(r.due_at)
         minutes_left = int((due - now).total_seconds() // 60) if due else None
         late = minutes_left is not None and minutes_left < 0
-        text = f"{patient.display_name if patient else ''} {r.complaint}".lower()
+        text = f"{patient.display_name if patient else ''} {r.complaint} {said.get(r.id, '')}".lower()
         if (channel and r.channel != channel) or (urgency and r.urgency != urgency) or (overdue and not late) \
                 or (q and q.lower() not in text):
             continue
