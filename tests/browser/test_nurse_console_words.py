@@ -77,6 +77,7 @@ def test_a_lookup_result_fills_the_form_and_the_request_page_says_who_referred_a
         page.click("#lookup button")
     match = page.locator("li.match")
     assert match.count() == 1
+    assert not page.is_visible("#chosen")  # "filled in from the chosen patient" only once one was chosen
     text = match.inner_text()
     assert "Ingrid Jansen-Ĳsselstein" in text and "12-03-1948" in text and "jaar)" in text
     assert "heeft een open aanvraag" in text and "te triëren" in text
