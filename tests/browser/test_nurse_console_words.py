@@ -249,7 +249,7 @@ def test_login_refusals_are_pages_in_dutch_never_json(stack: Stack, workstation:
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert "Geen toegang tot deze console" in page.inner_text("h1")
-    assert "Met de rol partner kunt u deze console niet openen." in page.inner_text("main")
+    assert "Met de rol zorgaanbieder kunt u deze console niet openen." in page.inner_text("main")
     # The browser's back button to a used login callback: a Dutch page with a way to log in again, not JSON.
     answer = page.goto(f"{stack.url('triage')}/console/callback?code=used&state=old")
     assert answer is not None and answer.status == 400 and "text/html" in answer.headers["content-type"]

@@ -85,6 +85,7 @@ def test_a_console_the_role_may_not_open_answers_a_page_in_its_language(stack: S
     english = page.goto(f"{stack.url('coordination')}/console?lang=en")
     assert english is not None and english.status == 403
     assert "No access to this console" in page.inner_text("h1")
+    assert "The role triage nurse cannot open this console." in page.inner_text("main")  # the role in words
     page.goto(f"{stack.url('coordination')}/console?lang=nl")
     with page.expect_navigation():
         page.click("text=Inloggen als een andere gebruiker")
@@ -112,6 +113,9 @@ def test_the_admin_disables_a_user_who_is_logged_out_and_cannot_log_in(stack: St
     admin = admin_page(browser, stack)
     admin.fill("input[name=username]:not([type=password])", "nacht.verpleging")
     admin.fill("input[name=display_name]", "Nacht Verpleging")
+    # Roles in words: the dropdown names the word with its code, the table the word.
+    assert admin.locator("select[name=role] option[value=beheer]").inner_text() == "beheerder (beheer)"
+    assert row(admin, "declaratie").locator("td").nth(2).inner_text() == "declaratiemedewerker"
     admin.select_option("select[name=role]", "triagist")
     admin.fill("form[action='/console/users'] input[name=password]", "nachtdienst-wachtwoord")
     admin.click("text=Aanmaken")
