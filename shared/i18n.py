@@ -178,6 +178,8 @@ ENGLISH: dict[str, str] = {
     "Dit account is uitgeschakeld; neem contact op met beheer.": "This account is disabled; contact the admin.",
     "De sessie van dit formulier is verlopen; probeer opnieuw.": "This form's session has expired; try again.",
     "Uitgeschakeld": "Disabled", "Geblokkeerd": "Locked", "actief": "active", "Acties": "Actions",
+    "{username} uitschakelen? Die wordt overal uitgelogd en kan niet meer inloggen.":
+    "Disable {username}? They are logged out everywhere and can no longer log in.",
     "Uitschakelen": "Disable", "Inschakelen": "Enable", "Deblokkeren": "Unlock",
     "Nieuw wachtwoord (leeg = laten genereren)": "New password (empty = generate one)",
     "Wachtwoord herstellen": "Reset password",

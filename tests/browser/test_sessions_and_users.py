@@ -124,8 +124,14 @@ def test_the_admin_disables_a_user_who_is_logged_out_and_cannot_log_in(stack: St
     log_in(nurse, stack.url("triage"), "nacht.verpleging", "nachtdienst-wachtwoord")
     assert "Ingelogd als nacht.verpleging" in nurse.inner_text("header")
 
+    # Disabling asks first; declining leaves the account as it was.
+    asked: list[str] = []
+    admin.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    row(admin, "nacht.verpleging").locator("text=Uitschakelen").click()
+    assert asked == ["nacht.verpleging uitschakelen? Die wordt overal uitgelogd en kan niet meer inloggen."]
+    assert "actief" in row(admin, "nacht.verpleging").inner_text()
+    admin.once("dialog", lambda dialog: dialog.accept())
     with admin.expect_navigation():
-
         row(admin, "nacht.verpleging").locator("text=Uitschakelen").click()
     assert "nacht.verpleging is uitgeschakeld" in admin.inner_text("main")
     assert "Uitgeschakeld" in row(admin, "nacht.verpleging").inner_text()
