@@ -308,6 +308,7 @@ ENGLISH: dict[str, str] = {
     "Aantallen 1–4 zijn als <5 weergegeven en de daarvan afgeleide aandelen weggelaten.":
     "Counts 1–4 are shown as <5 and the shares derived from them left out.",
     # The case manager's console (coordination): worklists, search, a patient's page and timeline, the directory.
+    "Terug naar de werklijsten": "Back to the worklists",
     "Werklijsten": "Worklists", "Patiënt zoeken": "Find a patient", "Sociale kaart": "Directory",
     "Casemanagement": "Case management", "Mijn patiënten": "My patients",
     "Nog geen patiënten; open een patiënt en kies ‘Ik ben casemanager’.":

@@ -262,6 +262,12 @@ def test_a_second_call_shows_its_words_on_the_timeline_and_the_console_speaks_en
     page.goto(f"{stack.url('coordination')}/console/directory")
     directory = page.inner_text("main")
     assert "community nursing" in directory and "Home visit" in directory and "home-visit" not in directory
+    # An unknown patient is a console page in the chosen language, with the menu and a way back.
+    unknown = page.goto(f"{stack.url('coordination')}/console/patients/no-such-patient")
+    assert unknown is not None and unknown.status == 404
+    assert page.inner_text("h1") == "Unknown patient" and "no-such-patient" in page.inner_text("main")
+    assert "Worklists" in page.inner_text("header nav")
+    assert page.locator("main a", has_text="Back to the worklists").get_attribute("href") == "/console"
     page.goto(f"{stack.url('coordination')}/console/patients/{patient}?lang=nl")
     assert "Tijdlijn" in page.inner_text("main") and "gekoppeld contact" in page.inner_text("#timeline")
     page.close()

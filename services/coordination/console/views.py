@@ -160,7 +160,8 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         requests = await service.routed_requests(session, pseudonyms=[pseudonym])
         listings = await directory.current(session)
     if not cases and not entries and known is None:
-        return HTMLResponse(t("Onbekende patiënt"), status_code=404)
+        return request.app.state.templates.TemplateResponse(request, "error.html", {
+            "user": user, "message": "Onbekende patiënt", "detail": pseudonym}, status_code=404)
     await audit.for_request(request, subtype="read", entity="console patient timeline", patient=pseudonym)
     routed = {r.id: r for r in requests}
     return request.app.state.templates.TemplateResponse(request, "patient.html", {
