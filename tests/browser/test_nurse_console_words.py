@@ -426,6 +426,8 @@ def test_the_billing_officers_patient_page_speaks_english_when_chosen(stack: Sta
     assert page.locator("a", has_text="Back to the ledger").get_attribute("href").endswith("?lang=en")  # type: ignore[union-attr]
     page.goto(f"{stack.url('triage')}/console/billing/requests/unknown-request?lang=en")
     assert page.inner_text("h1") == "Unknown request"
+    assert page.locator("a", has_text="Back to the overview").get_attribute("href") == \
+        f"{stack.url('billing_shadow')}/console?lang=en"  # a way back to billing's overview
     page.goto(f"{stack.url('triage')}/console/billing/requests/{request_id}?lang=nl")
     dutch_page = page.inner_text("main")
     assert "Patiënt van aanvraag" in dutch_page and "Verzekeraar" in dutch_page and "Insurer" not in dutch_page
