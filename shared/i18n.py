@@ -178,6 +178,8 @@ ENGLISH: dict[str, str] = {
     "Dit account is uitgeschakeld; neem contact op met beheer.": "This account is disabled; contact the admin.",
     "De sessie van dit formulier is verlopen; probeer opnieuw.": "This form's session has expired; try again.",
     "Uitgeschakeld": "Disabled", "Geblokkeerd": "Locked", "actief": "active", "Acties": "Actions",
+    "{username} uitschakelen? Die wordt overal uitgelogd en kan niet meer inloggen.":
+    "Disable {username}? They are logged out everywhere and can no longer log in.",
     "Uitschakelen": "Disable", "Inschakelen": "Enable", "Deblokkeren": "Unlock",
     "Nieuw wachtwoord (leeg = laten genereren)": "New password (empty = generate one)",
     "Wachtwoord herstellen": "Reset password",
@@ -306,6 +308,7 @@ ENGLISH: dict[str, str] = {
     "Aantallen 1–4 zijn als <5 weergegeven en de daarvan afgeleide aandelen weggelaten.":
     "Counts 1–4 are shown as <5 and the shares derived from them left out.",
     # The case manager's console (coordination): worklists, search, a patient's page and timeline, the directory.
+    "Terug naar de werklijsten": "Back to the worklists",
     "Werklijsten": "Worklists", "Patiënt zoeken": "Find a patient", "Sociale kaart": "Directory",
     "Casemanagement": "Case management", "Mijn patiënten": "My patients",
     "Nog geen patiënten; open een patiënt en kies ‘Ik ben casemanager’.":

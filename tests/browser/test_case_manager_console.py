@@ -88,8 +88,13 @@ def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, br
     main = page.inner_text("main")
     assert "verwijzing ontvangen: Val thuis, pijn in de heup" in main
     assert "U0 reanimatie (Val thuis, pijn in de heup): Visite aan huis door Wijkverpleging Oost" in main
-    page.select_option("form[action$='/handover'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000010")
+    # No organisation is preselected for the lead role; sent without one, it is refused with the reason kept.
+    assert page.input_value("form[action$='/handover'] select[name=to]") == ""
     page.fill("form[action$='/handover'] input[name=reason]", "opname nodig, specialist neemt over")
+    page.click("text=Overdracht voorstellen")
+    assert page.inner_text("[role=alert]") == "Kies een organisatie uit de lijst."
+    assert page.input_value("form[action$='/handover'] input[name=reason]") == "opname nodig, specialist neemt over"
+    page.select_option("form[action$='/handover'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000010")
     page.click("text=Overdracht voorstellen")
     assert "Overdracht Wijkverpleging Oost → Ziekenhuis Zuidrand: voorgesteld" in page.inner_text("main")
 
@@ -129,8 +134,13 @@ def test_case_manager_follows_a_patient_and_hands_over_the_lead(stack: Stack, br
                                         "options => options.map(o => o.value)")
     assert "http://fhir.nl/fhir/NamingSystem/ura|90000030" not in offered
     assert "http://fhir.nl/fhir/NamingSystem/ura|90000001" in offered
-    page.select_option("form[action$='/reassign'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000001")
+    # Nothing is preselected: sent without a choice, the form is refused in words and keeps the reason.
+    assert page.input_value("form[action$='/reassign'] select[name=to]") == ""
     page.fill("form[action$='/reassign'] input[name=reason]", "visite door de post")
+    page.click("form[action$='/reassign'] button")
+    assert page.inner_text("[role=alert]") == "Kies een organisatie uit de lijst."
+    assert page.input_value("form[action$='/reassign'] input[name=reason]") == "visite door de post"
+    page.select_option("form[action$='/reassign'] select[name=to]", "http://fhir.nl/fhir/NamingSystem/ura|90000001")
     page.click("form[action$='/reassign'] button")
     assert "overgedragen: Wijkverpleging Oost → Spoedzorg Regio Demo" in page.inner_text("main")
     page.screenshot(path=str(SHOTS / "casemanager-patient.png"), full_page=True)
@@ -219,7 +229,7 @@ def test_a_second_call_shows_its_words_on_the_timeline_and_the_console_speaks_en
     tasks = page.inner_text("#tasks")
     assert "Visite aan huis" in tasks and "U3 dringend" in tasks and "nieuw" in tasks
     # Each organisation offered for reassignment says, by name, whether it is open at the Task's due time.
-    offered = page.eval_on_selector_all("form[action$='/reassign'] select[name=to] option",
+    offered = page.eval_on_selector_all("form[action$='/reassign'] select[name=to] option:not([value=''])",
                                         "options => options.map(o => o.textContent)")
     assert offered and all(o.endswith(("open op de streeftijd", "gesloten op de streeftijd")) for o in offered)
     assert not any("|" in o or "http" in o for o in offered)
@@ -252,6 +262,12 @@ def test_a_second_call_shows_its_words_on_the_timeline_and_the_console_speaks_en
     page.goto(f"{stack.url('coordination')}/console/directory")
     directory = page.inner_text("main")
     assert "community nursing" in directory and "Home visit" in directory and "home-visit" not in directory
+    # An unknown patient is a console page in the chosen language, with the menu and a way back.
+    unknown = page.goto(f"{stack.url('coordination')}/console/patients/no-such-patient")
+    assert unknown is not None and unknown.status == 404
+    assert page.inner_text("h1") == "Unknown patient" and "no-such-patient" in page.inner_text("main")
+    assert "Worklists" in page.inner_text("header nav")
+    assert page.locator("main a", has_text="Back to the worklists").get_attribute("href") == "/console"
     page.goto(f"{stack.url('coordination')}/console/patients/{patient}?lang=nl")
     assert "Tijdlijn" in page.inner_text("main") and "gekoppeld contact" in page.inner_text("#timeline")
     page.close()

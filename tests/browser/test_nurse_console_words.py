@@ -77,6 +77,7 @@ def test_a_lookup_result_fills_the_form_and_the_request_page_says_who_referred_a
         page.click("#lookup button")
     match = page.locator("li.match")
     assert match.count() == 1
+    assert not page.is_visible("#chosen")  # "filled in from the chosen patient" only once one was chosen
     text = match.inner_text()
     assert "Ingrid Jansen-Ĳsselstein" in text and "12-03-1948" in text and "jaar)" in text
     assert "heeft een open aanvraag" in text and "te triëren" in text
@@ -196,6 +197,15 @@ def test_the_worklist_says_channels_and_statuses_in_words_and_a_due_time_tomorro
                         page.locator("#rows tr", has_text="Piet Tomorrow").locator("td.due").inner_text().strip())
     page.goto(f"{stack.url('triage')}/console?lang=nl")
     assert watched.errors == []
+    # An unknown request is a console page in the console's language with the menu and a way back (a 404, which
+    # the watcher would count, so it comes last).
+    unknown = page.goto(f"{stack.url('triage')}/console/requests/no-such-request?lang=en")
+    assert unknown is not None and unknown.status == 404
+    assert page.inner_text("h1") == "Unknown request" and "no-such-request" in page.inner_text("main")
+    assert page.locator("nav a", has_text="Worklist").count() == 1
+    assert page.locator("main a", has_text="Back to the worklist").get_attribute("href") == "/console"
+    assert "Onbekende" not in page.inner_text("body")
+    page.goto(f"{stack.url('triage')}/console?lang=nl")
 
 
 def test_an_invalid_bsn_keeps_what_was_typed_and_answers_in_dutch(stack: Stack, workstation: BrowserContext) -> None:
@@ -240,7 +250,7 @@ def test_login_refusals_are_pages_in_dutch_never_json(stack: Stack, workstation:
     with page.expect_navigation():
         page.keyboard.press("Enter")
     assert "Geen toegang tot deze console" in page.inner_text("h1")
-    assert "Met de rol partner kunt u deze console niet openen." in page.inner_text("main")
+    assert "Met de rol zorgaanbieder kunt u deze console niet openen." in page.inner_text("main")
     # The browser's back button to a used login callback: a Dutch page with a way to log in again, not JSON.
     answer = page.goto(f"{stack.url('triage')}/console/callback?code=used&state=old")
     assert answer is not None and answer.status == 400 and "text/html" in answer.headers["content-type"]
@@ -429,6 +439,8 @@ def test_the_billing_officers_patient_page_speaks_english_when_chosen(stack: Sta
     assert page.locator("a", has_text="Back to the ledger").get_attribute("href").endswith("?lang=en")  # type: ignore[union-attr]
     page.goto(f"{stack.url('triage')}/console/billing/requests/unknown-request?lang=en")
     assert page.inner_text("h1") == "Unknown request"
+    assert page.locator("a", has_text="Back to the overview").get_attribute("href") == \
+        f"{stack.url('billing_shadow')}/console?lang=en"  # a way back to billing's overview
     page.goto(f"{stack.url('triage')}/console/billing/requests/{request_id}?lang=nl")
     dutch_page = page.inner_text("main")
     assert "Patiënt van aanvraag" in dutch_page and "Verzekeraar" in dutch_page and "Insurer" not in dutch_page

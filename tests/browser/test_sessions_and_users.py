@@ -101,6 +101,7 @@ def test_a_console_the_role_may_not_open_answers_a_page_in_its_language(stack: S
     english = page.goto(f"{stack.url('coordination')}/console?lang=en")
     assert english is not None and english.status == 403
     assert "No access to this console" in page.inner_text("h1")
+    assert "The role triage nurse cannot open this console." in page.inner_text("main")  # the role in words
     page.goto(f"{stack.url('coordination')}/console?lang=nl")
     with page.expect_navigation():
         page.click("text=Inloggen als een andere gebruiker")
@@ -128,6 +129,9 @@ def test_the_admin_disables_a_user_who_is_logged_out_and_cannot_log_in(stack: St
     admin = admin_page(browser, stack)
     admin.fill("input[name=username]:not([type=password])", "nacht.verpleging")
     admin.fill("input[name=display_name]", "Nacht Verpleging")
+    # Roles in words: the dropdown names the word with its code, the table the word.
+    assert admin.locator("select[name=role] option[value=beheer]").inner_text() == "beheerder (beheer)"
+    assert row(admin, "declaratie").locator("td").nth(2).inner_text() == "declaratiemedewerker"
     admin.select_option("select[name=role]", "triagist")
     admin.fill("form[action='/console/users'] input[name=password]", "nachtdienst-wachtwoord")
     admin.click("text=Aanmaken")
@@ -136,8 +140,14 @@ def test_the_admin_disables_a_user_who_is_logged_out_and_cannot_log_in(stack: St
     log_in(nurse, stack.url("triage"), "nacht.verpleging", "nachtdienst-wachtwoord")
     assert "Ingelogd als nacht.verpleging" in nurse.inner_text("header")
 
+    # Disabling asks first; declining leaves the account as it was.
+    asked: list[str] = []
+    admin.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    row(admin, "nacht.verpleging").locator("text=Uitschakelen").click()
+    assert asked == ["nacht.verpleging uitschakelen? Die wordt overal uitgelogd en kan niet meer inloggen."]
+    assert "actief" in row(admin, "nacht.verpleging").inner_text()
+    admin.once("dialog", lambda dialog: dialog.accept())
     with admin.expect_navigation():
-
         row(admin, "nacht.verpleging").locator("text=Uitschakelen").click()
     assert "nacht.verpleging is uitgeschakeld" in admin.inner_text("main")
     assert "Uitgeschakeld" in row(admin, "nacht.verpleging").inner_text()

@@ -28,6 +28,8 @@ def test_every_translated_label_has_an_english_text() -> None:
     labels = {label for path in TEMPLATES for label in LABEL.findall(path.read_text())}
     assert len(labels) > 70
     assert {"Triagenotitie", "Contact vastleggen en afronden", "Werklijst"} <= labels
+    asked = "{username} uitschakelen? Die wordt overal uitgelogd en kan niet meer inloggen."  # the admin's confirm
+    assert asked in labels and PLACEHOLDER.findall(ENGLISH[asked]) == ["{username}"]
     assert sorted(labels - ENGLISH.keys()) == []
 
 

@@ -147,7 +147,8 @@ def _task_row(record: TaskRecord, listings: list[Listing]) -> TaskRow:
 
 
 @router.get("/patients/{pseudonym}", response_class=HTMLResponse)
-async def patient(request: Request, user: CaseManager, pseudonym: str, error: str | None = None) -> Response:
+async def patient(request: Request, user: CaseManager, pseudonym: str, error: str | None = None,
+                  kept: dict[str, str] | None = None) -> Response:
     t = translator(language(request))
     async with request.app.state.runtime.sessions() as session:
         cases = await episodes.episodes_of(session, pseudonym)
@@ -159,7 +160,8 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         requests = await service.routed_requests(session, pseudonyms=[pseudonym])
         listings = await directory.current(session)
     if not cases and not entries and known is None:
-        return HTMLResponse(t("Onbekende patiënt"), status_code=404)
+        return request.app.state.templates.TemplateResponse(request, "error.html", {
+            "user": user, "message": "Onbekende patiënt", "detail": pseudonym}, status_code=404)
     await audit.for_request(request, subtype="read", entity="console patient timeline", patient=pseudonym)
     routed = {r.id: r for r in requests}
     return request.app.state.templates.TemplateResponse(request, "patient.html", {
@@ -172,14 +174,17 @@ async def patient(request: Request, user: CaseManager, pseudonym: str, error: st
         # Each Task's follow-up action, urgency and escalation; "Overdragen" offers only organisations that provide
         # the action, saying whether each is open at the Task's due time (SPEC §6).
         "rows": {task.id: _task_row(task, listings) for task in tasks},
-        "csrf": request.app.state.console_auth.csrf_token(request), "error": error, "terminal": TERMINAL},
+        "csrf": request.app.state.console_auth.csrf_token(request), "error": error, "terminal": TERMINAL,
+        "kept": kept or {}},  # a refused form's input, {"at": "task:<id>" | "episode:<id>", field: value}
         status_code=422 if error else 200)
 
 
 async def _act(request: Request, user: Caller, pseudonym: str, csrf_token: str, action, what: str, *,  # type: ignore[no-untyped-def]
-               kind: str, task_id: str | None = None, values: dict[str, str] | None = None) -> Response:
+               kind: str, task_id: str | None = None, values: dict[str, str] | None = None,
+               kept: dict[str, str] | None = None) -> Response:
     """Do one case-manager action (`kind`: take, handover, reassign, escalate, note) and audit it; a refusal comes
-    back on the patient page in the console's language (refusals.py), quoting `values` and the Task's status."""
+    back on the patient page in the console's language (refusals.py), quoting `values` and the Task's status, with
+    the form's input `kept` (see `patient`)."""
     request.app.state.console_auth.check_csrf(request, csrf_token)
     try:
         async with request.app.state.runtime.sessions() as session, session.begin():
@@ -194,7 +199,7 @@ async def _act(request: Request, user: Caller, pseudonym: str, csrf_token: str, 
                 record = await session.get(TaskRecord, task_id)
             if record is not None:
                 quoted["status"] = t(words.label(words.STATUS_LABELS, record.status))
-        return await patient(request, user, pseudonym, error=refusals.said(kind, exc.issues, quoted, t))
+        return await patient(request, user, pseudonym, error=refusals.said(kind, exc.issues, quoted, t), kept=kept)
     request.app.state.runtime.relay.wake()
     return RedirectResponse(f"/console/patients/{pseudonym}", status_code=303)
 
@@ -209,41 +214,49 @@ async def take(request: Request, user: CaseManager, pseudonym: str, episode_id: 
 
 @router.post("/patients/{pseudonym}/episodes/{episode_id}/handover")
 async def handover(request: Request, user: CaseManager, pseudonym: str, episode_id: str,
-                   csrf_token: Annotated[str, Form()], to: Annotated[str, Form()],
-                   reason: Annotated[str, Form(max_length=500)]) -> Response:
+                   csrf_token: Annotated[str, Form()], to: Annotated[str, Form(max_length=120)] = "",
+                   reason: Annotated[str, Form(max_length=500)] = "") -> Response:
+    """Propose handing the lead role to `to` (a provider's token); nothing is preselected, so an empty choice is
+    refused in the console's language with the reason kept (SPEC §6)."""
+    kept = {"at": f"episode:{episode_id}", "to": to, "reason": reason}
+    if not to:
+        request.app.state.console_auth.check_csrf(request, csrf_token)
+        t = translator(language(request))
+        return await patient(request, user, pseudonym, error=t("Kies een organisatie uit de lijst."), kept=kept)
     return await _act(request, user, pseudonym, csrf_token,
                       lambda s: episodes.propose_handover(s, episode_id=episode_id, to=to, reason=reason,
                                                           caller=user), "hoofdbehandelaar handover proposed",
-                      kind="handover")
+                      kind="handover", kept=kept)
 
 
 @router.post("/patients/{pseudonym}/tasks/{task_id}/reassign")
 async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id: str,
-                   csrf_token: Annotated[str, Form()], to: Annotated[str, Form()],
-                   reason: Annotated[str, Form(max_length=500)],
+                   csrf_token: Annotated[str, Form()], to: Annotated[str, Form(max_length=120)] = "",
+                   reason: Annotated[str, Form(max_length=500)] = "",
                    closed_reason: Annotated[str, Form(max_length=500)] = "") -> Response:
     """Hand the Task to another organisation (service.patch_task): one that does not provide its follow-up action
     is refused, one closed at the due time only with `closed_reason`, which is recorded with the reassignment;
-    the refusals in the console's language."""
+    the refusals in the console's language with the input kept; nothing is preselected, an empty `to` is refused."""
     request.app.state.console_auth.check_csrf(request, csrf_token)
     t = translator(language(request))
+    kept = {"at": f"task:{task_id}", "to": to, "reason": reason, "closed_reason": closed_reason}
     async with request.app.state.runtime.sessions() as session:
         record = await session.get(TaskRecord, task_id)
         listings = await directory.current(session)
     target = next((o for o in listings if o.token == to), None)  # care providers only
     if record is None or record.pseudonym != pseudonym or target is None:
-        return await patient(request, user, pseudonym, error=t("Kies een organisatie uit de lijst."))
+        return await patient(request, user, pseudonym, error=t("Kies een organisatie uit de lijst."), kept=kept)
     row = _task_row(record, listings)
     due = _aware(record.due_at)
     if not target.provides(row.code):
         return await patient(request, user, pseudonym, error=t("{name} levert geen {action}; kies een organisatie "
                                                                "die dat wel doet.").format(
-            name=target.name, action=t(row.what)))
+            name=target.name, action=t(row.what)), kept=kept)
     closed = not target.open_at(due)
     if closed and not closed_reason.strip():
         return await patient(request, user, pseudonym, error=t("{name} is gesloten op de streeftijd ({due}): geef "
                                                                "een reden of kies een andere organisatie.").format(
-            name=target.name, due=local_time(due)))
+            name=target.name, due=local_time(due)), kept=kept)
     said = reason.strip()
     if closed:
         said = f"{said}; gesloten op de streeftijd, reden: {closed_reason.strip()}" if said else \
@@ -256,7 +269,7 @@ async def reassign(request: Request, user: CaseManager, pseudonym: str, task_id:
     return await _act(request, user, pseudonym, csrf_token, lambda s: service.patch_task(
         s, task_id=task_id, operations=operations, if_match=None, caller=user, codesystem_base=settings.codesystem_base,
         clock_tolerance=settings.clock_tolerance, traceparent=None), f"Task/{task_id} reassigned", kind="reassign",
-        task_id=task_id, values={"name": target.name, "action": t(row.what), "due": local_time(due)})
+        task_id=task_id, values={"name": target.name, "action": t(row.what), "due": local_time(due)}, kept=kept)
 
 
 @router.post("/patients/{pseudonym}/tasks/{task_id}/escalate")

@@ -33,7 +33,8 @@ async def patient_of_request(request: Request, user: BillingOfficer, request_id:
     templates = request.app.state.templates
     if acute is None:
         return templates.TemplateResponse(request, "billing_patient.html", {
-            "user": user, "request_id": request_id, "acute": None}, status_code=404)
+            "user": user, "request_id": request_id, "acute": None,
+            "billing_url": request.app.state.settings.billing_public_url}, status_code=404)
     await audit.for_request(request, subtype="read", entity=f"patient of acute request {request_id} (billing)",
                             patient=acute.pseudonym, purpose=audit.PURPOSE_PAYMENT)
     insurer = organisation(UZOVI_SYSTEM, acute.uzovi) if acute.uzovi else None

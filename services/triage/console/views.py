@@ -32,6 +32,13 @@ CHANNELS = ("referral", "phone", "walk-in")
 PROVIDERS = [o for o in ORGANISATIONS if o.kind != "insurer"]  # whom a partner-console account may work for
 
 
+def _error(request: Request, user: Caller, status: int, message: str, detail: str = "") -> Response:
+    """An HTML error page in the console's language (header, menu, a way back to the worklist) instead of a
+    bare text body; ``message`` is a Dutch key of shared/i18n.py, ``detail`` is shown as given (e.g. the id)."""
+    return request.app.state.templates.TemplateResponse(request, "error.html", {
+        "user": user, "message": message, "detail": detail}, status_code=status)
+
+
 def _aware(m: datetime | None) -> datetime | None:
     return m if m is None or m.tzinfo else m.replace(tzinfo=UTC)
 
@@ -290,7 +297,7 @@ async def triage_page(request_id: str, request: Request, user: Nurse, linked: bo
     async with request.app.state.runtime.sessions() as session:
         acute = await session.get(AcuteRequest, request_id)
         if acute is None:
-            return HTMLResponse("Onbekende aanvraag", status_code=404)
+            return _error(request, user, 404, "Onbekende aanvraag", request_id)
         patient = await session.get(PatientRecord, acute.patient_id) if acute.patient_id else None
         decisions = list((await session.execute(select(TriageDecision).where(
             TriageDecision.acute_request_id == request_id).order_by(TriageDecision.decided_at))).scalars())
@@ -344,7 +351,7 @@ async def submit_triage(request_id: str, request: Request, user: Nurse, csrf_tok
                                entity=f"{what} of acute request {request_id} (console)", patient=acute.pseudonym)
     except FhirError as exc:
         if exc.status_code == 404:
-            return HTMLResponse("Onbekende aanvraag", status_code=404)
+            return _error(request, user, 404, "Onbekende aanvraag", request_id)
         # The choices stay on the form; what was refused is said in the console's language.
         t = translator(language(request))
         names = {o.token: o.name for o in ORGANISATIONS}
