@@ -432,7 +432,7 @@ def test_the_billing_officers_patient_page_speaks_english_when_chosen(stack: Sta
     page.goto(f"{stack.url('triage')}/console/billing/requests/{request_id}?lang=en")
     english = page.inner_text("main")
     for shown in ("Patient of request", "Name", "Bram Declaratie", "BSN", "999990068", "Insurer", "UZOVI 9001",
-                  "Received", "For billing (purpose: payment)", "Back to the ledger in billing"):
+                  "Received", "For billing (purpose: payment)", "Back to the ledger in shadow billing"):
         assert shown in english, shown
     for dutch in ("Patiënt van aanvraag", "Naam", "Verzekeraar", "Ontvangen", "Terug naar", "inzage"):
         assert dutch not in english, dutch
