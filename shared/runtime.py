@@ -17,6 +17,7 @@ from shared.bus.outbox import OutboxRelay
 from shared.bus.watch import BrokerWatch
 from shared.db import is_postgres, make_engine, ping, session_factory
 from shared.settings import ServiceSettings
+from shared.tasks import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +104,7 @@ class ServiceRuntime:
             self._tasks.append(asyncio.create_task(_forever(job, self), name=job.__name__))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancelled(*self._tasks)
         for consumer in self.consumers:
             await consumer.stop()
         if hasattr(self, "relay"):

@@ -34,6 +34,7 @@ from shared.bus.topics import dlq
 from shared.bus.watch import BrokerWatch
 from shared.db import database_unavailable
 from shared.logs import redact
+from shared.tasks import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +105,7 @@ class EventConsumer:
 
     async def stop(self) -> None:
         self.running = False
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancelled(self._task)
         for client in (self._consumer, self._dlq_producer):
             if client is not None:
                 await client.stop()

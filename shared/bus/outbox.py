@@ -38,6 +38,7 @@ from shared import metrics
 from shared.bus.envelope import Event
 from shared.bus.watch import BrokerWatch
 from shared.db import is_postgres
+from shared.tasks import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -157,10 +158,7 @@ class OutboxRelay:
 
     async def stop(self) -> None:
         self.running = False
-        for task in (self._task, self._listen_task):
-            if task:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+        await cancelled(self._task, self._listen_task)
         if self._producer:
             await self._producer.stop()
 

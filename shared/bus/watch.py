@@ -20,6 +20,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 
 from shared import metrics
 from shared.bus.topics import BROKER_EPOCH, every_topic
+from shared.tasks import cancelled
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,7 @@ class BrokerWatch:
         await self.check()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancelled(self._task)
         if self._admin is not None:
             await self._admin.close()
         for client in (self._reader, self._writer):
