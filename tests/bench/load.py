@@ -106,6 +106,18 @@ class Journey:
         return None if self.recorded_at is None else self.recorded_at - self.posted_at
 
 
+def percentiles(values: list[float]) -> dict[str, float]:
+    """p50, p95 and p99 of durations in seconds, in milliseconds (NaN each when there are none)."""
+    if not values:
+        return {"p50": float("nan"), "p95": float("nan"), "p99": float("nan")}
+    ordered = sorted(values)
+
+    def at(q: float) -> float:
+        return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000, 1)
+
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99)}
+
+
 class Tap:
     """Reads the product's topics from the beginning and remembers what it needs, by id."""
 

@@ -12,6 +12,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def read_json(path: Path) -> dict[str, Any]:
+    """The report at `path`, or {} when there is none (or it is not JSON)."""
+    try:
+        return dict(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
 def write_json(report: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(report, indent=2, sort_keys=False) + "\n")
 
@@ -83,6 +91,9 @@ def table(report: dict[str, Any]) -> str:
         for service, mem in run.get("memory", {}).get("services", {}).items():
             lines.append(f"{database:<11} {service:<15} {mem['idle_mib']:7.1f} → {mem['end_mib']:7.1f} "
                          f"({mem['growth_mib']:+.1f})")
+    if report.get("soak"):
+        lines += ["", f"Soak of {report['soak']['started']} (python -m tests.bench --soak):",
+                  soak_table(report["soak"])]
     lines += ["", "Targets (issue #17):"]
     for database, run in report["runs"].items():
         for t in run.get("targets", []):
@@ -93,6 +104,63 @@ def table(report: dict[str, Any]) -> str:
             lines.append(f"{database:<11} {t['target'] + at:<52} {value:>12}  limit {t['limit']:g} {t['unit']:<3} "
                          f"{verdict}")
     return "\n".join(lines)
+
+
+def soak_table(soak: dict[str, Any]) -> str:
+    """The soak's counts, resident size per service (idle, warm-up, end, growth, trend) and its targets."""
+    memory = soak.get("memory") or {}
+    lat = soak["latency_ms"]
+    lines = [f"soak on {soak['database']}: {soak['requests']} requests offered at {soak['offered_rps']:g}/s "
+             f"({soak['offered_actual_rps']:g}/s), {soak['seconds']:.0f} s; completed {soak['completed']}, "
+             f"failed {soak['failed']}, lost {soak['lost']}, refused {soak['refused']}; "
+             f"latency p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms",
+             f"Resident size (MiB; warm-up = after {memory.get('warmup_closed', 0)} closed requests; trend = "
+             "least-squares line over the last half):",
+             f"{'':<2}{'service / process':<30} {'idle':>7} {'warm-up':>8} {'end':>7} {'growth':>14} "
+             f"{'MiB/1000 req':>12} {'last half':>9}"]
+
+    def row(label: str, f: dict[str, Any]) -> str:
+        growth = (f"{f['growth_mib']:+.1f} ({f['growth_pct']:+.1f}%)" if f["growth_pct"] is not None
+                  else "n/a")
+        slope = "n/a" if f["slope_mib_per_1000"] is None else f"{f['slope_mib_per_1000']:+.2f}"
+        half = "n/a" if f["last_half_pct"] is None else f"{f['last_half_pct']:+.1f}%"
+        idle, warm = (("n/a" if v is None else f"{v:.1f}") for v in (f["idle_mib"], f["warmup_mib"]))
+        return (f"  {label:<30} {idle:>7} {warm:>8} {f['end_mib']:>7.1f} "
+                f"{growth:>14} {slope:>12} {half:>9}" + ("  still growing" if f["still_growing"] else ""))
+
+    for service, figures in memory.get("services", {}).items():
+        lines.append(row(service, figures))
+        for p in memory.get("processes", []):
+            if p["instance"].split("#", 1)[0] == service:
+                lines.append(row(f"  {p['instance']} pid {p['pid']}", p))
+    for t in soak.get("targets", []):
+        value = "n/a" if t["measured"] is None else f"{t['measured']:g} {t['unit']}".strip()
+        verdict = "met" if t["met"] else (f"MISSED by {t['missed_by']:g} {t['unit']}".strip()
+                                          if t["missed_by"] is not None else "not measured")
+        lines.append(f"  {t['target']:<58} {value:>10}  limit {t['limit']:g} {t['unit']:<1}  {verdict}")
+    return "\n".join(lines)
+
+
+def write_soak_chart(soak: dict[str, Any], path: Path) -> None:
+    """Resident size of each service (sum of its processes) over the closed requests of the soak, as the change
+    since warm-up (a few MiB would not show on the scale of the sizes themselves)."""
+    memory = soak.get("memory") or {}
+    series = memory.get("series", [])
+    if not series:
+        return
+    fig, axis = plt.subplots(figsize=(8, 4.2))
+    for service, figures in memory["services"].items():
+        axis.plot([s["closed"] for s in series], [s[service] - figures["warmup_mib"] for s in series], marker=".",
+                  label=f"{service} (warm-up {figures['warmup_mib']:.0f} MiB)")
+    axis.axvline(memory["warmup_closed"], color="grey", linewidth=0.8, linestyle="--", label="warm-up")
+    axis.set(title=f"Resident size over a {soak['requests']}-request soak at {soak['offered_rps']:g}/s",
+             xlabel="requests closed", ylabel="MiB since warm-up (all processes of the service)")
+    axis.grid(alpha=0.3)
+    axis.legend(fontsize=8)
+    fig.suptitle(soak["machine"], fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def lowest(run: dict[str, Any]) -> dict[str, Any]:
