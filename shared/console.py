@@ -46,6 +46,9 @@ ROLE_NAMES = {"triagist": "triagist", "casemanager": "casemanager", "declaratie"
               "beheer": "beheerder", "partner": "zorgaanbieder", "evaluator": "evaluator"}
 # What each service is called on screen (Dutch; English through shared.i18n).
 SERVICE_NAMES = {"triage": "triage", "coordination": "coördinatie", "billing_shadow": "schaduwdeclaratie"}
+# The way back to each console's start page (/console), as its pages word it: the link of the shared error page.
+HOME_LINKS = {"triage": "Terug naar de werklijst", "coordination": "Terug naar de werklijsten",
+              "billing_shadow": "Terug naar het overzicht"}
 # Roles that act for one organisation of the region (the `org` claim) instead of the front door.
 ORG_ROLES = frozenset({"partner"})
 
@@ -86,6 +89,9 @@ def duration(minutes: int, t: Callable[[str], str]) -> str:
 
 
 def templates(service_dir: Path) -> Jinja2Templates:
+    """The console's Jinja templates: the service's own (services/<name>/console/templates) before the shared ones
+    (shared/templates: base, error, refusal and login pages), with the consoles' filters and globals; the
+    service is named by the folder (`home_link`: its way back, HOME_LINKS)."""
     env = Environment(loader=ChoiceLoader([FileSystemLoader(service_dir / "console" / "templates"),
                                            FileSystemLoader(Path(__file__).parent / "templates")]),
                       autoescape=select_autoescape(default=True, default_for_string=True))
@@ -95,6 +101,7 @@ def templates(service_dir: Path) -> Jinja2Templates:
     env.globals["service_names"] = SERVICE_NAMES
     env.globals["session_check_ms"] = int(SESSION_CHECK_SECONDS * 1000)
     env.globals["duration"] = duration
+    env.globals["home_link"] = HOME_LINKS[service_dir.name]
     return Jinja2Templates(env=env, context_processors=[_language])
 
 

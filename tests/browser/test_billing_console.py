@@ -153,6 +153,7 @@ def test_billing_officer_reviews_the_month_drills_down_and_corrects_the_insurer(
     assert bad.status == 400 and "Ongeldige periode" in page.inner_text("h1")
     page.goto(f"{stack.url('billing_shadow')}/console/requests/unknown?lang=en")
     assert "Unknown request" in page.inner_text("h1")
+    assert page.locator("main a", has_text="Back to the overview").get_attribute("href") == "/console"
     page.goto(f"{stack.url('billing_shadow')}/console?lang=nl")
     page.close()
 

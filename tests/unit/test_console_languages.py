@@ -177,3 +177,10 @@ def test_time_to_target_reads_in_minutes_hours_or_days_in_both_languages() -> No
     assert duration(1439, dutch) == "23 u 59 min"
     assert duration(1723, dutch) == "1 d 4 u"
     assert duration(125, english) == "2 h 05 min"
+
+
+def test_each_consoles_way_back_on_the_shared_error_page_has_english() -> None:
+    from shared.console import HOME_LINKS, SERVICE_NAMES
+
+    assert HOME_LINKS.keys() == SERVICE_NAMES.keys()
+    assert sorted(set(HOME_LINKS.values()) - ENGLISH.keys()) == []
