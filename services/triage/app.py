@@ -49,8 +49,7 @@ def create_app(settings: TriageSettings | None = None) -> FastAPI:
     # The triage console's words for codes (channels, statuses) and its due times with their day.
     app.state.templates.env.globals.update(channel_labels=present.CHANNEL_LABELS, status_labels=present.STATUS_LABELS,
                                            task_status_labels=present.TASK_STATUS_LABELS, due=present.due_label,
-                                           priority_labels=present.PRIORITY_LABELS,
-                                           birth_label=present.birth_date_label)
+                                           priority_labels=present.PRIORITY_LABELS)
     app.state.session_signer = Signer(app.state.console_auth.key, "sso")
 
     # The authorization server checks and ends its own login sessions in its database (single logout).

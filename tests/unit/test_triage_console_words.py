@@ -45,7 +45,7 @@ def test_age_is_completed_years_and_never_guessed() -> None:
     assert present.age_in_years("2030-01-01", today=date(2026, 11, 30)) is None
     assert present.age_in_years("1950-02-30", today=date(2026, 11, 30)) is None
     assert present.age_in_years(None) is None
-    assert present.birth_date_label("1950-01-31") == "31-01-1950" and present.birth_date_label("1950") == "1950"
+    assert console.birth_date("1950-01-31") == "31-01-1950" and console.birth_date("1950") == "1950"
 
 
 def test_how_to_reach_the_patient_comes_from_the_stored_patient() -> None:

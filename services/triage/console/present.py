@@ -8,7 +8,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.console import birth_date as console_birth_date
 from shared.region import organisation
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
@@ -55,11 +54,6 @@ def age_in_years(birth_date: str | None, *, today: date | None = None) -> int | 
     on = today or datetime.now(AMSTERDAM).date()
     years = on.year - born.year - ((on.month, on.day) < (born.month, born.day))
     return years if years >= 0 else None
-
-
-def birth_date_label(birth_date: str | None) -> str:
-    """A FHIR birth date as Dutch staff write it: "1950-01-31" → "31-01-1950"; a partial date stays as given."""
-    return console_birth_date(birth_date)
 
 
 def _phones(telecom: object) -> list[str]:
