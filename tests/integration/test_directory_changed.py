@@ -4,9 +4,8 @@ and however often it arrives, and reassignment follows it (organisations it neve
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -18,59 +17,24 @@ from services.coordination.models import DirectoryListing, TaskRecord
 from services.triage import configuration
 from services.triage import events as triage_events
 from services.triage.models import AcuteRequest, DirectoryEntry
-from shared import migrations
-from shared.auth import Caller
 from shared.bus.consumer import EventConsumer, PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import OutboxRecord
 from shared.bus.topics import DIRECTORY_CHANGED
-from shared.db import make_engine, session_factory
 from shared.directory import Listing, from_fhir
 from shared.fhir import FhirError
 from shared.region import FRONT_DOOR, ORGANISATIONS
 from shared.settings import CODESYSTEM_BASE
 
 pytestmark = pytest.mark.integration
+Reassign = Callable[..., Awaitable[dict]]  # the `reassign` fixture of conftest.py
 
 PSEUDONYM = "p-" + "7" * 32
 WIJK = "http://fhir.nl/fhir/NamingSystem/ura|90000020"
 ZUIDRAND = "http://fhir.nl/fhir/NamingSystem/ura|90000010"
 # Saturday 5 December 2026, 11:00 in Amsterdam.
 SATURDAY = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
-CASE_MANAGER = Caller(subject="casemanager", kind="user", org=FRONT_DOOR.token, scopes=frozenset(),
-                      role="casemanager")
 ORG = {o.token: o for o in ORGANISATIONS}
-
-
-async def _migrated(url: str, service_name: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(url)
-    try:
-        await migrations.migrate(engine, service_name)
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    async for made in _migrated(database_url, "coordination"):
-        yield made
-
-
-@pytest.fixture
-def triage_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """The front door's own database on the same backend as coordination's."""
-    if database_url.startswith("sqlite"):
-        return f"sqlite+aiosqlite:///{tmp_path / 'triage.db'}"
-    return str(request.getfixturevalue("postgres").new("triage"))
-
-
-@pytest.fixture
-async def front_door(triage_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    async for made in _migrated(triage_url, "triage"):
-        async with made() as session, session.begin():
-            await configuration.seed(session)
-        yield made
 
 
 def entry(token: str, *, version: int, dispositions: tuple[str, ...], hours: str = "00:00-24:00",
@@ -135,17 +99,17 @@ async def test_entries_the_admin_changed_before_the_directory_was_published_are_
 
 
 async def test_the_newest_entry_wins_whatever_order_and_however_often_it_arrives(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+        coordination_sessions: async_sessionmaker[AsyncSession]) -> None:
     older = entry(ZUIDRAND, version=5, dispositions=("hospital-referral",))
     newer = entry(ZUIDRAND, version=7, dispositions=("hospital-referral", "home-visit"), hours="17:00-08:00")
     replayed = Event.of(topic=newer.topic, key=newer.key, source=newer.source, subject=newer.subject,
                         payload=newer.json())
-    consuming = consumer(sessions)
+    consuming = consumer(coordination_sessions)
     assert await consuming.apply(newer) is True
     assert await consuming.apply(older) is True  # processed, but stale: it changes nothing
     assert await consuming.apply(newer) is False  # a redelivery under the same id
     assert await consuming.apply(replayed) is True  # a replay under a new id: the same version again
-    async with sessions() as session:
+    async with coordination_sessions() as session:
         rows = list((await session.execute(select(DirectoryListing))).scalars())
         current = {listing.token: listing for listing in await directory.current(session)}
     assert [(r.org, r.version, r.dispositions, r.hours, r.weekdays_only) for r in rows] == [
@@ -157,72 +121,60 @@ async def test_the_newest_entry_wins_whatever_order_and_however_often_it_arrives
 
 
 async def test_a_value_that_is_not_an_entry_of_the_region_is_poison(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+        coordination_sessions: async_sessionmaker[AsyncSession]) -> None:
     insurer = {**entry(ZUIDRAND, version=1, dispositions=()).json(),
                "providedBy": {"identifier": {"system": "http://fhir.nl/fhir/NamingSystem/uzovi", "value": "9001"}}}
     unversioned = {**entry(ZUIDRAND, version=1, dispositions=()).json(), "meta": {}}
     for value in (insurer, unversioned, {"resourceType": "Basic"}):
         event = Event.of(topic=DIRECTORY_CHANGED, key=ZUIDRAND, source="/test", subject="HealthcareService/x",
                          payload=value)
-        async with sessions() as session:
+        async with coordination_sessions() as session:
             with pytest.raises(PoisonMessage):
                 await directory.on_directory_changed(session, event, codesystem_base=CODESYSTEM_BASE)
 
 
-async def reassign(sessions: async_sessionmaker[AsyncSession], task_id: str, owner: str,
-                   reason: str | None = None) -> dict:
-    system, _, value = owner.partition("|")
-    operations: list[dict] = [{"op": "replace", "path": "/owner",
-                               "value": {"identifier": {"system": system, "value": value}}}]
-    if reason:
-        operations.append({"op": "add", "path": "/statusReason", "value": {"text": reason}})
-    async with sessions() as session, session.begin():
-        return await service.patch_task(session, task_id=task_id, operations=operations, if_match=None,
-                                        caller=CASE_MANAGER, codesystem_base=CODESYSTEM_BASE,
-                                        clock_tolerance=timedelta(minutes=5), traceparent=None)
-
-
-async def test_reassignment_follows_the_received_directory(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_reassignment_follows_the_received_directory(
+        coordination_sessions: async_sessionmaker[AsyncSession], reassign: Reassign) -> None:
     routed = AcuteRequest(id="req-7", pseudonym=PSEUDONYM, patient_id="pat-7", channel="phone",
                           submitted_by=FRONT_DOOR.token, received_at=SATURDAY - timedelta(hours=3), urgency="U3",
                           disposition="home-visit", assigned_org=WIJK, due_at=SATURDAY,
                           triaged_at=SATURDAY - timedelta(hours=2, minutes=50))
-    async with sessions() as session, session.begin():
+    async with coordination_sessions() as session, session.begin():
         await service.on_triage_completed(
             session, triage_events.triage_completed(routed, note="", codesystem_base=CODESYSTEM_BASE,
                                                     traceparent=None, complaint="Valt steeds"),
             codesystem_base=CODESYSTEM_BASE, front_door_fhir_base="https://voordeur.example/fhir")
-    async with sessions() as session:
+    async with coordination_sessions() as session:
         task = (await session.execute(select(TaskRecord))).scalars().one()
 
     with pytest.raises(FhirError) as refused:  # by the region's defaults the hospital makes no home visits
-        await reassign(sessions, task.id, ZUIDRAND)
+        await reassign(task.id, ZUIDRAND)
     assert "Ziekenhuis Zuidrand does not provide" in refused.value.issues[0].diagnostics
 
-    consuming = consumer(sessions)
+    consuming = consumer(coordination_sessions)
     # The admin: the hospital makes home visits in office hours; the front door makes none any more.
     await consuming.apply(entry(ZUIDRAND, version=3, dispositions=("hospital-referral", "home-visit"),
                                 hours="08:00-17:00", weekdays_only=True))
     await consuming.apply(entry(FRONT_DOOR.token, version=3, dispositions=("remote-advice", "onsite-consult")))
 
     with pytest.raises(FhirError) as not_provided:
-        await reassign(sessions, task.id, FRONT_DOOR.token)
+        await reassign(task.id, FRONT_DOOR.token)
     assert not_provided.value.status_code == 422
     assert not_provided.value.issues[0].diagnostics.startswith(
         "Spoedzorg Regio Demo does not provide Visite aan huis (home-visit) according to the region's directory; "
         "organisations that do: Huisartsenpraktijk De Linde, Huisartsenpraktijk Het Plein, Ziekenhuis Zuidrand, "
         "Wijkverpleging Oost")
     with pytest.raises(FhirError) as closed:  # its hours from the entry, not the defaults (always open)
-        await reassign(sessions, task.id, ZUIDRAND)
+        await reassign(task.id, ZUIDRAND)
     assert closed.value.issues[0].diagnostics.startswith(
         "Ziekenhuis Zuidrand is closed at the due time 05-12 11:00 (hours 08:00-17:00, working days only)")
-    moved = await reassign(sessions, task.id, ZUIDRAND, reason="ziekenhuis stuurt zaterdag de SEH-verpleegkundige")
+    moved = await reassign(task.id, ZUIDRAND, reason="ziekenhuis stuurt zaterdag de SEH-verpleegkundige")
     assert moved["owner"]["identifier"]["value"] == "90000010"
 
     # A stale entry arriving late changes nothing: the hospital still makes home visits, now always open.
     await consuming.apply(entry(ZUIDRAND, version=4, dispositions=("hospital-referral", "home-visit")))
     await consuming.apply(entry(ZUIDRAND, version=2, dispositions=("hospital-referral",)))
-    back = await reassign(sessions, task.id, WIJK)  # never received: the defaults say it makes home visits
+    back = await reassign(task.id, WIJK)  # never received: the defaults say it makes home visits
     assert back["owner"]["identifier"]["value"] == "90000020"
-    again = await reassign(sessions, task.id, ZUIDRAND)
+    again = await reassign(task.id, ZUIDRAND)
     assert again["owner"]["identifier"]["value"] == "90000010"

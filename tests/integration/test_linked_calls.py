@@ -5,7 +5,7 @@ follow-up action is refused (422), one closed at the due time only with an expli
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,34 +16,20 @@ from services.coordination import service
 from services.coordination.models import LinkedCall, TaskRecord, TaskTransition, TimelineEntry
 from services.triage import events as triage_events
 from services.triage.models import AcuteRequest
-from shared import migrations
-from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.topics import LINKED_CONTACT_RECORDED
-from shared.db import make_engine, session_factory
 from shared.fhir import FhirError
 from shared.region import FRONT_DOOR
 from shared.settings import CODESYSTEM_BASE
 
 pytestmark = pytest.mark.integration
+Reassign = Callable[..., Awaitable[dict]]  # the `reassign` fixture of conftest.py
 
 PSEUDONYM = "p-" + "6" * 32
 WIJK = "http://fhir.nl/fhir/NamingSystem/ura|90000020"
 # Saturday 5 December 2026, 11:00 in Amsterdam: the GP practices (working days 08:00-17:00) are closed.
 SATURDAY = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
-CASE_MANAGER = Caller(subject="casemanager", kind="user", org=FRONT_DOOR.token, scopes=frozenset(),
-                      role="casemanager")
-
-
-@pytest.fixture
-async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = make_engine(database_url)
-    try:
-        await migrations.migrate(engine, "coordination")
-        yield session_factory(engine)
-    finally:
-        await engine.dispose()
 
 
 def request(request_id: str = "req-6", *, due: datetime = SATURDAY) -> AcuteRequest:
@@ -71,7 +57,7 @@ async def deliver(sessions: async_sessionmaker[AsyncSession], *events: Event) ->
 
 
 async def test_each_call_is_kept_once_in_the_order_it_was_made_whatever_order_it_arrives_in(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+        coordination_sessions: async_sessionmaker[AsyncSession]) -> None:
     first = call(1, minutes=10, complaint="Dochter belt: vader valt steeds")
     second = call(2, minutes=40, complaint="Buurvrouw belt: vader is verward", caller="carer")
     triaged = triage_events.triage_completed(request(), note="", codesystem_base=CODESYSTEM_BASE, traceparent=None,
@@ -81,8 +67,8 @@ async def test_each_call_is_kept_once_in_the_order_it_was_made_whatever_order_it
     replayed = Event.of(topic=first.topic, key=first.key, source=first.source, subject=first.subject,
                         payload=first.json())
     assert replayed.id != first.id
-    await deliver(sessions, second, first, triaged, second, replayed, first)
-    async with sessions() as session:
+    await deliver(coordination_sessions, second, first, triaged, second, replayed, first)
+    async with coordination_sessions() as session:
         calls = list((await session.execute(select(LinkedCall).order_by(LinkedCall.received_at))).scalars())
         entries = list((await session.execute(select(TimelineEntry).where(
             TimelineEntry.pseudonym == PSEUDONYM).order_by(TimelineEntry.at))).scalars())
@@ -99,56 +85,43 @@ async def test_each_call_is_kept_once_in_the_order_it_was_made_whatever_order_it
 
 
 async def test_a_value_that_is_not_a_linked_call_is_poison_and_names_nobody(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+        coordination_sessions: async_sessionmaker[AsyncSession]) -> None:
     value = {**call(1, minutes=0, complaint="Geheime klacht").json(), "basedOn": []}
     event = Event.of(topic=LINKED_CONTACT_RECORDED, key=PSEUDONYM, source="/test", subject="Communication/x",
                      payload=value)
-    async with sessions() as session:
+    async with coordination_sessions() as session:
         with pytest.raises(PoisonMessage) as refused:
             await service.on_linked_contact_recorded(session, event)
     assert "Geheime" not in str(refused.value) and "06-1111" not in str(refused.value)
 
 
-async def reassign(sessions: async_sessionmaker[AsyncSession], task_id: str, owner: str,
-                   reason: str | None = None) -> dict:
-    system, _, value = owner.partition("|")
-    operations: list[dict] = [{"op": "replace", "path": "/owner",
-                               "value": {"identifier": {"system": system, "value": value}}}]
-    if reason:
-        operations.append({"op": "add", "path": "/statusReason", "value": {"text": reason}})
-    async with sessions() as session, session.begin():
-        return await service.patch_task(session, task_id=task_id, operations=operations, if_match=None,
-                                        caller=CASE_MANAGER, codesystem_base=CODESYSTEM_BASE,
-                                        clock_tolerance=timedelta(minutes=5), traceparent=None)
-
-
 async def test_reassignment_to_a_practice_closed_at_the_due_time_needs_a_reason_that_is_recorded(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
-    await deliver(sessions, triage_events.triage_completed(request(), note="", codesystem_base=CODESYSTEM_BASE,
-                                                           traceparent=None, complaint="Valt steeds"))
-    async with sessions() as session:
+        coordination_sessions: async_sessionmaker[AsyncSession], reassign: Reassign) -> None:
+    await deliver(coordination_sessions, triage_events.triage_completed(
+        request(), note="", codesystem_base=CODESYSTEM_BASE, traceparent=None, complaint="Valt steeds"))
+    async with coordination_sessions() as session:
         task = (await session.execute(select(TaskRecord))).scalars().one()
     linde = "http://fhir.nl/fhir/NamingSystem/agb-z|01000001"
 
     with pytest.raises(FhirError) as refused:
-        await reassign(sessions, task.id, "http://fhir.nl/fhir/NamingSystem/ura|90000030")
+        await reassign(task.id, "http://fhir.nl/fhir/NamingSystem/ura|90000030")
     assert refused.value.status_code == 422
     assert "Regionaal Transferpunt does not provide Visite aan huis (home-visit)" in refused.value.issues[0].diagnostics
 
     with pytest.raises(FhirError) as closed:
-        await reassign(sessions, task.id, linde)
+        await reassign(task.id, linde)
     assert closed.value.status_code == 422
     assert closed.value.issues[0].diagnostics.startswith(
         "Huisartsenpraktijk De Linde is closed at the due time 05-12 11:00 (hours 08:00-17:00, working days only)")
     assert closed.value.issues[0].expression == ("Task.statusReason",)
-    async with sessions() as session:
+    async with coordination_sessions() as session:
         unchanged = await session.get(TaskRecord, task.id)
         assert unchanged is not None and (unchanged.owner, unchanged.version) == (WIJK, 1)
 
-    moved = await reassign(sessions, task.id, linde, reason="huisarts kent patiënt, belt zaterdag zelf")
+    moved = await reassign(task.id, linde, reason="huisarts kent patiënt, belt zaterdag zelf")
     assert moved["owner"]["identifier"]["value"] == "01000001" and moved["status"] == "requested"
     assert moved["statusReason"] == {"text": "huisarts kent patiënt, belt zaterdag zelf"}
-    async with sessions() as session:
+    async with coordination_sessions() as session:
         transition = (await session.execute(select(TaskTransition))).scalars().one()
         entry = (await session.execute(select(TimelineEntry).where(
             TimelineEntry.reference == f"Task/{task.id}", TimelineEntry.kind == "task"))).scalars().one()
@@ -159,5 +132,5 @@ async def test_reassignment_to_a_practice_closed_at_the_due_time_needs_a_reason_
                                                "closed_at_due": True}
 
     # Open at the due time: no reason needed.
-    back = await reassign(sessions, task.id, WIJK)
+    back = await reassign(task.id, WIJK)
     assert back["owner"]["identifier"]["value"] == "90000020"
