@@ -48,7 +48,13 @@ async def _driver(session: AsyncSession) -> asyncpg.Connection:
         adapted = (await connection.get_raw_connection()).dbapi_connection
         session.info[_DRIVER] = (session.get_transaction(), adapted)
     if adapted._transaction is None and not adapted.autocommit:
-        await adapted._start_transaction()
+        try:
+            await adapted._start_transaction()
+        except adapted.dbapi.Error as error:
+            # The adapter's translation of asyncpg's error (a connection the server closed fails here first):
+            # raised as asyncpg's own, which the callers translate as they do a statement's.
+            cause = error.__cause__
+            raise (cause if isinstance(cause, _DRIVER_ERRORS) else asyncpg.InterfaceError(str(error))) from None
     return adapted._connection
 
 
