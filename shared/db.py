@@ -122,7 +122,7 @@ def connection_lost(exc: BaseException) -> bool:
         return True
     orig = getattr(exc, "orig", None)
     for candidate in (orig, getattr(orig, "__cause__", None)):
-        if isinstance(candidate, asyncpg.ConnectionDoesNotExistError | ConnectionError):
+        if isinstance(candidate, asyncpg.ConnectionDoesNotExistError | asyncpg.InternalClientError | ConnectionError):
             return True
         if isinstance(candidate, asyncpg.InterfaceError) and "connection is closed" in str(candidate):
             return True

@@ -92,7 +92,7 @@ async def _lookup_receipts(session: AsyncSession, keys: list[str], seen: dict[st
         seen.update(await shared_rows.fetch(
             session, postgres="SELECT identifier, response FROM bundle_receipt WHERE identifier = ANY($1::varchar[])",
             arguments=[chunk], portable=lambda chunk=chunk: select(table.c.identifier, table.c.response).where(
-                table.c.identifier.in_(chunk))))
+                table.c.identifier.in_(chunk)), begin=False))
 
 
 async def _replay(session: AsyncSession, keys: list[str], caller: Caller,
@@ -177,7 +177,7 @@ async def _known_identifiers(session: AsyncSession,
             arguments=[list(column) for column in zip(*chunk, strict=True)],
             portable=lambda chunk=chunk: select(
                 table.c.resource_type, table.c.system, table.c.value, table.c.resource_id).where(
-                tuple_(table.c.resource_type, table.c.system, table.c.value).in_(chunk)))
+                tuple_(table.c.resource_type, table.c.system, table.c.value).in_(chunk)), begin=False)
         known.update(((kind, system, value), rid) for kind, system, value, rid in rows)
     return known
 
@@ -224,7 +224,10 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
                           ) -> IntakeResult:
     """Store a referral Bundle all or nothing; a retry of the same Bundle or ServiceRequest changes nothing.
     `audit_row`, when given, makes the audit event written with a stored referral's rows (the result says
-    `audited`); a retry answered with the first outcome is not audited here."""
+    `audited`); a retry answered with the first outcome is not audited here.
+
+    A stored referral is the transaction's last write (`_store`): the caller commits and writes nothing more in
+    it."""
     bundle_ident = bundle.get("identifier") if isinstance(bundle.get("identifier"), dict) else None
     bundle_key = f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}" \
         if bundle_ident and bundle_ident.get("value") else None
@@ -416,8 +419,9 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
                                      for key in dict.fromkeys(keys)]))
     if audit_row is not None:
         new_rows.append((_table(AuditRecord), [audit_row(acute_id, patient_key)]))
-    # Every new row of the referral in one statement on PostgreSQL (shared/rows.py).
-    await shared_rows.insert_all(session, new_rows)
+    # Every new row of the referral in one statement on PostgreSQL (shared/rows.py); for a new patient the
+    # transaction's only write, sent without BEGIN and COMMIT (its reads took no locks).
+    await shared_rows.insert_all(session, new_rows, alone=True)
     return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=acute_id,
                         pseudonym=patient_key, text=text, audited=audit_row is not None)
 

@@ -133,3 +133,44 @@ async def test_a_value_too_long_for_its_column_is_never_cut(sessions: async_sess
             assert rows.on_postgres(session) is False
             stored = (await session.execute(select(NOTES.c.text))).scalar_one()
         assert stored == long_text
+
+
+
+async def _in_transaction(session: AsyncSession) -> bool:
+    """Whether the server holds a transaction open for the session's connection (PostgreSQL; SQLite: False)."""
+    if not rows.on_postgres(session):
+        return False
+    return (await (await session.connection()).get_raw_connection()).driver_connection.is_in_transaction()
+
+
+async def test_a_transactions_only_write_goes_without_begin_and_is_atomic(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session, session.begin():
+        found = await rows.fetch(session, arguments=[["a"]], begin=False,
+                                 postgres="SELECT id FROM rows_test_thing WHERE id = ANY($1::varchar[])",
+                                 portable=lambda: select(THINGS.c.id).where(THINGS.c.id.in_(["a"])))
+        assert found == []
+        await rows.insert_all(session, [(THINGS, [{"id": "a", "at": AT, "n": 1, "note": None}]),
+                                        (NOTES, [{"thing": "a", "text": "ok", "urgent": False}])], alone=True)
+        assert not await _in_transaction(session)  # PostgreSQL: no BEGIN was sent, and no COMMIT will be
+        if rows.on_postgres(session):
+            with pytest.raises(RuntimeError):  # a second write would not be atomic with the first
+                await rows.insert(session, NOTES, [{"thing": "a", "text": "late", "urgent": False}])
+    assert await _ids(sessions) == ["a"]
+    # One statement: a row that fails leaves nothing of the others.
+    with pytest.raises(IntegrityError):
+        async with sessions() as session, session.begin():
+            await rows.insert_all(session, [(THINGS, [{"id": "b", "at": AT, "n": 1, "note": None}]),
+                                            (NOTES, [{"thing": "b", "text": None, "urgent": False}])], alone=True)
+    assert await _ids(sessions) == ["a"]
+
+
+async def test_alone_rows_join_a_transaction_an_earlier_statement_began(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    with pytest.raises(Abandoned):
+        async with sessions() as session, session.begin():
+            await session.execute(THINGS.insert().values(id="orm", at=AT, n=0))
+            await rows.insert_all(session, [(THINGS, [{"id": "raw", "at": AT, "n": 1, "note": None}])], alone=True)
+            assert await _in_transaction(session) == rows.on_postgres(session)
+            raise Abandoned
+    assert await _ids(sessions) == []
