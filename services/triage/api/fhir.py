@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.triage import service
 from services.triage.domain.referral import ACCEPTED_TYPES
 from shared import audit, audit_views, search
-from shared.auth import Caller, CurrentCaller, require_scope, scope_allows
+from shared.auth import Caller, CurrentCaller, current_caller, require_scope, scope_allows, scoped
 from shared.db import connection_lost
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, parse_body, to_xml
 from shared.responses import FhirJSONResponse
@@ -117,8 +117,11 @@ async def _intake(request: Request, caller: Caller,
 
 @router.post("")
 @router.post("/", include_in_schema=False)  # clients such as fhirpy post a transaction to the base with a slash
-async def transaction(request: Request, media_type: ResponseFormat,
-                      caller: Caller = require_scope(resource="ServiceRequest", action="c")) -> Response:
+async def transaction(request: Request) -> Response:
+    # The format, then the caller with its scope, as require_scope would, called here rather than declared:
+    # FastAPI's dependency solving cost more CPU than the two calls on the path of every referral.
+    media_type = await response_format(request)
+    caller = scoped(await current_caller(request), resource="ServiceRequest", action="c")
     bundle = await read_body(request)
     settings = request.app.state.settings
     result = await _intake(request, caller, lambda session, audit_row: service.accept_referral(
