@@ -124,8 +124,13 @@ async def insert(session: AsyncSession, table: Table, rows: Sequence[dict[str, A
 async def insert_all(session: AsyncSession, batches: Sequence[tuple[Table, Sequence[dict[str, Any]]]], *,
                      alone: bool = False) -> None:
     """INSERT rows into several tables in the session's transaction: on PostgreSQL in one statement (a
-    data-modifying WITH per table, each row set sent as one array per column), elsewhere one INSERT per table.
-    Rows as `insert` takes them; a table without rows is left out.
+    data-modifying WITH per table), elsewhere one INSERT per table. Rows as `insert` takes them; a table without
+    rows is left out.
+
+    On PostgreSQL the rows go as one parameter per value (`VALUES ($1, $2), ($3, $4)`, a statement text per shape:
+    tables and row counts) while they need at most `VALUES_PARAMETERS`; more as one array per column (`unnest`),
+    one text whatever the counts. asyncpg checks every array element against three abstract base classes in
+    Python, which cost a referral about 400 Python calls.
 
     `alone`: the caller promises that these rows are the transaction's last write. When nothing began the
     transaction on the server yet (only `fetch(..., begin=False)` reads) and the session holds no pending ORM
@@ -133,8 +138,9 @@ async def insert_all(session: AsyncSession, batches: Sequence[tuple[Table, Seque
     nothing to send (BEGIN and COMMIT are two round trips, about 155 µs of CPU here with asyncpg). A later write
     through this module in the same transaction raises RuntimeError.
 
-    The arrays are cast to the columns' base types without a length (`varchar[]`, not `varchar(64)[]`, which would
-    cut a value silently): the INSERT's own assignment refuses a value too long for its column, as `insert` does.
+    The values take their columns' types; the arrays are cast to the columns' base types without a length
+    (`varchar[]`, not `varchar(64)[]`, which would cut a value silently). Either way the INSERT's own assignment
+    refuses a value too long for its column, as `insert` does.
     """
     batches = [(table, rows) for table, rows in batches if rows]
     if not batches:
@@ -144,9 +150,16 @@ async def insert_all(session: AsyncSession, batches: Sequence[tuple[Table, Seque
             await session.execute(core_insert(table), list(rows))
         return
     shape = tuple((table, tuple(rows[0])) for table, rows in batches)
-    statement = _insert_all_sql(shape)
-    arguments = [[row[column] for row in rows] for (_table, columns), (_, rows) in zip(shape, batches, strict=True)
-                 for column in columns]
+    if sum(len(columns) * len(rows) for (_table, columns), (_, rows) in zip(shape, batches, strict=True)) \
+            <= VALUES_PARAMETERS:
+        statement = _insert_values_sql(tuple((table, columns, len(rows))
+                                             for (table, columns), (_, rows) in zip(shape, batches, strict=True)))
+        arguments = [row[column] for (_table, columns), (_, rows) in zip(shape, batches, strict=True)
+                     for row in rows for column in columns]
+    else:
+        statement = _insert_all_sql(shape)
+        arguments = [[row[column] for row in rows]
+                     for (_table, columns), (_, rows) in zip(shape, batches, strict=True) for column in columns]
     try:
         if alone and not (session.new or session.dirty or session.deleted):
             adapted = await _adapted(session)
@@ -159,6 +172,22 @@ async def insert_all(session: AsyncSession, batches: Sequence[tuple[Table, Seque
         await driver.execute(statement, *arguments)
     except _DRIVER_ERRORS as error:
         raise _translated(session, statement, error) from error
+
+
+VALUES_PARAMETERS = 2000  # asyncpg sends at most 32767 parameters; a large Bundle goes as arrays
+
+
+@lru_cache(maxsize=256)
+def _insert_values_sql(shape: tuple[tuple[Table, tuple[str, ...], int], ...]) -> str:
+    parts, number = [], 1
+    for index, (table, columns, count) in enumerate(shape):
+        names = ", ".join(f'"{column}"' for column in columns)
+        rows = []
+        for _ in range(count):
+            rows.append("(" + ", ".join(f"${number + i}" for i in range(len(columns))) + ")")
+            number += len(columns)
+        parts.append(f'w{index} AS (INSERT INTO "{table.name}" ({names}) VALUES {", ".join(rows)})')
+    return "WITH " + ", ".join(parts) + " SELECT 1"
 
 
 @lru_cache(maxsize=256)

@@ -35,6 +35,14 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     await engine.dispose()
 
 
+@pytest.fixture(params=["values", "arrays"])
+def insert_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """insert_all on PostgreSQL: a parameter per value (few rows) or an array per column (many)."""
+    if request.param == "arrays":
+        monkeypatch.setattr(rows, "VALUES_PARAMETERS", 0)
+    return str(request.param)
+
+
 async def _ids(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
     async with sessions() as session:
         return list((await session.execute(select(THINGS.c.id).order_by(THINGS.c.id))).scalars())
@@ -96,7 +104,7 @@ async def test_statement_listeners_see_what_goes_around_sqlalchemy(
 
 
 async def test_rows_of_several_tables_go_in_one_statement_and_one_transaction(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+        sessions: async_sessionmaker[AsyncSession], insert_form: str) -> None:
     seen: list[str] = []
     rows.statement_listeners.append(lambda text, _many: seen.append(text))
     try:
@@ -109,6 +117,7 @@ async def test_rows_of_several_tables_go_in_one_statement_and_one_transaction(
     finally:
         rows.statement_listeners.pop()
     assert len(seen) == (1 if on_postgres else 0)
+    assert all(("unnest(" in text) == (insert_form == "arrays") for text in seen)
     assert await _ids(sessions) == ["g", "h"]
     async with sessions() as session:
         notes = (await session.execute(select(NOTES.c.thing, NOTES.c.text, NOTES.c.urgent))).all()
@@ -117,7 +126,8 @@ async def test_rows_of_several_tables_go_in_one_statement_and_one_transaction(
     assert stored_at.replace(tzinfo=stored_at.tzinfo or UTC) == AT
 
 
-async def test_a_value_too_long_for_its_column_is_never_cut(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_a_value_too_long_for_its_column_is_never_cut(sessions: async_sessionmaker[AsyncSession],
+                                                            insert_form: str) -> None:
     """PostgreSQL refuses it (the INSERT's assignment checks the length, the arrays are cast without one); SQLite
     keeps any length."""
     long_text = "longer than five"
