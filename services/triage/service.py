@@ -151,6 +151,51 @@ def _likely_replay_keys(bundle: dict[str, Any]) -> list[str]:
     return keys
 
 
+def _likely_lookups(bundle: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """What `_lookups` will ask of a Bundle's entries other than its ServiceRequest, read before the Bundle is
+    validated (whatever is not shaped as FHIR is passed over), so that it goes in the query of the receipts."""
+    found: set[tuple[str, str, str]] = set()
+    entries = bundle.get("entry")
+    for raw in entries if isinstance(entries, list) else []:
+        resource = raw.get("resource") if isinstance(raw, dict) else None
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(kind, str) or kind == "ServiceRequest":
+            continue
+        request = raw.get("request")
+        if_none_exist = request.get("ifNoneExist") if isinstance(request, dict) else None
+        try:
+            found.update(_lookups(Entry(0, None, resource, if_none_exist if isinstance(if_none_exist, str) else None)))
+        except (TypeError, KeyError, AttributeError):
+            continue  # refused by validation later
+    return found
+
+
+async def _look_up(session: AsyncSession, keys: list[str], seen: dict[str, str | None],
+                   lookups: set[tuple[str, str, str]], identified: dict[tuple[str, str, str], str | None]) -> None:
+    """`_lookup_receipts` and `_known_identifiers` at once: on PostgreSQL in one query when both fit one."""
+    wanted = [key for key in dict.fromkeys(keys) if key not in seen]
+    pairs = sorted(key for key in lookups if key not in identified)
+    if not shared_rows.on_postgres(session) or not wanted or not pairs or len(wanted) > 400 or len(pairs) > 300:
+        await _lookup_receipts(session, wanted, seen)
+        await _known_identifiers(session, set(pairs), identified)
+        return
+    rows = await shared_rows.fetch(
+        session, postgres="SELECT NULL, identifier, response, NULL FROM bundle_receipt "
+                          "WHERE identifier = ANY($1::varchar[]) UNION ALL "
+                          "SELECT i.resource_type, i.system, i.value, i.resource_id FROM fhir_identifier i "
+                          "JOIN unnest($2::varchar[], $3::varchar[], $4::varchar[]) AS w(t, s, v) "
+                          "ON i.resource_type = w.t AND i.system = w.s AND i.value = w.v",
+        arguments=[wanted, *(list(column) for column in zip(*pairs, strict=True))],
+        portable=lambda: select(), begin=False)  # never built: PostgreSQL only
+    seen.update(dict.fromkeys(wanted))
+    identified.update(dict.fromkeys(pairs))
+    for kind, first, second, rid in rows:
+        if kind is None:
+            seen[first] = second
+        else:
+            identified[(kind, first, second)] = rid
+
+
 def _identifiers(resource: dict[str, Any]) -> list[dict[str, str]]:
     return [{"system": str(i.get("system", "")), "value": str(i["value"])}
             for i in resource.get("identifier", []) or [] if isinstance(i, dict) and i.get("value")]
@@ -162,10 +207,13 @@ def _business_identifiers(entry: Entry) -> list[tuple[str, str, str]]:
                               if i["system"]))
 
 
-async def _known_identifiers(session: AsyncSession,
-                             wanted: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
-    """The stored resource id of each (type, system, value) that is known here, in one query per 300."""
-    pairs = sorted(wanted)
+async def _known_identifiers(session: AsyncSession, wanted: set[tuple[str, str, str]],
+                             identified: dict[tuple[str, str, str], str | None]) -> dict[tuple[str, str, str], str]:
+    """The stored resource id of each (type, system, value) of `wanted` that is known here, in one query per 300
+    for those not in `identified` (what this transaction looked up already: the id, None when unknown), which is
+    filled in."""
+    pairs = sorted(key for key in wanted if key not in identified)
+    identified.update(dict.fromkeys(pairs))
     known: dict[tuple[str, str, str], str] = {}
     table = ResourceIdentifier.__table__  # type: ignore[attr-defined]
     for start in range(0, len(pairs), 300):  # three bind variables each
@@ -179,7 +227,8 @@ async def _known_identifiers(session: AsyncSession,
                 table.c.resource_type, table.c.system, table.c.value, table.c.resource_id).where(
                 tuple_(table.c.resource_type, table.c.system, table.c.value).in_(chunk)), begin=False)
         known.update(((kind, system, value), rid) for kind, system, value, rid in rows)
-    return known
+    identified.update(known)
+    return {key: rid for key in wanted if (rid := identified.get(key)) is not None}
 
 
 def _parse_if_none_exist(query: str) -> tuple[str, str] | None:
@@ -232,8 +281,11 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
     bundle_key = f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}" \
         if bundle_ident and bundle_ident.get("value") else None
     seen: dict[str, str | None] = {}
-    # One query for the receipts of the Bundle and of its ServiceRequest; the Bundle's decides first.
-    await _lookup_receipts(session, [*([bundle_key] if bundle_key else []), *_likely_replay_keys(bundle)], seen)
+    identified: dict[tuple[str, str, str], str | None] = {}
+    # One query for the receipts of the Bundle and of its ServiceRequest (the Bundle's decides first) and the
+    # identifiers its other entries may name stored resources by.
+    await _look_up(session, [*([bundle_key] if bundle_key else []), *_likely_replay_keys(bundle)], seen,
+                   _likely_lookups(bundle), identified)
     if bundle_key:
         replayed = await _replay(session, [bundle_key], caller, seen)
         if replayed:
@@ -244,7 +296,7 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
     return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key,
-                        seen=seen, audit_row=audit_row)
+                        seen=seen, identified=identified, audit_row=audit_row)
 
 
 async def create_service_request(session: AsyncSession, *, resource: dict[str, Any], if_none_exist: str | None,
@@ -257,7 +309,7 @@ async def create_service_request(session: AsyncSession, *, resource: dict[str, A
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
     return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key,
-                        seen={}, audit_row=audit_row)
+                        seen={}, identified={}, audit_row=audit_row)
 
 
 def _lookups(entry: Entry) -> list[tuple[str, str, str]]:
@@ -282,7 +334,8 @@ def _existing(entry: Entry, known: dict[tuple[str, str, str], str],
 
 
 async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, traceparent: str | None,
-                 pseudonym_key: bytes, seen: dict[str, str | None], audit_row: AuditRow | None) -> IntakeResult:
+                 pseudonym_key: bytes, seen: dict[str, str | None],
+                 identified: dict[tuple[str, str, str], str | None], audit_row: AuditRow | None) -> IntakeResult:
     """Store a valid referral and its receipts, or answer a retry with the first outcome.
 
     New rows are written as plain rows, all in one statement on PostgreSQL (shared/rows.py), not as ORM objects:
@@ -299,7 +352,8 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     reused: set[int] = set()
     claimed: dict[tuple[str, str, str], str] = {}
     known = await _known_identifiers(session, {key for entry in referral.entries
-                                               if entry is not referral.service_request for key in _lookups(entry)})
+                                               if entry is not referral.service_request for key in _lookups(entry)},
+                                     identified)
     for entry in referral.entries:
         existing = None if entry is referral.service_request else _existing(entry, known, claimed)
         resource_id = existing or new_id()
