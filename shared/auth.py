@@ -287,12 +287,17 @@ def require_scope(*, scope: str | None = None, resource: str | None = None, acti
     """A dependency that resolves the caller and refuses (403) when the scope is missing."""
 
     async def dependency(caller: CurrentCaller) -> Caller:
-        allowed = (scope is not None and scope in caller.scopes) or (
-            resource is not None and action is not None
-            and scope_allows(caller.scopes, resource=resource, action=action))
-        if not allowed:
-            wanted = scope or f"system/{resource}.{action}"
-            raise FhirError(403, Issue("error", "forbidden", f"the access token lacks the scope {wanted}"))
-        return caller
+        return scoped(caller, scope=scope, resource=resource, action=action)
 
     return Depends(dependency)
+
+
+def scoped(caller: Caller, *, scope: str | None = None, resource: str | None = None,
+           action: str | None = None) -> Caller:
+    """`caller`, when its scopes hold `scope` or allow `action` on `resource`; else FhirError 403."""
+    allowed = (scope is not None and scope in caller.scopes) or (
+        resource is not None and action is not None and scope_allows(caller.scopes, resource=resource, action=action))
+    if not allowed:
+        wanted = scope or f"system/{resource}.{action}"
+        raise FhirError(403, Issue("error", "forbidden", f"the access token lacks the scope {wanted}"))
+    return caller

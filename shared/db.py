@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import event, text
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -27,6 +28,13 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
 
     Statement parameters are hidden from error messages (`hide_parameters`): an error's text ends up in logs and
     dead letters, and parameters can be a BSN, a name or a birth date (SPEC §10: never patient data in logs).
+
+    PostgreSQL connections are not pinged when taken from the pool (`pool_pre_ping` costs asyncpg three round
+    trips per checkout: BEGIN, ";", ROLLBACK); a pooled connection the server has closed (a restart, a
+    terminated backend) is replaced at checkout instead, seen without a round trip (`_replace_closed_connections`),
+    and a connection that breaks in use invalidates the pool's older connections (SQLAlchemy's "optimistic"
+    disconnect handling). The request that meets a break the client had not seen yet fails as the database being
+    unavailable (503); intake retries it once (services/triage/api/fhir.py).
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -36,8 +44,20 @@ def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
         _serialise_sqlite_writers(engine)
         return engine
-    return create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-                               hide_parameters=True)
+    engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
+    _replace_closed_connections(engine)
+    return engine
+
+
+def _replace_closed_connections(engine: AsyncEngine) -> None:
+    # SQLAlchemy's documented custom pessimistic check: DisconnectionError from a checkout listener makes the pool
+    # discard that connection and open a new one. asyncpg reads the server's goodbye (FATAL 57P01 "terminating
+    # connection due to administrator command", then EOF) while the connection idles in the pool, so its
+    # is_closed() answers without a round trip; the same test the asyncpg dialect's is_disconnect makes.
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(_dbapi_connection, _record, proxy) -> None:  # type: ignore[no-untyped-def]
+        if proxy.driver_connection.is_closed():
+            raise DisconnectionError("the server closed this pooled connection")
 
 
 def _serialise_sqlite_writers(engine: AsyncEngine) -> None:
@@ -86,6 +106,29 @@ def database_unavailable(exc: BaseException) -> bool:
         state = getattr(candidate, "sqlstate", None) or getattr(candidate, "pgcode", None)
         if isinstance(state, str):
             return state[:2] in TRANSIENT_SQLSTATE_CLASSES or state in TRANSIENT_SQLSTATES
+    return False
+
+
+# SQLSTATE of a connection the server ends: class 08 (connection exception), 57P01-57P03 (admin shutdown, crash
+# shutdown, cannot connect now).
+_LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03"})
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether `exc` (a SQLAlchemy error, or one shared/rows.py raised) says the connection itself broke: closed by
+    the server (a restart, a terminated backend) or by the network, not the database refusing the work. A unit of
+    work that is safe to run twice may then be retried once: the pool opens a new connection."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None)
+    for candidate in (orig, getattr(orig, "__cause__", None)):
+        if isinstance(candidate, asyncpg.ConnectionDoesNotExistError | asyncpg.InternalClientError | ConnectionError):
+            return True
+        if isinstance(candidate, asyncpg.InterfaceError) and "connection is closed" in str(candidate):
+            return True
+        state = getattr(candidate, "sqlstate", None)
+        if isinstance(state, str) and (state[:2] == "08" or state in _LOST_SQLSTATES):
+            return True
     return False
 
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, not_, or_, select, tuple_
+from sqlalchemy import ColumnElement, Table, and_, func, not_, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import SQLModel
 
@@ -37,13 +38,15 @@ from services.triage.models import (
 )
 from shared import rows as shared_rows
 from shared import search
+from shared.audit import AuditRecord
 from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
-from shared.bus.outbox import enqueue
+from shared.bus.outbox import enqueue, written
 from shared.fhir import FhirError, Issue, dumps, loads, resolve_bundle_references
 from shared.identifiers import BSN_SYSTEM, is_valid_bsn, parse_org, pseudonym, pseudonym_for_unidentified
 from shared.region import organisation
+from shared.writes import OUTBOX, outbox_row
 
 OPEN_STATUSES = ("open", "triaged")
 PHONE = re.compile(r"\+?[0-9][0-9 ()-]{5,30}")
@@ -70,6 +73,12 @@ class IntakeResult:
     acute_request_id: str | None = None
     pseudonym: str | None = None
     text: str | None = None  # `response` as FHIR JSON text, when it was serialised already (for the receipt)
+    audited: bool = False  # its audit event was written with its rows (`AuditRow`)
+
+
+# Makes the audit_event row of a stored referral from (acute request id, patient pseudonym), as
+# shared.audit.entry does: the row goes into the referral's one statement.
+AuditRow = Callable[[str, str], dict[str, Any]]
 
 
 async def _lookup_receipts(session: AsyncSession, keys: list[str], seen: dict[str, str | None]) -> None:
@@ -83,7 +92,7 @@ async def _lookup_receipts(session: AsyncSession, keys: list[str], seen: dict[st
         seen.update(await shared_rows.fetch(
             session, postgres="SELECT identifier, response FROM bundle_receipt WHERE identifier = ANY($1::varchar[])",
             arguments=[chunk], portable=lambda chunk=chunk: select(table.c.identifier, table.c.response).where(
-                table.c.identifier.in_(chunk))))
+                table.c.identifier.in_(chunk)), begin=False))
 
 
 async def _replay(session: AsyncSession, keys: list[str], caller: Caller,
@@ -142,6 +151,51 @@ def _likely_replay_keys(bundle: dict[str, Any]) -> list[str]:
     return keys
 
 
+def _likely_lookups(bundle: dict[str, Any]) -> set[tuple[str, str, str]]:
+    """What `_lookups` will ask of a Bundle's entries other than its ServiceRequest, read before the Bundle is
+    validated (whatever is not shaped as FHIR is passed over), so that it goes in the query of the receipts."""
+    found: set[tuple[str, str, str]] = set()
+    entries = bundle.get("entry")
+    for raw in entries if isinstance(entries, list) else []:
+        resource = raw.get("resource") if isinstance(raw, dict) else None
+        kind = resource.get("resourceType") if isinstance(resource, dict) else None
+        if not isinstance(kind, str) or kind == "ServiceRequest":
+            continue
+        request = raw.get("request")
+        if_none_exist = request.get("ifNoneExist") if isinstance(request, dict) else None
+        try:
+            found.update(_lookups(Entry(0, None, resource, if_none_exist if isinstance(if_none_exist, str) else None)))
+        except (TypeError, KeyError, AttributeError):
+            continue  # refused by validation later
+    return found
+
+
+async def _look_up(session: AsyncSession, keys: list[str], seen: dict[str, str | None],
+                   lookups: set[tuple[str, str, str]], identified: dict[tuple[str, str, str], str | None]) -> None:
+    """`_lookup_receipts` and `_known_identifiers` at once: on PostgreSQL in one query when both fit one."""
+    wanted = [key for key in dict.fromkeys(keys) if key not in seen]
+    pairs = sorted(key for key in lookups if key not in identified)
+    if not shared_rows.on_postgres(session) or not wanted or not pairs or len(wanted) > 400 or len(pairs) > 300:
+        await _lookup_receipts(session, wanted, seen)
+        await _known_identifiers(session, set(pairs), identified)
+        return
+    rows = await shared_rows.fetch(
+        session, postgres="SELECT NULL, identifier, response, NULL FROM bundle_receipt "
+                          "WHERE identifier = ANY($1::varchar[]) UNION ALL "
+                          "SELECT i.resource_type, i.system, i.value, i.resource_id FROM fhir_identifier i "
+                          "JOIN unnest($2::varchar[], $3::varchar[], $4::varchar[]) AS w(t, s, v) "
+                          "ON i.resource_type = w.t AND i.system = w.s AND i.value = w.v",
+        arguments=[wanted, *(list(column) for column in zip(*pairs, strict=True))],
+        portable=lambda: select(), begin=False)  # never built: PostgreSQL only
+    seen.update(dict.fromkeys(wanted))
+    identified.update(dict.fromkeys(pairs))
+    for kind, first, second, rid in rows:
+        if kind is None:
+            seen[first] = second
+        else:
+            identified[(kind, first, second)] = rid
+
+
 def _identifiers(resource: dict[str, Any]) -> list[dict[str, str]]:
     return [{"system": str(i.get("system", "")), "value": str(i["value"])}
             for i in resource.get("identifier", []) or [] if isinstance(i, dict) and i.get("value")]
@@ -153,10 +207,13 @@ def _business_identifiers(entry: Entry) -> list[tuple[str, str, str]]:
                               if i["system"]))
 
 
-async def _known_identifiers(session: AsyncSession,
-                             wanted: set[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
-    """The stored resource id of each (type, system, value) that is known here, in one query per 300."""
-    pairs = sorted(wanted)
+async def _known_identifiers(session: AsyncSession, wanted: set[tuple[str, str, str]],
+                             identified: dict[tuple[str, str, str], str | None]) -> dict[tuple[str, str, str], str]:
+    """The stored resource id of each (type, system, value) of `wanted` that is known here, in one query per 300
+    for those not in `identified` (what this transaction looked up already: the id, None when unknown), which is
+    filled in."""
+    pairs = sorted(key for key in wanted if key not in identified)
+    identified.update(dict.fromkeys(pairs))
     known: dict[tuple[str, str, str], str] = {}
     table = ResourceIdentifier.__table__  # type: ignore[attr-defined]
     for start in range(0, len(pairs), 300):  # three bind variables each
@@ -168,9 +225,10 @@ async def _known_identifiers(session: AsyncSession,
             arguments=[list(column) for column in zip(*chunk, strict=True)],
             portable=lambda chunk=chunk: select(
                 table.c.resource_type, table.c.system, table.c.value, table.c.resource_id).where(
-                tuple_(table.c.resource_type, table.c.system, table.c.value).in_(chunk)))
+                tuple_(table.c.resource_type, table.c.system, table.c.value).in_(chunk)), begin=False)
         known.update(((kind, system, value), rid) for kind, system, value, rid in rows)
-    return known
+    identified.update(known)
+    return {key: rid for key in wanted if (rid := identified.get(key)) is not None}
 
 
 def _parse_if_none_exist(query: str) -> tuple[str, str] | None:
@@ -211,14 +269,23 @@ async def _stored_targets(session: AsyncSession, resources: list[object], caller
 
 
 async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], caller: Caller,
-                          traceparent: str | None, pseudonym_key: bytes) -> IntakeResult:
-    """Store a referral Bundle all or nothing; a retry of the same Bundle or ServiceRequest changes nothing."""
+                          traceparent: str | None, pseudonym_key: bytes, audit_row: AuditRow | None = None
+                          ) -> IntakeResult:
+    """Store a referral Bundle all or nothing; a retry of the same Bundle or ServiceRequest changes nothing.
+    `audit_row`, when given, makes the audit event written with a stored referral's rows (the result says
+    `audited`); a retry answered with the first outcome is not audited here.
+
+    A stored referral is the transaction's last write (`_store`): the caller commits and writes nothing more in
+    it."""
     bundle_ident = bundle.get("identifier") if isinstance(bundle.get("identifier"), dict) else None
     bundle_key = f"Bundle:{bundle_ident.get('system', '')}|{bundle_ident['value']}" \
         if bundle_ident and bundle_ident.get("value") else None
     seen: dict[str, str | None] = {}
-    # One query for the receipts of the Bundle and of its ServiceRequest; the Bundle's decides first.
-    await _lookup_receipts(session, [*([bundle_key] if bundle_key else []), *_likely_replay_keys(bundle)], seen)
+    identified: dict[tuple[str, str, str], str | None] = {}
+    # One query for the receipts of the Bundle and of its ServiceRequest (the Bundle's decides first) and the
+    # identifiers its other entries may name stored resources by.
+    await _look_up(session, [*([bundle_key] if bundle_key else []), *_likely_replay_keys(bundle)], seen,
+                   _likely_lookups(bundle), identified)
     if bundle_key:
         replayed = await _replay(session, [bundle_key], caller, seen)
         if replayed:
@@ -229,19 +296,20 @@ async def accept_referral(session: AsyncSession, *, bundle: dict[str, Any], call
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
     return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key,
-                        seen=seen)
+                        seen=seen, identified=identified, audit_row=audit_row)
 
 
 async def create_service_request(session: AsyncSession, *, resource: dict[str, Any], if_none_exist: str | None,
-                                 caller: Caller, traceparent: str | None, pseudonym_key: bytes) -> IntakeResult:
-    """A ServiceRequest posted on its own for a Patient stored here: the same rules, receipts and tenancy as a
-    referral Bundle."""
+                                 caller: Caller, traceparent: str | None, pseudonym_key: bytes,
+                                 audit_row: AuditRow | None = None) -> IntakeResult:
+    """A ServiceRequest posted on its own for a Patient stored here: the same rules, receipts, tenancy and audit
+    as a referral Bundle (`accept_referral`)."""
     outcome = read_service_request(resource, if_none_exist=if_none_exist,
                                    stored=await _stored_targets(session, [resource], caller))
     if isinstance(outcome, list):
         raise FhirError(422, outcome)
     return await _store(session, outcome, caller=caller, traceparent=traceparent, pseudonym_key=pseudonym_key,
-                        seen={})
+                        seen={}, identified={}, audit_row=audit_row)
 
 
 def _lookups(entry: Entry) -> list[tuple[str, str, str]]:
@@ -266,12 +334,14 @@ def _existing(entry: Entry, known: dict[tuple[str, str, str], str],
 
 
 async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, traceparent: str | None,
-                 pseudonym_key: bytes, seen: dict[str, str | None]) -> IntakeResult:
+                 pseudonym_key: bytes, seen: dict[str, str | None],
+                 identified: dict[tuple[str, str, str], str | None], audit_row: AuditRow | None) -> IntakeResult:
     """Store a valid referral and its receipts, or answer a retry with the first outcome.
 
     New rows are written as plain rows, all in one statement on PostgreSQL (shared/rows.py), not as ORM objects:
-    the ORM's unit of work cost more CPU than the rest of intake (tests/bench/profile_intake.py). Rows that change
-    (a known patient, an open request a contact is linked to) stay ORM objects."""
+    the ORM's unit of work cost more CPU than the rest of intake (tests/bench/profile_intake.py). The outbox
+    events and the audit event go into that statement too. Rows that change (a known patient, an open request a
+    contact is linked to) stay ORM objects."""
     replayed = await _replay(session, _replay_keys(referral), caller, seen)
     if replayed:
         return replayed
@@ -282,7 +352,8 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     reused: set[int] = set()
     claimed: dict[tuple[str, str, str], str] = {}
     known = await _known_identifiers(session, {key for entry in referral.entries
-                                               if entry is not referral.service_request for key in _lookups(entry)})
+                                               if entry is not referral.service_request for key in _lookups(entry)},
+                                     identified)
     for entry in referral.entries:
         existing = None if entry is referral.service_request else _existing(entry, known, claimed)
         resource_id = existing or new_id()
@@ -358,9 +429,9 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         patient = referral.patient.resource
     if patient is not None:
         _remember_names(record or record_row, patient)
-    new_rows: list[tuple[type[SQLModel], list[dict[str, Any]]]] = [
-        (PatientRecord, [record_row] if created_record else []), (ReferralEntry, entry_rows),
-        (StoredResource, resource_rows), (ResourceIdentifier, identifier_rows)]
+    new_rows: list[tuple[Table, list[dict[str, Any]]]] = [
+        (_table(PatientRecord), [record_row] if created_record else []), (_table(ReferralEntry), entry_rows),
+        (_table(StoredResource), resource_rows), (_table(ResourceIdentifier), identifier_rows)]
 
     sr = referral.service_request.resource
     open_dbc = any(ext.get("url") == events.OPEN_DBC_EXTENSION and ext.get("valueBoolean") is True
@@ -368,9 +439,10 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
     # A record made just now has no requests: its pseudonym is new (an unidentified patient's comes from this
     # request) or comes from a BSN no other record holds (the column is unique, so a concurrent twin fails).
     open_request = None if created_record else await _open_request_for(session, patient_key)
+    published: list[Event] = []
     if open_request is not None:
-        await _link(session, open_request, channel="referral", at=now, traceparent=traceparent,
-                    complaint=_complaint(sr), caller="professional", callback_phone=None)
+        published += await _link(session, open_request, channel="referral", at=now, traceparent=traceparent,
+                                 complaint=_complaint(sr), caller="professional", callback_phone=None)
         session.add(LinkedContact(acute_request_id=open_request.id, channel="referral",
                                   service_request_id=sr["id"], received_at=now, complaint=_complaint(sr),
                                   caller="professional"))
@@ -379,27 +451,37 @@ async def _store(session: AsyncSession, referral: Referral, *, caller: Caller, t
         acute_id, request_uzovi = open_request.id, open_request.uzovi
     else:
         acute_id, request_uzovi = request_id, referral.uzovi
-        new_rows.append((AcuteRequest, [{
+        new_rows.append((_table(AcuteRequest), [{
             "id": request_id, "pseudonym": patient_key, "patient_id": patient_id, "channel": "referral",
             "status": "open", "service_request_id": sr["id"], "referral_priority": referral.priority,
             "open_dbc": open_dbc, "complaint": _complaint(sr), "uzovi": referral.uzovi,
             "submitted_by": caller.org, "received_at": now}]))
-    enqueue(session, events.referral_received(acute_id, patient_key, sr, traceparent=traceparent))
+    published.append(events.referral_received(acute_id, patient_key, sr, traceparent=traceparent))
     if patient is not None:
-        enqueue(session, events.patient_changed(patient, pseudonym=patient_key,
+        published.append(events.patient_changed(patient, pseudonym=patient_key,
                                                 uzovi=referral.uzovi or request_uzovi, traceparent=traceparent))
+    # In the statement's one INSERT of outbox rows, in this order: the relay publishes them by seq.
+    new_rows.append((OUTBOX, [outbox_row(event, at=now) for event in published]))
+    written(session)  # the commit wakes the relay in-process (SQLite; PostgreSQL's trigger NOTIFYs)
 
     response = {"resourceType": "Bundle", "id": new_id(), "type": "transaction-response", "entry": response_entries}
     text = dumps(response)
     keys = [f"ServiceRequest:{i['system']}|{i['value']}" for i in _identifiers(sr)]
     if referral.bundle_identifier:
         keys.append(f"Bundle:{referral.bundle_identifier}")
-    new_rows.append((BundleReceipt, [{"identifier": key, "response": text, "created_at": now}
+    new_rows.append((_table(BundleReceipt), [{"identifier": key, "response": text, "created_at": now}
                                      for key in dict.fromkeys(keys)]))
-    # Every new row of the referral in one statement on PostgreSQL (shared/rows.py).
-    await shared_rows.insert_all(session, [(model.__table__, rows) for model, rows in new_rows])  # type: ignore[attr-defined]
+    if audit_row is not None:
+        new_rows.append((_table(AuditRecord), [audit_row(acute_id, patient_key)]))
+    # Every new row of the referral in one statement on PostgreSQL (shared/rows.py); for a new patient the
+    # transaction's only write, sent without BEGIN and COMMIT (its reads took no locks).
+    await shared_rows.insert_all(session, new_rows, alone=True)
     return IntakeResult(response, created=True, service_request_id=sr["id"], acute_request_id=acute_id,
-                        pseudonym=patient_key, text=text)
+                        pseudonym=patient_key, text=text, audited=audit_row is not None)
+
+
+def _table(model: type[SQLModel]) -> Table:
+    return model.__table__  # type: ignore[attr-defined]
 
 
 def _searchable_status(resource: dict[str, Any]) -> str | None:
@@ -417,17 +499,18 @@ def _complaint(sr: dict[str, Any]) -> str:
 
 
 async def _link(session: AsyncSession, request: AcuteRequest, *, channel: str, at: datetime, complaint: str,
-                caller: str | None, callback_phone: str | None, traceparent: str | None) -> None:
-    """Publish that a contact is being linked to the open `request` (contact-linked, with the request's running count
-    of linked contacts, this one included; counted before this contact's row is added), and the same contact with
-    its words for coordination (linked-contact-recorded)."""
+                caller: str | None, callback_phone: str | None, traceparent: str | None) -> list[Event]:
+    """The events that a contact is being linked to the open `request`, for the caller to write to the outbox
+    in this order: contact-linked (with the request's running count of linked contacts, this one included;
+    counted before this contact's row is added), and the same contact with its words for coordination
+    (linked-contact-recorded)."""
     linked = (await session.execute(select(func.count()).select_from(LinkedContact).where(
         LinkedContact.acute_request_id == request.id))).scalar_one()
-    enqueue(session, events.contact_linked(request, channel=channel, received_at=at, linked_so_far=linked + 1,
-                                           traceparent=traceparent))
-    enqueue(session, events.linked_contact_recorded(request, channel=channel, received_at=at,
-                                                    linked_so_far=linked + 1, complaint=complaint, caller=caller,
-                                                    callback_phone=callback_phone, traceparent=traceparent))
+    return [events.contact_linked(request, channel=channel, received_at=at, linked_so_far=linked + 1,
+                                  traceparent=traceparent),
+            events.linked_contact_recorded(request, channel=channel, received_at=at, linked_so_far=linked + 1,
+                                           complaint=complaint, caller=caller, callback_phone=callback_phone,
+                                           traceparent=traceparent)]
 
 
 async def _open_request_for(session: AsyncSession, key: str) -> AcuteRequest | None:
@@ -626,8 +709,10 @@ async def record_contact(session: AsyncSession, *, contact: ContactInput, caller
                                         only_if_missing=frozenset({"name", "birthDate"}))
     open_request = await _open_request_for(session, record.pseudonym)
     if open_request is not None:
-        await _link(session, open_request, channel=contact.channel, at=now, traceparent=traceparent,
-                    complaint=contact.complaint, caller=contact.caller, callback_phone=contact.callback_phone)
+        for event in await _link(session, open_request, channel=contact.channel, at=now, traceparent=traceparent,
+                                 complaint=contact.complaint, caller=contact.caller,
+                                 callback_phone=contact.callback_phone):
+            enqueue(session, event)
         session.add(LinkedContact(acute_request_id=open_request.id, channel=contact.channel, received_at=now,
                                   complaint=contact.complaint, caller=contact.caller,
                                   callback_phone=contact.callback_phone))

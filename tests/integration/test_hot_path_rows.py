@@ -35,6 +35,14 @@ async def sessions(database_url: str) -> AsyncIterator[async_sessionmaker[AsyncS
     await engine.dispose()
 
 
+@pytest.fixture(params=["values", "arrays"])
+def insert_form(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """insert_all on PostgreSQL: a parameter per value (few rows) or an array per column (many)."""
+    if request.param == "arrays":
+        monkeypatch.setattr(rows, "VALUES_PARAMETERS", 0)
+    return str(request.param)
+
+
 async def _ids(sessions: async_sessionmaker[AsyncSession]) -> list[str]:
     async with sessions() as session:
         return list((await session.execute(select(THINGS.c.id).order_by(THINGS.c.id))).scalars())
@@ -96,7 +104,7 @@ async def test_statement_listeners_see_what_goes_around_sqlalchemy(
 
 
 async def test_rows_of_several_tables_go_in_one_statement_and_one_transaction(
-        sessions: async_sessionmaker[AsyncSession]) -> None:
+        sessions: async_sessionmaker[AsyncSession], insert_form: str) -> None:
     seen: list[str] = []
     rows.statement_listeners.append(lambda text, _many: seen.append(text))
     try:
@@ -109,6 +117,7 @@ async def test_rows_of_several_tables_go_in_one_statement_and_one_transaction(
     finally:
         rows.statement_listeners.pop()
     assert len(seen) == (1 if on_postgres else 0)
+    assert all(("unnest(" in text) == (insert_form == "arrays") for text in seen)
     assert await _ids(sessions) == ["g", "h"]
     async with sessions() as session:
         notes = (await session.execute(select(NOTES.c.thing, NOTES.c.text, NOTES.c.urgent))).all()
@@ -117,7 +126,8 @@ async def test_rows_of_several_tables_go_in_one_statement_and_one_transaction(
     assert stored_at.replace(tzinfo=stored_at.tzinfo or UTC) == AT
 
 
-async def test_a_value_too_long_for_its_column_is_never_cut(sessions: async_sessionmaker[AsyncSession]) -> None:
+async def test_a_value_too_long_for_its_column_is_never_cut(sessions: async_sessionmaker[AsyncSession],
+                                                            insert_form: str) -> None:
     """PostgreSQL refuses it (the INSERT's assignment checks the length, the arrays are cast without one); SQLite
     keeps any length."""
     long_text = "longer than five"
@@ -133,3 +143,44 @@ async def test_a_value_too_long_for_its_column_is_never_cut(sessions: async_sess
             assert rows.on_postgres(session) is False
             stored = (await session.execute(select(NOTES.c.text))).scalar_one()
         assert stored == long_text
+
+
+
+async def _in_transaction(session: AsyncSession) -> bool:
+    """Whether the server holds a transaction open for the session's connection (PostgreSQL; SQLite: False)."""
+    if not rows.on_postgres(session):
+        return False
+    return (await (await session.connection()).get_raw_connection()).driver_connection.is_in_transaction()
+
+
+async def test_a_transactions_only_write_goes_without_begin_and_is_atomic(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    async with sessions() as session, session.begin():
+        found = await rows.fetch(session, arguments=[["a"]], begin=False,
+                                 postgres="SELECT id FROM rows_test_thing WHERE id = ANY($1::varchar[])",
+                                 portable=lambda: select(THINGS.c.id).where(THINGS.c.id.in_(["a"])))
+        assert found == []
+        await rows.insert_all(session, [(THINGS, [{"id": "a", "at": AT, "n": 1, "note": None}]),
+                                        (NOTES, [{"thing": "a", "text": "ok", "urgent": False}])], alone=True)
+        assert not await _in_transaction(session)  # PostgreSQL: no BEGIN was sent, and no COMMIT will be
+        if rows.on_postgres(session):
+            with pytest.raises(RuntimeError):  # a second write would not be atomic with the first
+                await rows.insert(session, NOTES, [{"thing": "a", "text": "late", "urgent": False}])
+    assert await _ids(sessions) == ["a"]
+    # One statement: a row that fails leaves nothing of the others.
+    with pytest.raises(IntegrityError):
+        async with sessions() as session, session.begin():
+            await rows.insert_all(session, [(THINGS, [{"id": "b", "at": AT, "n": 1, "note": None}]),
+                                            (NOTES, [{"thing": "b", "text": None, "urgent": False}])], alone=True)
+    assert await _ids(sessions) == ["a"]
+
+
+async def test_alone_rows_join_a_transaction_an_earlier_statement_began(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    with pytest.raises(Abandoned):
+        async with sessions() as session, session.begin():
+            await session.execute(THINGS.insert().values(id="orm", at=AT, n=0))
+            await rows.insert_all(session, [(THINGS, [{"id": "raw", "at": AT, "n": 1, "note": None}])], alone=True)
+            assert await _in_transaction(session) == rows.on_postgres(session)
+            raise Abandoned
+    assert await _ids(sessions) == []

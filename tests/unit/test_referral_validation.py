@@ -393,3 +393,27 @@ def test_service_request_posted_on_its_own_is_refused_at_locations_rooted_at_ser
         body: dict[str, Any], expected: set[str]) -> None:
     body = {k: v for k, v in body.items() if v is not None}
     assert locations(issues_of(read_service_request(body, if_none_exist=None, stored=STORED_PATIENT))) == expected
+
+
+def test_a_directory_resource_found_valid_is_not_validated_again_and_a_broken_one_always_is(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.triage.domain import referral as module
+    validated: list[str] = []
+    validate = module.validate_resource
+
+    def counting(data: dict[str, Any], *, path: str | None = None) -> list[Issue]:
+        validated.append(data["resourceType"])
+        return validate(data, path=path)
+
+    monkeypatch.setattr(module, "validate_resource", counting)
+    monkeypatch.setattr(module, "_VALID_DIRECTORY", {})
+    bundle = referral_bundle(bsn=VALID_BSN, requester_ura="90000010")
+    assert isinstance(read_referral(bundle), Referral)
+    assert sorted(validated) == ["Coverage", "Organization", "Organization", "Patient", "ServiceRequest"]
+    validated.clear()
+    assert isinstance(read_referral(referral_bundle(bsn=VALID_BSN, requester_ura="90000010")), Referral)
+    assert sorted(validated) == ["Coverage", "Patient", "ServiceRequest"]  # the same two Organizations: known
+    broken = referral_bundle(bsn=VALID_BSN, requester_ura="90000010")
+    resource(broken, REQUESTER)["active"] = "yes"
+    for _ in range(2):
+        assert "Bundle.entry[1].resource.active" in locations(issues_of(read_referral(broken)))

@@ -11,13 +11,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage import service
 from services.triage.domain.referral import ACCEPTED_TYPES
 from shared import audit, audit_views, search
-from shared.auth import Caller, CurrentCaller, require_scope, scope_allows
+from shared.auth import Caller, CurrentCaller, current_caller, require_scope, scope_allows, scoped
+from shared.db import connection_lost
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, parse_body, to_xml
 from shared.responses import FhirJSONResponse
 
@@ -79,22 +80,36 @@ async def metadata(request: Request, media_type: ResponseFormat) -> Response:
 
 
 async def _intake(request: Request, caller: Caller,
-                  use_case: Callable[[AsyncSession], Awaitable[service.IntakeResult]]) -> service.IntakeResult:
+                  use_case: Callable[[AsyncSession, service.AuditRow], Awaitable[service.IntakeResult]]
+                  ) -> service.IntakeResult:
+    """Run an intake use case in a transaction of its own, audited, trying a second time once when a concurrent
+    retry of the same referral won the race (the second pass returns its result) or when the database connection
+    broke under it (a PostgreSQL restart the pooled connection had not seen yet, shared/db.py): intake is
+    idempotent by its receipts, so a second pass after a commit whose answer was lost returns the first result."""
     state = request.app.state
+    service_name = state.settings.service_name
+
+    def audit_row(acute_request_id: str, pseudonym: str) -> dict[str, Any]:
+        return audit.entry(service=service_name, caller=caller, subtype="create",
+                           entity=f"ServiceRequest for acute request {acute_request_id}", patient=pseudonym)
+
     for attempt in (1, 2):
         try:
             async with state.runtime.sessions() as session, session.begin():
-                result = await use_case(session)
-                await audit.record(session, service=state.settings.service_name, caller=caller, subtype="create",
-                                   entity=f"ServiceRequest for acute request {result.acute_request_id}"
-                                   if result.created else "transaction retry: the first result was returned",
-                                   patient=result.pseudonym)
+                result = await use_case(session, audit_row)
+                if not result.audited:
+                    await audit.record(session, service=service_name, caller=caller, subtype="create",
+                                       entity=f"ServiceRequest for acute request {result.acute_request_id}"
+                                       if result.created else "transaction retry: the first result was returned",
+                                       patient=result.pseudonym)
             break
         except IntegrityError:
-            # A concurrent retry of the same referral won the race; the second pass returns its result.
             if attempt == 2:
                 raise FhirError(409, Issue("error", "conflict", "a concurrent transaction stored the same "
                                                                 "resources; retry the request")) from None
+        except DBAPIError as error:
+            if attempt == 2 or not connection_lost(error):
+                raise
     if result.created:
         state.runtime.relay.wake()
     return result
@@ -102,13 +117,16 @@ async def _intake(request: Request, caller: Caller,
 
 @router.post("")
 @router.post("/", include_in_schema=False)  # clients such as fhirpy post a transaction to the base with a slash
-async def transaction(request: Request, media_type: ResponseFormat,
-                      caller: Caller = require_scope(resource="ServiceRequest", action="c")) -> Response:
+async def transaction(request: Request) -> Response:
+    # The format, then the caller with its scope, as require_scope would, called here rather than declared:
+    # FastAPI's dependency solving cost more CPU than the two calls on the path of every referral.
+    media_type = await response_format(request)
+    caller = scoped(await current_caller(request), resource="ServiceRequest", action="c")
     bundle = await read_body(request)
     settings = request.app.state.settings
-    result = await _intake(request, caller, lambda session: service.accept_referral(
+    result = await _intake(request, caller, lambda session, audit_row: service.accept_referral(
         session, bundle=bundle, caller=caller, traceparent=request.headers.get("traceparent"),
-        pseudonym_key=settings.pseudonym_key_bytes))
+        pseudonym_key=settings.pseudonym_key_bytes, audit_row=audit_row))
     if result.text is not None and media_type == FHIR_JSON:
         return Response(result.text.encode(), media_type=FHIR_JSON)  # as stored in the receipt: serialised once
     return fhir_response(result.response, media_type)
@@ -119,9 +137,10 @@ async def create_service_request(request: Request, media_type: ResponseFormat,
                                  caller: Caller = require_scope(resource="ServiceRequest", action="c")) -> Response:
     resource = await read_body(request)
     settings = request.app.state.settings
-    result = await _intake(request, caller, lambda session: service.create_service_request(
+    result = await _intake(request, caller, lambda session, audit_row: service.create_service_request(
         session, resource=resource, if_none_exist=request.headers.get("if-none-exist"), caller=caller,
-        traceparent=request.headers.get("traceparent"), pseudonym_key=settings.pseudonym_key_bytes))
+        traceparent=request.headers.get("traceparent"), pseudonym_key=settings.pseudonym_key_bytes,
+        audit_row=audit_row))
     async with request.app.state.runtime.sessions() as session:
         stored = (await service.read_resource(session, resource_type="ServiceRequest",
                                               resource_id=result.service_request_id, caller=caller,
