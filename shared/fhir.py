@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Collection, Iterable, Iterator
@@ -13,7 +12,6 @@ from functools import cache, lru_cache, partial
 from itertools import zip_longest
 from typing import Any
 
-import simplejson
 from fhir.resources.R4B import get_fhir_model_class
 from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from fhir_core.utils import (
@@ -24,6 +22,8 @@ from fhir_core.utils import (
 )
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
+
+from shared import jsontext
 
 FHIR_JSON = "application/fhir+json"
 FHIR_XML = "application/fhir+xml"
@@ -112,12 +112,18 @@ def operation_outcome(issues: Iterable[Issue]) -> dict:
 
 
 def dumps(data: Any) -> str:
-    """FHIR JSON text; decimals keep the precision they were sent with."""
-    return simplejson.dumps(data, use_decimal=True, ensure_ascii=False, separators=(",", ":"))
+    """FHIR JSON text (compact, non-ASCII as is); decimals keep the precision they were sent with."""
+    return jsontext.dumps(data)
+
+
+def dump_bytes(data: Any) -> bytes:
+    """FHIR JSON as UTF-8 bytes, for a response or an event value: `dumps` without the text in between."""
+    return jsontext.dump_bytes(data)
 
 
 def loads(text: str | bytes) -> Any:
-    return simplejson.loads(text, use_decimal=True)
+    """A resource from FHIR JSON text (stored or in an event): non-integer numbers as exact Decimals."""
+    return jsontext.loads(text)
 
 
 def parse_body(body: bytes, content_type: str | None) -> dict:
@@ -136,7 +142,7 @@ def parse_body(body: bytes, content_type: str | None) -> dict:
         if is_xml:
             data = _xml_resource(_safe_xml(body), "")
         else:
-            data = json.loads(body, parse_float=Decimal, object_pairs_hook=_json_object, parse_constant=_no_constant)
+            data = jsontext.parse_object(body)
             # UTF-8 JSON text shows where a control character or an empty element could be at all; most bodies
             # have neither, and are not walked for them (UTF-16 or -32 text, with NULs, always is).
             plain = b"\x00" not in body[:4]
@@ -415,17 +421,6 @@ def _pydantic_issue(error: ErrorDetails, root: str) -> Issue:
 
 def _structure(message: str, path: str | None = None) -> FhirError:
     return FhirError(400, Issue("error", "structure", message, (path,) if path else ()))
-
-
-def _json_object(pairs: list[tuple[str, Any]]) -> dict:
-    data = dict(pairs)
-    if len(data) != len(pairs):
-        raise ValueError("duplicate property name")
-    return data
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def _control_character_path(node: Any, path: str) -> str | None:

@@ -9,7 +9,7 @@ import re
 import sys
 from datetime import UTC, datetime
 
-from shared import tracing
+from shared import jsontext, tracing
 
 
 class JsonFormatter(logging.Formatter):
@@ -26,7 +26,10 @@ class JsonFormatter(logging.Formatter):
             entry["trace_id"], entry["span_id"] = context.trace_id, context.span_id
         if record.exc_info:
             entry["exception"] = redact(self.formatException(record.exc_info))
-        return json.dumps(entry, ensure_ascii=False)
+        try:
+            return jsontext.dumps(entry)
+        except TypeError:  # a lone surrogate (bytes decoded with surrogateescape) has no UTF-8: escaped, it logs
+            return json.dumps(entry, separators=(",", ":"))
 
 
 # PostgreSQL's DETAIL line of a constraint error quotes the row's values ("Key (bsn)=(999990068) already

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse, Response
+from fastapi.responses import RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -23,7 +23,7 @@ from shared.console import ConsoleAuth, ConsoleRefused, FormRefused, LoginRequir
 from shared.db import database_unavailable
 from shared.fhir import FhirError, Issue, operation_outcome
 from shared.i18n import LANG_COOKIE, LANGUAGES
-from shared.responses import FhirJSONResponse
+from shared.responses import FhirJSONResponse, JSONResponse
 from shared.runtime import ServiceRuntime
 
 log = logging.getLogger(__name__)

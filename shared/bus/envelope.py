@@ -7,9 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import simplejson
-
-from shared import tracing
+from shared import jsontext, tracing
 from shared.bus.topics import event_type
 
 FHIR_JSON = "application/fhir+json"
@@ -43,11 +41,12 @@ class Event:
         """A new span of the given trace; without a readable one, of the request or event being handled."""
         parent = traceparent if tracing.parse(traceparent) else tracing.current()
         return cls(topic=topic, key=key, source=source, subject=subject,
-                   data=simplejson.dumps(payload, use_decimal=True, separators=(",", ":"), ensure_ascii=False).encode(),
+                   data=jsontext.dump_bytes(payload),
                    content_type=content_type, traceparent=tracing.child_traceparent(parent))
 
     def json(self) -> Any:
-        return simplejson.loads(self.data, use_decimal=True)
+        """The value as JSON: non-integer numbers as exact Decimals (shared.jsontext.loads)."""
+        return jsontext.loads(self.data)
 
     def headers(self) -> list[tuple[str, bytes]]:
         return [
@@ -78,7 +77,7 @@ def decode(topic: str, key: bytes | None, value: bytes | None, headers: list[tup
         raise EnvelopeError("ce_time is not an ISO 8601 timestamp") from exc
     if found["content-type"].startswith(("application/fhir+json", "application/json")):
         try:
-            simplejson.loads(value)
+            jsontext.check(value)
         except ValueError as exc:
             raise EnvelopeError("value is not JSON") from exc
     return Event(topic=topic, key=(key or b"").decode(), source=found["ce_source"],

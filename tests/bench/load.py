@@ -23,13 +23,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import simplejson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from infra.client import completion_patch, service_request_of
 from infra.demo import ROUTES as DEMO_ROUTES
 from infra.demo import Route
 from infra.referrals import DEMO_PATIENTS, referral_bundle
+from shared import jsontext
 from shared.bus.topics import PRESTATION_RECORDED, REFERRAL_RECEIVED, TASK_CHANGED
 from shared.bus.watch import BrokerWatch
 from shared.region import DEMO_CLIENTS
@@ -199,7 +199,7 @@ class Tap:
 
     def _take(self, topic: str, value: bytes | None, now: float) -> None:
         try:
-            body = simplejson.loads(value or b"")
+            body = jsontext.loads(value or b"")
         except ValueError:
             return  # not the product's (the chaos suite feeds poison records into these topics)
         if not isinstance(body, dict):

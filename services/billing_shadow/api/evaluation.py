@@ -11,7 +11,7 @@ import re
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 
 from services.billing_shadow import evaluation
 from services.billing_shadow.domain.evaluation import suppress
@@ -19,6 +19,7 @@ from shared import audit
 from shared.auth import Caller, current_caller
 from shared.fhir import FhirError, Issue
 from shared.identifiers import UZOVI_SYSTEM
+from shared.responses import JSONResponse
 
 router = APIRouter(prefix="/api/v1", tags=["evaluation"])
 

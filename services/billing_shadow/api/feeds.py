@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from services.billing_shadow import service
@@ -17,6 +17,7 @@ from shared.auth import Caller, current_caller, require_scope
 from shared.fhir import FhirError, Issue
 from shared.identifiers import UZOVI_SYSTEM, is_valid_bsn, pseudonym
 from shared.region import organisation
+from shared.responses import JSONResponse
 
 router = APIRouter(prefix="/api/v1", tags=["billing"])
 PERIOD = r"^\d{4}-(0[1-9]|1[0-2])$"

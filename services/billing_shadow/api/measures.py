@@ -8,12 +8,12 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import JSONResponse
 
 from services.billing_shadow.api.evaluation import evaluation_document
 from services.billing_shadow.domain.measures_fhir import BY_ID, MEASURES, measure_reports, measure_resource
 from shared.auth import Caller, current_caller
 from shared.fhir import FhirError, Issue
+from shared.responses import JSONResponse
 
 router = APIRouter(prefix="/fhir", tags=["evaluation"])
 FHIR_JSON = "application/fhir+json"

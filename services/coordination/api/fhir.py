@@ -6,14 +6,13 @@ import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
 
 from services.coordination import episodes, notifications, service
 from shared import audit, audit_views, search
 from shared.auth import Caller, require_scope
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, loads, parse_body
 from shared.identifiers import searched_pseudonym
-from shared.responses import FhirJSONResponse
+from shared.responses import FhirJSONResponse, JSONResponse
 from shared.writes import Writes
 
 router = APIRouter(prefix="/fhir", tags=["FHIR"])

@@ -6,12 +6,12 @@ import base64
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import JSONResponse
 
 from services.triage import accounts, clients
 from shared.auth import TOKEN_LIFETIME_SECONDS, TokenIssuer
 from shared.console import ROLE_SCOPES
 from shared.region import FRONT_DOOR
+from shared.responses import JSONResponse
 
 router = APIRouter(tags=["authorization"])
 

@@ -6,13 +6,14 @@ from typing import Annotated
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.triage import accounts
 from shared import audit
 from shared.auth import Caller
 from shared.region import FRONT_DOOR
+from shared.responses import JSONResponse
 
 router = APIRouter(tags=["authorization"], include_in_schema=False)
 SSO_COOKIE = "rz_sso"
