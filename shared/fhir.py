@@ -44,10 +44,12 @@ _REFERENCE = re.compile(
 _ABSTRACT_RESOURCES = {"Resource", "DomainResource"}
 PLACEHOLDER_PREFIXES = ("urn:uuid:", "urn:oid:")
 _BSN = re.compile(r"(?<!\d)\d{9}(?!\d)")
-_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+# A lone surrogate (half of a UTF-16 pair) is no character: no UTF-8 text can hold it, so it could be neither
+# stored nor written back (shared.jsontext refuses it), and the parser keeps one only from an escape like \ud800.
+_CONTROL_CHARACTER = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
 # In JSON text a control character can only be escaped (\b, \f, \u0000-\u001f; raw ones are refused by the
 # parser), and an empty element only be written {}, [] or "" (with any whitespace inside the brackets).
-_MAY_HOLD_CONTROL = re.compile(rb"\\(?:[bf]|u00[01])", re.IGNORECASE)
+_MAY_HOLD_CONTROL = re.compile(rb"\\(?:[bf]|u00[01]|ud[89a-f])", re.IGNORECASE)
 _MAY_BE_EMPTY = re.compile(rb'\{\s*\}|\[\s*\]|""')
 _PYDANTIC_ERRORS = {
     "missing": ("required", "Required element is missing"),
@@ -155,7 +157,8 @@ def parse_body(body: bytes, content_type: str | None) -> dict:
         raise _structure("Content is nested too deeply") from None
     if control is not None:
         # XML cannot carry these at all; escaped in JSON they must not slip through to storage (PostgreSQL refuses NUL).
-        raise _structure("FHIR strings do not contain control characters other than tab, CR and LF", control)
+        raise _structure("FHIR strings do not contain control characters other than tab, CR and LF, nor lone "
+                         "surrogates (\\ud800-\\udfff not part of a pair)", control)
     if not isinstance(data, dict):
         raise _structure("A FHIR JSON body must be an object")
     if empty:

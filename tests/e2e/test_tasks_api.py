@@ -240,6 +240,8 @@ def test_a_contact_before_the_request_was_received_is_422_on_patch_and_put_and_c
     ("PATCH", "application/json-patch+json", b'[{"op": "add", "path": "/statusReason", "value": "busy"}]', 422),
     ("PATCH", "application/json-patch+json", b'[{"op": "add", "path": "/output", "value": "HH"}]', 422),
     ("PATCH", "application/json-patch+json", b'[{"op": "replace", "path": "", "value": 1}]', 422),
+    ("PATCH", "application/json-patch+json", b'[{"op": "add", "path": "/priority", "value": NaN}]', 400),
+    ("PATCH", "application/json-patch+json", b'[{"op": "add", "op": "remove", "path": "/note"}]', 400),
     ("PATCH", "application/fhir+xml", b"<Parameters xmlns='http://hl7.org/fhir'/>", 415),
     ("PUT", "application/fhir+json", b'{"resourceType": "Task", "note": []}', 400),
     ("PUT", "application/fhir+json", b"[]", 400),

@@ -158,6 +158,17 @@ def test_an_event_value_is_compact_utf8_with_exact_decimals() -> None:
     assert _same(event.json(), {"text": "Renée", "value": Decimal("1.50")})
 
 
+@pytest.mark.parametrize("escape", [b"\\ud800", b"\\uDFFF", b"x\\udc00y", b"\\ude00\\ud83d"])
+def test_a_lone_surrogate_in_a_body_is_refused_with_400_not_a_failure_when_written(escape: bytes) -> None:
+    body = b'{"resourceType": "Patient", "name": [{"text": "' + escape + b'"}]}'
+    with pytest.raises(FhirError) as caught:
+        parse_body(body, FHIR_JSON)
+    assert caught.value.status_code == 400
+    assert caught.value.issues[0].expression == ("Patient.name[0].text",)
+    paired = parse_body(b'{"resourceType": "Patient", "name": [{"text": "\\ud83d\\ude00"}]}', FHIR_JSON)
+    assert jsontext.dump_bytes(paired) == '{"resourceType":"Patient","name":[{"text":"😀"}]}'.encode()
+
+
 @pytest.mark.parametrize(("body", "accepted"), [
     ('{"resourceType": "Patient", "gender": "male"}'.encode("utf-16"), True),
     ('{"resourceType": "Patient", "gender": "male"}'.encode("utf-32"), True),

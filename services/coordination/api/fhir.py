@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
 from services.coordination import episodes, notifications, service
-from shared import audit, audit_views, search
+from shared import audit, audit_views, jsontext, search
 from shared.auth import Caller, require_scope
 from shared.fhir import FHIR_JSON, FHIR_XML, FhirError, Issue, loads, parse_body
 from shared.identifiers import searched_pseudonym
@@ -185,8 +184,9 @@ async def patch_task(task_id: str, request: Request,
     operations, fhirpath_patch = None, None
     if mime == "application/json-patch+json":
         try:
-            operations = json.loads(await request.body())
-        except ValueError as exc:
+            # As a resource body is read: decimals exact (a patched value keeps its precision), no NaN, no name twice.
+            operations = jsontext.parse_object(await request.body())
+        except (ValueError, RecursionError) as exc:
             raise FhirError(400, Issue("error", "structure", "the body is not JSON")) from exc
         if not isinstance(operations, list):
             raise FhirError(400, Issue("error", "structure", "a JSON Patch is an array of operations"))
