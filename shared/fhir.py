@@ -227,7 +227,11 @@ def validate_resource(data: dict, *, path: str | None = None) -> list[Issue]:
         return [Issue("error", "required", "The resource has no resourceType", (root,))]
     if model is None:
         return [Issue("error", "not-supported", f"Unknown resourceType '{resource_type}'", (root,))]
-    issues = [*empty_elements(data, root), *_json_issues(data, model, root)]
+    try:
+        issues = [*empty_elements(data, root), *_json_issues(data, model, root)]
+    except RecursionError:
+        # A body nested deeper than Python's stack (hundreds of extensions in extensions) is a client's fault.
+        return [Issue("error", "structure", "Content is nested too deeply", (root,))]
     flagged = {issue.expression for issue in issues}
     try:
         model.model_validate(data)
