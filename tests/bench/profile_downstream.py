@@ -105,11 +105,6 @@ class FixedVerifier:
 class NoBroker:
     """What the edges need of the relay, without a broker."""
 
-    epoch = None
-
-    def on_new_epoch(self, _callback: Any) -> None:
-        return None
-
     def wake(self) -> None:
         return None
 
