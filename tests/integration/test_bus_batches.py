@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import migrations
-from shared.bus.consumer import PoisonMessage
+from shared.bus.consumer import EventConsumer, PoisonMessage
 from shared.bus.envelope import Event
 from shared.bus.outbox import SENT, OutboxRecord, OutboxRelay, enqueue
 from shared.bus.topics import ACUTE_REQUEST_CLOSED, PRESTATION_FEED, REFERRAL_RECEIVED, dlq
@@ -385,3 +385,8 @@ async def test_a_new_group_starts_where_the_subscriptions_former_groups_left_off
     assert consumer.seeds == {tp: middle[tp] for tp in partitions}
     assert await bus.effects(other_marker) == dict.fromkeys(one, 1)
     assert await bus.effects() == dict.fromkeys(one, 1)  # applied before the upgrade, skipped after it
+    # A subscription without a former group would have read the topic from the beginning: no seed for its topic.
+    again = [bus.subscriber([ACUTE_REQUEST_CLOSED], name=s.name) for s in (ahead, behind)]
+    newcomer = bus.subscriber([ACUTE_REQUEST_CLOSED])
+    widened = EventConsumer(group=f"{consumer.group}-widened", subscribers=[*again, newcomer], watch=bus.watch)
+    assert await widened._former_positions(partitions) == {}
