@@ -2,7 +2,7 @@
 `make run` and by the end-to-end tests), optionally several instances of a service.
 
 An instance is a process of its own on a port of its own, against the same database and broker as its
-siblings: its consumers join the same consumer groups (the partitions are split between them) and its
+siblings: its consumer joins the service's consumer group (the partitions are split between them) and its
 outbox relay works the same outbox. The first instance of a service is named after the service and listens
 on `ports[service]`; the others are named "<service>#2", "<service>#3", … on free ports. Whoever calls a
 service with several instances spreads its calls over `urls(service)`."""

@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared import metrics, migrations, statements
-from shared.bus.consumer import EventConsumer, Handler
+from shared.bus.consumer import EventConsumer, Handler, Subscriber
 from shared.bus.outbox import OutboxRelay
 from shared.bus.watch import BrokerWatch
 from shared.db import is_postgres, make_engine, ping, session_factory
@@ -26,6 +26,8 @@ STARTUP_LOCK_KEY = 0x52_5A_0002  # distinct from the schema lock, which is taken
 
 @dataclass
 class Subscription:
+    """Events of `topics` through `handler`, each once, under the name "<service>.<name>" (shared/bus/consumer.py)."""
+
     name: str
     topics: list[str]
     handler: Handler
@@ -40,7 +42,7 @@ class ServiceRuntime:
     sessions: async_sessionmaker[AsyncSession] = field(init=False)
     watch: BrokerWatch = field(init=False)
     relay: OutboxRelay = field(init=False)
-    consumers: list[EventConsumer] = field(init=False, default_factory=list)
+    consumer: EventConsumer | None = field(init=False, default=None)  # one per process, for every subscription
     _tasks: list[asyncio.Task[None]] = field(init=False, default_factory=list)
 
     def __post_init__(self) -> None:
@@ -92,21 +94,23 @@ class ServiceRuntime:
         # Each long-lived task is started in a task of its own, so that the unit its statements count for
         # (shared/statements.py) is set in its context only.
         await asyncio.create_task(_started_as("outbox relay", self.relay.start))
-        consumers = [EventConsumer(name=f"{s.service_name}.{sub.name}", topics=sub.topics, handler=sub.handler,
-                                   sessions=self.sessions, watch=self.watch, max_attempts=s.consumer_max_attempts,
-                                   fetch_max_wait_ms=s.consumer_fetch_wait_ms)
-                     for sub in self.subscriptions]
-        # Together: against the embedded broker each consumer's start takes about five seconds (measured), so a
-        # service with four consumers was ready after twenty instead of five.
-        await asyncio.gather(*(_started_as(f"consumer {consumer.name}", consumer.start) for consumer in consumers))
-        self.consumers.extend(consumers)
+        if self.subscriptions:
+            # One Kafka consumer (group = the service) for all subscriptions: every consumer polls the broker
+            # once per fetch wait even when idle, so one per subscription cost a fetch stream each.
+            subscribers = [Subscriber(name=f"{s.service_name}.{sub.name}", topics=sub.topics, handler=sub.handler,
+                                      sessions=self.sessions, max_attempts=s.consumer_max_attempts)
+                           for sub in self.subscriptions]
+            consumer = EventConsumer(group=s.service_name, subscribers=subscribers, watch=self.watch,
+                                     fetch_max_wait_ms=s.consumer_fetch_wait_ms)
+            await asyncio.create_task(_started_as(f"consumer {consumer.group}", consumer.start))
+            self.consumer = consumer
         for job in self.background:
             self._tasks.append(asyncio.create_task(_forever(job, self), name=job.__name__))
 
     async def stop(self) -> None:
         await cancelled(*self._tasks)
-        for consumer in self.consumers:
-            await consumer.stop()
+        if self.consumer is not None:
+            await self.consumer.stop()
         if hasattr(self, "relay"):
             await self.relay.stop()
         if hasattr(self, "watch"):
@@ -116,7 +120,8 @@ class ServiceRuntime:
             self.statements.flush()
 
     async def ready(self) -> dict[str, bool]:
-        """What /readyz reports: database reachable, broker known, relay and every consumer running."""
+        """What /readyz reports: database reachable, broker known, relay and the consumer (when there are
+        subscriptions) running."""
         try:
             await asyncio.wait_for(ping(self.engine), 3)
             database = True
@@ -124,7 +129,7 @@ class ServiceRuntime:
             database = False
         broker = hasattr(self, "watch") and self.watch.healthy
         relay = hasattr(self, "relay") and self.relay.running
-        consumers = len(self.consumers) == len(self.subscriptions) and all(c.running for c in self.consumers)
+        consumers = not self.subscriptions or (self.consumer is not None and self.consumer.running)
         return {"database": database, "broker": broker, "relay": relay, "consumers": consumers}
 
     async def refresh_gauges(self) -> None:

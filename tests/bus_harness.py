@@ -1,5 +1,5 @@
 """A service's bus plumbing for the bus tests (tests/integration/test_bus*.py): its database with an effect table,
-the broker watch and the outbox relay, and consumers whose effect is one row per applied event."""
+the broker watch and the outbox relay, and consumers whose subscribers' effect is one row per applied event."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import uuid
 from collections.abc import Callable
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
 from shared import migrations
-from shared.bus.consumer import EventConsumer
+from shared.bus.consumer import EventConsumer, Subscriber
 from shared.bus.envelope import Event
 from shared.bus.outbox import OutboxRelay, enqueue
 from shared.bus.topics import REFERRAL_RECEIVED
@@ -48,16 +48,28 @@ class Harness:
         await self.watch.start()
         await self.relay.start()
 
-    def consume(self, topic: str, handler: Callable | None = None) -> EventConsumer:
+    def subscriber(self, topics: list[str], handler: Callable | None = None, *, name: str | None = None,
+                   sessions: async_sessionmaker[AsyncSession] | None = None) -> Subscriber:
+        """A subscription of `topics` (by default recording an Effect row per event) under a fresh name."""
         marker = self.marker
 
         async def record(session: AsyncSession, event: Event) -> None:
             session.add(Effect(event_id=event.id, marker=marker))
 
-        consumer = EventConsumer(name=f"test-{uuid.uuid4().hex[:8]}", topics=[topic], handler=handler or record,
-                                 sessions=self.sessions, watch=self.watch, max_attempts=2, retry_seconds=0.01)
+        return Subscriber(name=name or f"test-{uuid.uuid4().hex[:8]}", topics=topics, handler=handler or record,
+                          sessions=sessions or self.sessions, max_attempts=2, retry_seconds=0.01)
+
+    def consumer(self, *subscribers: Subscriber, group: str | None = None) -> EventConsumer:
+        """A service process's consumer of these subscribers (group: a fresh name unless given); stopped at the end."""
+        consumer = EventConsumer(group=group or f"test-{uuid.uuid4().hex[:8]}", subscribers=list(subscribers),
+                                 watch=self.watch)
         self.consumers.append(consumer)
         return consumer
+
+    def consume(self, topic: str, handler: Callable | None = None) -> EventConsumer:
+        """A consumer with one subscriber of `topic`, its group named like the subscriber."""
+        subscriber = self.subscriber([topic], handler)
+        return self.consumer(subscriber, group=subscriber.name)
 
     async def commit_events(self, n: int, *, topic: str = REFERRAL_RECEIVED, rollback: bool = False) -> list[str]:
         ids = []
@@ -75,10 +87,11 @@ class Harness:
         self.relay.wake()
         return ids
 
-    async def effects(self) -> dict[str, int]:
+    async def effects(self, marker: str | None = None) -> dict[str, int]:
+        """{event id: effect rows} this harness's handlers (or those writing `marker`) made."""
         async with self.sessions() as session:
             rows = (await session.execute(select(Effect.event_id, func.count()).where(
-                Effect.marker == self.marker).group_by(Effect.event_id))).all()
+                Effect.marker == (marker or self.marker)).group_by(Effect.event_id))).all()
         return {event_id: count for event_id, count in rows}
 
     async def wait_for(self, predicate: Callable[[], object], timeout: float = 30) -> None:

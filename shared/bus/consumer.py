@@ -1,9 +1,22 @@
-"""Idempotent Kafka consumer: effect and processed event id commit together; poison goes to `.dlq`.
+"""Idempotent Kafka consumer, one per service process: effect and processed event id commit together; poison goes
+to `.dlq`.
 
-What one poll returns is applied in one database transaction: one statement claims every event id of
-the batch, the handler runs for each newly claimed event in partition order, one commit. When that
-transaction fails, the batch is applied again one record at a time with the usual retries, so only a
-poison record is dead-lettered and every other one takes effect exactly once.
+A service process has one Kafka consumer for all its subscriptions: one consumer group (named after the service),
+one client, one DLQ producer, subscribed to the union of the subscriptions' topics. What one poll returns is handed
+to every subscription that reads the topic (`Subscriber`), the subscriptions side by side; offsets are committed
+once every one of them has applied the batch. Idle, that is one fetch per `fetch_max_wait_ms` per process instead
+of one per subscription.
+
+A subscription applies its share of a poll in one database transaction: one statement claims every event id, the
+handler runs for each newly claimed event in partition order, one commit. When that transaction fails, its share is
+applied again one record at a time with the usual retries, so only a poison record is dead-lettered (by that
+subscription alone) and every other one takes effect exactly once. A subscription keeps its own name: its claims
+(ProcessedEvent.consumer), dead letters (`dlq_consumer`) and metrics carry it.
+
+Until one consumer per process, each subscription was a consumer group named like the subscription
+(`<service>.<subscription>`). A partition the service's group has no committed offset for starts where those groups
+left off (the lowest of their offsets for it), so that an upgrade does not replay the whole history; without such
+offsets it starts at the beginning, as before.
 
 Offsets are committed only after the effect is committed, with a time limit, because a
 commit can hang while the embedded broker is being re-created; a lost commit only means
@@ -18,7 +31,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy import text
@@ -28,7 +41,7 @@ from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import Field, SQLModel
 
-from shared import metrics, tracing
+from shared import metrics, statements, tracing
 from shared.bus.envelope import EnvelopeError, Event, decode
 from shared.bus.topics import dlq
 from shared.bus.watch import BrokerWatch
@@ -39,6 +52,10 @@ from shared.tasks import cancelled
 log = logging.getLogger(__name__)
 
 Handler = Callable[[AsyncSession, Event], Awaitable[None]]
+# Publishes a dead letter (the record, its headers) until the broker took it.
+DeadLetterSender = Callable[[ConsumerRecord, list[tuple[str, bytes]]], Awaitable[None]]
+# What a poll returned for one subscription, in partition order: the record and its event, or why it is none.
+Polled = list[tuple[ConsumerRecord, Event | EnvelopeError]]
 
 # Failures of the infrastructure, not of the message: retried without limit, never dead-lettered.
 TRANSIENT = (OperationalError, InterfaceError, OSError, ConnectionError, TimeoutError)
@@ -57,122 +74,40 @@ class PoisonMessage(Exception):
     """Raised by a handler for input that can never be processed; dead-lettered without retries."""
 
 
-class EventConsumer:
+class Subscriber:
+    """One subscription of a service: the events of `topics` through `handler`, each once under `name`.
+
+    `name` ("<service>.<subscription>") keys its processed-event claims, labels its metrics and is the
+    `dlq_consumer` of its dead letters; it was also the consumer group of the subscription before one consumer
+    per process. Dead letters go through the EventConsumer it is given to (`send_dead_letter`).
+    """
+
     def __init__(self, *, name: str, topics: list[str], handler: Handler,
-                 sessions: async_sessionmaker[AsyncSession], watch: BrokerWatch,
-                 max_attempts: int = 5, retry_seconds: float = 0.2, commit_timeout: float = 5.0,
-                 on_committed: Callable[[], None] | None = None, fetch_max_wait_ms: int = 100,
-                 max_poll_records: int = 500) -> None:
+                 sessions: async_sessionmaker[AsyncSession], max_attempts: int = 5,
+                 retry_seconds: float = 0.2) -> None:
         self.name = name
         self.topics = topics
         self.handler = handler
         self.sessions = sessions
-        self.watch = watch
         self.max_attempts = max_attempts
         self.retry_seconds = retry_seconds
-        self.commit_timeout = commit_timeout
-        self.on_committed = on_committed
-        self.fetch_max_wait_ms = fetch_max_wait_ms
-        self.max_poll_records = max_poll_records
-        self.running = False
-        self._rewind = False
-        self._consumer: AIOKafkaConsumer | None = None
-        self._dlq_producer: AIOKafkaProducer | None = None
-        self._task: asyncio.Task[None] | None = None
-        self._seen_epoch = watch.epoch
-        watch.on_new_epoch(self._on_new_epoch)
+        self.send_dead_letter: DeadLetterSender | None = None
 
-    async def _on_new_epoch(self, epoch: str) -> None:
-        if self._seen_epoch is not None and epoch != self._seen_epoch:
-            # Our in-memory positions point into the old broker's logs; start over.
-            self._rewind = True
-        self._seen_epoch = epoch
-
-    async def start(self) -> None:
-        self._consumer = AIOKafkaConsumer(
-            *self.topics, bootstrap_servers=self.watch.bootstrap, group_id=self.name,
-            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=self.max_poll_records,
-            # A fetch returns once a record is there (fetch_min_bytes=1) on Kafka; the embedded broker
-            # answers only when the wait is over, so the wait bounds the time from commit to effect.
-            fetch_min_bytes=1, fetch_max_wait_ms=self.fetch_max_wait_ms,
-            request_timeout_ms=10000, session_timeout_ms=10000, heartbeat_interval_ms=2000)
-        await self._consumer.start()
-        self._dlq_producer = AIOKafkaProducer(bootstrap_servers=self.watch.bootstrap, acks="all",
-                                              enable_idempotence=False, request_timeout_ms=10000)
-        await self._dlq_producer.start()
-        self.running = True
-        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.name}")
-
-    async def stop(self) -> None:
-        self.running = False
-        await cancelled(self._task)
-        for client in (self._consumer, self._dlq_producer):
-            if client is not None:
-                await client.stop()
-
-    async def _run(self) -> None:
-        assert self._consumer is not None
-        while True:
-            try:
-                if self._rewind:
-                    self._rewind = False
-                    assigned = list(self._consumer.assignment())
-                    if assigned:
-                        await self._consumer.seek_to_beginning(*assigned)
-                batch = await self._consumer.getmany(timeout_ms=500)
-                if batch:
-                    await self.process_batch(batch)
-                    await self._commit({tp: OffsetAndMetadata(records[-1].offset + 1, "")
-                                        for tp, records in batch.items() if records})
-                await self._report_lag()
-                if batch and self.on_committed:
-                    self.on_committed()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("consumer %s: %s; continuing", self.name, exc.__class__.__name__)
-                await asyncio.sleep(1)
-
-    async def _report_lag(self) -> None:
-        """Records not yet consumed, per topic: the highwater of the last fetch minus our position, summed
-        over the partitions this worker holds (a partition counts from its first fetch on)."""
-        assert self._consumer is not None
-        lag = dict.fromkeys(self.topics, 0)
-        for tp in list(self._consumer.assignment()):
-            try:
-                highwater = self._consumer.highwater(tp)
-                if highwater is None:
-                    continue
-                # Short limit: a partition whose position is being reset must not hold up consuming.
-                position = await asyncio.wait_for(self._consumer.position(tp), 0.5)
-            except (AssertionError, IllegalStateError, TimeoutError):
-                continue  # revoked or reset meanwhile; the next batch reports it
-            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
-        for topic, behind in lag.items():
-            metrics.CONSUMER_LAG.labels(self.name, topic).set(behind)
-
-    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
-        assert self._consumer is not None
-        try:
-            await asyncio.wait_for(self._consumer.commit(offsets), self.commit_timeout)
-        except Exception as exc:
-            log.warning("consumer %s: offset commit failed (%s); redelivery will be a no-op",
-                        self.name, exc.__class__.__name__)
-
-    async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
-        """Apply what one poll returned: together in one transaction, else one record at a time.
+    async def process(self, polled: Polled) -> None:
+        """Apply this subscription's share of a poll: together in one transaction, else one record at a time.
 
         Records that are no CloudEvent are dead-lettered at once; the rest keep their order within each
-        partition. Returns when every record has taken effect (once) or been dead-lettered.
+        partition. Returns when every record has taken effect (once) or been dead-lettered. Its SQL statements
+        count for "consumer <name>" (shared/statements.py); call it in a task of its own.
         """
+        statements.long_lived(f"consumer {self.name}")
         decoded: list[tuple[ConsumerRecord, Event]] = []
-        for records in batch.values():
-            for record in records:
-                try:
-                    decoded.append((record, decode(record.topic, record.key, record.value, record.headers)))
-                except EnvelopeError as exc:
-                    with tracing.continued(_header(record, "traceparent")):
-                        await self._dead_letter(record, exc, attempts=1)
+        for record, item in polled:
+            if isinstance(item, EnvelopeError):
+                with tracing.continued(_header(record, "traceparent")):
+                    await self._dead_letter(record, item, attempts=1)
+            else:
+                decoded.append((record, item))
         if len(decoded) > 1:
             try:
                 await self._apply_together([event for _, event in decoded])
@@ -292,7 +227,7 @@ class EventConsumer:
         return claimed.first() is not None
 
     async def _dead_letter(self, record: ConsumerRecord, exc: BaseException, *, attempts: int) -> None:
-        assert self._dlq_producer is not None
+        assert self.send_dead_letter is not None, "a Subscriber dead-letters through its EventConsumer"
         error = redact("".join(traceback.format_exception_only(type(exc), exc)).strip())[:2000]
         headers = list(record.headers or ()) + [
             ("dlq_error", error.encode()),
@@ -300,19 +235,200 @@ class EventConsumer:
             ("dlq_attempts", str(attempts).encode()),
             ("dlq_origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
         ]
+        await self.send_dead_letter(record, headers)
+        metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
+        log.error("consumer %s: event at %s/%d/%d dead-lettered after %d attempt(s): %s", self.name,
+                  record.topic, record.partition, record.offset, attempts, error[:300])
+
+
+class EventConsumer:
+    """The one Kafka consumer of a service process: group `group`, the union of the subscribers' topics.
+
+    Workers (processes) of one service share the group and split its partitions. `running` is what /readyz
+    reports. With `seed_from_subscriptions` a partition without a committed offset of `group` starts at the lowest
+    offset the subscribers' former groups (each named like its subscriber) committed for it, when every subscriber
+    reading that topic had committed one; `seeds` holds what was so chosen.
+    """
+
+    def __init__(self, *, group: str, subscribers: list[Subscriber], watch: BrokerWatch,
+                 commit_timeout: float = 5.0, on_committed: Callable[[], None] | None = None,
+                 fetch_max_wait_ms: int = 100, max_poll_records: int = 500,
+                 seed_from_subscriptions: bool = True) -> None:
+        if not subscribers:
+            raise ValueError("an EventConsumer needs at least one subscriber")
+        self.group = group
+        self.subscribers = subscribers
+        self.topics = sorted({topic for subscriber in subscribers for topic in subscriber.topics})
+        self.watch = watch
+        self.commit_timeout = commit_timeout
+        self.on_committed = on_committed
+        self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.max_poll_records = max_poll_records
+        self.seed_from_subscriptions = seed_from_subscriptions
+        self.seeds: dict[TopicPartition, int] = {}  # partition -> where it started, from the former groups
+        self.running = False
+        self._rewind = False
+        self._consumer: AIOKafkaConsumer | None = None
+        self._dlq_producer: AIOKafkaProducer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._seen_epoch = watch.epoch
+        watch.on_new_epoch(self._on_new_epoch)
+        for subscriber in subscribers:
+            subscriber.send_dead_letter = self._send_dead_letter
+
+    async def _on_new_epoch(self, epoch: str) -> None:
+        if self._seen_epoch is not None and epoch != self._seen_epoch:
+            # Our in-memory positions point into the old broker's logs; start over.
+            self._rewind = True
+        self._seen_epoch = epoch
+
+    async def start(self) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.watch.bootstrap, group_id=self.group,
+            enable_auto_commit=False, auto_offset_reset="earliest", max_poll_records=self.max_poll_records,
+            # A fetch returns once a record is there (fetch_min_bytes=1) on Kafka; the embedded broker
+            # answers only when the wait is over, so the wait bounds the time from commit to effect.
+            fetch_min_bytes=1, fetch_max_wait_ms=self.fetch_max_wait_ms,
+            request_timeout_ms=10000, session_timeout_ms=10000, heartbeat_interval_ms=2000)
+        self._consumer.subscribe(self.topics, listener=_StartAtSeeds(self))
+        await self._consumer.start()
+        self._dlq_producer = AIOKafkaProducer(bootstrap_servers=self.watch.bootstrap, acks="all",
+                                              enable_idempotence=False, request_timeout_ms=10000)
+        await self._dlq_producer.start()
+        self.running = True
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group}")
+
+    async def stop(self) -> None:
+        self.running = False
+        await cancelled(self._task)
+        for client in (self._consumer, self._dlq_producer):
+            if client is not None:
+                await client.stop()
+
+    async def _former_positions(self, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """{partition: offset} where the subscribers' former groups left off, per partition the lowest over the
+        subscribers reading its topic; a partition one of them has no offset for is left out (that subscriber
+        would have read it from the beginning)."""
+        seeds: dict[TopicPartition, int] = {}
+        former = {subscriber.name: await self.watch.group_offsets(
+                      subscriber.name, [tp for tp in partitions if tp.topic in subscriber.topics])
+                  for subscriber in self.subscribers}
+        for tp in partitions:
+            readers = [former[subscriber.name] for subscriber in self.subscribers if tp.topic in subscriber.topics]
+            if readers and all(tp in offsets for offsets in readers):
+                seeds[tp] = min(offsets[tp] for offsets in readers)
+        return seeds
+
+    async def _start_at_seeds(self, assigned: set[TopicPartition]) -> None:
+        """Newly assigned partitions the group has no committed offset for start where the former groups left off
+        (`_former_positions`), when they did; the others as usual (committed offset, else the beginning)."""
+        if not self.seed_from_subscriptions or self._consumer is None or not assigned:
+            return
+        committed = await self.watch.group_offsets(self.group, sorted(assigned))
+        fresh = sorted(tp for tp in assigned if tp not in committed)
+        if not fresh:
+            return
+        seeds = await self._former_positions(fresh)
+        for tp, offset in seeds.items():
+            self._consumer.seek(tp, offset)
+        self.seeds.update(seeds)
+        if seeds:
+            log.info("consumer %s: %d partition(s) without a committed offset start where the former groups left off",
+                     self.group, len(seeds))
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        while True:
+            try:
+                if self._rewind:
+                    self._rewind = False
+                    assigned = list(self._consumer.assignment())
+                    if assigned:
+                        await self._consumer.seek_to_beginning(*assigned)
+                batch = await self._consumer.getmany(timeout_ms=500)
+                if batch:
+                    await self.process_batch(batch)
+                    await self._commit({tp: OffsetAndMetadata(records[-1].offset + 1, "")
+                                        for tp, records in batch.items() if records})
+                await self._report_lag()
+                if batch and self.on_committed:
+                    self.on_committed()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("consumer %s: %s; continuing", self.group, exc.__class__.__name__)
+                await asyncio.sleep(1)
+
+    async def process_batch(self, batch: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        """Hand what one poll returned to every subscriber of each record's topic, the subscribers side by side;
+        returns when each has applied (or dead-lettered) its share (`Subscriber.process`)."""
+        polled: Polled = []
+        for records in batch.values():
+            for record in records:
+                try:
+                    polled.append((record, decode(record.topic, record.key, record.value, record.headers)))
+                except EnvelopeError as exc:
+                    polled.append((record, exc))
+        shares = [(subscriber, [item for item in polled if item[0].topic in subscriber.topics])
+                  for subscriber in self.subscribers]
+        await asyncio.gather(*(subscriber.process(share) for subscriber, share in shares if share))
+
+    async def _report_lag(self) -> None:
+        """Records not yet consumed, per topic: the highwater of the last fetch minus our position, summed
+        over the partitions this worker holds (a partition counts from its first fetch on); reported for every
+        subscriber of the topic, since they move together."""
+        assert self._consumer is not None
+        lag = dict.fromkeys(self.topics, 0)
+        for tp in list(self._consumer.assignment()):
+            try:
+                highwater = self._consumer.highwater(tp)
+                if highwater is None:
+                    continue
+                # Short limit: a partition whose position is being reset must not hold up consuming.
+                position = await asyncio.wait_for(self._consumer.position(tp), 0.5)
+            except (AssertionError, IllegalStateError, TimeoutError):
+                continue  # revoked or reset meanwhile; the next batch reports it
+            lag[tp.topic] = lag.get(tp.topic, 0) + max(0, highwater - position)
+        for subscriber in self.subscribers:
+            for topic in subscriber.topics:
+                metrics.CONSUMER_LAG.labels(subscriber.name, topic).set(lag.get(topic, 0))
+
+    async def _commit(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        assert self._consumer is not None
+        try:
+            await asyncio.wait_for(self._consumer.commit(offsets), self.commit_timeout)
+        except Exception as exc:
+            log.warning("consumer %s: offset commit failed (%s); redelivery will be a no-op",
+                        self.group, exc.__class__.__name__)
+
+    async def _send_dead_letter(self, record: ConsumerRecord, headers: list[tuple[str, bytes]]) -> None:
+        assert self._dlq_producer is not None
         while True:
             try:
                 await self._dlq_producer.send_and_wait(dlq(record.topic), value=record.value, key=record.key,
                                                        headers=headers)
-                break
+                return
             except Exception as send_exc:  # the broker is away; the offset must not move past this record
-                log.warning("consumer %s: dead-lettering failed (%s); retrying", self.name,
+                log.warning("consumer %s: dead-lettering failed (%s); retrying", self.group,
                             send_exc.__class__.__name__)
                 self.watch.poke()
                 await asyncio.sleep(1)
-        metrics.DEAD_LETTERS.labels(self.name, record.topic).inc()
-        log.error("consumer %s: event at %s/%d/%d dead-lettered after %d attempt(s): %s", self.name,
-                  record.topic, record.partition, record.offset, attempts, error[:300])
+
+
+class _StartAtSeeds(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Newly assigned partitions without a committed offset start at their seed (EventConsumer._start_at_seeds)."""
+
+    def __init__(self, consumer: EventConsumer) -> None:
+        self.consumer = consumer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self.consumer._start_at_seeds(assigned)
+        except Exception as exc:  # the committed offsets or the beginning, as without seeds: safe, only slower
+            log.warning("consumer %s: seeding positions failed (%s)", self.consumer.group, exc.__class__.__name__)
 
 
 def _header(record: ConsumerRecord, name: str) -> str | None:

@@ -113,6 +113,18 @@ class BrokerWatch:
                 await listener(epoch)
         return epoch
 
+    async def group_offsets(self, group: str, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+        """{partition: next offset} of those of `partitions` a consumer group has committed an offset for ({} for a
+        group that never committed). The partitions are named: the embedded broker garbles the answer to "all of
+        them". Raises the client's error when the broker cannot answer."""
+        if self._admin is None:
+            raise RuntimeError("the broker watch is not started")
+        if not partitions:
+            return {}
+        async with self._lock:
+            offsets = await self._admin.list_consumer_group_offsets(group, partitions=partitions)
+        return {tp: meta.offset for tp, meta in offsets.items() if meta.offset >= 0}
+
     async def _ensure_topics(self) -> None:
         assert self._admin is not None
         existing = set(await self._admin.list_topics())

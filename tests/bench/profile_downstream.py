@@ -5,7 +5,7 @@
 
 For N acute requests it runs, in this process and against fresh databases on the server:
   1. coordination's consumers for what the front door publishes per request (referral-received, patient-changed,
-     triage-completed: one Task each), through the real idempotent consumer (`EventConsumer.apply`);
+     triage-completed: one Task each), through the real idempotent consumer (`Subscriber.apply`);
   2. the partner working each Task through the FHIR API (PATCH accepted, in-progress, completed with a delivered
      contact), straight into its ASGI app with a fixed caller instead of a token;
   3. shadow billing's consumers for what triage and coordination published (ledger: triage-completed,
@@ -51,7 +51,7 @@ from services.triage import events as triage_events
 from services.triage.models import AcuteRequest
 from shared import migrations
 from shared.auth import Caller
-from shared.bus.consumer import EventConsumer
+from shared.bus.consumer import Subscriber
 from shared.bus.envelope import Event
 from shared.bus.outbox import OutboxRecord
 from shared.bus.topics import ACUTE_REQUEST_CLOSED, CONTACT_DELIVERED
@@ -103,12 +103,7 @@ class FixedVerifier:
 
 
 class NoBroker:
-    """What EventConsumer and the edges need of the broker watch and the relay, without a broker."""
-
-    epoch = None
-
-    def on_new_epoch(self, _callback: Any) -> None:
-        return None
+    """What the edges need of the relay, without a broker."""
 
     def wake(self) -> None:
         return None
@@ -187,27 +182,25 @@ class Downstream:
         self.coordination_statements, self.billing_statements = StatementCounter(), StatementCounter()
         self.coordination_statements.attach(self.coordination_engine)
         self.billing_statements.attach(self.billing_engine)
-        watch: Any = NoBroker()
         self.coordination_consumers = {
-            "regiozorg.triage.referral-received.v1": EventConsumer(
+            "regiozorg.triage.referral-received.v1": Subscriber(
                 name="coordination.referral-received", topics=[], handler=episodes.on_referral_received,
-                sessions=self.coordination_sessions, watch=watch),
-            "regiozorg.triage.patient-changed.v1": EventConsumer(
-                name="coordination.patient-changed", topics=[], sessions=self.coordination_sessions, watch=watch,
+                sessions=self.coordination_sessions),
+            "regiozorg.triage.patient-changed.v1": Subscriber(
+                name="coordination.patient-changed", topics=[], sessions=self.coordination_sessions,
                 handler=lambda s, e: coordination.on_patient_changed(s, e, codesystem_base=CODESYSTEM_BASE)),
-            "regiozorg.triage.triage-completed.v1": EventConsumer(
-                name="coordination.triage-completed", topics=[], sessions=self.coordination_sessions, watch=watch,
+            "regiozorg.triage.triage-completed.v1": Subscriber(
+                name="coordination.triage-completed", topics=[], sessions=self.coordination_sessions,
                 handler=lambda s, e: coordination.on_triage_completed(s, e, codesystem_base=CODESYSTEM_BASE,
                                                                       front_door_fhir_base=FRONT_DOOR_FHIR))}
         ledger = {"regiozorg.triage.triage-completed.v1": billing.on_triage_completed,
                   CONTACT_DELIVERED: billing.on_contact_delivered,
                   ACUTE_REQUEST_CLOSED: billing.on_acute_request_closed}
-        self.ledger_consumers = {topic: EventConsumer(
-            name=f"billing_shadow.{topic.split('.')[2]}", topics=[], sessions=self.billing_sessions, watch=watch,
+        self.ledger_consumers = {topic: Subscriber(
+            name=f"billing_shadow.{topic.split('.')[2]}", topics=[], sessions=self.billing_sessions,
             handler=_with_grace(handler)) for topic, handler in ledger.items()}
-        self.evaluation_consumer = EventConsumer(name="billing_shadow.evaluation", topics=[],
-                                                 handler=billing_evaluation.on_event, sessions=self.billing_sessions,
-                                                 watch=watch)
+        self.evaluation_consumer = Subscriber(name="billing_shadow.evaluation", topics=[],
+                                                 handler=billing_evaluation.on_event, sessions=self.billing_sessions)
 
     async def open(self) -> Downstream:
         await migrations.migrate(self.coordination_engine, "coordination")

@@ -519,8 +519,9 @@ EXTERNAL_ENTITY = (b'<?xml version="1.0"?><!DOCTYPE b [<!ENTITY x SYSTEM "file:/
     ("/ServiceRequest", b"<x/>", "application/xml", 400),
     ("/ServiceRequest", b'{"resourceType": "ServiceRequest", "note": [{"text": "nul \\u0000"}]}', FHIR_JSON, 400),
     # Parsed fine, but deeper than validating can walk: refused, not a 500.
-    ("/ServiceRequest", b'{"resourceType": "ServiceRequest", "extension": [' + b'{"url": "http://x", "extension": [' * 400
-     + b'{"url": "http://x", "valueString": "a"}' + b"]}" * 400 + b"]}", FHIR_JSON, 422),
+    ("/ServiceRequest", b'{"resourceType": "ServiceRequest", "extension": ['
+     + b'{"url": "http://x", "extension": [' * 400 + b'{"url": "http://x", "valueString": "a"}' + b"]}" * 400 + b"]}",
+     FHIR_JSON, 422),
 ])
 def test_unreadable_or_unusable_bodies_get_a_4xx_operation_outcome(stack: Stack, path: str, body: bytes,
                                                                    content_type: str, status: int) -> None:

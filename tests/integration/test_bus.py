@@ -53,7 +53,7 @@ async def test_outbox_publishes_committed_events_and_nothing_rolled_back(harness
 
 
 async def test_redelivered_event_has_no_second_effect(harness: Harness) -> None:
-    consumer = harness.consume(REFERRAL_RECEIVED)
+    consumer = harness.subscriber([REFERRAL_RECEIVED])
     event = Event.of(topic=REFERRAL_RECEIVED, key="p-" + "0" * 32, source="/test", subject="Test/1",
                      payload={"resourceType": "Basic", "id": "1"})
     assert await consumer.apply(event) is True
@@ -97,7 +97,7 @@ async def test_poison_message_goes_to_dlq_with_error_and_consumer_goes_on(harnes
             for records in batch.values():
                 for r in records:
                     headers = {k: v.decode() for k, v in r.headers}
-                    if headers.get("dlq_consumer") != consumer.name:
+                    if headers.get("dlq_consumer") != consumer.subscribers[0].name:
                         continue
                     key = "no-envelope" if r.key == no_envelope_key else headers.get("ce_id", "")
                     found[key] = headers

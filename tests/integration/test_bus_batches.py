@@ -1,7 +1,8 @@
 """Events in batches and relays woken by the commit, against the real broker on SQLite and PostgreSQL: one
-claim statement per poll, poison still alone in `.dlq`, a commit publishing without a timer, and two relays
-of one service on one database publishing each event once and in key order, and two workers of one consumer
-group sharing the partitions."""
+claim statement per poll, poison still alone in `.dlq` of the subscription that refused it while another
+subscription of the same consumer applies it, a commit publishing without a timer, two relays of one service
+on one database publishing each event once and in key order, two workers of one consumer group sharing the
+partitions, and a new group starting where the subscriptions' former groups left off."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata
 from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -102,54 +103,84 @@ async def test_what_one_poll_returns_is_claimed_in_one_statement_and_applied_onc
     assert 1 <= len(claims) <= 4, len(claims)
 
 
-async def test_poison_in_a_batch_goes_alone_to_dlq_and_the_others_take_effect_once(bus: Harness) -> None:
-    async def handler(session: AsyncSession, item: Event) -> None:
+async def letters_of(bootstrap: str, topic: str, names: list[str], wanted: set[str]) -> dict[str, list[str]]:
+    """{subscriber name: ce_ids of `wanted` it dead-lettered on `topic`'s .dlq}, read until a second after the
+    first letter (a wrongly dead-lettered record would follow it)."""
+    reader = AIOKafkaConsumer(dlq(topic), bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None)
+    await reader.start()
+    found: dict[str, list[str]] = {name: [] for name in names}
+
+    def take(polled: dict[TopicPartition, list[ConsumerRecord]]) -> None:
+        for records in polled.values():
+            for r in records:
+                headers = dict(r.headers)
+                name, ce_id = headers.get("dlq_consumer", b"").decode(), headers.get("ce_id", b"").decode()
+                if name in found and ce_id in wanted:
+                    found[name].append(ce_id)
+
+    try:
+        deadline = asyncio.get_running_loop().time() + 10
+        while not any(found.values()) and asyncio.get_running_loop().time() < deadline:
+            take(await reader.getmany(timeout_ms=500))
+        await asyncio.sleep(1)
+        take(await reader.getmany(timeout_ms=1000))
+    finally:
+        await reader.stop()
+    return found
+
+
+async def test_poison_to_one_subscription_goes_alone_to_its_dlq_and_the_other_subscription_applies_everything(
+        bus: Harness) -> None:
+    """Two subscriptions of one process on one topic, one consumer: one refuses an event, the other takes it."""
+    other_marker = uuid.uuid4().hex
+
+    async def refusing(session: AsyncSession, item: Event) -> None:
         if item.json().get("poison"):
             raise PoisonMessage("this value can never be processed")
         session.add(Effect(event_id=item.id, marker=bus.marker))
+
+    async def taking(session: AsyncSession, item: Event) -> None:
+        session.add(Effect(event_id=item.id, marker=other_marker))
 
     batch = events(21, topic=PRESTATION_FEED, keys=1, poison_at=10)  # one key: one partition, one poll
     poison = batch[10]
     good = [e.id for e in batch if e is not poison]
     await commit(bus.sessions, batch)
     await bus.wait_for(lambda: all_sent(bus, [e.id for e in batch]))
-    consumer = bus.consume(PRESTATION_FEED, handler)
+    refuser = bus.subscriber([PRESTATION_FEED], refusing)
+    taker = bus.subscriber([PRESTATION_FEED], taking)
+    consumer = bus.consumer(refuser, taker)
     await consumer.start()
+    ours = {e.id for e in batch}
 
     async def applied() -> bool:
-        return set(good) <= set(await bus.effects())
+        return set(good) <= set(await bus.effects()) and ours <= set(await bus.effects(other_marker))
 
     await bus.wait_for(applied)
-    effects = await bus.effects()
-    assert {eid: n for eid, n in effects.items() if eid in {*good, poison.id}} == dict.fromkeys(good, 1)
-    reader = AIOKafkaConsumer(dlq(PRESTATION_FEED), bootstrap_servers=bus.bootstrap, auto_offset_reset="earliest",
-                              group_id=None)
-    await reader.start()
-    letters: list[str] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + 10
-        while poison.id not in letters and asyncio.get_running_loop().time() < deadline:
-            for records in (await reader.getmany(timeout_ms=500)).values():
-                letters += [dict(r.headers)["ce_id"].decode() for r in records
-                            if dict(r.headers).get("dlq_consumer") == consumer.name.encode()]
-        await asyncio.sleep(1)  # a wrongly dead-lettered good record would follow the poison
-        for records in (await reader.getmany(timeout_ms=1000)).values():
-            letters += [dict(r.headers)["ce_id"].decode() for r in records
-                        if dict(r.headers).get("dlq_consumer") == consumer.name.encode()]
-    finally:
-        await reader.stop()
+    refused = {eid: n for eid, n in (await bus.effects()).items() if eid in ours}
+    taken = {eid: n for eid, n in (await bus.effects(other_marker)).items() if eid in ours}
+    assert refused == dict.fromkeys(good, 1)
+    assert taken == dict.fromkeys(ours, 1)
     # The topic also holds earlier tests' poison (the broker lives for the session): judge this test's only.
-    assert [ce_id for ce_id in letters if ce_id in {e.id for e in batch}] == [poison.id]
+    letters = await letters_of(bus.bootstrap, PRESTATION_FEED, [refuser.name, taker.name], ours)
+    assert letters == {refuser.name: [poison.id], taker.name: []}
 
 
 async def test_a_batch_holding_one_event_twice_applies_it_once_and_a_redelivered_batch_not_at_all(
         bus: Harness) -> None:
-    consumer = bus.consume(ACUTE_REQUEST_CLOSED)
+    other_marker = uuid.uuid4().hex
+
+    async def also(session: AsyncSession, item: Event) -> None:
+        session.add(Effect(event_id=item.id, marker=other_marker))
+
+    consumer = bus.consumer(bus.subscriber([ACUTE_REQUEST_CLOSED]), bus.subscriber([ACUTE_REQUEST_CLOSED], also))
     first, second = events(2, topic=ACUTE_REQUEST_CLOSED)
     polled = {TopicPartition(ACUTE_REQUEST_CLOSED, 0): [record(first, 0), record(second, 1), record(first, 2)]}
     await consumer.process_batch(polled)
     await consumer.process_batch(polled)
+    # Each subscription applies each event once, under its own claims.
     assert await bus.effects() == {first.id: 1, second.id: 1}
+    assert await bus.effects(other_marker) == {first.id: 1, second.id: 1}
 
 
 async def test_a_commit_wakes_the_relay_without_its_timer(database_url: str, kafka_bootstrap: str) -> None:
@@ -248,11 +279,19 @@ async def test_two_relays_of_one_service_publish_each_event_once_and_in_key_orde
 
 async def test_two_workers_of_one_group_split_the_partitions_and_apply_each_event_once_when_one_stops(
         bus: Harness, database_url: str) -> None:
-    first = bus.consume(REFERRAL_RECEIVED)
+    """Two processes of a service with two subscriptions of one topic each: one consumer group, each subscription
+    applies every event once, also when a worker stops mid-stream."""
+    other_marker = uuid.uuid4().hex
+
+    async def also(session: AsyncSession, item: Event) -> None:
+        session.add(Effect(event_id=item.id, marker=other_marker))
+
+    one, two = bus.subscriber([REFERRAL_RECEIVED]), bus.subscriber([REFERRAL_RECEIVED], also)
+    first = bus.consumer(one, two)
     other_engine = make_engine(database_url)  # the second worker is another process: its own engine
-    second = EventConsumer(name=first.name, topics=first.topics, handler=first.handler,
-                           sessions=session_factory(other_engine), watch=bus.watch, max_attempts=2,
-                           retry_seconds=0.01)
+    other_sessions = session_factory(other_engine)
+    second = bus.consumer(*(bus.subscriber(s.topics, s.handler, name=s.name, sessions=other_sessions)
+                            for s in (one, two)), group=first.group)
     try:
         await asyncio.gather(first.start(), second.start())
         before = events(120, topic=REFERRAL_RECEIVED, keys=24)
@@ -270,11 +309,84 @@ async def test_two_workers_of_one_group_split_the_partitions_and_apply_each_even
         ids = {e.id for e in before + after}
 
         async def all_applied() -> bool:
-            return ids <= set(await bus.effects())
+            return ids <= set(await bus.effects()) and ids <= set(await bus.effects(other_marker))
 
         await bus.wait_for(all_applied, timeout=60)
-        effects = await bus.effects()
-        assert {eid: n for eid, n in effects.items() if eid in ids} == dict.fromkeys(ids, 1)
+        for marker in (bus.marker, other_marker):
+            effects = await bus.effects(marker)
+            assert {eid: n for eid, n in effects.items() if eid in ids} == dict.fromkeys(ids, 1)
     finally:
         await second.stop()
         await other_engine.dispose()
+
+
+async def offsets_of(bootstrap: str, topic: str, ids: set[str]) -> dict[str, tuple[TopicPartition, int]]:
+    """{ce_id: (partition, offset)} of the events `ids` on `topic`, read from the beginning."""
+    tap = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest")
+    await tap.start()
+    found: dict[str, tuple[TopicPartition, int]] = {}
+    try:
+        deadline = asyncio.get_running_loop().time() + 20
+        while set(found) != ids and asyncio.get_running_loop().time() < deadline:
+            for tp, records in (await tap.getmany(timeout_ms=500)).items():
+                for r in records:
+                    ce_id = dict(r.headers).get("ce_id", b"").decode()
+                    if ce_id in ids:
+                        found[ce_id] = (tp, r.offset)
+    finally:
+        await tap.stop()
+    assert set(found) == ids
+    return found
+
+
+async def test_a_new_group_starts_where_the_subscriptions_former_groups_left_off(bus: Harness) -> None:
+    """The upgrade to one consumer per process: the service's group has no offsets yet, each subscription's former
+    group (named like the subscription) has. Each partition starts at the lowest of them, not at the beginning:
+    what both former groups had taken is not read again, what one of them had not is read by both subscriptions,
+    and the one that had applied it skips it (its claims are unchanged)."""
+    other_marker = uuid.uuid4().hex
+
+    async def also(session: AsyncSession, item: Event) -> None:
+        session.add(Effect(event_id=item.id, marker=other_marker))
+
+    ahead, behind = bus.subscriber([ACUTE_REQUEST_CLOSED]), bus.subscriber([ACUTE_REQUEST_CLOSED], also)
+    taken_by_both = events(12, topic=ACUTE_REQUEST_CLOSED, keys=6)
+    taken_by_one = events(12, topic=ACUTE_REQUEST_CLOSED, keys=6)
+    for batch in (taken_by_both, taken_by_one):
+        await commit(bus.sessions, batch)
+        await bus.wait_for(lambda batch=batch: all_sent(bus, [e.id for e in batch]))
+    placed = await offsets_of(bus.bootstrap, ACUTE_REQUEST_CLOSED, {e.id for e in taken_by_both + taken_by_one})
+    partitions = sorted({tp for tp, _ in placed.values()})
+    # The offsets the former groups committed: past the last event each had taken, per partition.
+    middle = {tp: 1 + max(o for e in taken_by_both for t, o in [placed[e.id]] if t == tp) for tp in partitions}
+    end = {tp: 1 + max(o for e in taken_by_both + taken_by_one for t, o in [placed[e.id]] if t == tp)
+           for tp in partitions}
+    for item in taken_by_one:  # what `ahead` had applied under its former group
+        assert await ahead.apply(item) is True
+    for name, offsets in ((ahead.name, end), (behind.name, middle)):
+        former = AIOKafkaConsumer(bootstrap_servers=bus.bootstrap, group_id=name, enable_auto_commit=False)
+        await former.start()
+        try:
+            former.assign(partitions)
+            await former.commit({tp: OffsetAndMetadata(offsets[tp], "") for tp in partitions})
+        finally:
+            await former.stop()
+    consumer = bus.consumer(ahead, behind)
+    await consumer.start()
+    one = {e.id for e in taken_by_one}
+
+    async def caught_up() -> bool:
+        return one <= set(await bus.effects(other_marker)) and \
+            await bus.watch.group_offsets(consumer.group, partitions) == {
+                tp: end[tp] for tp in partitions if end[tp] > middle[tp]}
+
+    await bus.wait_for(caught_up)
+    await asyncio.sleep(1)  # anything read from the beginning would be applied meanwhile
+    assert consumer.seeds == {tp: middle[tp] for tp in partitions}
+    assert await bus.effects(other_marker) == dict.fromkeys(one, 1)
+    assert await bus.effects() == dict.fromkeys(one, 1)  # applied before the upgrade, skipped after it
+    # A subscription without a former group would have read the topic from the beginning: no seed for its topic.
+    again = [bus.subscriber([ACUTE_REQUEST_CLOSED], name=s.name) for s in (ahead, behind)]
+    newcomer = bus.subscriber([ACUTE_REQUEST_CLOSED])
+    widened = EventConsumer(group=f"{consumer.group}-widened", subscribers=[*again, newcomer], watch=bus.watch)
+    assert await widened._former_positions(partitions) == {}

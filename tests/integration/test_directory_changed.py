@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select, update
@@ -17,7 +16,7 @@ from services.coordination.models import DirectoryListing, TaskRecord
 from services.triage import configuration
 from services.triage import events as triage_events
 from services.triage.models import AcuteRequest, DirectoryEntry
-from shared.bus.consumer import EventConsumer, PoisonMessage
+from shared.bus.consumer import PoisonMessage, Subscriber
 from shared.bus.envelope import Event
 from shared.bus.outbox import OutboxRecord
 from shared.bus.topics import DIRECTORY_CHANGED
@@ -46,14 +45,13 @@ def entry(token: str, *, version: int, dispositions: tuple[str, ...], hours: str
         codesystem_base=CODESYSTEM_BASE)
 
 
-def consumer(sessions: async_sessionmaker[AsyncSession]) -> EventConsumer:
-    """Coordination's consumer as app.py subscribes it; apply() needs no broker."""
+def consumer(sessions: async_sessionmaker[AsyncSession]) -> Subscriber:
+    """Coordination's subscription as app.py subscribes it; apply() needs no broker."""
     async def handle(session: AsyncSession, event: Event) -> None:
         await directory.on_directory_changed(session, event, codesystem_base=CODESYSTEM_BASE)
 
-    watch = SimpleNamespace(epoch=None, on_new_epoch=lambda _callback: None)
-    return EventConsumer(name="coordination.directory-changed", topics=[DIRECTORY_CHANGED], handler=handle,
-                         sessions=sessions, watch=watch)  # type: ignore[arg-type]
+    return Subscriber(name="coordination.directory-changed", topics=[DIRECTORY_CHANGED], handler=handle,
+                      sessions=sessions)
 
 
 async def test_the_admins_change_is_published_whole_in_its_own_transaction_with_a_growing_version(

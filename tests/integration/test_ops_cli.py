@@ -22,7 +22,7 @@ from sqlmodel import Field, SQLModel
 
 from infra import ops
 from shared import migrations
-from shared.bus.consumer import EventConsumer, PoisonMessage
+from shared.bus.consumer import EventConsumer, PoisonMessage, Subscriber
 from shared.bus.envelope import Event
 from shared.bus.outbox import PARKED, OutboxRecord, OutboxRelay, enqueue
 from shared.bus.topics import CONTACT_DELIVERED, TASK_CHANGED, TASK_OVERDUE, dlq
@@ -69,13 +69,15 @@ class Bus:
         await self.relay.start()
         return self.relay
 
-    async def start_consumer(self, topic: str, handler: Callable, **options: object) -> EventConsumer:
-        consumer = EventConsumer(name=f"ops-test-{uuid.uuid4().hex[:8]}", topics=[topic], handler=handler,
-                                 sessions=self.sessions, watch=self.watch, max_attempts=2, retry_seconds=0.01,
+    async def start_consumer(self, topic: str, handler: Callable, **options: object) -> Subscriber:
+        """A consumer with one subscription of `topic` (its group named like it) started; the subscription."""
+        subscriber = Subscriber(name=f"ops-test-{uuid.uuid4().hex[:8]}", topics=[topic], handler=handler,
+                                sessions=self.sessions, max_attempts=2, retry_seconds=0.01)
+        consumer = EventConsumer(group=subscriber.name, subscribers=[subscriber], watch=self.watch,
                                  **options)  # type: ignore[arg-type]
         self.consumers.append(consumer)
         await consumer.start()
-        return consumer
+        return subscriber
 
     async def effects(self, event_id: str) -> int:
         async with self.sessions() as session:
@@ -364,7 +366,7 @@ async def test_consumer_lag_counts_what_waits_behind_a_slow_handler_and_drops_to
             await gate.wait()
         session.add(OpsEffect(event_id=event.id))
 
-    consumer: EventConsumer | None = None
+    consumer: Subscriber | None = None
 
     def note_lag() -> None:
         assert consumer is not None
