@@ -127,7 +127,7 @@ def front_door_events(n: int, tag: str) -> list[Event]:
                "name": [{"family": "Bakker", "given": ["Aaltje"]}], "birthDate": "1937-11-02",
                "telecom": [{"system": "phone", "value": "0611111111"}],
                "address": [{"use": "home", "line": ["Molenweg 3"], "postalCode": "1234 AB", "city": "West"}]}
-    return [triage_events.referral_received(routed, service_request, traceparent=None),
+    return [triage_events.referral_received(routed.id, routed.pseudonym, service_request, traceparent=None),
             triage_events.patient_changed(patient, pseudonym=pseudonym, uzovi="9001", traceparent=None),
             triage_events.triage_completed(routed, note="Wondzorg", codesystem_base=CODESYSTEM_BASE,
                                            traceparent=None, complaint="Wond lekt na operatie")]
