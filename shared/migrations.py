@@ -158,27 +158,43 @@ def drop_append_only(table: str) -> None:
         op.execute(f"DROP TRIGGER {table}_no_{event}")
 
 
-def create_outbox_notify(channel: str) -> None:
-    """PostgreSQL: a trigger that NOTIFYs `channel` in every transaction that inserts outbox rows, so relays
-    LISTENing in any process wake when the rows become visible. SQLite: nothing (the relay is woken in-process)."""
+def create_insert_notify(function: str, channel: str, triggers: dict[str, str], *, each: str = "STATEMENT") -> None:
+    """PostgreSQL: a trigger function `function`() that NOTIFYs `channel` (empty payload), fired after INSERT by
+    the triggers named in `triggers` ({trigger name: table}), so workers LISTENing in any process wake when the
+    rows become visible. `each` is STATEMENT (one NOTIFY per statement, even one inserting nothing) or ROW (only
+    when a row is inserted; PostgreSQL delivers identical notifications of one transaction once). SQLite:
+    nothing (workers are woken in-process)."""
     from alembic import op
 
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("CREATE OR REPLACE FUNCTION outbox_notify() RETURNS trigger AS $$ "
+    op.execute(f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger AS $$ "
                f"BEGIN PERFORM pg_notify('{channel}', ''); RETURN NULL; END; $$ LANGUAGE plpgsql")
-    op.execute("CREATE TRIGGER outbox_notify AFTER INSERT ON outbox "
-               "FOR EACH STATEMENT EXECUTE FUNCTION outbox_notify()")
+    for trigger, table in triggers.items():
+        op.execute(f"CREATE TRIGGER {trigger} AFTER INSERT ON {table} "
+                   f"FOR EACH {each} EXECUTE FUNCTION {function}()")
+
+
+def drop_insert_notify(function: str, triggers: dict[str, str]) -> None:
+    """Remove what `create_insert_notify` made."""
+    from alembic import op
+
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    for trigger, table in triggers.items():
+        op.execute(f"DROP TRIGGER {trigger} ON {table}")
+    op.execute(f"DROP FUNCTION {function}()")
+
+
+def create_outbox_notify(channel: str) -> None:
+    """PostgreSQL: a trigger that NOTIFYs `channel` in every transaction that inserts outbox rows, so relays
+    LISTENing in any process wake when the rows become visible. SQLite: nothing (the relay is woken in-process)."""
+    create_insert_notify("outbox_notify", channel, {"outbox_notify": "outbox"})
 
 
 def drop_outbox_notify() -> None:
     """Remove what `create_outbox_notify` made."""
-    from alembic import op
-
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("DROP TRIGGER outbox_notify ON outbox")
-    op.execute("DROP FUNCTION outbox_notify()")
+    drop_insert_notify("outbox_notify", {"outbox_notify": "outbox"})
 
 
 # Running migrations -------------------------------------------------------------------------------------------

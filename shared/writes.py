@@ -60,6 +60,7 @@ class Writes:
         self._statements: list[tuple[UpdateBase, Mapping[str, Any],
                                      Callable[[AsyncSession], Awaitable[None]] | None]] = []
         self._names = 0
+        self._flushed: list[Callable[[AsyncSession], None]] = []
 
     def name(self, prefix: str) -> str:
         """A CTE name unique within this unit of work (the same on every run, so the shape stays cached)."""
@@ -81,13 +82,20 @@ class Writes:
         (an UPDATE … RETURNING feeding an INSERT, say)."""
         self._statements.append((template, params, on_sqlite))
 
+    def on_flush(self, callback: Callable[[AsyncSession], None]) -> None:
+        """Call `callback(session)` when the writes are sent, to note in the session what its commit should
+        signal (a worker to wake, as `shared.bus.outbox.written` does for the relay)."""
+        self._flushed.append(callback)
+
     def __bool__(self) -> bool:
         return bool(self._rows or self._statements)
 
     async def flush(self, session: AsyncSession) -> None:
         """Send everything collected, in the caller's transaction, and start empty again."""
-        rows, statements = self._rows, self._statements
-        self._rows, self._statements = {}, []
+        rows, statements, flushed = self._rows, self._statements, self._flushed
+        self._rows, self._statements, self._flushed = {}, [], []
+        for callback in flushed:
+            callback(session)
         if not rows and not statements:
             return
         if OUTBOX in rows:

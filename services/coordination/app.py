@@ -37,14 +37,14 @@ def create_app(settings: CoordinationSettings | None = None) -> FastAPI:
         Subscription("linked-contact-recorded", [LINKED_CONTACT_RECORDED], service.on_linked_contact_recorded),
         Subscription("directory-changed", [DIRECTORY_CHANGED], partial(
             directory.on_directory_changed, codesystem_base=settings.codesystem_base))])
-    sender = notifications.Sender(sessions=runtime.sessions, base_url=settings.public_url,
+    sender = notifications.Sender(sessions=runtime.sessions, engine=runtime.engine, base_url=settings.public_url,
                                   policy=notifications.RetryPolicy(settings.notify_base_seconds,
                                                                    settings.notify_max_backoff_seconds,
-                                                                   settings.notify_give_up_seconds))
+                                                                   settings.notify_give_up_seconds),
+                                  fallback_seconds=settings.notify_fallback_seconds)
 
     async def deliver_notifications(_runtime: ServiceRuntime) -> None:
-        if not await sender.run_once():
-            await asyncio.sleep(0.2)
+        await sender.serve_forever()  # woken by the commits that add notifications (issue #17)
 
     async def check_deadlines(runtime: ServiceRuntime) -> None:
         async with runtime.sessions() as session, session.begin():

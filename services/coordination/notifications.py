@@ -11,9 +11,12 @@ retrievable by its number (`$events`), so a receiver that sees a gap fetches wha
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import functools
 import json
+import logging
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,14 +25,20 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import httpx
-from sqlalchemy import DateTime, String, bindparam, insert, literal, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import DateTime, String, bindparam, event, insert, literal, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from services.coordination.models import DeliveryAttempt, Notification, SubscriptionRecord
 from shared.auth import Caller
+from shared.db import is_postgres
 from shared.fhir import FhirError, Issue, unresolved_placeholders, validate_resource
 from shared.identifiers import org_token, parse_org
+from shared.tasks import cancelled
+from shared.wakeup import CommitListener
 from shared.writes import Writes
+
+log = logging.getLogger(__name__)
 
 BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
 BACKPORT_OPERATIONS = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition"
@@ -51,6 +60,13 @@ EVENTS_PER_PAGE = 100
 _PAYLOAD_TYPES = ("application/fhir+json", "application/json")
 _OWNER_KEYS = ("owner", "owner:identifier")
 _SERVER_SET = {("Subscription.status",), ("Subscription.reason",)}
+# The PostgreSQL channel the notification and subscription triggers NOTIFY (coordination revision 0006).
+NOTIFICATION_CHANNEL = "regiozorg_notification"
+# How long the sender sleeps when nothing wakes it and nothing is due sooner: only the fallback for a lost signal.
+FALLBACK_SECONDS = 30.0
+# session.info keys: a notification or subscription was added in this transaction / what to call after commit.
+_WRITTEN = "regiozorg.notification_written"
+_WAKE = "regiozorg.notification_wake"
 
 
 @dataclass(frozen=True)
@@ -82,6 +98,26 @@ class SubscriptionRequest:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def written(session: AsyncSession) -> None:
+    """Note that this transaction adds something for the sender (a notification, a subscription to greet): its
+    commit wakes the sender of a session made by the sender's session factory. On PostgreSQL the triggers of
+    revision 0006 wake every process's sender as well; this signal covers SQLite and a lost LISTEN."""
+    session.info[_WRITTEN] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_after_commit(session: Session) -> None:
+    if session.info.pop(_WRITTEN, False):
+        wake = session.info.get(_WAKE)
+        if wake is not None:
+            wake()
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session: Session) -> None:
+    session.info.pop(_WRITTEN, None)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -235,6 +271,7 @@ async def create(session: AsyncSession, *, body: dict[str, Any], caller: Caller)
                                 created_by=caller.subject, content=json.dumps(accepted(body, wanted)))
     record.content = json.dumps(_resource(record))
     session.add(record)
+    written(session)  # the handshake is due at once
     return record
 
 
@@ -272,6 +309,7 @@ async def notify(session: AsyncSession, *, task_id: str, owner: str) -> None:
         SubscriptionRecord.owner_org == owner, SubscriptionRecord.status.in_(("requested", "active")))  # type: ignore[attr-defined]
         .with_for_update())).scalars()
     for record in subscriptions:
+        written(session)
         record.events_since_start += 1
         session.add(record)
         session.add(Notification(subscription_id=record.id, event_number=record.events_since_start,
@@ -308,11 +346,13 @@ def notify_in(writes: Writes, *, dialect: str, task_id: str, owner: str, at: dat
     focus = f"Task/{task_id}"
     if dialect == "postgresql":
         writes.statement(_numbered(writes.name("notify")), {"owner": owner, "focus": focus, "at": at})
+        writes.on_flush(written)  # whether a row is added shows only in the trigger's NOTIFY: woken either way
         return
 
     async def on_sqlite(session: AsyncSession) -> None:
         numbered = (await session.execute(_COUNT_UP, {"owner": owner})).all()
         if numbered:
+            written(session)
             await session.execute(insert(NOTIFICATION), [
                 {"subscription_id": sid, "event_number": number, "focus": focus, "created_at": at, "attempts": 0}
                 for sid, number in numbered])
@@ -395,30 +435,123 @@ def status_bundle(record: SubscriptionRecord, *, base_url: str) -> dict[str, Any
             "entry": [{"fullUrl": f"urn:uuid:{status['id']}", "resource": status, "search": {"mode": "match"}}]}
 
 
+_HEAD = (select(Notification.event_number).where(
+    Notification.subscription_id == SubscriptionRecord.id, Notification.delivered_at.is_(None))  # type: ignore[union-attr]
+    .order_by(Notification.event_number))
+# Per live subscription what decides when it is next due: its undelivered head event and when that may be retried.
+_DUE = select(SubscriptionRecord.id, SubscriptionRecord.status, SubscriptionRecord.heartbeat_seconds,
+              SubscriptionRecord.last_sent_at, SubscriptionRecord.created_at, SubscriptionRecord.lease_until,
+              _HEAD.limit(1).scalar_subquery().label("head"),
+              _HEAD.with_only_columns(Notification.next_attempt_at).limit(1).scalar_subquery().label("retry_at"),
+              ).where(SubscriptionRecord.status.in_(_LIVE))  # type: ignore[attr-defined]
+
+
 class Sender:
-    """Delivers due handshakes, notifications and heartbeats; one pass per call of `run_once`."""
+    """Delivers due handshakes, notifications and heartbeats: `serve_forever` wakes on the commit that adds
+    work (PostgreSQL NOTIFY from the triggers of revision 0006, in every process; in-process after commit on
+    SQLite and while the LISTEN is down) and at the moment a retry or heartbeat falls due; `fallback_seconds`
+    is only the timer for a lost signal. `run_once` is one pass."""
 
     def __init__(self, *, sessions: async_sessionmaker[AsyncSession], policy: RetryPolicy, base_url: str,
-                 http: httpx.AsyncClient | None = None) -> None:
+                 http: httpx.AsyncClient | None = None, engine: AsyncEngine | None = None,
+                 fallback_seconds: float = FALLBACK_SECONDS) -> None:
         self.sessions = sessions
         self.policy = policy
         self.base_url = base_url
         self.http = http or httpx.AsyncClient(timeout=SEND_TIMEOUT_SECONDS)
         self.worker = uuid.uuid4().hex
+        self.fallback_seconds = fallback_seconds
+        # When the next pass has something to do at the latest, as the last pass found (None: only on a wake).
+        self.next_due: datetime | None = None
+        self._wake = asyncio.Event()
+        bind = engine or sessions.kw.get("bind")
+        self._listener = (CommitListener(bind, NOTIFICATION_CHANNEL, self.wake, what="notification sender")
+                          if isinstance(bind, AsyncEngine) and is_postgres(bind) else None)
+        # Sessions of this factory wake the sender once they commit a notification or subscription (`written`).
+        sessions.configure(info={**(sessions.kw.get("info") or {}), _WAKE: self._committed})
+
+    @property
+    def listening(self) -> bool:
+        """Whether the PostgreSQL LISTEN is up (then every commit's NOTIFY wakes this sender)."""
+        return self._listener is not None and self._listener.listening
+
+    def wake(self) -> None:
+        """Make a pass now rather than at the next due moment or the fallback timer."""
+        self._wake.set()
+
+    def _committed(self) -> None:
+        if not self.listening:  # while the NOTIFY is heard it wakes this sender too
+            self.wake()
+
+    async def serve_forever(self) -> None:
+        """Pass after pass, until cancelled: at once again after a pass that sent something, otherwise asleep
+        until woken, until the next retry or heartbeat is due, or `fallback_seconds`, whichever comes first.
+        A failing pass (database away) is logged and tried again after a second."""
+        listen = (asyncio.create_task(self._listener.run(), name="notification-listen")
+                  if self._listener is not None else None)
+        try:
+            while True:
+                # Cleared before reading: a commit signalled during a pass makes the next one start at once.
+                self._wake.clear()
+                try:
+                    if await self.run_once():
+                        continue
+                except Exception as exc:
+                    log.warning("notification sender: pass failed (%s); retrying", exc.__class__.__name__)
+                    self.next_due = _now() + timedelta(seconds=1)
+                wait = self.fallback_seconds
+                if self.next_due is not None:
+                    wait = min(wait, max(0.0, (self.next_due - _now()).total_seconds()))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+        finally:
+            await cancelled(listen)
 
     async def run_once(self) -> int:
+        """Serve every subscription that has something due now (one statement finds them), each under its
+        lease; sets `next_due` to when the earliest of the others falls due. Returns the number sent."""
         async with self.sessions() as session:
-            ids = list((await session.execute(select(SubscriptionRecord.id).where(
-                SubscriptionRecord.status.in_(("requested", "active"))))).scalars())  # type: ignore[attr-defined]
+            rows = (await session.execute(_DUE)).all()
+        now = _now()
+        due: list[str] = []
+        later: list[datetime] = []
+        for row in rows:
+            when = self._due_at(row, now)
+            if when is None:
+                continue
+            if when <= now:
+                due.append(row.id)
+            else:
+                later.append(when)
         sent = 0
-        for subscription_id in ids:
+        for subscription_id in due:
             lease = await self.claim(subscription_id)
-            if lease is not None:
-                try:
-                    sent += await self._serve(subscription_id)
-                finally:
-                    await self.release(subscription_id, lease)
+            if lease is None:  # another worker holds it: look again once its lease would have ended
+                later.append(_now() + LEASE)
+                continue
+            try:
+                served = await self._serve(subscription_id)
+            finally:
+                await self.release(subscription_id, lease)
+            sent += served
+            if not served:  # refused, say: when it is due again shows in the next pass
+                later.append(_now())
+        self.next_due = min(later, default=None)
         return sent
+
+    def _due_at(self, row: Any, now: datetime) -> datetime | None:
+        """When this subscription next has something to send (a moment ≤ now: due now), None for never."""
+        leased = _aware(row.lease_until)
+        if leased is not None and leased > now:
+            return leased
+        if row.status == "requested":
+            return now
+        if row.head is not None:
+            return _aware(row.retry_at) or now
+        last = _aware(row.last_sent_at) or _aware(row.created_at)
+        if row.heartbeat_seconds and last is not None:
+            return last + timedelta(seconds=row.heartbeat_seconds)
+        return None
 
     async def claim(self, subscription_id: str) -> datetime | None:
         """Take the subscription for one send unless another worker (process) holds an unexpired lease.

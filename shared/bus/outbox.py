@@ -24,9 +24,7 @@ import hashlib
 import logging
 import time
 from datetime import UTC, datetime
-from typing import Any
 
-import asyncpg
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
 from sqlalchemy import Column, Index, LargeBinary, event, func, select, text, update
@@ -39,6 +37,7 @@ from shared.bus.envelope import Event
 from shared.bus.watch import BrokerWatch
 from shared.db import is_postgres
 from shared.tasks import cancelled
+from shared.wakeup import CommitListener
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +126,14 @@ class OutboxRelay:
         self.max_backoff = max_backoff
         self.listen_keepalive_seconds = listen_keepalive_seconds
         self.running = False
-        self.listening = False
         self._wake = asyncio.Event()
         self._producer: AIOKafkaProducer | None = None
         self._task: asyncio.Task[None] | None = None
         self._listen_task: asyncio.Task[None] | None = None
         self._republish_lock = asyncio.Lock()
         self._lock_key = _lock_key(service)
+        self._listener = CommitListener(engine, OUTBOX_CHANNEL, self.wake, what=f"outbox relay of {service}",
+                                        keepalive_seconds=listen_keepalive_seconds, max_backoff=max_backoff)
         # Sessions of this factory wake the relay once they commit outbox rows (see enqueue).
         sessions.configure(info={**(sessions.kw.get("info") or {}), _WAKE: self._committed})
         watch.on_new_epoch(self.republish_older_epochs)
@@ -153,7 +153,7 @@ class OutboxRelay:
             await self.republish_older_epochs(self.watch.epoch)
         self.running = True
         if is_postgres(self.engine):
-            self._listen_task = asyncio.create_task(self._listen(), name=f"outbox-listen-{self.service}")
+            self._listen_task = asyncio.create_task(self._listener.run(), name=f"outbox-listen-{self.service}")
         self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self.service}")
 
     async def stop(self) -> None:
@@ -184,41 +184,10 @@ class OutboxRelay:
             oldest = oldest.replace(tzinfo=UTC)
         return int(count), max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
-    async def _listen(self) -> None:
-        """Hold a LISTEN on the outbox channel on a connection of its own, reconnecting whenever it is lost."""
-        dsn = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-        delay = 0.2
-        while True:
-            try:
-                await self._listen_until_lost(dsn)
-                delay = 0.2
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("outbox relay of %s: listening failed (%s); the timer covers until it is back",
-                            self.service, exc.__class__.__name__)
-            await asyncio.sleep(delay)
-            delay = min(self.max_backoff, delay * 2)
-
-    async def _listen_until_lost(self, dsn: str) -> None:
-        connection = await asyncpg.connect(dsn, timeout=10)
-        lost = asyncio.Event()
-        try:
-            connection.add_termination_listener(lambda _connection: lost.set())
-            await connection.add_listener(OUTBOX_CHANNEL, self._notified)
-            self.listening = True
-            self.wake()  # rows may have committed while nobody listened
-            while not lost.is_set():
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(lost.wait(), self.listen_keepalive_seconds)
-                if not lost.is_set():  # a server gone without a word shows only when asked
-                    await asyncio.wait_for(connection.execute("SELECT 1"), 5)
-        finally:
-            self.listening = False
-            connection.terminate()
-
-    def _notified(self, *_args: Any) -> None:
-        self.wake()
+    @property
+    def listening(self) -> bool:
+        """Whether the PostgreSQL LISTEN is up (then every commit's NOTIFY wakes this relay)."""
+        return self._listener.listening
 
     def _committed(self) -> None:
         # While the NOTIFY is heard it wakes this relay too; a second wake would only cost an empty round.

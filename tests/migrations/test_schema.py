@@ -68,6 +68,9 @@ async def test_migrations_at_head_are_exactly_the_models_with_append_only_trigge
     tables = {t["table"] for t in (await snapshot(engine))["triggers"].values()}
     # PostgreSQL: the outbox's commit notification wakes the relays (SQLite wakes them in-process).
     outbox = {"outbox"} if engine.dialect.name == "postgresql" else set()
+    # PostgreSQL: a new notification or subscription wakes coordination's notification senders.
+    if engine.dialect.name == "postgresql" and service == "coordination":
+        outbox |= {"notification", "subscription"}
     assert tables == ({"audit_event", *BILLING_LEDGERS} if service == "billing_shadow" else {"audit_event"}) | outbox
 
 
