@@ -20,14 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
-from sqlalchemy import Column, Index, LargeBinary, event, func, select, text, update
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, bindparam, event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
@@ -218,28 +220,23 @@ class OutboxRelay:
         """Publish up to `batch_size` pending rows in `seq` order; the number of rows handled (0: none, or
         another process of this service is publishing right now).
 
-        Sends all, awaits all, then marks the sent ones in one statement. A row the broker refuses for good
-        (too large) is parked; on any other failure the rows from the first failed one on stay pending, so
-        a key's events never overtake each other, and RuntimeError is raised for the caller's backoff.
+        One statement takes the batch and marks it sent (PostgreSQL: only while holding the service's
+        advisory lock, the rows locked FOR UPDATE SKIP LOCKED); the rows are then sent, all awaited, and the
+        transaction commits: a batch whose sending fails midway is never committed as sent. A row the broker
+        refuses for good (too large) is parked; on any other failure the rows from the first failed one on
+        are put back to pending in the same transaction, so a key's events never overtake each other, and
+        RuntimeError is raised for the caller's backoff.
         """
         assert self._producer is not None
         started = time.perf_counter()
-        columns = (OutboxRecord.seq, OutboxRecord.event_id, OutboxRecord.topic, OutboxRecord.key,
-                   OutboxRecord.ce_type, OutboxRecord.ce_source, OutboxRecord.ce_subject, OutboxRecord.ce_time,
-                   OutboxRecord.content_type, OutboxRecord.traceparent, OutboxRecord.payload)
+        postgres = is_postgres(self.engine)
+        epoch = self.watch.epoch
         async with self.sessions() as session, session.begin():
-            query = select(*columns).where(OutboxRecord.status == PENDING).order_by(OutboxRecord.seq)
-            if is_postgres(self.engine):
-                # One relay of the service at a time, for as long as this transaction lasts: per-key order.
-                leader = await session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"),
-                                               {"key": self._lock_key})
-                if not leader.scalar():
-                    return 0
-                query = query.with_for_update(skip_locked=True)
-            rows = (await session.execute(query.limit(self.batch_size))).all()
+            rows = sorted((await session.execute(_take(postgres), {
+                "lock_key": self._lock_key, "limit": self.batch_size, "at": datetime.now(UTC), "epoch": epoch})).all(),
+                key=lambda row: row.seq)
             if not rows:
                 return 0
-            epoch = self.watch.epoch
             futures = []
             for row in rows:
                 event = Event(topic=row.topic, key=row.key, source=row.ce_source, subject=row.ce_subject,
@@ -248,30 +245,49 @@ class OutboxRelay:
                 futures.append(await self._producer.send(row.topic, value=row.payload, key=row.key.encode(),
                                                          headers=event.headers()))
             results = await asyncio.gather(*futures, return_exceptions=True)
-            sent: list[int] = []
             parked: list[tuple[int, str]] = []
             failure: BaseException | None = None
-            for row, outcome in zip(rows, results, strict=True):
+            for index, (row, outcome) in enumerate(zip(rows, results, strict=True)):
                 if isinstance(outcome, MessageSizeTooLargeError):
                     parked.append((row.seq, repr(outcome)))
                     metrics.OUTBOX_PARKED.labels(self.service).inc()
                     log.error("outbox event %s parked: %s", row.event_id, outcome.__class__.__name__)
                 elif isinstance(outcome, BaseException):
                     failure = outcome
+                    # Keep per-key order: nothing from the failed row on may stay marked sent.
+                    await session.execute(update(OutboxRecord).where(
+                        OutboxRecord.seq.in_([r.seq for r in rows[index:]]))  # type: ignore[union-attr]
+                        .values(status=PENDING, sent_at=None, broker_epoch=None))
                     await session.execute(update(OutboxRecord).where(OutboxRecord.seq == row.seq).values(
                         attempts=OutboxRecord.attempts + 1, last_error=repr(outcome)))
-                    # Keep per-key order: nothing after a failed row may be marked sent.
                     break
                 else:
-                    sent.append(row.seq)
                     metrics.OUTBOX_PUBLISHED.labels(self.service, row.topic).inc()
-            if sent:
-                await session.execute(update(OutboxRecord).where(OutboxRecord.seq.in_(sent))  # type: ignore[union-attr]
-                                      .values(status=SENT, sent_at=datetime.now(UTC), broker_epoch=epoch))
             for seq, error in parked:  # rare: one statement each
                 await session.execute(update(OutboxRecord).where(OutboxRecord.seq == seq)
-                                      .values(status=PARKED, last_error=error))
+                                      .values(status=PARKED, sent_at=None, broker_epoch=None, last_error=error))
         metrics.OUTBOX_BATCH_SECONDS.labels(self.service).observe(time.perf_counter() - started)
         if failure is not None:
             raise RuntimeError(f"publishing outbox events failed: {failure!r}")
         return len(rows)
+
+
+_COLUMNS = (OutboxRecord.seq, OutboxRecord.event_id, OutboxRecord.topic, OutboxRecord.key,  # type: ignore[var-annotated]
+            OutboxRecord.ce_type, OutboxRecord.ce_source, OutboxRecord.ce_subject, OutboxRecord.ce_time,
+            OutboxRecord.content_type, OutboxRecord.traceparent, OutboxRecord.payload)
+
+
+@functools.cache
+def _take(postgres: bool) -> Any:
+    """The one statement of a publishing round: the oldest pending rows (at most :limit) marked sent at :at with
+    broker epoch :epoch, RETURNING what publishing them needs. On PostgreSQL only if the service's advisory lock
+    :lock_key is free (an InitPlan, evaluated once), the rows locked FOR UPDATE SKIP LOCKED (a CTE, so once)."""
+    batch = (select(OutboxRecord.seq).where(OutboxRecord.status == PENDING)
+             .order_by(OutboxRecord.seq).limit(bindparam("limit")))
+    if postgres:
+        leader = select(func.pg_try_advisory_xact_lock(bindparam("lock_key", type_=BigInteger))).scalar_subquery()
+        batch = batch.where(leader).with_for_update(skip_locked=True)
+    taken = batch.cte("batch")
+    return (update(OutboxRecord).where(OutboxRecord.seq == taken.c.seq)
+            .values(status=SENT, sent_at=bindparam("at"), broker_epoch=bindparam("epoch"))
+            .returning(*_COLUMNS))
