@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import ColumnElement, Select, delete, or_, select, true
+from sqlalchemy import ColumnElement, Select, Table, bindparam, delete, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.triage.domain.grants import TaskVersion, grants_of, read_task_change
@@ -32,12 +32,16 @@ from shared.auth import Caller
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
 from shared.region import FRONT_DOOR
+from shared.writes import Writes
 
 # What a treatment grant opens of an acute request (SPEC §10): never the patient's other requests, nor types
 # a referral may carry beyond these (medication, allergies, documents stay with their submitter).
 TREATMENT_TYPES = frozenset({"Patient", "ServiceRequest", "Coverage", "Condition", "Observation",
                              "QuestionnaireResponse"})
 _CHUNK = 400  # bound the bind variables of one statement
+OWNERSHIP: Table = TaskOwnership.__table__  # type: ignore[attr-defined]
+GRANTS: Table = TreatmentGrant.__table__  # type: ignore[attr-defined]
+_DROP_GRANTS = delete(GRANTS).where(GRANTS.c.task_id == bindparam("task"))
 
 
 @dataclass(frozen=True)
@@ -163,19 +167,24 @@ async def on_task_changed(session: AsyncSession, event: Event) -> None:
     except ValueError as exc:
         raise PoisonMessage(f"task-changed value: {exc}") from exc
     # Versions of one Task come in order on one partition; the lock covers a rebalance handing it over mid-way.
-    await session.execute(select(TaskOwnership.version).where(
-        TaskOwnership.task_id == change.task_id).with_for_update())
     known = list((await session.execute(select(TaskOwnership).where(
-        TaskOwnership.task_id == change.task_id))).scalars())
+        TaskOwnership.task_id == change.task_id).with_for_update())).scalars())
     if any(row.version == change.version.version for row in known):
         return
     version = change.version
-    session.add(TaskOwnership(task_id=change.task_id, version=version.version,
-                              acute_request_id=change.acute_request_id, owner=version.owner, status=version.status,
-                              at=version.at))
     versions = [TaskVersion(version=row.version, owner=row.owner, status=row.status, at=_aware(row.at))
                 for row in known]
-    await session.execute(delete(TreatmentGrant).where(TreatmentGrant.task_id == change.task_id))
+    # The version, its Task's grants dropped and made again: one statement on PostgreSQL, whose sub-statements
+    # see one snapshot (the DELETE does not see the new grants). SQLite runs a unit's inserts before its other
+    # statements, so there the grants are dropped first, on their own.
+    writes = Writes()
+    writes.insert(OWNERSHIP, task_id=change.task_id, version=version.version, acute_request_id=change.acute_request_id,
+                  owner=version.owner, status=version.status, at=version.at)
+    if session.get_bind().dialect.name == "postgresql":
+        writes.statement(_DROP_GRANTS, {"task": change.task_id})
+    else:
+        await session.execute(_DROP_GRANTS, {"task": change.task_id})
     for grant in grants_of([*versions, version]):
-        session.add(TreatmentGrant(task_id=change.task_id, org=grant.org, acute_request_id=change.acute_request_id,
-                                   since=grant.since, ended_at=grant.ended_at))
+        writes.insert(GRANTS, task_id=change.task_id, org=grant.org, acute_request_id=change.acute_request_id,
+                      since=grant.since, ended_at=grant.ended_at)
+    await writes.flush(session)
