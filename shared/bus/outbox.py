@@ -237,13 +237,20 @@ class OutboxRelay:
                 key=lambda row: row.seq)
             if not rows:
                 return 0
-            futures = []
+            futures: list[asyncio.Future[Any]] = []
             for row in rows:
                 event = Event(topic=row.topic, key=row.key, source=row.ce_source, subject=row.ce_subject,
                               data=row.payload, id=row.event_id, time=row.ce_time, content_type=row.content_type,
                               traceparent=row.traceparent, type=row.ce_type)
-                futures.append(await self._producer.send(row.topic, value=row.payload, key=row.key.encode(),
-                                                         headers=event.headers()))
+                try:
+                    futures.append(await self._producer.send(row.topic, value=row.payload, key=row.key.encode(),
+                                                             headers=event.headers()))
+                except MessageSizeTooLargeError as exc:
+                    # Larger than the producer's max_request_size: refused before sending, parked like the
+                    # broker's refusal (else the round would fail on it for ever, holding up every later row).
+                    refused: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+                    refused.set_exception(exc)
+                    futures.append(refused)
             results = await asyncio.gather(*futures, return_exceptions=True)
             parked: list[tuple[int, str]] = []
             failure: BaseException | None = None

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from infra.broker import EmbeddedBroker
 from shared.bus.consumer import PoisonMessage
 from shared.bus.envelope import Event
-from shared.bus.outbox import OutboxRecord
+from shared.bus.outbox import OutboxRecord, enqueue
 from shared.bus.topics import PRESTATION_RECORDED, REFERRAL_RECEIVED, dlq
 from tests.bus_harness import Effect, Harness
 from tests.conftest import free_port
@@ -50,6 +50,27 @@ async def test_outbox_publishes_committed_events_and_nothing_rolled_back(harness
         statuses = (await session.execute(select(OutboxRecord.status).where(
             OutboxRecord.event_id.in_(committed)))).scalars().all()  # type: ignore[attr-defined]
     assert statuses and set(statuses) == {"sent"}
+
+
+async def test_an_event_too_large_to_send_is_parked_and_the_next_ones_are_published(harness: Harness) -> None:
+    """The producer refuses a value over its max_request_size (1 MiB) before sending: the row is parked with
+    its error, and the rows after it in the same round are published, not held up behind it."""
+    consumer = harness.consume(REFERRAL_RECEIVED)
+    await consumer.start()
+    async with harness.sessions() as session, session.begin():
+        large = Event.of(topic=REFERRAL_RECEIVED, key="p-" + "1" * 32, source="/test", subject="Test/large",
+                         payload={"resourceType": "Basic", "id": "large", "text": "x" * (2 << 20)})
+        enqueue(session, large)
+    committed = await harness.commit_events(3)
+
+    async def all_arrived() -> bool:
+        return set(committed) <= set(await harness.effects())
+
+    await harness.wait_for(all_arrived)
+    async with harness.sessions() as session:
+        status, error = (await session.execute(select(OutboxRecord.status, OutboxRecord.last_error).where(
+            OutboxRecord.event_id == large.id))).one()
+    assert status == "parked" and "MessageSizeTooLargeError" in (error or "")
 
 
 async def test_redelivered_event_has_no_second_effect(harness: Harness) -> None:
