@@ -1,9 +1,9 @@
 """Transactional outbox: events are rows written with the state change, published by a relay woken by the commit.
 
-The relay publishes pending rows in order with acks=all, a batch at a time (send all, await all, mark all in
-one statement), retries with backoff for as long as the broker is away, and stamps each row with the broker
-epoch it reached; when the broker turns out to have lost its data, rows stamped with an older epoch become
-pending again, so nothing committed is ever lost (consumers are idempotent).
+The relay publishes pending rows in order with acks=all, a batch at a time (one statement takes the batch and
+marks it sent; send all, await all, commit), retries with backoff for as long as the broker is away, and stamps
+each row with the broker epoch it reached; when the broker turns out to have lost its data, rows stamped with an
+older epoch become pending again, so nothing committed is ever lost (consumers are idempotent).
 
 What wakes it: on PostgreSQL a trigger on `outbox` NOTIFYs `OUTBOX_CHANNEL` in the inserting transaction, so
 the notification arrives exactly when the rows become visible, in every process of the service; the relay
