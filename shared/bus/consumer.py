@@ -31,7 +31,7 @@ import traceback
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import IllegalStateError
 from aiokafka.structs import OffsetAndMetadata
 from sqlalchemy import text
@@ -290,7 +290,12 @@ class EventConsumer:
             # answers only when the wait is over, so the wait bounds the time from commit to effect.
             fetch_min_bytes=1, fetch_max_wait_ms=self.fetch_max_wait_ms,
             request_timeout_ms=10000, session_timeout_ms=10000, heartbeat_interval_ms=2000)
-        self._consumer.subscribe(self.topics, listener=_StartAtSeeds(self))
+        if self.seed_from_subscriptions:
+            try:
+                await self._commit_seeds()
+            except Exception as exc:  # the committed offsets or the beginning, as without seeds: safe, only slower
+                log.warning("consumer %s: seeding positions failed (%s)", self.group, exc.__class__.__name__)
+        self._consumer.subscribe(self.topics)
         await self._consumer.start()
         self._dlq_producer = AIOKafkaProducer(bootstrap_servers=self.watch.bootstrap, acks="all",
                                               enable_idempotence=False, request_timeout_ms=10000)
@@ -319,22 +324,29 @@ class EventConsumer:
                 seeds[tp] = min(offsets[tp] for offsets in readers)
         return seeds
 
-    async def _start_at_seeds(self, assigned: set[TopicPartition]) -> None:
-        """Newly assigned partitions the group has no committed offset for start where the former groups left off
-        (`_former_positions`), when they did; the others as usual (committed offset, else the beginning)."""
-        if not self.seed_from_subscriptions or self._consumer is None or not assigned:
-            return
-        committed = await self.watch.group_offsets(self.group, sorted(assigned))
-        fresh = sorted(tp for tp in assigned if tp not in committed)
-        if not fresh:
-            return
-        seeds = await self._former_positions(fresh)
-        for tp, offset in seeds.items():
-            self._consumer.seek(tp, offset)
+    async def _commit_seeds(self) -> None:
+        """Before joining: the partitions of our topics the group has no committed offset for, where the former
+        groups left off (`_former_positions`), are committed as the group's offsets, so that the group starts there
+        and every later rebalance does too (the others start as usual: committed offset, else the beginning).
+        Committed outside the group (generation -1), as Kafka allows for a group whose members are not yet there."""
+        client = AIOKafkaConsumer(bootstrap_servers=self.watch.bootstrap, group_id=self.group,
+                                  enable_auto_commit=False, request_timeout_ms=10000)
+        await client.start()
+        try:
+            await client.topics()  # metadata for every topic, so that their partitions are known
+            partitions = sorted(TopicPartition(topic, p) for topic in self.topics
+                                for p in client.partitions_for_topic(topic) or ())
+            committed = await self.watch.group_offsets(self.group, partitions)
+            seeds = await self._former_positions([tp for tp in partitions if tp not in committed])
+            if not seeds:
+                return
+            client.assign(sorted(seeds))
+            await client.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in seeds.items()})
+        finally:
+            await client.stop()
         self.seeds.update(seeds)
-        if seeds:
-            log.info("consumer %s: %d partition(s) without a committed offset start where the former groups left off",
-                     self.group, len(seeds))
+        log.info("consumer %s: %d partition(s) without a committed offset start where the former groups left off",
+                 self.group, len(seeds))
 
     async def _run(self) -> None:
         assert self._consumer is not None
@@ -413,22 +425,6 @@ class EventConsumer:
                             send_exc.__class__.__name__)
                 self.watch.poke()
                 await asyncio.sleep(1)
-
-
-class _StartAtSeeds(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Newly assigned partitions without a committed offset start at their seed (EventConsumer._start_at_seeds)."""
-
-    def __init__(self, consumer: EventConsumer) -> None:
-        self.consumer = consumer
-
-    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
-        return None
-
-    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        try:
-            await self.consumer._start_at_seeds(assigned)
-        except Exception as exc:  # the committed offsets or the beginning, as without seeds: safe, only slower
-            log.warning("consumer %s: seeding positions failed (%s)", self.consumer.group, exc.__class__.__name__)
 
 
 def _header(record: ConsumerRecord, name: str) -> str | None:
