@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from tqdm import tqdm
 
 from infra.stack import SERVICES, Stack
@@ -335,12 +336,50 @@ async def warm_up(driver: Driver) -> None:
 
 
 async def run_soak(args: argparse.Namespace, *, triage: list[str], coordination: list[str], bootstrap: str,
-                   probe: Probe) -> dict[str, Any]:
-    """The soak (tests/bench/soak.py): `args.soak` requests at `args.soak_rate`/s after the warm-up."""
-    async with Driver(triage=triage, coordination=coordination, bootstrap=bootstrap) as driver:
-        await warm_up(driver)
-        return await soak.soak_phase(driver, probe.rss, requests=args.soak, rate=args.soak_rate,
-                                     interval=args.soak_sample_seconds, idle=probe.rss())
+                   probe: Probe, database_urls: list[str]) -> dict[str, Any]:
+    """The soak (tests/bench/soak.py): `args.soak` requests at `args.soak_rate`/s after the warm-up.
+
+    A PostgreSQL server with autovacuum off (as on the 2-core test machine) never refreshes the planner's
+    statistics, so queries planned for the empty tables of the start scan whole tables per row once they hold
+    thousands (measured: billing's feed query 12 s instead of 9 ms at 7,000 ledger lines). Production runs with
+    autovacuum; the soak then does what it would, an ANALYZE of the stack's databases every 30 s, and says so in
+    the report (`analyzed_by_bench`)."""
+    autovacuum = await _autovacuum_on(database_urls[0]) if database_urls else True
+    maintaining = None if autovacuum else asyncio.create_task(_analyze_forever(database_urls), name="analyze")
+    try:
+        async with Driver(triage=triage, coordination=coordination, bootstrap=bootstrap) as driver:
+            await warm_up(driver)
+            section = await soak.soak_phase(driver, probe.rss, requests=args.soak, rate=args.soak_rate,
+                                            interval=args.soak_sample_seconds, idle=probe.rss())
+    finally:
+        if maintaining is not None:
+            maintaining.cancel()
+            await asyncio.gather(maintaining, return_exceptions=True)
+    return {**section, "analyzed_by_bench": not autovacuum}
+
+
+def _asyncpg_url(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _autovacuum_on(url: str) -> bool:
+    connection = await asyncpg.connect(_asyncpg_url(url))
+    try:
+        return await connection.fetchval("SHOW autovacuum") == "on"
+    finally:
+        await connection.close()
+
+
+async def _analyze_forever(urls: list[str], every: float = 30.0) -> None:
+    """ANALYZE each database every `every` seconds (what autovacuum's analyze would do), until cancelled."""
+    while True:
+        await asyncio.sleep(every)
+        for url in urls:
+            connection = await asyncpg.connect(_asyncpg_url(url))
+            try:
+                await connection.execute("ANALYZE")
+            finally:
+                await connection.close()
 
 
 async def run_database(args: argparse.Namespace, *, triage: list[str], coordination: list[str], bootstrap: str,
@@ -504,7 +543,9 @@ def soak_main(args: argparse.Namespace, database: str, argv: list[str] | None) -
           f"{args.soak / args.soak_rate / 60:.0f} min after the stack starts …", file=sys.stderr)
     with bench_stack(database, args.triage_workers, args.postgres, args.instances) as stack:
         run = asyncio.run(run_soak(args, triage=stack.urls("triage"), coordination=stack.urls("coordination"),
-                                   bootstrap=stack.bootstrap, probe=Probe(stack)))
+                                   bootstrap=stack.bootstrap, probe=Probe(stack),
+                                   database_urls=[url for url in stack.database_urls.values()
+                                                  if url.startswith("postgresql")]))
     section = {"machine": machine(), "command": "python -m tests.bench " + " ".join(argv or sys.argv[1:]),
                "started": started,
                "database": database, "triage_workers": args.triage_workers, "instances": args.instances, **run}
