@@ -16,7 +16,9 @@ from collections.abc import Callable
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -74,3 +76,31 @@ class CommitListener:
 
     def _notified(self, *_args: Any) -> None:
         self.wake()
+
+
+class CommitSignal:
+    """An in-process wake-up on commit: `mark(session)` notes that this transaction wrote a worker's rows, and
+    when it commits, the `wake` the worker attached to its session factory (`attach`) is called; a rollback
+    forgets the mark. For SQLite and for the moments a `CommitListener` is down. `name` keys `Session.info`."""
+
+    def __init__(self, name: str) -> None:
+        self._written = f"regiozorg.{name}_written"
+        self._wake = f"regiozorg.{name}_wake"
+        event.listen(Session, "after_commit", self._after_commit)
+        event.listen(Session, "after_rollback", self._after_rollback)
+
+    def mark(self, session: AsyncSession | Session) -> None:
+        session.info[self._written] = True
+
+    def attach(self, sessions: async_sessionmaker[AsyncSession], wake: Callable[[], None]) -> None:
+        """Sessions of `sessions` call `wake()` after committing a marked transaction."""
+        sessions.configure(info={**(sessions.kw.get("info") or {}), self._wake: wake})
+
+    def _after_commit(self, session: Session) -> None:
+        if session.info.pop(self._written, False):
+            wake = session.info.get(self._wake)
+            if wake is not None:
+                wake()
+
+    def _after_rollback(self, session: Session) -> None:
+        session.info.pop(self._written, None)

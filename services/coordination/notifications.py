@@ -25,9 +25,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlparse
 
 import httpx
-from sqlalchemy import DateTime, String, bindparam, event, insert, literal, or_, select, update
+from sqlalchemy import DateTime, String, bindparam, insert, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 
 from services.coordination.models import DeliveryAttempt, Notification, SubscriptionRecord
 from shared.auth import Caller
@@ -35,7 +34,7 @@ from shared.db import is_postgres
 from shared.fhir import FhirError, Issue, unresolved_placeholders, validate_resource
 from shared.identifiers import org_token, parse_org
 from shared.tasks import cancelled
-from shared.wakeup import CommitListener
+from shared.wakeup import CommitListener, CommitSignal
 from shared.writes import Writes
 
 log = logging.getLogger(__name__)
@@ -64,9 +63,8 @@ _SERVER_SET = {("Subscription.status",), ("Subscription.reason",)}
 NOTIFICATION_CHANNEL = "regiozorg_notification"
 # How long the sender sleeps when nothing wakes it and nothing is due sooner: only the fallback for a lost signal.
 FALLBACK_SECONDS = 30.0
-# session.info keys: a notification or subscription was added in this transaction / what to call after commit.
-_WRITTEN = "regiozorg.notification_written"
-_WAKE = "regiozorg.notification_wake"
+# Commits adding a notification or subscription wake the sender in-process (SQLite, or while its LISTEN is down).
+_SIGNAL = CommitSignal("notification")
 
 
 @dataclass(frozen=True)
@@ -104,20 +102,7 @@ def written(session: AsyncSession) -> None:
     """Note that this transaction adds something for the sender (a notification, a subscription to greet): its
     commit wakes the sender of a session made by the sender's session factory. On PostgreSQL the triggers of
     revision 0006 wake every process's sender as well; this signal covers SQLite and a lost LISTEN."""
-    session.info[_WRITTEN] = True
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_after_commit(session: Session) -> None:
-    if session.info.pop(_WRITTEN, False):
-        wake = session.info.get(_WAKE)
-        if wake is not None:
-            wake()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_WRITTEN, None)
+    _SIGNAL.mark(session)
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -468,7 +453,7 @@ class Sender:
         self._listener = (CommitListener(bind, NOTIFICATION_CHANNEL, self.wake, what="notification sender")
                           if isinstance(bind, AsyncEngine) and is_postgres(bind) else None)
         # Sessions of this factory wake the sender once they commit a notification or subscription (`written`).
-        sessions.configure(info={**(sessions.kw.get("info") or {}), _WAKE: self._committed})
+        _SIGNAL.attach(sessions, self._committed)
 
     @property
     def listening(self) -> bool:

@@ -29,9 +29,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import MessageSizeTooLargeError
-from sqlalchemy import BigInteger, Column, Index, LargeBinary, bindparam, event, func, select, update
+from sqlalchemy import BigInteger, Column, Index, LargeBinary, bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.orm import Session
 from sqlmodel import Field, SQLModel
 
 from shared import metrics
@@ -39,16 +38,15 @@ from shared.bus.envelope import Event
 from shared.bus.watch import BrokerWatch
 from shared.db import is_postgres
 from shared.tasks import cancelled
-from shared.wakeup import CommitListener
+from shared.wakeup import CommitListener, CommitSignal
 
 log = logging.getLogger(__name__)
 
 PENDING, SENT, PARKED = "pending", "sent", "parked"
 # The PostgreSQL channel the outbox trigger notifies (migrations.create_outbox_notify); NOTIFY is per database.
 OUTBOX_CHANNEL = "regiozorg_outbox"
-# session.info keys: rows were enqueued in this transaction / what to call once it has committed.
-_WRITTEN = "regiozorg.outbox_written"
-_WAKE = "regiozorg.outbox_wake"
+# Commits of outbox rows wake the relay in-process (SQLite, or while its LISTEN is down).
+COMMITS = CommitSignal("outbox")
 
 
 class OutboxRecord(SQLModel, table=True):
@@ -92,20 +90,7 @@ def enqueue(session: AsyncSession, event: Event) -> None:
 def written(session: AsyncSession) -> None:
     """Note that outbox rows were written in this session's transaction some other way than `enqueue` (a hot
     path's one statement, shared/writes.py): its commit wakes the relay in-process, as `enqueue`'s does."""
-    session.info[_WRITTEN] = True
-
-
-@event.listens_for(Session, "after_commit")
-def _wake_after_commit(session: Session) -> None:
-    if session.info.pop(_WRITTEN, False):
-        wake = session.info.get(_WAKE)
-        if wake is not None:
-            wake()
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_after_rollback(session: Session) -> None:
-    session.info.pop(_WRITTEN, None)
+    COMMITS.mark(session)
 
 
 def _lock_key(service: str) -> int:
@@ -137,7 +122,7 @@ class OutboxRelay:
         self._listener = CommitListener(engine, OUTBOX_CHANNEL, self.wake, what=f"outbox relay of {service}",
                                         keepalive_seconds=listen_keepalive_seconds, max_backoff=max_backoff)
         # Sessions of this factory wake the relay once they commit outbox rows (see enqueue).
-        sessions.configure(info={**(sessions.kw.get("info") or {}), _WAKE: self._committed})
+        COMMITS.attach(sessions, self._committed)
         watch.on_new_epoch(self.republish_older_epochs)
 
     def wake(self) -> None:

@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, event, select, update
 from services.coordination import episodes
 from services.coordination.models import TaskRecord, TimelineEntry
 from shared import migrations
+from shared.bus import outbox
 from shared.bus.envelope import Event
 from shared.bus.outbox import OutboxRecord
 from shared.db import make_engine, session_factory
@@ -97,7 +98,7 @@ async def test_an_event_written_with_the_others_wakes_the_relay_on_commit_only(d
     try:
         await migrations.migrate(engine, "coordination")
         sessions = session_factory(engine)
-        sessions.configure(info={outbox_wake_key(): lambda: woken.append("commit")})
+        outbox.COMMITS.attach(sessions, lambda: woken.append("commit"))
         with pytest.raises(RuntimeError, match="refused"):
             async with sessions() as session, session.begin():
                 writes = Writes()
@@ -117,9 +118,3 @@ async def test_an_event_written_with_the_others_wakes_the_relay_on_commit_only(d
         assert woken == ["commit"]
     finally:
         await engine.dispose()
-
-
-def outbox_wake_key() -> str:
-    from shared.bus import outbox
-
-    return outbox._WAKE
