@@ -1,6 +1,7 @@
 """The harness of the integration tests that drive coordination's use cases on its own database, the same on both
 backends (`database_url`: SQLite and PostgreSQL): coordination's migrated database, the front door's seeded one on
-the same backend, and a case manager's reassignment of a Task through coordination's service."""
+the same backend, and a case manager's reassignment of a Task through coordination's service; and the front
+door's app in this process for the intake tests (`front_door_app`, `partner_headers`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -18,7 +20,7 @@ from services.triage import configuration
 from shared import migrations
 from shared.auth import Caller
 from shared.db import make_engine, session_factory
-from shared.region import FRONT_DOOR
+from shared.region import DEMO_CLIENTS, FRONT_DOOR
 from shared.settings import CODESYSTEM_BASE
 
 Sessions = async_sessionmaker[AsyncSession]
@@ -82,3 +84,32 @@ def reassign(coordination_sessions: Sessions) -> Reassign:
                                             clock_tolerance=timedelta(minutes=5), traceparent=None)
 
     return reassign
+
+
+@asynccontextmanager
+async def front_door_app(database: str | None, data_dir: Path) -> AsyncIterator[Any]:
+    """The front door's app in this process on `database` (None: its SQLite default under `data_dir`), migrated,
+    seeded with the demo region and its machine clients, without a broker (events stay in the outbox)."""
+    from services.triage import clients
+    from services.triage.app import create_app
+    from services.triage.settings import TriageSettings
+
+    settings = TriageSettings(TRIAGE_DATABASE_URL=database, REGIOZORG_DATA_DIR=data_dir, REGIOZORG_ENV="demo")
+    app = create_app(settings)
+    runtime = app.state.runtime
+    await runtime.start_database()
+    async with runtime.sessions() as session, session.begin():
+        await configuration.seed(session)
+        await clients.seed_demo_clients(session, settings.data_dir)
+    runtime.relay = SimpleNamespace(wake=lambda: None)
+    try:
+        yield app
+    finally:
+        await runtime.engine.dispose()
+
+
+def partner_headers(app: Any, client_id: str = "ehr-delinde") -> dict[str, str]:
+    """A bearer token the app's own issuer made for a demo machine client, with its scopes, plus FHIR JSON."""
+    client = next(c for c in DEMO_CLIENTS if c.client_id == client_id)
+    token = app.state.issuer.issue(client_id=client.client_id, org=client.org.token, scopes=client.scopes)
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}

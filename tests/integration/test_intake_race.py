@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -16,13 +15,11 @@ import pytest
 from sqlalchemy import func, select
 
 from infra.referrals import referral_bundle
-from services.triage import clients, configuration, service
-from services.triage.app import create_app
+from services.triage import service
 from services.triage.models import AcuteRequest, StoredResource
-from services.triage.settings import TriageSettings
 from shared.audit import AuditRecord
-from shared.region import DEMO_CLIENTS
 from tests.conftest import PostgresDatabases
+from tests.integration.conftest import front_door_app, partner_headers
 
 
 @pytest.fixture
@@ -32,22 +29,10 @@ def database(postgres: PostgresDatabases) -> str:
 
 @pytest.fixture
 async def triage(database: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    settings = TriageSettings(TRIAGE_DATABASE_URL=database, REGIOZORG_DATA_DIR=tmp_path,
-                              REGIOZORG_ENV="demo")
-    app = create_app(settings)
-    runtime = app.state.runtime
-    await runtime.start_database()
-    async with runtime.sessions() as session, session.begin():
-        await configuration.seed(session)
-        await clients.seed_demo_clients(session, settings.data_dir)
-    runtime.relay = types.SimpleNamespace(wake=lambda: None)  # no broker here: events stay in the outbox
-    partner = next(c for c in DEMO_CLIENTS if c.client_id == "ehr-delinde")
-    token = app.state.issuer.issue(client_id=partner.client_id, org=partner.org.token, scopes=partner.scopes)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://triage.test",
-                                 headers={"Authorization": f"Bearer {token}",
-                                          "Content-Type": "application/fhir+json"}) as http:
-        yield http, runtime
-    await runtime.engine.dispose()
+    async with front_door_app(database, tmp_path) as app, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://triage.test",
+            headers=partner_headers(app)) as http:
+        yield http, app.state.runtime
 
 
 async def test_a_referral_posted_twice_at_once_is_stored_once_and_both_get_its_ids(

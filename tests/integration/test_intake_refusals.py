@@ -5,7 +5,6 @@ create a ServiceRequest (403), each as an OperationOutcome, and stores nothing."
 from __future__ import annotations
 
 import json
-import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -15,11 +14,9 @@ import pytest
 from sqlalchemy import func, select
 
 from infra.referrals import referral_bundle
-from services.triage import clients, configuration
-from services.triage.app import create_app
 from services.triage.models import AcuteRequest
-from services.triage.settings import TriageSettings
 from shared.region import DEMO_CLIENTS
+from tests.integration.conftest import front_door_app
 
 BODY = json.dumps(referral_bundle(bsn="111222333", referral_id="refused-1", bundle_id="refused-b1")).encode()
 FHIR = {"Content-Type": "application/fhir+json"}
@@ -27,18 +24,10 @@ FHIR = {"Content-Type": "application/fhir+json"}
 
 @pytest.fixture
 async def triage(database_url: str, tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-    settings = TriageSettings(TRIAGE_DATABASE_URL=None if database_url.startswith("sqlite") else database_url,
-                              REGIOZORG_DATA_DIR=tmp_path, REGIOZORG_ENV="demo")
-    app = create_app(settings)
-    runtime = app.state.runtime
-    await runtime.start_database()
-    async with runtime.sessions() as session, session.begin():
-        await configuration.seed(session)
-        await clients.seed_demo_clients(session, settings.data_dir)
-    runtime.relay = types.SimpleNamespace(wake=lambda: None)  # no broker here: events stay in the outbox
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://triage.test") as http:
+    database = None if database_url.startswith("sqlite") else database_url
+    async with front_door_app(database, tmp_path) as app, httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://triage.test") as http:
         yield http, app
-    await runtime.engine.dispose()
 
 
 def _token(app: Any, client_id: str) -> dict[str, str]:
